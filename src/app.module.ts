@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from './auth/auth.module.js';
+import { AppConfigModule } from './config/config.module.js';
+import { GatewayModule } from './gateway/gateway.module.js';
+import { HealthModule } from './health/health.module.js';
+import { LifecycleModule } from './lifecycle/lifecycle.module.js';
+import { StatsModule } from './stats/stats.module.js';
+
+@Module({
+  imports: [AppConfigModule, AuthModule, LifecycleModule, GatewayModule, HealthModule, StatsModule],
+})
+export class AppModule {}

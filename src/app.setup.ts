@@ -1,0 +1,70 @@
+import { ConsoleLogger, type INestApplication, type LogLevel } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { ApiKeyService } from './auth/api-key.service.js';
+import { credentialsOf } from './auth/credentials.js';
+import { Fanout } from './bus/fanout.service.js';
+import { appConfig, type AppConfig } from './config/app.config.js';
+import type { LogLevelName } from './config/environment.js';
+import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
+import { ShutdownService } from './lifecycle/shutdown.service.js';
+import { ID_PATTERN, type ServerMessage } from './protocol/protocol.js';
+import { UsersService } from './users/users.service.js';
+
+const LEVELS_FROM: Record<LogLevelName, LogLevel[]> = {
+  debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+  log: ['fatal', 'error', 'warn', 'log'],
+  warn: ['fatal', 'error', 'warn'],
+  error: ['fatal', 'error'],
+};
+
+export function createLogger(config: AppConfig): ConsoleLogger {
+  return new ConsoleLogger({
+    logLevels: LEVELS_FROM[config.logLevel],
+    json: config.logFormat === 'json',
+    colors: config.logFormat !== 'json' && process.stdout.isTTY,
+  });
+}
+
+/** Everything main.ts and the end-to-end tests share: logger, ws adapter, upgrade checks. */
+export function configureApp(app: INestApplication): AppConfig {
+  const config = app.get<AppConfig>(appConfig.KEY);
+  app.useLogger(createLogger(config));
+  const apiKeys = app.get(ApiKeyService);
+  const shutdown = app.get(ShutdownService);
+  const users = app.get(UsersService);
+  const fanout = app.get(Fanout);
+
+  const verifyUpgrade = (request: IncomingMessage): UpgradeDecision => {
+    if (shutdown.isShuttingDown) {
+      return { ok: false, status: 503, message: 'Server shutting down' };
+    }
+    const { userId, apiKey } = credentialsOf(request);
+    if (!apiKeys.accepts(apiKey)) {
+      return { ok: false, status: 401, message: 'Unauthorized' };
+    }
+    if (userId !== undefined && !ID_PATTERN.test(userId)) {
+      return {
+        ok: false,
+        status: 400,
+        message: 'userId must be 1-64 characters of [A-Za-z0-9._-]',
+      };
+    }
+    return { ok: true };
+  };
+
+  app.useWebSocketAdapter(
+    new MultiplayerWsAdapter(app, {
+      maxPayload: config.maxMessageBytes,
+      perMessageDeflate: config.perMessageDeflate,
+      verifyUpgrade,
+      reply: (socket: WebSocket, reply: unknown) => {
+        const connection = users.connectionOf(socket);
+        if (connection) {
+          fanout.send(connection, reply as ServerMessage);
+        }
+      },
+    }),
+  );
+  return config;
+}

@@ -1,0 +1,17 @@
+import type { IncomingMessage } from 'node:http';
+
+export interface Credentials {
+  userId?: string;
+  apiKey?: string;
+}
+
+/** Reads `?userId=` and the API key (`?apiKey=`, `x-api-key` or `Authorization: Bearer`). */
+export function credentialsOf(request: IncomingMessage): Credentials {
+  const url = new URL(request.url ?? '/', 'ws://localhost');
+  const userId = url.searchParams.get('userId') || undefined;
+  const header = request.headers['x-api-key'];
+  const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  const apiKey =
+    url.searchParams.get('apiKey') ?? (typeof header === 'string' ? header : undefined) ?? bearer;
+  return { userId, apiKey };
+}

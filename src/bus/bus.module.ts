@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { UsersModule } from '../users/users.module.js';
+import { Fanout } from './fanout.service.js';
+import { LocalRoomBus } from './local-room-bus.js';
+import { ROOM_BUS } from './room-bus.js';
+
+@Module({
+  imports: [UsersModule],
+  providers: [Fanout, { provide: ROOM_BUS, useClass: LocalRoomBus }],
+  exports: [Fanout, ROOM_BUS],
+})
+export class BusModule {}

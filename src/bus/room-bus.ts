@@ -1,0 +1,23 @@
+import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+
+export const ROOM_BUS = Symbol('ROOM_BUS');
+
+/**
+ * Delivers room events to the members of a room wherever they are connected. The local
+ * implementation reaches this instance's sockets; a clustered one also relays through Redis.
+ */
+export interface RoomBus {
+  /** Sends an event to every member of the room except `exceptUserId`; serializes it once. */
+  publish<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId?: string,
+  ): void;
+
+  /** Sends an event to one member of the room; false when that member is not reachable. */
+  sendToMember<E extends ServerEvent>(
+    roomId: string,
+    userId: string,
+    message: ServerMessage<E>,
+  ): boolean;
+}

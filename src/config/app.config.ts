@@ -1,0 +1,35 @@
+import { registerAs } from '@nestjs/config';
+import { validateEnvironment, type EnvironmentVariables } from './environment.js';
+
+/** The typed settings every module reads; built once from the environment at boot. */
+export function toAppConfig(env: EnvironmentVariables) {
+  return {
+    port: env.PORT,
+    host: env.HOST,
+    requireApiKey: env.REQUIRE_API_KEY,
+    apiKey: env.API_KEY,
+    maxRooms: env.MAX_ROOMS,
+    maxUsersPerRoom: env.MAX_USERS_PER_ROOM,
+    maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
+    maxMessageBytes: env.MAX_MESSAGE_BYTES,
+    maxStateBytes: env.MAX_STATE_BYTES,
+    kickBanMs: env.KICK_BAN_MS,
+    emptyRoomTtlMs: env.EMPTY_ROOM_TTL_MS,
+    roomTimeoutMs: env.ROOM_TIMEOUT_MS,
+    heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    perMessageDeflate: env.PER_MESSAGE_DEFLATE,
+    logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
+  };
+}
+
+/** Builds the config from a plain variable map: the boot path and tests share it. */
+export function loadAppConfig(env: Record<string, string | undefined>): AppConfig {
+  return toAppConfig(validateEnvironment(env));
+}
+
+// The one place that reads process.env.
+export const appConfig = registerAs('app', () => loadAppConfig(process.env));
+
+export type AppConfig = ReturnType<typeof toAppConfig>;

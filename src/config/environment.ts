@@ -1,0 +1,84 @@
+import { plainToInstance, Transform, Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  validateSync,
+} from 'class-validator';
+
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  if (value === 'true' || value === '1') {
+    return true;
+  }
+  if (value === 'false' || value === '0' || value === '') {
+    return false;
+  }
+  return value;
+};
+
+export const LOG_LEVELS = ['debug', 'log', 'warn', 'error'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** The environment variables the server reads, with their defaults and bounds. */
+export class EnvironmentVariables {
+  @Type(() => Number) @IsInt() @Min(0) @Max(65535) PORT = 8080;
+  @IsString() @MinLength(1) HOST = '0.0.0.0';
+
+  @Transform(toBoolean) @IsBoolean() REQUIRE_API_KEY = false;
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) API_KEY?: string;
+
+  @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000) MAX_ROOMS = 1000;
+  @Type(() => Number) @IsInt() @Min(1) @Max(100_000) MAX_USERS_PER_ROOM = 50;
+  @Type(() => Number) @IsInt() @Min(1) @Max(1000) MAX_ROOMS_PER_CONNECTION = 10;
+  @Type(() => Number) @IsInt() @Min(1024) @Max(16 * 1024 * 1024) MAX_MESSAGE_BYTES = 65536;
+  @Type(() => Number) @IsInt() @Min(1024) @Max(64 * 1024 * 1024) MAX_STATE_BYTES = 262144;
+
+  @Type(() => Number) @IsInt() @Min(0) KICK_BAN_MS = 60_000;
+  @Type(() => Number) @IsInt() @Min(0) EMPTY_ROOM_TTL_MS = 30_000;
+  @Type(() => Number) @IsInt() @Min(1000) ROOM_TIMEOUT_MS = 86_400_000;
+  @Type(() => Number) @IsInt() @Min(50) HEARTBEAT_INTERVAL_MS = 30_000;
+  @Type(() => Number) @IsInt() @Min(100) SHUTDOWN_TIMEOUT_MS = 8000;
+
+  @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
+  @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
+  @IsIn(LOG_FORMATS) LOG_FORMAT: LogFormat = 'text';
+}
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+/** Parses and validates the environment; throws a ConfigValidationError naming every bad variable. */
+export function validateEnvironment(env: Record<string, string | undefined>): EnvironmentVariables {
+  const known = Object.keys(new EnvironmentVariables());
+  const present: Record<string, string> = {};
+  for (const key of known) {
+    const value = env[key];
+    if (value !== undefined && !(value === '' && key !== 'API_KEY')) {
+      present[key] = value;
+    }
+  }
+  const parsed = plainToInstance(EnvironmentVariables, present);
+  const problems = validateSync(parsed, { forbidUnknownValues: false }).map((error) => {
+    const constraints = Object.values(error.constraints ?? {}).join('; ');
+    return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
+  });
+  if (parsed.REQUIRE_API_KEY && !parsed.API_KEY) {
+    problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
+  }
+  if (problems.length > 0) {
+    throw new ConfigValidationError(problems);
+  }
+  return parsed;
+}

@@ -1,0 +1,44 @@
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { ID_PATTERN, type AppMessage } from '../protocol/protocol.js';
+
+const MAX_TYPE_LENGTH = 64;
+
+export interface BroadcastRequest {
+  roomId: string;
+  message: AppMessage;
+}
+
+/**
+ * The `broadcast` check, hand-written because it runs for every pose update: the same rules as
+ * BroadcastDto/AppMessageDto (a spec holds the two to the same cases), no allocation on success.
+ */
+export function checkBroadcast(body: Record<string, unknown>): BroadcastRequest {
+  const roomId = body.roomId;
+  if (typeof roomId !== 'string' || !ID_PATTERN.test(roomId)) {
+    throw ProtocolError.validation('roomId', 'roomId must be 1-64 characters of [A-Za-z0-9._-]');
+  }
+  checkAppMessage(body.message);
+  return body as unknown as BroadcastRequest;
+}
+
+export function checkAppMessage(message: unknown): asserts message is AppMessage {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw ProtocolError.validation('message', 'message must be an object');
+  }
+  const { type, senderId, timestamp, data } = message as Record<string, unknown>;
+  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+    throw ProtocolError.validation(
+      'message.type',
+      'message.type must be a string of 1-64 characters',
+    );
+  }
+  if (senderId !== undefined && (typeof senderId !== 'string' || senderId.length > 64)) {
+    throw ProtocolError.validation('message.senderId', 'message.senderId must be a string');
+  }
+  if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
+    throw ProtocolError.validation('message.timestamp', 'message.timestamp must be a number');
+  }
+  if (data !== undefined && (typeof data !== 'object' || data === null || Array.isArray(data))) {
+    throw ProtocolError.validation('message.data', 'message.data must be an object');
+  }
+}

@@ -1,0 +1,29 @@
+import { Type } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { IsProtocolId, OptionalRequestId } from './validators.js';
+
+export class RoomConfigDto {
+  @IsOptional() @IsString() @MaxLength(128) name?: string;
+  // The server's MAX_USERS_PER_ROOM bound is checked by RoomsService, which knows it.
+  @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxUsers?: number;
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(128) password?: string;
+  @IsOptional() @IsBoolean() persistent?: boolean;
+  @IsOptional() @IsIn(['editor', 'viewer']) defaultRole?: 'editor' | 'viewer';
+}
+
+export class CreateRoomDto {
+  @OptionalRequestId() requestId?: string;
+  @IsOptional() @IsProtocolId() roomId?: string;
+  @IsOptional() @ValidateNested() @Type(() => RoomConfigDto) config?: RoomConfigDto;
+}

@@ -1,0 +1,3 @@
+import { RoomRequestDto } from './room-request.dto.js';
+
+export class GetStateDto extends RoomRequestDto {}

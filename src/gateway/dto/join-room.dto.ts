@@ -1,0 +1,35 @@
+import { Type } from 'class-transformer';
+import {
+  IsIn,
+  IsOptional,
+  IsString,
+  Matches,
+  MaxLength,
+  MinLength,
+  ValidateNested,
+} from 'class-validator';
+import { ROLES, type Role } from '../../protocol/protocol.js';
+import { IsProtocolId, OptionalRequestId } from './validators.js';
+
+export class AvatarDto {
+  @IsOptional() @IsString() @MaxLength(32) type?: string;
+  @IsOptional()
+  @Matches(/^#[0-9A-Fa-f]{3,8}$/, { message: 'color must be a hex colour like #3498db' })
+  color?: string;
+  @IsOptional() @IsString() @MaxLength(64) displayName?: string;
+  @IsOptional() @IsString() @MaxLength(2048) modelUrl?: string;
+}
+
+export class UserInfoDto {
+  @IsOptional() @IsProtocolId() userId?: string;
+  @IsOptional() @IsString() @MinLength(1) @MaxLength(64) name?: string;
+  @IsOptional() @IsIn(ROLES) role?: Role;
+  @IsOptional() @ValidateNested() @Type(() => AvatarDto) avatar?: AvatarDto;
+}
+
+export class JoinRoomDto {
+  @OptionalRequestId() requestId?: string;
+  @IsProtocolId() roomId: string;
+  @IsOptional() @IsString() @MaxLength(128) password?: string;
+  @IsOptional() @ValidateNested() @Type(() => UserInfoDto) userInfo?: UserInfoDto;
+}

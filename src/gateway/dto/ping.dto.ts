@@ -1,0 +1,5 @@
+import { OptionalRequestId } from './validators.js';
+
+export class PingDto {
+  @OptionalRequestId() requestId?: string;
+}

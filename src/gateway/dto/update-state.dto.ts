@@ -1,0 +1,61 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import {
+  STATE_COLLECTIONS,
+  STATE_OPS,
+  STATE_PATCH_SECTIONS,
+  type StateCollection,
+  type StateOpKind,
+} from '../../protocol/protocol.js';
+import { HasOnlyKeys, IsProtocolId, OptionalRequestId } from './validators.js';
+
+export class StatePatchDto {
+  @IsOptional() @IsString() @MaxLength(2048) sceneUrl?: string | null;
+  @IsOptional() @IsBoolean() sceneLoaded?: boolean;
+  @IsOptional() @IsObject() treeViewState?: Record<string, unknown>;
+  @IsOptional() @IsObject() sessionSettings?: Record<string, unknown>;
+}
+
+export class StateOpDto {
+  @IsIn(STATE_OPS) op: StateOpKind;
+  @IsIn(STATE_COLLECTIONS) collection: StateCollection;
+  @IsString() @MinLength(1) @MaxLength(128) id: string;
+  @ValidateIf((op: StateOpDto) => op.op !== 'remove') @IsObject() item?: Record<string, unknown>;
+}
+
+export class UpdateStateDto {
+  @OptionalRequestId() requestId?: string;
+  @IsProtocolId() roomId: string;
+  @ValidateIf((dto: UpdateStateDto) => dto.patch !== undefined || dto.baseVersion !== undefined)
+  @IsInt()
+  @Min(0)
+  baseVersion?: number;
+  @ValidateIf((dto: UpdateStateDto) => dto.patch !== undefined || dto.ops === undefined)
+  @IsObject()
+  @HasOnlyKeys(STATE_PATCH_SECTIONS)
+  @ValidateNested()
+  @Type(() => StatePatchDto)
+  patch?: StatePatchDto;
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(100)
+  @ValidateNested({ each: true })
+  @Type(() => StateOpDto)
+  ops?: StateOpDto[];
+}

@@ -1,0 +1,40 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+import { configureApp } from './app.setup.js';
+import { ConfigValidationError } from './config/environment.js';
+
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(AppModule, { bufferLogs: true, abortOnError: false });
+  const config = configureApp(app);
+  // Nest runs the shutdown hooks on these signals and then exits 0.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => forceExitAfter(config.shutdownTimeoutMs));
+  }
+  await app.listen(config.port, config.host);
+  const address = app.getHttpServer().address() as { port: number } | null;
+  new Logger('Bootstrap').log(
+    `Listening on http://${config.host}:${address?.port ?? config.port} (ws and HTTP)`,
+  );
+}
+
+/** A shutdown that hangs (a stuck client, a stuck hook) must not outlive SHUTDOWN_TIMEOUT_MS. */
+function forceExitAfter(ms: number): void {
+  setTimeout(() => {
+    new Logger('Bootstrap').warn(`Shutdown took longer than ${ms} ms; exiting now`);
+    process.exit(0);
+  }, ms).unref();
+}
+
+bootstrap().catch((error: unknown) => {
+  if (error instanceof ConfigValidationError) {
+    process.stderr.write(`${error.message}\n`);
+  } else {
+    process.stderr.write(
+      `Failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+  }
+  process.exit(1);
+});

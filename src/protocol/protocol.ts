@@ -1,0 +1,193 @@
+// The wire protocol in one place: the server, the tests and the bench import these names.
+
+export const ClientAction = {
+  CreateRoom: 'create_room',
+  JoinRoom: 'join_room',
+  LeaveRoom: 'leave_room',
+  Broadcast: 'broadcast',
+  SendMessage: 'send_message',
+  Ping: 'ping',
+  UpdateState: 'update_state',
+  GetState: 'get_state',
+  SetRole: 'set_role',
+  KickUser: 'kick_user',
+  DeleteRoom: 'delete_room',
+} as const;
+export type ClientAction = (typeof ClientAction)[keyof typeof ClientAction];
+
+export const ServerEvent = {
+  Connected: 'connected',
+  RoomCreated: 'room_created',
+  RoomJoined: 'room_joined',
+  RoomLeft: 'room_left',
+  UserJoined: 'user_joined',
+  UserLeft: 'user_left',
+  UserUpdated: 'user_updated',
+  Message: 'message',
+  Pong: 'pong',
+  StateUpdated: 'state_updated',
+  State: 'state',
+  Kicked: 'kicked',
+  RoomDeleted: 'room_deleted',
+  Error: 'error',
+} as const;
+export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
+
+export const ErrorCode = {
+  InvalidJson: 'INVALID_JSON',
+  InvalidMessage: 'INVALID_MESSAGE',
+  UnknownAction: 'UNKNOWN_ACTION',
+  ValidationFailed: 'VALIDATION_FAILED',
+  RoomFull: 'ROOM_FULL',
+  RoomExists: 'ROOM_EXISTS',
+  RoomNotFound: 'ROOM_NOT_FOUND',
+  RoomLimit: 'ROOM_LIMIT',
+  InvalidPassword: 'INVALID_PASSWORD',
+  NotInRoom: 'NOT_IN_ROOM',
+  Forbidden: 'FORBIDDEN',
+  UserNotFound: 'USER_NOT_FOUND',
+  StaleVersion: 'STALE_VERSION',
+  ItemExists: 'ITEM_EXISTS',
+  ItemNotFound: 'ITEM_NOT_FOUND',
+  StateTooLarge: 'STATE_TOO_LARGE',
+  Kicked: 'KICKED',
+  TooManyRooms: 'TOO_MANY_ROOMS',
+  InternalError: 'INTERNAL_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const CloseCode = {
+  GoingAway: 1001,
+  UnsupportedData: 1003,
+  MessageTooBig: 1009,
+  SessionReplaced: 4000,
+} as const;
+
+export const CloseReason = {
+  GoingAway: 'Server shutting down',
+  UnsupportedData: 'Binary frames are not supported',
+  SessionReplaced: 'Session replaced',
+} as const;
+
+export const ROLES = ['host', 'editor', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Higher rank = more rights; used to cap the role a joiner may ask for. */
+export const ROLE_RANK: Record<Role, number> = { viewer: 0, editor: 1, host: 2 };
+
+/** Room ids and user ids: 1-64 characters of [A-Za-z0-9._-]. */
+export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export const STATE_COLLECTIONS = ['annotations', 'focusPoints'] as const;
+export type StateCollection = (typeof STATE_COLLECTIONS)[number];
+
+export const STATE_PATCH_SECTIONS = [
+  'sceneUrl',
+  'sceneLoaded',
+  'treeViewState',
+  'sessionSettings',
+] as const;
+export type StatePatchSection = (typeof STATE_PATCH_SECTIONS)[number];
+
+export const STATE_OPS = ['add', 'update', 'remove'] as const;
+export type StateOpKind = (typeof STATE_OPS)[number];
+
+export type JsonObject = { [key: string]: unknown };
+
+export interface Avatar {
+  type?: string;
+  color?: string;
+  displayName?: string;
+  modelUrl?: string;
+}
+
+export interface RoomUser {
+  id: string;
+  name: string;
+  role: Role;
+  avatar?: Avatar;
+  connected: boolean;
+  lastSeen: number;
+}
+
+export interface StateItem extends JsonObject {
+  id: string;
+}
+
+export interface RoomState {
+  version: number;
+  sceneUrl: string | null;
+  sceneLoaded: boolean;
+  treeViewState: JsonObject;
+  annotations: StateItem[];
+  focusPoints: StateItem[];
+  sessionSettings: JsonObject;
+}
+
+export interface StatePatch {
+  sceneUrl?: string | null;
+  sceneLoaded?: boolean;
+  treeViewState?: JsonObject;
+  sessionSettings?: JsonObject;
+}
+
+export interface StateOp {
+  op: StateOpKind;
+  collection: StateCollection;
+  id: string;
+  item?: JsonObject;
+}
+
+export interface RoomInfo {
+  roomId: string;
+  users: RoomUser[];
+  state: RoomState;
+  createdAt: number;
+}
+
+/** An application message as relayed by `broadcast` and `send_message`. */
+export interface AppMessage {
+  type: string;
+  senderId?: string;
+  timestamp?: number;
+  data?: JsonObject;
+}
+
+export interface ErrorPayload {
+  message: string;
+  code: ErrorCode;
+  requestId?: string;
+  field?: string;
+  currentVersion?: number;
+}
+
+export type RoomDeletedReason = 'deleted' | 'idle_timeout';
+
+/** Every server event and its payload: `send` helpers are typed against this map. */
+export interface ServerEventMap {
+  connected: { userId: string };
+  room_created: { requestId?: string; roomId: string };
+  room_joined: { requestId?: string; roomInfo: RoomInfo };
+  room_left: { requestId?: string; roomId: string };
+  user_joined: { roomId: string; user: RoomUser };
+  user_left: { requestId?: string; roomId: string; userId: string };
+  user_updated: { requestId?: string; roomId: string; user: RoomUser };
+  message: { roomId?: string; message: AppMessage; senderId: string };
+  pong: { requestId?: string; serverTime: number };
+  state_updated: {
+    requestId?: string;
+    roomId: string;
+    version: number;
+    patch?: StatePatch;
+    ops?: StateOp[];
+    updatedBy: string;
+  };
+  state: { requestId?: string; roomId: string; version: number; state: RoomState };
+  kicked: { roomId: string; requestId?: string };
+  room_deleted: { requestId?: string; roomId: string; reason: RoomDeletedReason };
+  error: ErrorPayload;
+}
+
+export type ServerMessage<E extends ServerEvent = ServerEvent> = {
+  [K in E]: { event: K; data: ServerEventMap[K] };
+}[E];

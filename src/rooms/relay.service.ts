@@ -1,0 +1,80 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { ErrorCode, ServerEvent, type AppMessage } from '../protocol/protocol.js';
+import type { Connection } from '../users/connection.js';
+import { ROOM_STORE, type RoomStore } from './room-store.js';
+
+const ACTIVITY_WRITE_INTERVAL_MS = 1000;
+
+/** Relays application messages: room broadcasts (the pose hot path) and direct messages. */
+@Injectable()
+export class RelayService {
+  /** When each room's lastActivity was last written, so a busy room writes it once a second. */
+  private readonly lastActivityWrite = new Map<string, number>();
+
+  constructor(
+    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+  ) {}
+
+  /** Hot path: a Set lookup, one serialization in the bus, no await on success. */
+  broadcast(sender: Connection, roomId: string, message: AppMessage): Promise<void> | void {
+    if (!sender.rooms.has(roomId)) {
+      return this.rejectNotMember(roomId, sender.userId);
+    }
+    if (message.senderId !== undefined && message.senderId !== sender.userId) {
+      throw ProtocolError.forbidden('message.senderId must be your own userId');
+    }
+    this.bus.publish(
+      roomId,
+      { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
+      sender.userId,
+    );
+    this.recordActivity(roomId);
+  }
+
+  async sendDirect(sender: Connection, targetUserId: string, message: AppMessage): Promise<void> {
+    if (message.senderId !== undefined && message.senderId !== sender.userId) {
+      throw ProtocolError.forbidden('message.senderId must be your own userId');
+    }
+    const roomId = await this.store.shareRoom(sender.userId, targetUserId);
+    const delivered =
+      roomId !== undefined &&
+      this.bus.sendToMember(roomId, targetUserId, {
+        event: ServerEvent.Message,
+        data: { message, senderId: sender.userId },
+      });
+    if (!delivered) {
+      throw new ProtocolError(
+        ErrorCode.UserNotFound,
+        `User ${targetUserId} is not connected or shares no room with you`,
+      );
+    }
+  }
+
+  /** Forgets rooms that have been quiet for a while, so the map does not grow with old rooms. */
+  pruneActivityRecords(now: number): void {
+    for (const [roomId, writtenAt] of this.lastActivityWrite) {
+      if (now - writtenAt >= ACTIVITY_WRITE_INTERVAL_MS) {
+        this.lastActivityWrite.delete(roomId);
+      }
+    }
+  }
+
+  private recordActivity(roomId: string): void {
+    const now = Date.now();
+    const last = this.lastActivityWrite.get(roomId) ?? 0;
+    if (now - last < ACTIVITY_WRITE_INTERVAL_MS) {
+      return;
+    }
+    this.lastActivityWrite.set(roomId, now);
+    void this.store.touch(roomId, now);
+  }
+
+  private async rejectNotMember(roomId: string, userId: string): Promise<never> {
+    // roleOf throws ROOM_NOT_FOUND for a room that does not exist.
+    await this.store.roleOf(roomId, userId);
+    throw ProtocolError.notInRoom(roomId);
+  }
+}

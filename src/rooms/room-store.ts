@@ -1,0 +1,119 @@
+import type {
+  Avatar,
+  Role,
+  RoomInfo,
+  RoomState,
+  RoomUser,
+  StateOp,
+  StatePatch,
+} from '../protocol/protocol.js';
+
+export const ROOM_STORE = Symbol('ROOM_STORE');
+
+export type GrantableRole = Exclude<Role, 'host'>;
+
+export interface RoomConfig {
+  name?: string;
+  maxUsers: number;
+  /** A salted hash, never the password itself. */
+  passwordHash?: string;
+  persistent: boolean;
+  defaultRole: GrantableRole;
+}
+
+export interface NewRoom {
+  roomId: string;
+  config: RoomConfig;
+  createdAt: number;
+}
+
+export interface JoinRequest {
+  roomId: string;
+  userId: string;
+  name: string;
+  avatar?: Avatar;
+  requestedRole?: Role;
+  password?: string;
+  now: number;
+  /** Used when the join creates the room. */
+  configForNewRoom: RoomConfig;
+  maxRooms: number;
+}
+
+export interface JoinOutcome {
+  roomInfo: RoomInfo;
+  user: RoomUser;
+  /** The user was a member already: nothing changed. */
+  alreadyMember: boolean;
+  createdRoom: boolean;
+}
+
+export interface LeaveOutcome {
+  /** A member promoted to host because the host left. */
+  newHost?: RoomUser;
+  remaining: number;
+}
+
+export interface StateChange {
+  baseVersion?: number;
+  patch?: StatePatch;
+  ops?: StateOp[];
+}
+
+export interface RoomSummary {
+  roomId: string;
+  name?: string;
+  userCount: number;
+  persistent: boolean;
+  createdAt: number;
+  lastActivity: number;
+}
+
+export type ExpiryReason = 'empty' | 'idle_timeout';
+
+export interface ExpiredRoom {
+  roomId: string;
+  reason: ExpiryReason;
+  memberIds: string[];
+}
+
+export interface ExpiryPolicy {
+  now: number;
+  emptyRoomTtlMs: number;
+  roomTimeoutMs: number;
+}
+
+/**
+ * Rooms, memberships, roles and state. Every check-and-write is one method so that a shared
+ * implementation can make it atomic. Methods throw ProtocolError for rule violations.
+ */
+export interface RoomStore {
+  /** ROOM_EXISTS, ROOM_LIMIT. */
+  create(room: NewRoom, maxRooms: number): Promise<void>;
+  /** Creates the room when missing. KICKED, INVALID_PASSWORD, ROOM_FULL, ROOM_LIMIT. */
+  join(request: JoinRequest): Promise<JoinOutcome>;
+  /** undefined when the user was not a member. */
+  leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined>;
+  /** ROOM_NOT_FOUND; undefined when the user is not a member. */
+  roleOf(roomId: string, userId: string): Promise<Role | undefined>;
+  /** Returns the users whose role changed, in the order they changed; the target comes last. */
+  setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]>;
+  /** Removes the target and bans it until `bannedUntil`. USER_NOT_FOUND. */
+  kick(
+    roomId: string,
+    targetUserId: string,
+    bannedUntil: number,
+    now: number,
+  ): Promise<LeaveOutcome>;
+  /** Returns the ids of the members it had; ROOM_NOT_FOUND. */
+  delete(roomId: string): Promise<string[]>;
+  /** Compare-and-set on the version; returns the new version. */
+  applyStateChange(roomId: string, change: StateChange, maxStateBytes: number): Promise<number>;
+  getState(roomId: string): Promise<RoomState>;
+  /** Whether two users share a room. */
+  shareRoom(userId: string, otherUserId: string): Promise<string | undefined>;
+  touch(roomId: string, now: number): Promise<void>;
+  list(): Promise<RoomSummary[]>;
+  /** Claims and deletes the rooms that expired under the policy. */
+  deleteExpired(policy: ExpiryPolicy): Promise<ExpiredRoom[]>;
+}

@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { BusModule } from '../bus/bus.module.js';
+import { UsersModule } from '../users/users.module.js';
+import { MemoryRoomStore } from './memory-room-store.js';
+import { RelayService } from './relay.service.js';
+import { RoomExpiryService } from './room-expiry.service.js';
+import { ROOM_STORE } from './room-store.js';
+import { RoomsService } from './rooms.service.js';
+
+@Module({
+  imports: [BusModule, UsersModule],
+  providers: [
+    RoomsService,
+    RelayService,
+    RoomExpiryService,
+    { provide: ROOM_STORE, useClass: MemoryRoomStore },
+  ],
+  exports: [RoomsService, RelayService, ROOM_STORE],
+})
+export class RoomsModule {}

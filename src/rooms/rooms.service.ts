@@ -1,0 +1,315 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { Fanout } from '../bus/fanout.service.js';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import {
+  ErrorCode,
+  ServerEvent,
+  type Avatar,
+  type Role,
+  type RoomInfo,
+  type RoomUser,
+} from '../protocol/protocol.js';
+import type { Connection } from '../users/connection.js';
+import type { BufferedEvent } from '../users/local-membership.js';
+import { UsersService } from '../users/users.service.js';
+import { hashPassword } from './password.js';
+import {
+  ROOM_STORE,
+  type GrantableRole,
+  type LeaveOutcome,
+  type RoomConfig,
+  type RoomStore,
+} from './room-store.js';
+
+export interface CreateRoomCommand {
+  roomId?: string;
+  name?: string;
+  maxUsers?: number;
+  password?: string;
+  persistent?: boolean;
+  defaultRole?: GrantableRole;
+}
+
+export interface JoinRoomCommand {
+  roomId: string;
+  password?: string;
+  name?: string;
+  role?: Role;
+  avatar?: Avatar;
+}
+
+/** Room lifecycle, membership and roles. Replies whose order matters are sent from here. */
+@Injectable()
+export class RoomsService {
+  private readonly logger = new Logger(RoomsService.name);
+
+  constructor(
+    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly users: UsersService,
+    private readonly fanout: Fanout,
+  ) {}
+
+  async create(command: CreateRoomCommand): Promise<string> {
+    const roomId = command.roomId ?? generateRoomId();
+    const maxUsers = command.maxUsers ?? this.config.maxUsersPerRoom;
+    if (maxUsers > this.config.maxUsersPerRoom) {
+      throw ProtocolError.validation(
+        'config.maxUsers',
+        `config.maxUsers may be at most ${this.config.maxUsersPerRoom}`,
+      );
+    }
+    const config: RoomConfig = {
+      ...(command.name !== undefined ? { name: command.name } : {}),
+      maxUsers,
+      ...(command.password ? { passwordHash: hashPassword(command.password) } : {}),
+      persistent: command.persistent ?? false,
+      defaultRole: command.defaultRole ?? 'editor',
+    };
+    await this.store.create({ roomId, config, createdAt: Date.now() }, this.config.maxRooms);
+    this.logger.log(`Room ${roomId} created${config.persistent ? ' (persistent)' : ''}`);
+    return roomId;
+  }
+
+  /**
+   * Joins (creating the room if needed). The joiner's local membership is pending while the
+   * store takes the snapshot, so `room_joined` goes out before any other event of the room, and
+   * nothing published meanwhile is lost or repeated.
+   */
+  async join(connection: Connection, command: JoinRoomCommand, requestId?: string): Promise<void> {
+    const { roomId } = command;
+    const membership = this.users.membership;
+    if (!membership.isMember(connection, roomId)) {
+      this.checkRoomsPerConnection(connection);
+    }
+    membership.beginJoin(connection, roomId);
+    const now = Date.now();
+    let outcome;
+    try {
+      outcome = await this.store.join({
+        roomId,
+        userId: connection.userId,
+        name: command.name ?? connection.userId,
+        avatar: command.avatar,
+        requestedRole: command.role,
+        password: command.password,
+        now,
+        configForNewRoom: {
+          maxUsers: this.config.maxUsersPerRoom,
+          ...(command.password ? { passwordHash: hashPassword(command.password) } : {}),
+          persistent: false,
+          defaultRole: 'editor',
+        },
+        maxRooms: this.config.maxRooms,
+      });
+    } catch (error) {
+      membership.abortJoin(connection, roomId);
+      throw error;
+    }
+    if (outcome.createdRoom) {
+      this.logger.log(`Room ${roomId} created on join`);
+    }
+    this.fanout.send(connection, {
+      event: ServerEvent.RoomJoined,
+      data: { ...(requestId !== undefined ? { requestId } : {}), roomInfo: outcome.roomInfo },
+    });
+    for (const held of membership.completeJoin(connection, roomId)) {
+      if (happenedAfterSnapshot(held, outcome.roomInfo)) {
+        this.fanout.sendFrame(connection, held.frame);
+      }
+    }
+    if (outcome.alreadyMember) {
+      return;
+    }
+    this.bus.publish(
+      roomId,
+      { event: ServerEvent.UserJoined, data: { roomId, user: outcome.user } },
+      connection.userId,
+    );
+  }
+
+  async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
+    const outcome = await this.store.leave(roomId, connection.userId, Date.now());
+    this.users.membership.remove(connection, roomId);
+    this.fanout.send(connection, {
+      event: ServerEvent.RoomLeft,
+      data: { ...(requestId !== undefined ? { requestId } : {}), roomId },
+    });
+    if (outcome) {
+      await this.announceDeparture(roomId, connection.userId, outcome);
+    }
+  }
+
+  /** A closed or dead socket leaves every room it was in; nobody gets a reply. */
+  async leaveAll(connection: Connection): Promise<void> {
+    for (const roomId of [...connection.rooms]) {
+      this.users.membership.remove(connection, roomId);
+      const outcome = await this.store.leave(roomId, connection.userId, Date.now());
+      if (outcome) {
+        await this.announceDeparture(roomId, connection.userId, outcome);
+      }
+    }
+  }
+
+  roleOf(roomId: string, userId: string): Promise<Role | undefined> {
+    return this.store.roleOf(roomId, userId);
+  }
+
+  async setRole(
+    actor: Connection,
+    roomId: string,
+    targetUserId: string,
+    role: Role,
+    requestId?: string,
+  ): Promise<void> {
+    rejectSelfTarget(actor, targetUserId);
+    const changed = await this.store.setRole(roomId, targetUserId, role);
+    changed.forEach((user, index) => {
+      const isReply = index === changed.length - 1;
+      this.publishWithReply(actor, roomId, requestId, isReply, {
+        event: ServerEvent.UserUpdated,
+        data: { roomId, user },
+      });
+    });
+  }
+
+  async kick(
+    actor: Connection,
+    roomId: string,
+    targetUserId: string,
+    requestId?: string,
+  ): Promise<void> {
+    rejectSelfTarget(actor, targetUserId);
+    const now = Date.now();
+    const outcome = await this.store.kick(roomId, targetUserId, now + this.config.kickBanMs, now);
+    this.bus.sendToMember(roomId, targetUserId, { event: ServerEvent.Kicked, data: { roomId } });
+    this.publishWithReply(actor, roomId, requestId, true, {
+      event: ServerEvent.UserLeft,
+      data: { roomId, userId: targetUserId },
+    });
+    this.logger.log(`User ${targetUserId} kicked from room ${roomId} by ${actor.userId}`);
+    await this.announceNewHost(roomId, outcome);
+  }
+
+  async delete(actor: Connection, roomId: string, requestId?: string): Promise<void> {
+    await this.store.delete(roomId);
+    this.fanout.send(actor, {
+      event: ServerEvent.RoomDeleted,
+      data: { ...(requestId !== undefined ? { requestId } : {}), roomId, reason: 'deleted' },
+    });
+    this.bus.publish(
+      roomId,
+      { event: ServerEvent.RoomDeleted, data: { roomId, reason: 'deleted' } },
+      actor.userId,
+    );
+    this.logger.log(`Room ${roomId} deleted by ${actor.userId}`);
+  }
+
+  /** Deletes empty and idle rooms whose time is up and tells members of idle ones. */
+  async deleteExpiredRooms(): Promise<void> {
+    const expired = await this.store.deleteExpired({
+      now: Date.now(),
+      emptyRoomTtlMs: this.config.emptyRoomTtlMs,
+      roomTimeoutMs: this.config.roomTimeoutMs,
+    });
+    for (const room of expired) {
+      if (room.memberIds.length > 0 || this.users.membership.members(room.roomId)) {
+        this.bus.publish(room.roomId, {
+          event: ServerEvent.RoomDeleted,
+          data: { roomId: room.roomId, reason: 'idle_timeout' },
+        });
+      }
+      this.logger.log(`Room ${room.roomId} deleted (${room.reason})`);
+    }
+  }
+
+  private async announceDeparture(roomId: string, userId: string, outcome: LeaveOutcome) {
+    this.bus.publish(roomId, { event: ServerEvent.UserLeft, data: { roomId, userId } });
+    await this.announceNewHost(roomId, outcome);
+  }
+
+  private async announceNewHost(roomId: string, outcome: LeaveOutcome): Promise<void> {
+    if (outcome.newHost) {
+      this.bus.publish(roomId, {
+        event: ServerEvent.UserUpdated,
+        data: { roomId, user: outcome.newHost },
+      });
+    }
+    if (outcome.remaining === 0 && this.config.emptyRoomTtlMs === 0) {
+      await this.deleteExpiredRooms();
+    }
+  }
+
+  /**
+   * Sends an event to the room; when `isReply`, the actor's copy carries the requestId and the
+   * others' copies do not.
+   */
+  private publishWithReply(
+    actor: Connection,
+    roomId: string,
+    requestId: string | undefined,
+    isReply: boolean,
+    message:
+      | { event: 'user_updated'; data: { roomId: string; user: RoomUser } }
+      | {
+          event: 'user_left';
+          data: { roomId: string; userId: string };
+        },
+  ): void {
+    if (!isReply) {
+      this.bus.publish(roomId, message);
+      return;
+    }
+    this.bus.publish(roomId, message, actor.userId);
+    this.fanout.send(actor, {
+      ...message,
+      data: { ...message.data, ...(requestId !== undefined ? { requestId } : {}) },
+    } as typeof message);
+  }
+
+  private checkRoomsPerConnection(connection: Connection): void {
+    if (connection.rooms.size >= this.config.maxRoomsPerConnection) {
+      throw new ProtocolError(
+        ErrorCode.TooManyRooms,
+        `A connection may be in at most ${this.config.maxRoomsPerConnection} rooms`,
+      );
+    }
+  }
+}
+
+function generateRoomId(): string {
+  const bytes = randomBytes(12);
+  let id = 'room-';
+  for (const byte of bytes) {
+    id += (byte % 36).toString(36);
+  }
+  return id;
+}
+
+function rejectSelfTarget(actor: Connection, targetUserId: string): void {
+  if (actor.userId === targetUserId) {
+    throw ProtocolError.validation('targetUserId', 'You cannot target yourself');
+  }
+}
+
+/**
+ * Whether an event held back during a join is news to a joiner holding this snapshot: state
+ * updates newer than its version, arrivals not in it, departures of users still in it.
+ */
+function happenedAfterSnapshot(held: BufferedEvent, snapshot: RoomInfo): boolean {
+  const data = held.data as { version?: number; user?: { id: string }; userId?: string };
+  switch (held.event) {
+    case ServerEvent.StateUpdated:
+      return (data.version ?? 0) > snapshot.state.version;
+    case ServerEvent.UserJoined:
+      return !snapshot.users.some((user) => user.id === data.user?.id);
+    case ServerEvent.UserLeft:
+      return snapshot.users.some((user) => user.id === data.userId);
+    default:
+      return true;
+  }
+}

@@ -1,0 +1,44 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Fanout } from '../bus/fanout.service.js';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ServerEvent, type RoomState } from '../protocol/protocol.js';
+import { ROOM_STORE, type RoomStore, type StateChange } from '../rooms/room-store.js';
+import type { Connection } from '../users/connection.js';
+
+/** Versioned room state: compare-and-set through the store, then `state_updated` to everyone. */
+@Injectable()
+export class StateService {
+  constructor(
+    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly fanout: Fanout,
+  ) {}
+
+  /** Applies the change; the sender's copy of `state_updated` is its reply. */
+  async update(
+    actor: Connection,
+    roomId: string,
+    change: StateChange,
+    requestId?: string,
+  ): Promise<void> {
+    const version = await this.store.applyStateChange(roomId, change, this.config.maxStateBytes);
+    const data = {
+      roomId,
+      version,
+      ...(change.patch ? { patch: change.patch } : {}),
+      ...(change.ops ? { ops: change.ops } : {}),
+      updatedBy: actor.userId,
+    };
+    this.bus.publish(roomId, { event: ServerEvent.StateUpdated, data }, actor.userId);
+    this.fanout.send(actor, {
+      event: ServerEvent.StateUpdated,
+      data: { ...(requestId !== undefined ? { requestId } : {}), ...data },
+    });
+  }
+
+  get(roomId: string): Promise<RoomState> {
+    return this.store.getState(roomId);
+  }
+}

@@ -1,0 +1,15 @@
+import type { WebSocket } from 'ws';
+
+/** One client socket on this instance and the rooms it is a member of here. */
+export class Connection {
+  /** Rooms this connection has joined and receives events of. */
+  readonly rooms = new Set<string>();
+  /** Cleared on every heartbeat tick; any pong or message sets it again. */
+  alive = true;
+  readonly connectedAt = Date.now();
+
+  constructor(
+    readonly userId: string,
+    readonly socket: WebSocket,
+  ) {}
+}

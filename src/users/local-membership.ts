@@ -1,0 +1,121 @@
+import type { Connection } from './connection.js';
+
+/** An event that reached a connection while its join was still being answered. */
+export interface BufferedEvent {
+  readonly event: string;
+  readonly data: unknown;
+  readonly frame: string;
+}
+
+interface LocalRoom {
+  readonly members: Set<Connection>;
+  /** Joins in flight: events are held back until the joiner has its `room_joined`. */
+  readonly pending: Map<Connection, BufferedEvent[]>;
+}
+
+/**
+ * Which local connections receive the events of which room. A join registers as pending before
+ * the store takes its snapshot, so no event published around the snapshot can be missed; the
+ * joiner then gets `room_joined` first and the held-back events after it.
+ */
+export class LocalMembership {
+  private readonly rooms = new Map<string, LocalRoom>();
+
+  members(roomId: string): ReadonlySet<Connection> | undefined {
+    return this.rooms.get(roomId)?.members;
+  }
+
+  pending(roomId: string): ReadonlyMap<Connection, BufferedEvent[]> | undefined {
+    const room = this.rooms.get(roomId);
+    return room && room.pending.size > 0 ? room.pending : undefined;
+  }
+
+  isMember(connection: Connection, roomId: string): boolean {
+    return connection.rooms.has(roomId);
+  }
+
+  beginJoin(connection: Connection, roomId: string): void {
+    if (connection.rooms.has(roomId)) {
+      return;
+    }
+    this.roomEntry(roomId).pending.set(connection, []);
+  }
+
+  /** Makes the join effective and returns what was held back while it was pending. */
+  completeJoin(connection: Connection, roomId: string): BufferedEvent[] {
+    const room = this.roomEntry(roomId);
+    const buffered = room.pending.get(connection) ?? [];
+    room.pending.delete(connection);
+    room.members.add(connection);
+    connection.rooms.add(roomId);
+    return buffered;
+  }
+
+  abortJoin(connection: Connection, roomId: string): void {
+    const room = this.rooms.get(roomId);
+    if (!room) {
+      return;
+    }
+    room.pending.delete(connection);
+    this.dropIfEmpty(roomId, room);
+  }
+
+  remove(connection: Connection, roomId: string): boolean {
+    const room = this.rooms.get(roomId);
+    connection.rooms.delete(roomId);
+    if (!room) {
+      return false;
+    }
+    const removed = room.members.delete(connection);
+    room.pending.delete(connection);
+    this.dropIfEmpty(roomId, room);
+    return removed;
+  }
+
+  /** Drops every local member of a room (the room was deleted) and returns them. */
+  removeRoom(roomId: string): Connection[] {
+    const room = this.rooms.get(roomId);
+    if (!room) {
+      return [];
+    }
+    this.rooms.delete(roomId);
+    const dropped = [...room.members, ...room.pending.keys()];
+    for (const connection of dropped) {
+      connection.rooms.delete(roomId);
+    }
+    return dropped;
+  }
+
+  /** Session replacement: the new socket takes over the old one's rooms. */
+  transfer(from: Connection, to: Connection): void {
+    for (const roomId of from.rooms) {
+      const room = this.rooms.get(roomId);
+      if (!room) {
+        continue;
+      }
+      room.members.delete(from);
+      room.members.add(to);
+      to.rooms.add(roomId);
+    }
+    from.rooms.clear();
+  }
+
+  roomCount(): number {
+    return this.rooms.size;
+  }
+
+  private roomEntry(roomId: string): LocalRoom {
+    let room = this.rooms.get(roomId);
+    if (!room) {
+      room = { members: new Set(), pending: new Map() };
+      this.rooms.set(roomId, room);
+    }
+    return room;
+  }
+
+  private dropIfEmpty(roomId: string, room: LocalRoom): void {
+    if (room.members.size === 0 && room.pending.size === 0) {
+      this.rooms.delete(roomId);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { Connection } from './connection.js';
+import { LocalMembership } from './local-membership.js';
+
+export interface ConnectResult {
+  connection: Connection;
+  /** The earlier connection of the same userId, now closed with 4000. */
+  replaced?: Connection;
+}
+
+/** Connected users on this instance: socket <-> userId, and the rooms each one is in here. */
+@Injectable()
+export class UsersService {
+  private readonly logger = new Logger(UsersService.name);
+  private readonly byUserId = new Map<string, Connection>();
+  private readonly bySocket = new WeakMap<WebSocket, Connection>();
+  readonly membership = new LocalMembership();
+
+  connect(userId: string, socket: WebSocket): ConnectResult {
+    const connection = new Connection(userId, socket);
+    const replaced = this.byUserId.get(userId);
+    this.byUserId.set(userId, connection);
+    this.bySocket.set(socket, connection);
+    socket.on('pong', () => {
+      connection.alive = true;
+    });
+    if (replaced) {
+      this.membership.transfer(replaced, connection);
+      this.bySocket.delete(replaced.socket);
+      replaced.socket.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
+      this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
+    }
+    return { connection, replaced };
+  }
+
+  /** Forgets a closed socket; returns its connection only if it was still the user's current one. */
+  disconnect(socket: WebSocket): Connection | undefined {
+    const connection = this.bySocket.get(socket);
+    if (!connection) {
+      return undefined;
+    }
+    this.bySocket.delete(socket);
+    if (this.byUserId.get(connection.userId) === connection) {
+      this.byUserId.delete(connection.userId);
+    }
+    return connection;
+  }
+
+  connectionOf(socket: WebSocket): Connection | undefined {
+    return this.bySocket.get(socket);
+  }
+
+  byUser(userId: string): Connection | undefined {
+    return this.byUserId.get(userId);
+  }
+
+  all(): IterableIterator<Connection> {
+    return this.byUserId.values();
+  }
+
+  count(): number {
+    return this.byUserId.size;
+  }
+}
