@@ -1,12 +1,20 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
-import { configureApp } from './app.setup.js';
+import { configureApp, createLogger } from './app.setup.js';
+import { appConfig } from './config/app.config.js';
 import { ConfigValidationError } from './config/environment.js';
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule, { bufferLogs: true, abortOnError: false });
+  // Validated here first, so a bad variable stops the process with one clear message.
+  const bootConfig = appConfig();
+  const app = await NestFactory.create(AppModule, {
+    logger: createLogger(bootConfig),
+    abortOnError: false,
+  });
   const config = configureApp(app);
   // Nest runs the shutdown hooks on these signals and then exits 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
@@ -14,7 +22,8 @@ async function bootstrap(): Promise<void> {
     process.once(signal, () => forceExitAfter(config.shutdownTimeoutMs));
   }
   await app.listen(config.port, config.host);
-  const address = app.getHttpServer().address() as { port: number } | null;
+  const httpServer = app.getHttpServer() as Server;
+  const address = httpServer.address() as AddressInfo | null;
   new Logger('Bootstrap').log(
     `Listening on http://${config.host}:${address?.port ?? config.port} (ws and HTTP)`,
   );

@@ -29,23 +29,24 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** The environment variables the server reads, with their defaults and bounds. */
 export class EnvironmentVariables {
-  @Type(() => Number) @IsInt() @Min(0) @Max(65535) PORT = 8080;
-  @IsString() @MinLength(1) HOST = '0.0.0.0';
+  // class-validator reports the decorator nearest the property first: the type check sits there.
+  @Type(() => Number) @Max(65535) @Min(0) @IsInt() PORT = 8080;
+  @MinLength(1) @IsString() HOST = '0.0.0.0';
 
   @Transform(toBoolean) @IsBoolean() REQUIRE_API_KEY = false;
-  @IsOptional() @IsString() @MinLength(1) @MaxLength(512) API_KEY?: string;
+  @IsOptional() @MaxLength(512) @MinLength(1) @IsString() API_KEY?: string;
 
-  @Type(() => Number) @IsInt() @Min(1) @Max(1_000_000) MAX_ROOMS = 1000;
-  @Type(() => Number) @IsInt() @Min(1) @Max(100_000) MAX_USERS_PER_ROOM = 50;
-  @Type(() => Number) @IsInt() @Min(1) @Max(1000) MAX_ROOMS_PER_CONNECTION = 10;
-  @Type(() => Number) @IsInt() @Min(1024) @Max(16 * 1024 * 1024) MAX_MESSAGE_BYTES = 65536;
-  @Type(() => Number) @IsInt() @Min(1024) @Max(64 * 1024 * 1024) MAX_STATE_BYTES = 262144;
+  @Type(() => Number) @Max(1_000_000) @Min(1) @IsInt() MAX_ROOMS = 1000;
+  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
+  @Type(() => Number) @Max(1000) @Min(1) @IsInt() MAX_ROOMS_PER_CONNECTION = 10;
+  @Type(() => Number) @Max(16 * 1024 * 1024) @Min(1024) @IsInt() MAX_MESSAGE_BYTES = 65536;
+  @Type(() => Number) @Max(64 * 1024 * 1024) @Min(1024) @IsInt() MAX_STATE_BYTES = 262144;
 
-  @Type(() => Number) @IsInt() @Min(0) KICK_BAN_MS = 60_000;
-  @Type(() => Number) @IsInt() @Min(0) EMPTY_ROOM_TTL_MS = 30_000;
-  @Type(() => Number) @IsInt() @Min(1000) ROOM_TIMEOUT_MS = 86_400_000;
-  @Type(() => Number) @IsInt() @Min(50) HEARTBEAT_INTERVAL_MS = 30_000;
-  @Type(() => Number) @IsInt() @Min(100) SHUTDOWN_TIMEOUT_MS = 8000;
+  @Type(() => Number) @Min(0) @IsInt() KICK_BAN_MS = 60_000;
+  @Type(() => Number) @Min(0) @IsInt() EMPTY_ROOM_TTL_MS = 30_000;
+  @Type(() => Number) @Min(1000) @IsInt() ROOM_TIMEOUT_MS = 86_400_000;
+  @Type(() => Number) @Min(50) @IsInt() HEARTBEAT_INTERVAL_MS = 30_000;
+  @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
   @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
@@ -70,10 +71,12 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
     }
   }
   const parsed = plainToInstance(EnvironmentVariables, present);
-  const problems = validateSync(parsed, { forbidUnknownValues: false }).map((error) => {
-    const constraints = Object.values(error.constraints ?? {}).join('; ');
-    return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
-  });
+  const problems = validateSync(parsed, { forbidUnknownValues: false, stopAtFirstError: true }).map(
+    (error) => {
+      const constraints = Object.values(error.constraints ?? {}).join('; ');
+      return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
+    },
+  );
   if (parsed.REQUIRE_API_KEY && !parsed.API_KEY) {
     problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
   }

@@ -24,7 +24,7 @@ export interface MultiplayerWsAdapterOptions {
   reply(socket: WebSocket, reply: unknown): void;
 }
 
-type HandlerCallback = (data: unknown, action: unknown) => Promise<unknown> | unknown;
+type HandlerCallback = (data: unknown, action: unknown) => unknown;
 
 /**
  * The ws adapter with our rules: auth in the upgrade, our payload limit, binary frames refused

@@ -73,7 +73,11 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       return;
     }
     this.logger.log(`User ${connection.userId} disconnected`);
-    await this.rooms.leaveAll(connection);
+    try {
+      await this.rooms.leaveAll(connection);
+    } catch (error) {
+      this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
+    }
   }
 
   @SubscribeMessage(ClientAction.CreateRoom)

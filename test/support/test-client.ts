@@ -31,7 +31,7 @@ export class TestClient {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (raw) => {
-      this.received.push(JSON.parse(raw.toString()) as Received);
+      this.received.push(JSON.parse((raw as Buffer).toString()) as Received);
       this.wake();
     });
     this.closed = new Promise((resolve) => {
