@@ -117,8 +117,9 @@ export class RoomsService {
       event: ServerEvent.RoomJoined,
       data: { ...(requestId !== undefined ? { requestId } : {}), roomInfo: outcome.roomInfo },
     });
+    const isNews = newsFilter(outcome.roomInfo);
     for (const held of membership.completeJoin(connection, roomId)) {
-      if (happenedAfterSnapshot(held, outcome.roomInfo)) {
+      if (isNews(held)) {
         this.fanout.sendFrame(connection, held.frame);
       }
     }
@@ -297,19 +298,36 @@ function rejectSelfTarget(actor: Connection, targetUserId: string): void {
 }
 
 /**
- * Whether an event held back during a join is news to a joiner holding this snapshot: state
- * updates newer than its version, arrivals not in it, departures of users still in it.
+ * Decides which events held back during a join are news to a joiner holding this snapshot,
+ * walking them in order: state updates newer than its version, arrivals of users it does not
+ * list (yet), departures of users it lists (still).
  */
-function happenedAfterSnapshot(held: BufferedEvent, snapshot: RoomInfo): boolean {
-  const data = held.data as { version?: number; user?: { id: string }; userId?: string };
-  switch (held.event) {
-    case ServerEvent.StateUpdated:
-      return (data.version ?? 0) > snapshot.state.version;
-    case ServerEvent.UserJoined:
-      return !snapshot.users.some((user) => user.id === data.user?.id);
-    case ServerEvent.UserLeft:
-      return snapshot.users.some((user) => user.id === data.userId);
-    default:
-      return true;
+function newsFilter(snapshot: RoomInfo): (held: BufferedEvent) => boolean {
+  const present = new Set(snapshot.users.map((user) => user.id));
+  return (held) => {
+    const data = held.data as { version?: number; user?: { id: string }; userId?: string };
+    switch (held.event) {
+      case ServerEvent.StateUpdated:
+        return (data.version ?? 0) > snapshot.state.version;
+      case ServerEvent.UserJoined:
+        return toggle(present, data.user?.id, true);
+      case ServerEvent.UserLeft:
+        return toggle(present, data.userId, false);
+      default:
+        return true;
+    }
+  };
+}
+
+/** Moves `userId` in or out of `present`; true when that changed something. */
+function toggle(present: Set<string>, userId: string | undefined, joined: boolean): boolean {
+  if (userId === undefined || present.has(userId) === joined) {
+    return false;
   }
+  if (joined) {
+    present.add(userId);
+  } else {
+    present.delete(userId);
+  }
+  return true;
 }
