@@ -1,18 +1,35 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import type { ArgumentMetadata, PipeTransform } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validate, type ValidationError } from 'class-validator';
 import { ProtocolError } from '../protocol/protocol-error.js';
 
+type DtoClass = new () => object;
+
 /**
- * Validates a handler's message body against its DTO. The body is passed on as received (no
- * transformation), so relayed data stays exactly what the client sent; a failure names the first
- * offending field as a dotted path.
+ * Validates a handler's message body against its DTO and passes on the body exactly as
+ * received: Nest's ValidationPipe would hand back a re-serialized copy, with `undefined` for
+ * every absent field and keys such as `constructor` stripped, and relayed data must stay
+ * what the client sent. A failure names the first offending field as a dotted path.
  */
-export const protocolValidationPipe = new ValidationPipe({
-  transform: false,
-  forbidUnknownValues: true,
-  stopAtFirstError: true,
-  validationError: { target: false, value: false },
-  exceptionFactory: (errors: ValidationError[]) => toProtocolError(errors),
-});
+export class ProtocolValidationPipe implements PipeTransform<unknown, Promise<unknown>> {
+  async transform(value: unknown, { metatype }: ArgumentMetadata): Promise<unknown> {
+    if (!isDtoClass(metatype)) {
+      return value;
+    }
+    const instance = plainToInstance(metatype, withoutConstructorKeys(value ?? {}));
+    const errors = await validate(instance, {
+      forbidUnknownValues: true,
+      stopAtFirstError: true,
+      validationError: { target: false, value: false },
+    });
+    if (errors.length > 0) {
+      throw toProtocolError(errors);
+    }
+    return value;
+  }
+}
+
+export const protocolValidationPipe = new ProtocolValidationPipe();
 
 export function toProtocolError(errors: ValidationError[]): ProtocolError {
   let path = '';
@@ -26,4 +43,30 @@ export function toProtocolError(errors: ValidationError[]): ProtocolError {
     error = error.children?.[0];
   }
   return ProtocolError.validation(path || 'message', 'The request is not valid');
+}
+
+/**
+ * class-transformer takes an own `constructor` key inside free-form data (message.data, state
+ * items) for the value's class and throws. Such keys are legitimate data, validated only as part
+ * of an object, so the copy that gets validated leaves them out; the handler still gets them.
+ */
+function withoutConstructorKeys(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) {
+    return value;
+  }
+  if (Array.isArray(value)) {
+    return value.map(withoutConstructorKeys);
+  }
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (key !== 'constructor' && key !== '__proto__') {
+      copy[key] = withoutConstructorKeys(item);
+    }
+  }
+  return copy;
+}
+
+function isDtoClass(metatype: unknown): metatype is DtoClass {
+  const primitives: unknown[] = [String, Boolean, Number, Array, Object];
+  return typeof metatype === 'function' && !primitives.includes(metatype);
 }
