@@ -1,7 +1,10 @@
+import { length } from 'class-validator';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ID_PATTERN, type AppMessage } from '../protocol/protocol.js';
 
+// Lengths are counted with class-validator's own `length`, as the DTO counts them.
 const MAX_TYPE_LENGTH = 64;
+const MAX_SENDER_ID_LENGTH = 64;
 
 export interface BroadcastRequest {
   roomId: string;
@@ -26,13 +29,13 @@ export function checkAppMessage(message: unknown): asserts message is AppMessage
     throw ProtocolError.validation('message', 'message must be an object');
   }
   const { type, senderId, timestamp, data } = message as Record<string, unknown>;
-  if (typeof type !== 'string' || type.length === 0 || type.length > MAX_TYPE_LENGTH) {
+  if (typeof type !== 'string' || !length(type, 1, MAX_TYPE_LENGTH)) {
     throw ProtocolError.validation(
       'message.type',
       'message.type must be a string of 1-64 characters',
     );
   }
-  if (senderId !== undefined && (typeof senderId !== 'string' || senderId.length > 64)) {
+  if (senderId !== undefined && !length(senderId, 0, MAX_SENDER_ID_LENGTH)) {
     throw ProtocolError.validation('message.senderId', 'message.senderId must be a string');
   }
   if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {

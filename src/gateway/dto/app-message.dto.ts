@@ -1,9 +1,15 @@
-import { IsNumber, IsObject, IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import { IsNumber, IsObject, IsString, MaxLength, MinLength, ValidateIf } from 'class-validator';
 
-/** An application message (`broadcast`, `send_message`): relayed exactly as received. */
+/** Optional, but `null` is not a value: only an absent field is skipped. */
+const IfPresent = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
+
+/**
+ * An application message (`broadcast`, `send_message`): relayed exactly as received. The
+ * broadcast hot path checks the same rules by hand (checkAppMessage); a spec holds them equal.
+ */
 export class AppMessageDto {
   @IsString() @MinLength(1) @MaxLength(64) type: string;
-  @IsOptional() @IsString() @MaxLength(64) senderId?: string;
-  @IsOptional() @IsNumber({ allowNaN: false, allowInfinity: false }) timestamp?: number;
-  @IsOptional() @IsObject() data?: Record<string, unknown>;
+  @IfPresent() @IsString() @MaxLength(64) senderId?: string;
+  @IfPresent() @IsNumber({ allowNaN: false, allowInfinity: false }) timestamp?: number;
+  @IfPresent() @IsObject() data?: Record<string, unknown>;
 }
