@@ -77,7 +77,7 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
       return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
     },
   );
-  if (parsed.REQUIRE_API_KEY && !parsed.API_KEY) {
+  if (parsed.REQUIRE_API_KEY === true && !parsed.API_KEY) {
     problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
   }
   if (problems.length > 0) {

@@ -42,8 +42,9 @@ export function parseClientFrame(raw: unknown): ParsedFrame {
       requestId,
     });
   }
-  // A substring test first: the object walk runs only for the rare frame that may need it.
-  if (text.includes(PROTO_KEY) && hasProtoKey(message)) {
+  // A substring test first: the object walk runs only for the rare frame that may need it
+  // (the key itself, or JSON escapes that could spell it).
+  if ((text.includes(PROTO_KEY) || text.includes('\\u')) && hasProtoKey(message)) {
     return reject({
       code: ErrorCode.ValidationFailed,
       message: 'The key "__proto__" is not allowed',

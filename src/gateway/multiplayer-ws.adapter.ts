@@ -1,8 +1,8 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import type { RawData, ServerOptions, WebSocket } from 'ws';
+import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import {
@@ -34,6 +34,8 @@ type HandlerCallback = (data: unknown, action: unknown) => unknown;
  * (bad JSON, unknown action) must still reach a handler that answers it.
  */
 export class MultiplayerWsAdapter extends WsAdapter {
+  private readonly socketLogger = new Logger(MultiplayerWsAdapter.name);
+
   constructor(
     app: INestApplicationContext,
     private readonly adapterOptions: MultiplayerWsAdapterOptions,
@@ -56,6 +58,20 @@ export class MultiplayerWsAdapter extends WsAdapter {
       },
     };
     return super.create(port, serverOptions);
+  }
+
+  /**
+   * A client's protocol error (oversized frame, bad framing) closes its socket; it is the
+   * client's fault, so it is not logged as a server error, and a client cannot flood the log.
+   */
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (socket: WebSocket) =>
+      socket.on('error', (error) =>
+        this.socketLogger.debug(`Client socket error: ${error.message}`),
+      ),
+    );
+    server.on('error', (error) => this.socketLogger.error(error));
+    return server;
   }
 
   override bindMessageHandlers(
