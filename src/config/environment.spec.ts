@@ -1,0 +1,184 @@
+import 'reflect-metadata';
+import { loadAppConfig } from './app.config.js';
+import { ConfigValidationError, validateEnvironment } from './environment.js';
+
+/** Validates an environment that must be refused and returns the error. */
+function refusal(env: Record<string, string | undefined>): ConfigValidationError {
+  try {
+    validateEnvironment(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    return error as ConfigValidationError;
+  }
+  throw new Error('validateEnvironment was expected to throw');
+}
+
+describe('validateEnvironment', () => {
+  it('fills in every default from an empty environment', () => {
+    expect({ ...validateEnvironment({}) }).toEqual({
+      PORT: 8080,
+      HOST: '0.0.0.0',
+      REQUIRE_API_KEY: false,
+      MAX_ROOMS: 1000,
+      MAX_USERS_PER_ROOM: 50,
+      MAX_ROOMS_PER_CONNECTION: 10,
+      MAX_MESSAGE_BYTES: 65536,
+      MAX_STATE_BYTES: 262144,
+      KICK_BAN_MS: 60000,
+      EMPTY_ROOM_TTL_MS: 30000,
+      ROOM_TIMEOUT_MS: 86400000,
+      HEARTBEAT_INTERVAL_MS: 30000,
+      SHUTDOWN_TIMEOUT_MS: 8000,
+      PER_MESSAGE_DEFLATE: false,
+      LOG_LEVEL: 'log',
+      LOG_FORMAT: 'text',
+    });
+  });
+
+  it('treats an empty value as unset', () => {
+    expect(validateEnvironment({ PORT: '', MAX_ROOMS: '', LOG_LEVEL: '' })).toMatchObject({
+      PORT: 8080,
+      MAX_ROOMS: 1000,
+      LOG_LEVEL: 'log',
+    });
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(validateEnvironment({ PATH: '/usr/bin', SOMETHING: 'x' }).PORT).toBe(8080);
+  });
+
+  it('parses numbers and keeps strings', () => {
+    const env = validateEnvironment({
+      PORT: '3000',
+      HOST: '127.0.0.1',
+      MAX_ROOMS: '5',
+      MAX_USERS_PER_ROOM: '7',
+      MAX_ROOMS_PER_CONNECTION: '3',
+      MAX_MESSAGE_BYTES: '2048',
+      MAX_STATE_BYTES: '4096',
+      KICK_BAN_MS: '0',
+      EMPTY_ROOM_TTL_MS: '0',
+      ROOM_TIMEOUT_MS: '5000',
+      HEARTBEAT_INTERVAL_MS: '100',
+      SHUTDOWN_TIMEOUT_MS: '500',
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+    });
+    expect({ ...env }).toMatchObject({
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      MAX_ROOMS: 5,
+      MAX_USERS_PER_ROOM: 7,
+      MAX_ROOMS_PER_CONNECTION: 3,
+      MAX_MESSAGE_BYTES: 2048,
+      MAX_STATE_BYTES: 4096,
+      KICK_BAN_MS: 0,
+      EMPTY_ROOM_TTL_MS: 0,
+      ROOM_TIMEOUT_MS: 5000,
+      HEARTBEAT_INTERVAL_MS: 100,
+      SHUTDOWN_TIMEOUT_MS: 500,
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+    });
+  });
+
+  it.each([
+    ['true', true],
+    ['false', false],
+  ])('reads the boolean %s', (text, value) => {
+    const env = validateEnvironment({
+      PER_MESSAGE_DEFLATE: text,
+      REQUIRE_API_KEY: text,
+      API_KEY: 'key',
+    });
+    expect(env.PER_MESSAGE_DEFLATE).toBe(value);
+    expect(env.REQUIRE_API_KEY).toBe(value);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '80.5'],
+    ['MAX_ROOMS', '0'],
+    ['MAX_ROOMS', 'many'],
+    ['MAX_USERS_PER_ROOM', '0'],
+    ['MAX_ROOMS_PER_CONNECTION', '-1'],
+    ['MAX_MESSAGE_BYTES', '10'],
+    ['MAX_STATE_BYTES', '1.5'],
+    ['KICK_BAN_MS', '-1'],
+    ['EMPTY_ROOM_TTL_MS', 'soon'],
+    ['ROOM_TIMEOUT_MS', '0'],
+    ['HEARTBEAT_INTERVAL_MS', '1'],
+    ['SHUTDOWN_TIMEOUT_MS', 'x'],
+    ['REQUIRE_API_KEY', 'yes'],
+    ['PER_MESSAGE_DEFLATE', 'maybe'],
+    ['LOG_LEVEL', 'loud'],
+    ['LOG_FORMAT', 'xml'],
+  ])('rejects %s=%s with a message naming the variable', (name, value) => {
+    // API_KEY is set so that a bad REQUIRE_API_KEY cannot also trip the API_KEY rule.
+    const error = refusal({ API_KEY: 'key', [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0].startsWith(`${name}=`)).toBe(true);
+    expect(error.message).toContain(name);
+    expect(error.message).toContain(value);
+  });
+
+  it('names every bad variable at once', () => {
+    const error = refusal({ PORT: 'abc', LOG_LEVEL: 'loud', MAX_ROOMS: '1' });
+    expect(error.problems.map((problem) => problem.split('=')[0]).sort()).toEqual([
+      'LOG_LEVEL',
+      'PORT',
+    ]);
+  });
+
+  it('refuses REQUIRE_API_KEY=true without API_KEY, naming API_KEY', () => {
+    const error = refusal({ REQUIRE_API_KEY: 'true' });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^API_KEY\b/);
+    expect(error.message).toContain('REQUIRE_API_KEY=true');
+  });
+
+  it('refuses REQUIRE_API_KEY=true with an empty API_KEY', () => {
+    const error = refusal({ REQUIRE_API_KEY: 'true', API_KEY: '' });
+    expect(error.problems.every((problem) => problem.startsWith('API_KEY'))).toBe(true);
+    expect(error.problems.length).toBeGreaterThan(0);
+  });
+
+  it('accepts REQUIRE_API_KEY=true with an API_KEY', () => {
+    const env = validateEnvironment({ REQUIRE_API_KEY: 'true', API_KEY: 's3cret' });
+    expect(env.REQUIRE_API_KEY).toBe(true);
+    expect(env.API_KEY).toBe('s3cret');
+  });
+
+  it('accepts an API_KEY without REQUIRE_API_KEY', () => {
+    expect(validateEnvironment({ API_KEY: 'k' }).REQUIRE_API_KEY).toBe(false);
+  });
+});
+
+describe('loadAppConfig', () => {
+  it('builds the typed settings from a plain variable map', () => {
+    expect(loadAppConfig({ MAX_USERS_PER_ROOM: '12', PER_MESSAGE_DEFLATE: 'true' })).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      requireApiKey: false,
+      apiKey: undefined,
+      maxRooms: 1000,
+      maxUsersPerRoom: 12,
+      maxRoomsPerConnection: 10,
+      maxMessageBytes: 65536,
+      maxStateBytes: 262144,
+      kickBanMs: 60000,
+      emptyRoomTtlMs: 30000,
+      roomTimeoutMs: 86400000,
+      heartbeatIntervalMs: 30000,
+      shutdownTimeoutMs: 8000,
+      perMessageDeflate: true,
+      logLevel: 'log',
+      logFormat: 'text',
+    });
+  });
+
+  it('throws the same validation error', () => {
+    expect(() => loadAppConfig({ PORT: 'abc' })).toThrow(ConfigValidationError);
+  });
+});

@@ -1,0 +1,113 @@
+import { ErrorCode } from '../protocol/protocol.js';
+import { parseClientFrame, unknownAction, type RejectedFrame } from './client-frame.parser.js';
+
+function rejectionOf(raw: unknown): RejectedFrame {
+  const parsed = parseClientFrame(raw);
+  if (!parsed.rejected) {
+    throw new Error(`expected ${String(raw)} to be rejected`);
+  }
+  return parsed.rejection;
+}
+
+describe('parseClientFrame', () => {
+  it.each(['not json', '{"action":', '', "{'action':'ping'}", '{"action":"ping"} x'])(
+    'rejects %j with INVALID_JSON',
+    (raw) => {
+      const rejection = rejectionOf(raw);
+      expect(rejection.code).toBe(ErrorCode.InvalidJson);
+      expect(rejection.requestId).toBeUndefined();
+    },
+  );
+
+  it.each([
+    ['an array', '[{"action":"ping","requestId":"r1"}]'],
+    ['null', 'null'],
+    ['a number', '42'],
+    ['a string', '"ping"'],
+    ['a boolean', 'true'],
+  ])('rejects %s with INVALID_MESSAGE', (_label, raw) => {
+    const rejection = rejectionOf(raw);
+    expect(rejection.code).toBe(ErrorCode.InvalidMessage);
+    expect(rejection.requestId).toBeUndefined();
+  });
+
+  it.each([
+    ['a missing action', '{"requestId":"r1"}'],
+    ['a numeric action', '{"action":5,"requestId":"r1"}'],
+    ['a null action', '{"action":null,"requestId":"r1"}'],
+    ['an object action', '{"action":{"name":"ping"},"requestId":"r1"}'],
+  ])('rejects %s with INVALID_MESSAGE, keeping the requestId', (_label, raw) => {
+    const rejection = rejectionOf(raw);
+    expect(rejection.code).toBe(ErrorCode.InvalidMessage);
+    expect(rejection.requestId).toBe('r1');
+  });
+
+  it('rejects an object without action and without requestId', () => {
+    const rejection = rejectionOf('{}');
+    expect(rejection.code).toBe(ErrorCode.InvalidMessage);
+    expect(rejection.requestId).toBeUndefined();
+  });
+
+  it.each([
+    ['at the top level', '{"action":"ping","requestId":"r1","__proto__":{"polluted":true}}'],
+    [
+      'nested in an object',
+      '{"action":"broadcast","requestId":"r1","roomId":"r","message":{"type":"t","data":{"__proto__":{"polluted":true}}}}',
+    ],
+    [
+      'nested in an array',
+      '{"action":"update_state","requestId":"r1","ops":[{"op":"add","item":{"__proto__":{"polluted":true}}}]}',
+    ],
+    [
+      'as a JSON-escaped key',
+      '{"action":"ping","requestId":"r1","__pro\\u0074o__":{"polluted":true}}',
+    ],
+  ])('rejects a __proto__ key %s with VALIDATION_FAILED', (_label, raw) => {
+    const rejection = rejectionOf(raw);
+    expect(rejection.code).toBe(ErrorCode.ValidationFailed);
+    expect(rejection.field).toBe('__proto__');
+    expect(rejection.requestId).toBe('r1');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('accepts "__proto__" as a value rather than a key', () => {
+    const raw = '{"action":"broadcast","roomId":"r","message":{"type":"__proto__"}}';
+    const parsed = parseClientFrame(raw);
+    expect(parsed).toEqual({
+      rejected: false,
+      action: 'broadcast',
+      message: JSON.parse(raw),
+    });
+  });
+
+  it('passes a normal frame through as the whole message object', () => {
+    const frame = {
+      action: 'update_state',
+      requestId: 'r7',
+      roomId: 'gallery-1',
+      ops: [{ op: 'add', collection: 'annotations', id: 'a1', item: { text: 'hi', n: [1, 2] } }],
+    };
+    const parsed = parseClientFrame(JSON.stringify(frame));
+    expect(parsed).toStrictEqual({ rejected: false, action: 'update_state', message: frame });
+  });
+
+  it('reads a Buffer as UTF-8 text', () => {
+    const parsed = parseClientFrame(Buffer.from('{"action":"ping","requestId":"é"}'));
+    expect(parsed).toEqual({
+      rejected: false,
+      action: 'ping',
+      message: { action: 'ping', requestId: 'é' },
+    });
+  });
+});
+
+describe('unknownAction', () => {
+  it('answers UNKNOWN_ACTION with the requestId and a bounded message', () => {
+    const action = 'x'.repeat(500);
+    const rejection = unknownAction(action, { action, requestId: 'r2' });
+    expect(rejection.code).toBe(ErrorCode.UnknownAction);
+    expect(rejection.requestId).toBe('r2');
+    expect(rejection.message).toContain('x'.repeat(64));
+    expect(rejection.message).not.toContain('x'.repeat(65));
+  });
+});

@@ -1,0 +1,198 @@
+import type { WebSocket } from 'ws';
+import { Connection } from './connection.js';
+import { LocalMembership, type BufferedEvent } from './local-membership.js';
+
+const connection = (userId: string) => new Connection(userId, {} as unknown as WebSocket);
+
+const event = (name: string, data: unknown): BufferedEvent => ({
+  event: name,
+  data,
+  frame: JSON.stringify({ event: name, data }),
+});
+
+describe('LocalMembership', () => {
+  let membership: LocalMembership;
+
+  beforeEach(() => {
+    membership = new LocalMembership();
+  });
+
+  describe('pending joins', () => {
+    it('registers a join as pending, not yet a member', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      expect([...(membership.pending('r')?.keys() ?? [])]).toEqual([alice]);
+      expect(membership.members('r')?.has(alice)).toBe(false);
+      expect(membership.isMember(alice, 'r')).toBe(false);
+      expect(alice.rooms.has('r')).toBe(false);
+      expect(membership.roomCount()).toBe(1);
+    });
+
+    it('buffers events for a pending joiner and hands them back in order on completion', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      const first = event('state_updated', { version: 1 });
+      const second = event('user_joined', { user: { id: 'bob' } });
+      membership.pending('r')?.get(alice)?.push(first, second);
+
+      expect(membership.completeJoin(alice, 'r')).toEqual([first, second]);
+      expect(membership.pending('r')).toBeUndefined();
+      expect(membership.members('r')?.has(alice)).toBe(true);
+      expect(membership.isMember(alice, 'r')).toBe(true);
+      expect(alice.rooms.has('r')).toBe(true);
+    });
+
+    it('keeps each pending joiner its own buffer', () => {
+      const alice = connection('alice');
+      const bob = connection('bob');
+      membership.beginJoin(alice, 'r');
+      membership.beginJoin(bob, 'r');
+      membership.pending('r')?.get(alice)?.push(event('a', 1));
+      expect(membership.completeJoin(bob, 'r')).toEqual([]);
+      expect(membership.pending('r')?.has(alice)).toBe(true);
+      expect(membership.completeJoin(alice, 'r')).toEqual([event('a', 1)]);
+    });
+
+    it('answers undefined for pending when no join is in flight', () => {
+      const alice = connection('alice');
+      expect(membership.pending('r')).toBeUndefined();
+      membership.beginJoin(alice, 'r');
+      membership.completeJoin(alice, 'r');
+      expect(membership.pending('r')).toBeUndefined();
+    });
+
+    it('does not make a member pending again when it joins again', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      membership.completeJoin(alice, 'r');
+      membership.beginJoin(alice, 'r');
+      expect(membership.pending('r')).toBeUndefined();
+      expect(membership.completeJoin(alice, 'r')).toEqual([]);
+      expect([...(membership.members('r') ?? [])]).toEqual([alice]);
+    });
+
+    it('completes a join that was never begun', () => {
+      const alice = connection('alice');
+      expect(membership.completeJoin(alice, 'r')).toEqual([]);
+      expect(membership.isMember(alice, 'r')).toBe(true);
+    });
+
+    it('forgets an aborted join and the room entry it made', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      membership.pending('r')?.get(alice)?.push(event('a', 1));
+      membership.abortJoin(alice, 'r');
+      expect(membership.pending('r')).toBeUndefined();
+      expect(membership.members('r')).toBeUndefined();
+      expect(alice.rooms.has('r')).toBe(false);
+      expect(membership.roomCount()).toBe(0);
+    });
+
+    it('keeps the other members when a join is aborted', () => {
+      const alice = connection('alice');
+      const bob = connection('bob');
+      membership.beginJoin(alice, 'r');
+      membership.completeJoin(alice, 'r');
+      membership.beginJoin(bob, 'r');
+      membership.abortJoin(bob, 'r');
+      expect([...(membership.members('r') ?? [])]).toEqual([alice]);
+      expect(membership.pending('r')).toBeUndefined();
+    });
+
+    it('ignores an abort for a room it does not know', () => {
+      const alice = connection('alice');
+      membership.abortJoin(alice, 'r');
+      expect(membership.roomCount()).toBe(0);
+    });
+  });
+
+  describe('remove', () => {
+    it('removes a member, reports it and drops the empty room', () => {
+      const alice = connection('alice');
+      membership.completeJoin(alice, 'r');
+      expect(membership.remove(alice, 'r')).toBe(true);
+      expect(alice.rooms.has('r')).toBe(false);
+      expect(membership.members('r')).toBeUndefined();
+      expect(membership.roomCount()).toBe(0);
+    });
+
+    it('keeps the room while others remain', () => {
+      const alice = connection('alice');
+      const bob = connection('bob');
+      membership.completeJoin(alice, 'r');
+      membership.completeJoin(bob, 'r');
+      membership.remove(alice, 'r');
+      expect([...(membership.members('r') ?? [])]).toEqual([bob]);
+    });
+
+    it('answers false for a connection that was not a member', () => {
+      const alice = connection('alice');
+      const bob = connection('bob');
+      membership.completeJoin(alice, 'r');
+      expect(membership.remove(bob, 'r')).toBe(false);
+      expect(membership.remove(bob, 'other')).toBe(false);
+    });
+
+    it('cancels a pending join of the removed connection', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      expect(membership.remove(alice, 'r')).toBe(false);
+      expect(membership.pending('r')).toBeUndefined();
+      expect(membership.roomCount()).toBe(0);
+    });
+  });
+
+  describe('removeRoom', () => {
+    it('drops every member and pending joiner and returns them', () => {
+      const alice = connection('alice');
+      const bob = connection('bob');
+      const carol = connection('carol');
+      membership.completeJoin(alice, 'r');
+      membership.completeJoin(bob, 'r');
+      membership.completeJoin(alice, 'other');
+      membership.beginJoin(carol, 'r');
+
+      expect(membership.removeRoom('r')).toEqual([alice, bob, carol]);
+      expect(membership.members('r')).toBeUndefined();
+      expect(membership.pending('r')).toBeUndefined();
+      expect(alice.rooms.has('r')).toBe(false);
+      expect(bob.rooms.size).toBe(0);
+      expect(alice.rooms.has('other')).toBe(true);
+      expect(membership.members('other')?.has(alice)).toBe(true);
+      expect(membership.roomCount()).toBe(1);
+    });
+
+    it('returns nothing for a room it does not know', () => {
+      expect(membership.removeRoom('missing')).toEqual([]);
+    });
+  });
+
+  describe('transfer', () => {
+    it('moves every room of the old connection to the new one', () => {
+      const old = connection('alice');
+      const bob = connection('bob');
+      membership.completeJoin(old, 'r1');
+      membership.completeJoin(old, 'r2');
+      membership.completeJoin(bob, 'r1');
+      const replacement = connection('alice');
+
+      membership.transfer(old, replacement);
+
+      expect([...replacement.rooms].sort()).toEqual(['r1', 'r2']);
+      expect(old.rooms.size).toBe(0);
+      expect(membership.members('r1')?.has(old)).toBe(false);
+      expect(membership.members('r1')?.has(replacement)).toBe(true);
+      expect(membership.members('r1')?.has(bob)).toBe(true);
+      expect([...(membership.members('r2') ?? [])]).toEqual([replacement]);
+      expect(membership.isMember(replacement, 'r2')).toBe(true);
+    });
+
+    it('moves nothing when the old connection was in no room', () => {
+      const old = connection('alice');
+      const replacement = connection('alice');
+      membership.transfer(old, replacement);
+      expect(replacement.rooms.size).toBe(0);
+      expect(membership.roomCount()).toBe(0);
+    });
+  });
+});
