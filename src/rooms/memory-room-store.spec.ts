@@ -2,7 +2,7 @@ import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type Role } from '../protocol/protocol.js';
 import { MemoryRoomStore } from './memory-room-store.js';
 import { hashPassword } from './password.js';
-import type { JoinRequest, RoomConfig } from './room-store.js';
+import { LAST_ACTIVITY_RESOLUTION_MS, type JoinRequest, type RoomConfig } from './room-store.js';
 
 const T0 = 1_700_000_000_000;
 const MAX_ROOMS = 100;
@@ -552,11 +552,12 @@ describe('MemoryRoomStore', () => {
       expect(await store.deleteExpired(policy(T0 + 100_000))).toEqual([]);
     });
 
-    it('closes an occupied room idle for roomTimeoutMs and returns its members', async () => {
+    it('closes an occupied room idle for roomTimeoutMs (plus the lastActivity resolution) and returns its members', async () => {
       await store.join(joinRequest('r', 'alice'));
       await store.join(joinRequest('r', 'bob'));
-      expect(await store.deleteExpired(policy(T0 + DAY - 1))).toEqual([]);
-      expect(await store.deleteExpired(policy(T0 + DAY))).toEqual([
+      const idleAfter = DAY + LAST_ACTIVITY_RESOLUTION_MS;
+      expect(await store.deleteExpired(policy(T0 + idleAfter - 1))).toEqual([]);
+      expect(await store.deleteExpired(policy(T0 + idleAfter))).toEqual([
         { roomId: 'r', reason: 'idle_timeout', memberIds: ['alice', 'bob'] },
       ]);
       expect(await store.list()).toEqual([]);
@@ -568,8 +569,9 @@ describe('MemoryRoomStore', () => {
       await store.join(joinRequest('r', 'bob', { now: T0 + 1000 }));
       await store.leave('r', 'bob', T0 + 2000);
       await store.touch('r', T0 + 3000);
-      expect(await store.deleteExpired(policy(T0 + 3000 + DAY - 1))).toEqual([]);
-      expect(await store.deleteExpired(policy(T0 + 3000 + DAY))).toHaveLength(1);
+      const idleAfter = DAY + LAST_ACTIVITY_RESOLUTION_MS;
+      expect(await store.deleteExpired(policy(T0 + 3000 + idleAfter - 1))).toEqual([]);
+      expect(await store.deleteExpired(policy(T0 + 3000 + idleAfter))).toHaveLength(1);
     });
 
     it('never deletes a persistent room, empty or idle', async () => {

@@ -9,17 +9,18 @@ import {
 } from '../protocol/protocol.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { verifyPassword } from './password.js';
-import type {
-  ExpiredRoom,
-  ExpiryPolicy,
-  JoinOutcome,
-  JoinRequest,
-  LeaveOutcome,
-  NewRoom,
-  RoomConfig,
-  RoomStore,
-  RoomSummary,
-  StateChange,
+import {
+  LAST_ACTIVITY_RESOLUTION_MS,
+  type ExpiredRoom,
+  type ExpiryPolicy,
+  type JoinOutcome,
+  type JoinRequest,
+  type LeaveOutcome,
+  type NewRoom,
+  type RoomConfig,
+  type RoomStore,
+  type RoomSummary,
+  type StateChange,
 } from './room-store.js';
 
 interface StoredRoom {
@@ -197,7 +198,7 @@ export class MemoryRoomStore implements RoomStore {
     if (room.emptySince !== undefined && policy.now - room.emptySince >= policy.emptyRoomTtlMs) {
       return 'empty';
     }
-    if (policy.now - room.lastActivity >= policy.roomTimeoutMs) {
+    if (policy.now - room.lastActivity >= policy.roomTimeoutMs + LAST_ACTIVITY_RESOLUTION_MS) {
       return 'idle_timeout';
     }
     return undefined;

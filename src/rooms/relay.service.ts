@@ -3,9 +3,7 @@ import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ServerEvent, type AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
-import { ROOM_STORE, type RoomStore } from './room-store.js';
-
-const ACTIVITY_WRITE_INTERVAL_MS = 1000;
+import { LAST_ACTIVITY_RESOLUTION_MS, ROOM_STORE, type RoomStore } from './room-store.js';
 
 /** Relays application messages: room broadcasts (the pose hot path) and direct messages. */
 @Injectable()
@@ -56,7 +54,7 @@ export class RelayService {
   /** Forgets rooms that have been quiet for a while, so the map does not grow with old rooms. */
   pruneActivityRecords(now: number): void {
     for (const [roomId, writtenAt] of this.lastActivityWrite) {
-      if (now - writtenAt >= ACTIVITY_WRITE_INTERVAL_MS) {
+      if (now - writtenAt >= LAST_ACTIVITY_RESOLUTION_MS) {
         this.lastActivityWrite.delete(roomId);
       }
     }
@@ -65,7 +63,7 @@ export class RelayService {
   private recordActivity(roomId: string): void {
     const now = Date.now();
     const last = this.lastActivityWrite.get(roomId) ?? 0;
-    if (now - last < ACTIVITY_WRITE_INTERVAL_MS) {
+    if (now - last < LAST_ACTIVITY_RESOLUTION_MS) {
       return;
     }
     this.lastActivityWrite.set(roomId, now);

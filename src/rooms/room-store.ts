@@ -71,6 +71,12 @@ export interface RoomSummary {
 
 export type ExpiryReason = 'empty' | 'idle_timeout';
 
+/**
+ * Broadcasts write a room's lastActivity at most this often, so a stored value may lag the real
+ * last activity by up to this much; the idle check allows for it.
+ */
+export const LAST_ACTIVITY_RESOLUTION_MS = 1000;
+
 export interface ExpiredRoom {
   roomId: string;
   reason: ExpiryReason;

@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 export class Connection {
   /** Rooms this connection has joined and receives events of. */
   readonly rooms = new Set<string>();
-  /** Cleared on every heartbeat tick; any pong or message sets it again. */
+  /** Cleared on every heartbeat tick; the socket's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();
 
