@@ -1,0 +1,152 @@
+import { TestClient } from './support/test-client.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const API_KEY = 'e2e-s3cret-key';
+
+describe('API key', () => {
+  let server: TestServer | undefined;
+  const clients: TestClient[] = [];
+
+  const connect = async (options: Parameters<typeof TestClient.connect>[1]) => {
+    const client = await TestClient.connect(server!.wsUrl, options);
+    clients.push(client);
+    return client;
+  };
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(`${server!.httpUrl}${path}`, { headers });
+
+  afterEach(async () => {
+    clients.splice(0).forEach((client) => client.close());
+    await server?.close();
+    server = undefined;
+  });
+
+  describe('with REQUIRE_API_KEY=true and API_KEY set', () => {
+    beforeEach(async () => {
+      server = await startTestServer({ REQUIRE_API_KEY: 'true', API_KEY });
+    });
+
+    it('refuses an upgrade without a key with 401', async () => {
+      expect(await TestClient.refusedStatus(server!.wsUrl, { userId: 'alice' })).toBe(401);
+    });
+
+    it('refuses an upgrade with a wrong key with 401, wherever the key is', async () => {
+      const url = server!.wsUrl;
+      expect(await TestClient.refusedStatus(url, { userId: 'alice', apiKey: 'wrong' })).toBe(401);
+      expect(await TestClient.refusedStatus(url, { apiKey: `${API_KEY}x` })).toBe(401);
+      expect(await TestClient.refusedStatus(url, { apiKey: API_KEY.slice(0, -1) })).toBe(401);
+      expect(await TestClient.refusedStatus(url, { headers: { 'x-api-key': 'wrong' } })).toBe(401);
+      expect(
+        await TestClient.refusedStatus(url, { headers: { authorization: 'Bearer wrong' } }),
+      ).toBe(401);
+      // The key in a non-Bearer scheme is not a key.
+      expect(
+        await TestClient.refusedStatus(url, { headers: { authorization: `Basic ${API_KEY}` } }),
+      ).toBe(401);
+    });
+
+    it('accepts the key in ?apiKey=', async () => {
+      const alice = await connect({ userId: 'alice', apiKey: API_KEY });
+      expect(alice.userId).toBe('alice');
+    });
+
+    it('accepts the key in an x-api-key header', async () => {
+      const bob = await connect({ userId: 'bob', headers: { 'x-api-key': API_KEY } });
+      expect(bob.userId).toBe('bob');
+    });
+
+    it('accepts the key as Authorization: Bearer', async () => {
+      const carol = await connect({
+        userId: 'carol',
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      expect(carol.userId).toBe('carol');
+    });
+
+    it('lets an authenticated client use the protocol', async () => {
+      const alice = await connect({ userId: 'alice', apiKey: API_KEY });
+      const bob = await connect({ userId: 'bob', headers: { 'x-api-key': API_KEY } });
+      await alice.join('secure-room');
+      await bob.join('secure-room');
+      expect(await alice.next('user_joined')).toMatchObject({ user: { id: 'bob' } });
+    });
+
+    it('protects /stats: 401 without or with a wrong key, 200 with the key', async () => {
+      expect((await get('/stats')).status).toBe(401);
+      expect((await get('/stats', { 'x-api-key': 'wrong' })).status).toBe(401);
+      expect((await get('/stats', { authorization: 'Bearer wrong' })).status).toBe(401);
+
+      const withHeader = await get('/stats', { 'x-api-key': API_KEY });
+      expect(withHeader.status).toBe(200);
+      expect(await withHeader.json()).toMatchObject({ rooms: [], totalUsers: 0 });
+      expect((await get('/stats', { authorization: `Bearer ${API_KEY}` })).status).toBe(200);
+      expect((await get(`/stats?apiKey=${API_KEY}`)).status).toBe(200);
+    });
+
+    it('leaves /health, /health/live and /health/ready open', async () => {
+      const health = await get('/health');
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ok' });
+      expect((await get('/health/live')).status).toBe(200);
+      expect((await get('/health/ready')).status).toBe(200);
+    });
+  });
+
+  describe('without REQUIRE_API_KEY', () => {
+    it('lets anyone connect and read /stats', async () => {
+      server = await startTestServer();
+      const alice = await connect({ userId: 'alice' });
+      expect(alice.userId).toBe('alice');
+      const anyKey = await connect({ userId: 'bob', apiKey: 'anything' });
+      expect(anyKey.userId).toBe('bob');
+      expect((await get('/stats')).status).toBe(200);
+      expect((await get('/health')).status).toBe(200);
+    });
+
+    it('does not require API_KEY when it is set but REQUIRE_API_KEY is not', async () => {
+      server = await startTestServer({ API_KEY });
+      const alice = await connect({ userId: 'alice' });
+      expect(alice.userId).toBe('alice');
+      expect((await get('/stats')).status).toBe(200);
+    });
+  });
+});
+
+describe('userId at the upgrade', () => {
+  let server: TestServer;
+  const clients: TestClient[] = [];
+
+  beforeEach(async () => {
+    server = await startTestServer();
+  });
+
+  afterEach(async () => {
+    clients.splice(0).forEach((client) => client.close());
+    await server.close();
+  });
+
+  it.each([
+    ['with a space', 'bad id'],
+    ['of 65 characters', 'a'.repeat(65)],
+    ['with a slash', 'a/b'],
+    ['with a non-ASCII letter', 'usér'],
+    ['with a prototype-ish name', '__proto__{}'],
+  ])('refuses a userId %s with 400', async (_what, userId) => {
+    expect(await TestClient.refusedStatus(server.wsUrl, { userId })).toBe(400);
+  });
+
+  it('accepts a userId of 64 characters of [A-Za-z0-9._-]', async () => {
+    const userId = `Aa0._-${'x'.repeat(58)}`;
+    expect(userId).toHaveLength(64);
+    const client = await TestClient.connect(server.wsUrl, { userId });
+    clients.push(client);
+    expect(client.userId).toBe(userId);
+  });
+
+  it('still serves after refusing bad userIds', async () => {
+    expect(await TestClient.refusedStatus(server.wsUrl, { userId: 'bad id' })).toBe(400);
+    const client = await TestClient.connect(server.wsUrl, { userId: 'good' });
+    clients.push(client);
+    await client.join('after-refusal');
+  });
+});

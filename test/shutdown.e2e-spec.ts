@@ -1,0 +1,286 @@
+import { randomBytes } from 'node:crypto';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { ServerProcess } from './support/server-process.js';
+import { delay, TestClient, withTimeout } from './support/test-client.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const GOING_AWAY = 1001;
+
+/**
+ * A WebSocket client that completes the handshake and then never answers anything, in
+ * particular not the server's close frame: it keeps a graceful shutdown waiting.
+ */
+class SilentClient {
+  private buffer = Buffer.alloc(0);
+  private upgraded = false;
+  /** Close codes of the close frames received. */
+  readonly closeCodes: number[] = [];
+  readonly ended: Promise<void>;
+
+  private constructor(private readonly socket: Socket) {
+    this.ended = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.parse();
+    });
+  }
+
+  static async connect(wsUrl: string, userId: string): Promise<SilentClient> {
+    const url = new URL(wsUrl);
+    const socket = connectTcp(Number(url.port), url.hostname);
+    const client = new SilentClient(socket);
+    socket.write(
+      `GET /?userId=${userId} HTTP/1.1\r\n` +
+        `Host: ${url.host}\r\n` +
+        'Upgrade: websocket\r\n' +
+        'Connection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
+        'Sec-WebSocket-Version: 13\r\n\r\n',
+    );
+    const deadline = Date.now() + 2000;
+    while (!client.upgraded) {
+      if (Date.now() > deadline) {
+        socket.destroy();
+        throw new Error(`no 101 for ${userId}: ${client.buffer.toString()}`);
+      }
+      await delay(5);
+    }
+    return client;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Reads the 101 response, then unmasked server frames (enough for small ones). */
+  private parse(): void {
+    if (!this.upgraded) {
+      const end = this.buffer.indexOf('\r\n\r\n');
+      if (end === -1) {
+        return;
+      }
+      if (!this.buffer.subarray(0, end).toString().startsWith('HTTP/1.1 101')) {
+        return;
+      }
+      this.upgraded = true;
+      this.buffer = this.buffer.subarray(end + 4);
+    }
+    while (this.buffer.length >= 2) {
+      const opcode = this.buffer[0] & 0x0f;
+      let length = this.buffer[1] & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        if (this.buffer.length < 4) {
+          return;
+        }
+        length = this.buffer.readUInt16BE(2);
+        offset = 4;
+      }
+      if (this.buffer.length < offset + length) {
+        return;
+      }
+      const payload = this.buffer.subarray(offset, offset + length);
+      if (opcode === 0x8 && payload.length >= 2) {
+        this.closeCodes.push(payload.readUInt16BE(0));
+      }
+      this.buffer = this.buffer.subarray(offset + length);
+    }
+  }
+}
+
+describe('graceful shutdown (in process)', () => {
+  let server: TestServer | undefined;
+  const clients: TestClient[] = [];
+  const silent: SilentClient[] = [];
+
+  afterEach(async () => {
+    clients.splice(0).forEach((client) => client.close());
+    silent.splice(0).forEach((client) => client.destroy());
+    await server?.close();
+    server = undefined;
+  });
+
+  it('closes every client with 1001', async () => {
+    server = await startTestServer();
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    const carol = await TestClient.connect(server.wsUrl, { userId: 'carol' });
+    clients.push(alice, bob, carol);
+    await alice.join('shutdown-room');
+    await bob.join('shutdown-room');
+
+    await server.close();
+    for (const client of [alice, bob, carol]) {
+      const closed = await client.waitForClose(1000);
+      expect(closed.code).toBe(GOING_AWAY);
+      expect(closed.reason).toBe('Server shutting down');
+    }
+    // The clients were told they are going away, not that someone left.
+    expect(alice.received.filter((message) => message.event === 'user_left')).toEqual([]);
+  });
+
+  it('answers readiness with 503 and refuses new upgrades while shutting down', async () => {
+    server = await startTestServer({ SHUTDOWN_TIMEOUT_MS: '2000' });
+    const { wsUrl, httpUrl } = server;
+    expect((await fetch(`${httpUrl}/health/ready`)).status).toBe(200);
+    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
+    clients.push(alice);
+    // It does not answer the close frame, so shutdown waits for it (up to half the budget).
+    const slow = await SilentClient.connect(wsUrl, 'slow');
+    silent.push(slow);
+
+    const closing = server.close();
+    expect((await alice.waitForClose(1000)).code).toBe(GOING_AWAY);
+
+    const ready = await fetch(`${httpUrl}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({
+      status: 'error',
+      details: { shutdown: { status: 'down' } },
+    });
+    expect(await TestClient.refusedStatus(wsUrl, { userId: 'latecomer' })).toBe(503);
+    expect(slow.closeCodes).toEqual([GOING_AWAY]);
+
+    await withTimeout(closing, 3000, 'the app to close');
+    await withTimeout(slow.ended, 1000, 'the silent client to be dropped');
+  });
+});
+
+describe('the server process', () => {
+  const processes: ServerProcess[] = [];
+  const clients: TestClient[] = [];
+  const silent: SilentClient[] = [];
+
+  const baseEnv = { HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json' };
+  const start = (env: Record<string, string>) => {
+    const server = ServerProcess.start(env);
+    processes.push(server);
+    return server;
+  };
+
+  afterEach(async () => {
+    clients.splice(0).forEach((client) => client.close());
+    silent.splice(0).forEach((client) => client.destroy());
+    await Promise.all(processes.splice(0).map((server) => server.stop()));
+  });
+
+  it('on SIGTERM closes every client with 1001 and exits 0 within SHUTDOWN_TIMEOUT_MS', async () => {
+    const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
+    const port = await server.port();
+    const wsUrl = `ws://127.0.0.1:${port}`;
+    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(wsUrl, { userId: 'bob' });
+    clients.push(alice, bob);
+    await alice.join('process-room');
+    await bob.join('process-room');
+    expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    expect((await alice.waitForClose(3000)).code).toBe(GOING_AWAY);
+    expect((await bob.waitForClose(3000)).code).toBe(GOING_AWAY);
+    const exit = await server.waitForExit(3500);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalledAt).toBeLessThan(3000);
+  });
+
+  it('exits 0 within SHUTDOWN_TIMEOUT_MS even when a client never answers the close', async () => {
+    const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '1000' });
+    const port = await server.port();
+    const slow = await SilentClient.connect(`ws://127.0.0.1:${port}`, 'slow');
+    silent.push(slow);
+
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    const exit = await server.waitForExit(2000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    // SHUTDOWN_TIMEOUT_MS, plus a little for the signal and the exit to travel.
+    expect(Date.now() - signalledAt).toBeLessThan(1000 + 200);
+    expect(slow.closeCodes).toEqual([GOING_AWAY]);
+  });
+
+  it('on SIGINT closes clients with 1001 and exits 0', async () => {
+    const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
+    const port = await server.port();
+    const alice = await TestClient.connect(`ws://127.0.0.1:${port}`, { userId: 'alice' });
+    clients.push(alice);
+
+    server.child.kill('SIGINT');
+    expect((await alice.waitForClose(3000)).code).toBe(GOING_AWAY);
+    expect(await server.waitForExit(3500)).toEqual({ code: 0, signal: null });
+  });
+
+  it('with LOG_FORMAT=json writes one JSON object per stdout line, logging events but not messages', async () => {
+    const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
+    const port = await server.port();
+    const wsUrl = `ws://127.0.0.1:${port}`;
+    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(wsUrl, { userId: 'bob' });
+    clients.push(alice, bob);
+    await alice.join('logged-room');
+    await bob.join('logged-room');
+    const marker = 'marker-d5c9a1';
+    for (let i = 0; i < 5; i += 1) {
+      alice.broadcast('logged-room', { type: marker, data: { text: marker } });
+    }
+    expect((await bob.next('message')).message.type).toBe(marker);
+    alice.close();
+    await bob.next('user_left');
+
+    server.child.kill('SIGTERM');
+    expect((await server.waitForExit(3500)).code).toBe(0);
+
+    expect(server.stdoutLines.length).toBeGreaterThan(0);
+    const entries = server.stdoutLines.map((line) => {
+      try {
+        return JSON.parse(line) as { level?: unknown; message?: unknown };
+      } catch {
+        throw new Error(`stdout line is not JSON: ${line}`);
+      }
+    });
+    for (const entry of entries) {
+      expect(typeof entry.level).toBe('string');
+      expect(typeof entry.message).toBe('string');
+    }
+    const messages = entries.map((entry) => entry.message as string);
+    expect(messages).toContainEqual(expect.stringMatching(/^Listening on http:\/\/127\.0\.0\.1:/));
+    expect(messages).toContainEqual(expect.stringMatching(/alice.*connected/));
+    expect(messages).toContainEqual(expect.stringMatching(/logged-room.*created/));
+    expect(messages.filter((message) => message.includes(marker))).toEqual([]);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['MAX_ROOMS', '0'],
+    ['LOG_LEVEL', 'loud'],
+  ])('refuses to boot with %s=%s, naming the variable', async (name, value) => {
+    const server = start({ ...baseEnv, [name]: value });
+    const exit = await server.waitForExit(5000);
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    expect(server.stderr).toContain(name);
+    expect(server.stderr).toContain(value);
+    expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
+  });
+
+  it('refuses to boot with REQUIRE_API_KEY=true and no API_KEY, naming API_KEY', async () => {
+    const server = start({ ...baseEnv, REQUIRE_API_KEY: 'true' });
+    const exit = await server.waitForExit(5000);
+    expect(exit.code).not.toBe(0);
+    expect(exit.code).not.toBeNull();
+    expect(server.stderr).toMatch(/\bAPI_KEY\b/);
+    expect(server.stderr).toContain('REQUIRE_API_KEY');
+    expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
+  });
+
+  it('boots with REQUIRE_API_KEY=true and an API_KEY, and enforces it', async () => {
+    const server = start({ ...baseEnv, REQUIRE_API_KEY: 'true', API_KEY: 'process-key' });
+    const port = await server.port();
+    const wsUrl = `ws://127.0.0.1:${port}`;
+    expect(await TestClient.refusedStatus(wsUrl, { userId: 'alice' })).toBe(401);
+    const alice = await TestClient.connect(wsUrl, { userId: 'alice', apiKey: 'process-key' });
+    clients.push(alice);
+    expect(alice.userId).toBe('alice');
+  });
+});

@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { withTimeout } from './test-client.js';
+
+/** The built server; `npm test` builds it first (pretest), a direct jest run needs `npm run build`. */
+export const MAIN_JS = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/main.js');
+
+/** Fails (never skips) when the build is missing, saying how to make it. */
+export function assertBuilt(): void {
+  if (!existsSync(MAIN_JS)) {
+    throw new Error(
+      `${MAIN_JS} is missing: run \`npm run build\` before running jest directly ` +
+        '(`npm test` builds it through its pretest script)',
+    );
+  }
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** `node dist/main.js` as a child process, with its output collected line by line. */
+export class ServerProcess {
+  readonly stdoutLines: string[] = [];
+  stderr = '';
+  readonly exited: Promise<Exit>;
+  private stdoutRest = '';
+  private readonly listeners: Array<() => void> = [];
+  private exit?: Exit;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stdout?.setEncoding('utf8');
+    child.stderr?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      const parts = (this.stdoutRest + chunk).split('\n');
+      this.stdoutRest = parts.pop() ?? '';
+      this.stdoutLines.push(...parts.filter((line) => line.length > 0));
+      this.notify();
+    });
+    child.stderr?.on('data', (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolveExit) => {
+      child.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        this.notify();
+        resolveExit(this.exit);
+      });
+    });
+  }
+
+  /**
+   * Starts the server with only PATH from the parent environment plus `env`, so neither the
+   * developer's variables nor jest's NODE_OPTIONS leak into it.
+   */
+  static start(env: Record<string, string>): ServerProcess {
+    assertBuilt();
+    const child = spawn(process.execPath, [MAIN_JS], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new ServerProcess(child);
+  }
+
+  get hasExited(): boolean {
+    return this.exit !== undefined;
+  }
+
+  /** Waits for the "Listening on http://HOST:PORT" log line and returns the port. */
+  async port(timeoutMs = 10_000): Promise<number> {
+    const found = await this.waitFor(() => {
+      for (const line of this.stdoutLines) {
+        const match = /Listening on http:\/\/[^\s:]+:(\d+)/.exec(line);
+        if (match) {
+          return Number(match[1]);
+        }
+      }
+      return undefined;
+    }, timeoutMs);
+    if (found === undefined) {
+      throw new Error(
+        `the server exited (${JSON.stringify(this.exit)}) before listening; ` +
+          `stdout: ${this.stdoutLines.join('\n')}; stderr: ${this.stderr}`,
+      );
+    }
+    return found;
+  }
+
+  waitForExit(timeoutMs: number): Promise<Exit> {
+    return withTimeout(this.exited, timeoutMs, 'the server process to exit');
+  }
+
+  /** Kills the process if it is still running (cleanup). */
+  async stop(): Promise<void> {
+    if (!this.hasExited) {
+      this.child.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  /** Resolves with `probe`'s first defined value, or undefined once the process has exited. */
+  private async waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+    const wait = new Promise<T | undefined>((resolveWait) => {
+      const check = (): boolean => {
+        const value = probe();
+        if (value !== undefined || this.hasExited) {
+          resolveWait(value);
+          return true;
+        }
+        return false;
+      };
+      if (!check()) {
+        const listener = (): void => {
+          if (check()) {
+            this.listeners.splice(this.listeners.indexOf(listener), 1);
+          }
+        };
+        this.listeners.push(listener);
+      }
+    });
+    return withTimeout(wait, timeoutMs, 'the server to log its port');
+  }
+
+  private notify(): void {
+    for (const listener of [...this.listeners]) {
+      listener();
+    }
+  }
+}
