@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { Fanout } from '../bus/fanout.service.js';
+import { withRequestId } from '../bus/reply.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ClientAction,
@@ -85,7 +86,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     @MessageBody(validated) body: CreateRoomDto,
   ): Promise<ServerMessage<'room_created'>> {
     const roomId = await this.rooms.create({ roomId: body.roomId, ...body.config });
-    return { event: ServerEvent.RoomCreated, data: withRequestId(body, { roomId }) };
+    return { event: ServerEvent.RoomCreated, data: withRequestId(body.requestId, { roomId }) };
   }
 
   @SubscribeMessage(ClientAction.JoinRoom)
@@ -140,7 +141,10 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
 
   @SubscribeMessage(ClientAction.Ping)
   ping(@MessageBody(validated) body: PingDto): ServerMessage<'pong'> {
-    return { event: ServerEvent.Pong, data: withRequestId(body, { serverTime: Date.now() }) };
+    return {
+      event: ServerEvent.Pong,
+      data: withRequestId(body.requestId, { serverTime: Date.now() }),
+    };
   }
 
   @SubscribeMessage(ClientAction.UpdateState)
@@ -164,7 +168,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     const state = await this.state.get(body.roomId);
     return {
       event: ServerEvent.State,
-      data: withRequestId(body, { roomId: body.roomId, version: state.version, state }),
+      data: withRequestId(body.requestId, { roomId: body.roomId, version: state.version, state }),
     };
   }
 
@@ -213,13 +217,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     }
     return connection;
   }
-}
-
-function withRequestId<T extends object>(
-  body: { requestId?: string },
-  data: T,
-): T & { requestId?: string } {
-  return body.requestId !== undefined ? { requestId: body.requestId, ...data } : data;
 }
 
 /** Keeps only the avatar fields we know, so nothing else a client adds is stored or relayed. */

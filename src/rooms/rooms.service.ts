@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Fanout } from '../bus/fanout.service.js';
+import { publishWithReply, withRequestId } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
@@ -11,6 +12,7 @@ import {
   type Role,
   type RoomInfo,
   type RoomUser,
+  type ServerMessage,
 } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import type { BufferedEvent } from '../users/local-membership.js';
@@ -115,7 +117,7 @@ export class RoomsService {
     }
     this.fanout.send(connection, {
       event: ServerEvent.RoomJoined,
-      data: { ...(requestId !== undefined ? { requestId } : {}), roomInfo: outcome.roomInfo },
+      data: withRequestId(requestId, { roomInfo: outcome.roomInfo }),
     });
     const isNews = newsFilter(outcome.roomInfo);
     for (const held of membership.completeJoin(connection, roomId)) {
@@ -138,7 +140,7 @@ export class RoomsService {
     this.users.membership.remove(connection, roomId);
     this.fanout.send(connection, {
       event: ServerEvent.RoomLeft,
-      data: { ...(requestId !== undefined ? { requestId } : {}), roomId },
+      data: withRequestId(requestId, { roomId }),
     });
     if (outcome) {
       await this.announceDeparture(roomId, connection.userId, outcome);
@@ -169,13 +171,16 @@ export class RoomsService {
   ): Promise<void> {
     rejectSelfTarget(actor, targetUserId);
     const changed = await this.store.setRole(roomId, targetUserId, role);
-    changed.forEach((user, index) => {
-      const isReply = index === changed.length - 1;
-      this.publishWithReply(actor, roomId, requestId, isReply, {
-        event: ServerEvent.UserUpdated,
-        data: { roomId, user },
-      });
-    });
+    const target = changed.pop() as RoomUser;
+    for (const demoted of changed) {
+      this.bus.publish(roomId, { event: ServerEvent.UserUpdated, data: { roomId, user: demoted } });
+    }
+    this.publishWithReply(
+      actor,
+      roomId,
+      { event: ServerEvent.UserUpdated, data: { roomId, user: target } },
+      requestId,
+    );
   }
 
   async kick(
@@ -188,24 +193,23 @@ export class RoomsService {
     const now = Date.now();
     const outcome = await this.store.kick(roomId, targetUserId, now + this.config.kickBanMs, now);
     this.bus.sendToMember(roomId, targetUserId, { event: ServerEvent.Kicked, data: { roomId } });
-    this.publishWithReply(actor, roomId, requestId, true, {
-      event: ServerEvent.UserLeft,
-      data: { roomId, userId: targetUserId },
-    });
+    this.publishWithReply(
+      actor,
+      roomId,
+      { event: ServerEvent.UserLeft, data: { roomId, userId: targetUserId } },
+      requestId,
+    );
     this.logger.log(`User ${targetUserId} kicked from room ${roomId} by ${actor.userId}`);
     await this.announceNewHost(roomId, outcome);
   }
 
   async delete(actor: Connection, roomId: string, requestId?: string): Promise<void> {
     await this.store.delete(roomId);
-    this.fanout.send(actor, {
-      event: ServerEvent.RoomDeleted,
-      data: { ...(requestId !== undefined ? { requestId } : {}), roomId, reason: 'deleted' },
-    });
-    this.bus.publish(
+    this.publishWithReply(
+      actor,
       roomId,
       { event: ServerEvent.RoomDeleted, data: { roomId, reason: 'deleted' } },
-      actor.userId,
+      requestId,
     );
     this.logger.log(`Room ${roomId} deleted by ${actor.userId}`);
   }
@@ -245,31 +249,13 @@ export class RoomsService {
     }
   }
 
-  /**
-   * Sends an event to the room; when `isReply`, the actor's copy carries the requestId and the
-   * others' copies do not.
-   */
-  private publishWithReply(
+  private publishWithReply<E extends ServerEvent>(
     actor: Connection,
     roomId: string,
+    message: ServerMessage<E>,
     requestId: string | undefined,
-    isReply: boolean,
-    message:
-      | { event: 'user_updated'; data: { roomId: string; user: RoomUser } }
-      | {
-          event: 'user_left';
-          data: { roomId: string; userId: string };
-        },
   ): void {
-    if (!isReply) {
-      this.bus.publish(roomId, message);
-      return;
-    }
-    this.bus.publish(roomId, message, actor.userId);
-    this.fanout.send(actor, {
-      ...message,
-      data: { ...message.data, ...(requestId !== undefined ? { requestId } : {}) },
-    } as typeof message);
+    publishWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
   }
 
   private checkRoomsPerConnection(connection: Connection): void {

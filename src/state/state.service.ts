@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
+import { publishWithReply } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ServerEvent, type RoomState } from '../protocol/protocol.js';
@@ -31,11 +32,14 @@ export class StateService {
       ...(change.ops ? { ops: change.ops } : {}),
       updatedBy: actor.userId,
     };
-    this.bus.publish(roomId, { event: ServerEvent.StateUpdated, data }, actor.userId);
-    this.fanout.send(actor, {
-      event: ServerEvent.StateUpdated,
-      data: { ...(requestId !== undefined ? { requestId } : {}), ...data },
-    });
+    publishWithReply(
+      this.bus,
+      this.fanout,
+      actor,
+      roomId,
+      { event: ServerEvent.StateUpdated, data },
+      requestId,
+    );
   }
 
   get(roomId: string): Promise<RoomState> {
