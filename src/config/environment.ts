@@ -66,7 +66,7 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
   const present: Record<string, string> = {};
   for (const key of known) {
     const value = env[key];
-    if (value !== undefined && !(value === '' && key !== 'API_KEY')) {
+    if (value !== undefined && value !== '') {
       present[key] = value;
     }
   }

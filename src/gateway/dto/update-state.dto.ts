@@ -38,17 +38,18 @@ export class StateOpDto {
   @ValidateIf((op: StateOpDto) => op.op !== 'remove') @IsObject() item?: Record<string, unknown>;
 }
 
+// class-validator reports the decorator nearest the property first: the type check sits there.
 export class UpdateStateDto {
   @OptionalRequestId() requestId?: string;
   @IsProtocolId() roomId: string;
   @ValidateIf((dto: UpdateStateDto) => dto.patch !== undefined || dto.baseVersion !== undefined)
-  @IsInt()
   @Min(0)
+  @IsInt()
   baseVersion?: number;
   @ValidateIf((dto: UpdateStateDto) => dto.patch !== undefined || dto.ops === undefined)
-  @IsObject()
-  @HasOnlyKeys(STATE_PATCH_SECTIONS)
   @ValidateNested()
+  @HasOnlyKeys(STATE_PATCH_SECTIONS)
+  @IsObject({ message: 'patch must be an object (update_state needs a patch or ops)' })
   @Type(() => StatePatchDto)
   patch?: StatePatchDto;
   @IsOptional()
