@@ -1,37 +1,26 @@
+import { useTestServer } from './support/fixtures.js';
 import { TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
 
 const API_KEY = 'e2e-s3cret-key';
 
 describe('API key', () => {
-  let server: TestServer | undefined;
-  const clients: TestClient[] = [];
+  const fixture = useTestServer({ lazy: true });
+  const { start, connect } = fixture;
 
-  const connect = async (options: Parameters<typeof TestClient.connect>[1]) => {
-    const client = await TestClient.connect(server!.wsUrl, options);
-    clients.push(client);
-    return client;
-  };
   const get = (path: string, headers: Record<string, string> = {}) =>
-    fetch(`${server!.httpUrl}${path}`, { headers });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server?.close();
-    server = undefined;
-  });
+    fetch(`${fixture.server.httpUrl}${path}`, { headers });
 
   describe('with REQUIRE_API_KEY=true and API_KEY set', () => {
     beforeEach(async () => {
-      server = await startTestServer({ REQUIRE_API_KEY: 'true', API_KEY });
+      await start({ REQUIRE_API_KEY: 'true', API_KEY });
     });
 
     it('refuses an upgrade without a key with 401', async () => {
-      expect(await TestClient.refusedStatus(server!.wsUrl, { userId: 'alice' })).toBe(401);
+      expect(await TestClient.refusedStatus(fixture.server.wsUrl, { userId: 'alice' })).toBe(401);
     });
 
     it('refuses an upgrade with a wrong key with 401, wherever the key is', async () => {
-      const url = server!.wsUrl;
+      const url = fixture.server.wsUrl;
       expect(await TestClient.refusedStatus(url, { userId: 'alice', apiKey: 'wrong' })).toBe(401);
       expect(await TestClient.refusedStatus(url, { apiKey: `${API_KEY}x` })).toBe(401);
       expect(await TestClient.refusedStatus(url, { apiKey: API_KEY.slice(0, -1) })).toBe(401);
@@ -46,26 +35,23 @@ describe('API key', () => {
     });
 
     it('accepts the key in ?apiKey=', async () => {
-      const alice = await connect({ userId: 'alice', apiKey: API_KEY });
+      const alice = await connect('alice', { apiKey: API_KEY });
       expect(alice.userId).toBe('alice');
     });
 
     it('accepts the key in an x-api-key header', async () => {
-      const bob = await connect({ userId: 'bob', headers: { 'x-api-key': API_KEY } });
+      const bob = await connect('bob', { headers: { 'x-api-key': API_KEY } });
       expect(bob.userId).toBe('bob');
     });
 
     it('accepts the key as Authorization: Bearer', async () => {
-      const carol = await connect({
-        userId: 'carol',
-        headers: { authorization: `Bearer ${API_KEY}` },
-      });
+      const carol = await connect('carol', { headers: { authorization: `Bearer ${API_KEY}` } });
       expect(carol.userId).toBe('carol');
     });
 
     it('lets an authenticated client use the protocol', async () => {
-      const alice = await connect({ userId: 'alice', apiKey: API_KEY });
-      const bob = await connect({ userId: 'bob', headers: { 'x-api-key': API_KEY } });
+      const alice = await connect('alice', { apiKey: API_KEY });
+      const bob = await connect('bob', { headers: { 'x-api-key': API_KEY } });
       await alice.join('secure-room');
       await bob.join('secure-room');
       expect(await alice.next('user_joined')).toMatchObject({ user: { id: 'bob' } });
@@ -94,18 +80,18 @@ describe('API key', () => {
 
   describe('without REQUIRE_API_KEY', () => {
     it('lets anyone connect and read /stats', async () => {
-      server = await startTestServer();
-      const alice = await connect({ userId: 'alice' });
+      await start();
+      const alice = await connect('alice');
       expect(alice.userId).toBe('alice');
-      const anyKey = await connect({ userId: 'bob', apiKey: 'anything' });
+      const anyKey = await connect('bob', { apiKey: 'anything' });
       expect(anyKey.userId).toBe('bob');
       expect((await get('/stats')).status).toBe(200);
       expect((await get('/health')).status).toBe(200);
     });
 
     it('does not require API_KEY when it is set but REQUIRE_API_KEY is not', async () => {
-      server = await startTestServer({ API_KEY });
-      const alice = await connect({ userId: 'alice' });
+      await start({ API_KEY });
+      const alice = await connect('alice');
       expect(alice.userId).toBe('alice');
       expect((await get('/stats')).status).toBe(200);
     });
@@ -113,17 +99,7 @@ describe('API key', () => {
 });
 
 describe('userId at the upgrade', () => {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server.close();
-  });
+  const fixture = useTestServer();
 
   it.each([
     ['with a space', 'bad id'],
@@ -132,21 +108,19 @@ describe('userId at the upgrade', () => {
     ['with a non-ASCII letter', 'usér'],
     ['with a prototype-ish name', '__proto__{}'],
   ])('refuses a userId %s with 400', async (_what, userId) => {
-    expect(await TestClient.refusedStatus(server.wsUrl, { userId })).toBe(400);
+    expect(await TestClient.refusedStatus(fixture.server.wsUrl, { userId })).toBe(400);
   });
 
   it('accepts a userId of 64 characters of [A-Za-z0-9._-]', async () => {
     const userId = `Aa0._-${'x'.repeat(58)}`;
     expect(userId).toHaveLength(64);
-    const client = await TestClient.connect(server.wsUrl, { userId });
-    clients.push(client);
+    const client = await fixture.connect(userId);
     expect(client.userId).toBe(userId);
   });
 
   it('still serves after refusing bad userIds', async () => {
-    expect(await TestClient.refusedStatus(server.wsUrl, { userId: 'bad id' })).toBe(400);
-    const client = await TestClient.connect(server.wsUrl, { userId: 'good' });
-    clients.push(client);
+    expect(await TestClient.refusedStatus(fixture.server.wsUrl, { userId: 'bad id' })).toBe(400);
+    const client = await fixture.connect('good');
     await client.join('after-refusal');
   });
 });

@@ -1,18 +1,8 @@
 import { ROOM_STORE, type RoomStore } from '../src/rooms/room-store.js';
-import { TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { INITIAL_STATE, useTestServer } from './support/fixtures.js';
+import type { TestClient } from './support/test-client.js';
 
 const MAX_MESSAGE_BYTES = 4096;
-
-const INITIAL_STATE = {
-  version: 0,
-  sceneUrl: null,
-  sceneLoaded: false,
-  treeViewState: {},
-  annotations: [],
-  focusPoints: [],
-  sessionSettings: {},
-};
 
 /** The own keys of the built-in prototypes a pollution would change. */
 const prototypeKeys = () => ({
@@ -22,13 +12,8 @@ const prototypeKeys = () => ({
 });
 
 describe('bad input', () => {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (userId: string) => {
-    const client = await TestClient.connect(server.wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
+  const fixture = useTestServer({ env: { MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) } });
+  const { connect, connectAll } = fixture;
 
   /** The client is still served: a ping gets its pong. */
   const expectServed = async (client: TestClient) => {
@@ -48,15 +33,6 @@ describe('bad input', () => {
       senderId: first.userId,
     });
   };
-
-  beforeEach(async () => {
-    server = await startTestServer({ MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) });
-  });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server.close();
-  });
 
   describe('frames that are not protocol messages', () => {
     it('answers text that is not JSON with INVALID_JSON', async () => {
@@ -291,7 +267,7 @@ describe('bad input', () => {
 
     /** The server's stored objects keep their ordinary prototypes. */
     const expectStoredStateIntact = async (roomId: string) => {
-      const store = server.app.get<RoomStore>(ROOM_STORE);
+      const store = fixture.server.app.get<RoomStore>(ROOM_STORE);
       const state = await store.getState(roomId);
       for (const value of [state, state.treeViewState, state.sessionSettings]) {
         expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
@@ -457,9 +433,7 @@ describe('bad input', () => {
 
   it('keeps serving every room and every open offender after a barrage of bad input', async () => {
     const before = prototypeKeys();
-    const [alice, bob, carol, dave] = await Promise.all(
-      ['alice', 'bob', 'carol', 'dave'].map(connect),
-    );
+    const [alice, bob, carol, dave] = await connectAll('alice', 'bob', 'carol', 'dave');
     await alice.join('busy');
     await bob.join('busy');
     await alice.next('user_joined');
@@ -507,7 +481,7 @@ describe('bad input', () => {
     expect((await bob.reply(stateId)).data).toMatchObject({ version: 0, state: INITIAL_STATE });
     await expectServerServesNewRoom('fresh');
 
-    const health = await fetch(`${server.httpUrl}/health`);
+    const health = await fetch(`${fixture.server.httpUrl}/health`);
     expect(health.status).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
-import { delay, TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
+import { delay, type TestClient } from './support/test-client.js';
 
 interface RoomStats {
   roomId: string;
@@ -14,26 +14,12 @@ interface Stats {
 }
 
 describe('lifecycle', () => {
-  let server: TestServer | undefined;
-  const clients: TestClient[] = [];
+  // Every test starts its own server, with the env it is about.
+  const fixture = useTestServer({ lazy: true });
+  const { start, connect } = fixture;
 
-  const start = async (env: Record<string, string> = {}) => {
-    server = await startTestServer(env);
-    return server;
-  };
-  const running = (): TestServer => {
-    if (!server) {
-      throw new Error('no server started');
-    }
-    return server;
-  };
-  const connect = async (userId: string, autoPong = true) => {
-    const client = await TestClient.connect(running().wsUrl, { userId, autoPong });
-    clients.push(client);
-    return client;
-  };
   const getJson = async (path: string) => {
-    const response = await fetch(`${running().httpUrl}${path}`);
+    const response = await fetch(`${fixture.server.httpUrl}${path}`);
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
   const stats = async (): Promise<Stats> => {
@@ -68,17 +54,11 @@ describe('lifecycle', () => {
     expect(reply).toMatchObject({ event: 'room_created', data: { roomId } });
   };
 
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server?.close();
-    server = undefined;
-  });
-
   describe('heartbeat', () => {
     it('terminates a client that does not answer pings; its rooms hear user_left', async () => {
       await start({ HEARTBEAT_INTERVAL_MS: '100' });
       const alice = await connect('alice');
-      const dead = await connect('dead', false);
+      const dead = await connect('dead', { autoPong: false });
       await alice.join('beat');
       await dead.join('beat');
       await alice.next('user_joined');

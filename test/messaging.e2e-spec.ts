@@ -1,20 +1,11 @@
-import { TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
 
 describe('messaging: broadcast, send_message and ping', () => {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (userId: string) => {
-    const client = await TestClient.connect(server.wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
+  const { connect, connectAll } = useTestServer();
 
   /** alice, bob and carol in `gallery`, dave alone in `elsewhere`; every join event consumed. */
   const roomOfThree = async () => {
-    const [alice, bob, carol, dave] = await Promise.all(
-      ['alice', 'bob', 'carol', 'dave'].map((id) => connect(id)),
-    );
+    const [alice, bob, carol, dave] = await connectAll('alice', 'bob', 'carol', 'dave');
     await alice.join('gallery');
     await bob.join('gallery');
     await carol.join('gallery');
@@ -24,15 +15,6 @@ describe('messaging: broadcast, send_message and ping', () => {
     expect((await bob.next('user_joined')).user.id).toBe('carol');
     return { alice, bob, carol, dave };
   };
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server.close();
-  });
 
   describe('broadcast', () => {
     it('relays the message exactly as sent to every other member, and nothing to the sender or other rooms', async () => {

@@ -1,6 +1,6 @@
 import type { ServerEventMap } from '../src/protocol/protocol.js';
-import { delay, TestClient, type Received } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
+import { delay, type Received } from './support/test-client.js';
 
 type StateUpdated = ServerEventMap['state_updated'];
 
@@ -16,22 +16,7 @@ const seqOf = (message: Received) =>
   (message.data as ServerEventMap['message']).message.data!.seq as number;
 
 describe('ordering', () => {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (userId: string) => {
-    const client = await TestClient.connect(server.wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server.close();
-  });
+  const { connect, connectAll } = useTestServer();
 
   describe('one connection', () => {
     it('handles join_room before the update_state, broadcast and get_state sent right behind it', async () => {
@@ -241,7 +226,7 @@ describe('ordering', () => {
     it('gives each of several simultaneous joiners room_joined first and a gapless tail of updates', async () => {
       const alice = await connect('alice');
       await alice.join('gallery');
-      const joiners = await Promise.all(['j1', 'j2', 'j3', 'j4'].map(connect));
+      const joiners = await connectAll('j1', 'j2', 'j3', 'j4');
 
       const rounds = 30;
       for (let round = 0; round < rounds; round += 1) {

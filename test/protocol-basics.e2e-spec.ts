@@ -1,23 +1,7 @@
-import { TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
 
 describe('connecting and joining', () => {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (userId?: string) => {
-    const client = await TestClient.connect(server.wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
-
-  beforeEach(async () => {
-    server = await startTestServer();
-  });
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server.close();
-  });
+  const { connect } = useTestServer();
 
   it('greets a connection with its userId, assigning one when none is given', async () => {
     const alice = await connect('alice');

@@ -1,20 +1,12 @@
 import type { Role, RoomInfo, ServerEvent } from '../src/protocol/protocol.js';
-import { TestClient, delay, type Received } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
+import { delay, type Received, type TestClient } from './support/test-client.js';
 
 const KICK_BAN_MS = 300;
 
 describe('roles', () => {
-  let server: Promise<TestServer> | undefined;
-  const clients: TestClient[] = [];
-
-  const connect = async (userId: string) => {
-    server ??= startTestServer({ KICK_BAN_MS: String(KICK_BAN_MS) });
-    const client = await TestClient.connect((await server).wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
-  const connectAll = (...userIds: string[]) => Promise.all(userIds.map((id) => connect(id)));
+  // The first connect of a test boots its server.
+  const { connectAll } = useTestServer({ env: { KICK_BAN_MS: String(KICK_BAN_MS) }, lazy: true });
 
   /** The one reply to `requestId`, which must be `event`; returns its data. */
   const replyOf = async <T = Record<string, unknown>>(
@@ -51,13 +43,6 @@ describe('roles', () => {
     await bob.next('user_joined');
     return { alice, bob, carol };
   };
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    const running = server;
-    server = undefined;
-    await (await running)?.close();
-  });
 
   describe('granting roles on join', () => {
     it('makes the first member host, whatever it asks for', async () => {

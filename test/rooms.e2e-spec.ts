@@ -1,18 +1,9 @@
-import { TestClient, type Received } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { useTestServer } from './support/fixtures.js';
+import type { Received, TestClient } from './support/test-client.js';
 
 describe('rooms and membership', () => {
-  let server: Promise<TestServer> | undefined;
-  const clients: TestClient[] = [];
-
-  /** Boots the server with env overrides; without a call, the first connect boots a default one. */
-  const start = (env: Record<string, string> = {}) => (server = startTestServer(env));
-  const connect = async (userId: string) => {
-    server ??= startTestServer();
-    const client = await TestClient.connect((await server).wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
+  // A test with env overrides calls start(env) first; otherwise its first connect boots a server.
+  const { start, connect, connectAll } = useTestServer({ lazy: true });
 
   /** The one reply to `requestId`, which must be `event`; returns its data. */
   const replyOf = async <T = Record<string, unknown>>(
@@ -28,13 +19,6 @@ describe('rooms and membership', () => {
   /** Asks for a join and returns the error reply (failing if the join succeeded). */
   const joinError = (client: TestClient, roomId: string, fields: Record<string, unknown> = {}) =>
     client.error(client.request('join_room', { roomId, ...fields }));
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    const running = server;
-    server = undefined;
-    await (await running)?.close();
-  });
 
   describe('create_room', () => {
     it('creates a room with the id asked for and answers once with room_created', async () => {
@@ -141,7 +125,7 @@ describe('rooms and membership', () => {
     });
 
     it('refuses a member beyond config.maxUsers with ROOM_FULL "Room is full" until one leaves', async () => {
-      const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+      const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
       await replyOf(
         alice,
         alice.request('create_room', { roomId: 'pair', config: { maxUsers: 2 } }),
@@ -168,7 +152,7 @@ describe('rooms and membership', () => {
 
     it('caps a room created on join at MAX_USERS_PER_ROOM', async () => {
       await start({ MAX_USERS_PER_ROOM: '2' });
-      const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+      const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
       await alice.join('auto');
       await bob.join('auto');
       const error = await joinError(carol, 'auto');
@@ -287,7 +271,7 @@ describe('rooms and membership', () => {
     });
 
     it('lets one connection be in several rooms, keeping their events apart', async () => {
-      const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+      const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
       await alice.join('north');
       await alice.join('south');
       await bob.join('north');
@@ -323,7 +307,7 @@ describe('rooms and membership', () => {
 
   describe('leave_room', () => {
     it('answers the sender with room_left and tells the others user_left, once each', async () => {
-      const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+      const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
       await alice.join('gallery');
       await bob.join('gallery');
       await carol.join('gallery');
@@ -371,7 +355,7 @@ describe('rooms and membership', () => {
   });
 
   it('tells the others user_left in every room when a socket closes', async () => {
-    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+    const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
     await alice.join('north');
     await bob.join('north');
     await bob.join('south');
@@ -396,7 +380,7 @@ describe('rooms and membership', () => {
 
   describe('session replacement', () => {
     it('closes the old socket with 4000 and moves memberships and role to the new one silently', async () => {
-      const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+      const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
       await alice.join('gallery');
       await alice.join('side');
       await bob.join('gallery');

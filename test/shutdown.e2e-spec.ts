@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect as connectTcp, type Socket } from 'node:net';
+import { ClientPool, useTestServer } from './support/fixtures.js';
 import { ServerProcess } from './support/server-process.js';
 import { delay, TestClient, withTimeout } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
 
 const GOING_AWAY = 1001;
 
@@ -90,23 +90,19 @@ class SilentClient {
 }
 
 describe('graceful shutdown (in process)', () => {
-  let server: TestServer | undefined;
-  const clients: TestClient[] = [];
   const silent: SilentClient[] = [];
-
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
+  // Declared before the fixture's afterEach, so it runs first: no silent client keeps the
+  // server's close waiting.
+  afterEach(() => {
     silent.splice(0).forEach((client) => client.destroy());
-    await server?.close();
-    server = undefined;
   });
+  const { start, connect } = useTestServer({ lazy: true });
 
   it('closes every client with 1001', async () => {
-    server = await startTestServer();
-    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
-    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
-    const carol = await TestClient.connect(server.wsUrl, { userId: 'carol' });
-    clients.push(alice, bob, carol);
+    const server = await start();
+    const alice = await connect('alice');
+    const bob = await connect('bob');
+    const carol = await connect('carol');
     await alice.join('shutdown-room');
     await bob.join('shutdown-room');
 
@@ -121,11 +117,10 @@ describe('graceful shutdown (in process)', () => {
   });
 
   it('answers readiness with 503 and refuses new upgrades while shutting down', async () => {
-    server = await startTestServer({ SHUTDOWN_TIMEOUT_MS: '2000' });
+    const server = await start({ SHUTDOWN_TIMEOUT_MS: '2000' });
     const { wsUrl, httpUrl } = server;
     expect((await fetch(`${httpUrl}/health/ready`)).status).toBe(200);
-    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
-    clients.push(alice);
+    const alice = await connect('alice');
     // It does not answer the close frame, so shutdown waits for it (up to half the budget).
     const slow = await SilentClient.connect(wsUrl, 'slow');
     silent.push(slow);
@@ -149,7 +144,7 @@ describe('graceful shutdown (in process)', () => {
 
 describe('the server process', () => {
   const processes: ServerProcess[] = [];
-  const clients: TestClient[] = [];
+  const clients = new ClientPool();
   const silent: SilentClient[] = [];
 
   const baseEnv = { HOST: '127.0.0.1', PORT: '0', LOG_FORMAT: 'json' };
@@ -160,7 +155,7 @@ describe('the server process', () => {
   };
 
   afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
+    clients.closeAll();
     silent.splice(0).forEach((client) => client.destroy());
     await Promise.all(processes.splice(0).map((server) => server.stop()));
   });
@@ -169,9 +164,8 @@ describe('the server process', () => {
     const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
     const port = await server.port();
     const wsUrl = `ws://127.0.0.1:${port}`;
-    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
-    const bob = await TestClient.connect(wsUrl, { userId: 'bob' });
-    clients.push(alice, bob);
+    const alice = await clients.connect(wsUrl, { userId: 'alice' });
+    const bob = await clients.connect(wsUrl, { userId: 'bob' });
     await alice.join('process-room');
     await bob.join('process-room');
     expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
@@ -203,8 +197,7 @@ describe('the server process', () => {
   it('on SIGINT closes clients with 1001 and exits 0', async () => {
     const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
     const port = await server.port();
-    const alice = await TestClient.connect(`ws://127.0.0.1:${port}`, { userId: 'alice' });
-    clients.push(alice);
+    const alice = await clients.connect(`ws://127.0.0.1:${port}`, { userId: 'alice' });
 
     server.child.kill('SIGINT');
     expect((await alice.waitForClose(3000)).code).toBe(GOING_AWAY);
@@ -215,9 +208,8 @@ describe('the server process', () => {
     const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
     const port = await server.port();
     const wsUrl = `ws://127.0.0.1:${port}`;
-    const alice = await TestClient.connect(wsUrl, { userId: 'alice' });
-    const bob = await TestClient.connect(wsUrl, { userId: 'bob' });
-    clients.push(alice, bob);
+    const alice = await clients.connect(wsUrl, { userId: 'alice' });
+    const bob = await clients.connect(wsUrl, { userId: 'bob' });
     await alice.join('logged-room');
     await bob.join('logged-room');
     const marker = 'marker-d5c9a1';
@@ -279,8 +271,7 @@ describe('the server process', () => {
     const port = await server.port();
     const wsUrl = `ws://127.0.0.1:${port}`;
     expect(await TestClient.refusedStatus(wsUrl, { userId: 'alice' })).toBe(401);
-    const alice = await TestClient.connect(wsUrl, { userId: 'alice', apiKey: 'process-key' });
-    clients.push(alice);
+    const alice = await clients.connect(wsUrl, { userId: 'alice', apiKey: 'process-key' });
     expect(alice.userId).toBe('alice');
   });
 });

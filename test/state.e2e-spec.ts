@@ -1,35 +1,15 @@
 import type { ServerEventMap } from '../src/protocol/protocol.js';
-import { TestClient } from './support/test-client.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { INITIAL_STATE, useTestServer } from './support/fixtures.js';
+import type { TestClient } from './support/test-client.js';
 
 type StateUpdated = ServerEventMap['state_updated'];
 
-const INITIAL_STATE = {
-  version: 0,
-  sceneUrl: null,
-  sceneLoaded: false,
-  treeViewState: {},
-  annotations: [],
-  focusPoints: [],
-  sessionSettings: {},
-};
-
 describe('room state: update_state and get_state', () => {
-  let server: TestServer | undefined;
-  const clients: TestClient[] = [];
-  const boot = async (env: Record<string, string> = {}) => {
-    server = await startTestServer(env);
-    return server;
-  };
-  const connect = async (userId: string) => {
-    const client = await TestClient.connect(server!.wsUrl, { userId });
-    clients.push(client);
-    return client;
-  };
+  const { start, connect, connectAll } = useTestServer({ lazy: true });
 
   /** alice (host), bob (editor), carol (viewer) in `gallery`; every join event consumed. */
   const editorsAndViewer = async () => {
-    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(connect));
+    const [alice, bob, carol] = await connectAll('alice', 'bob', 'carol');
     await alice.join('gallery', { userInfo: { role: 'host' } });
     await bob.join('gallery', { userInfo: { role: 'editor' } });
     const carolRoom = await carol.join('gallery', { userInfo: { role: 'viewer' } });
@@ -59,15 +39,9 @@ describe('room state: update_state and get_state', () => {
     return reply.data as StateUpdated;
   };
 
-  afterEach(async () => {
-    clients.splice(0).forEach((client) => client.close());
-    await server?.close();
-    server = undefined;
-  });
-
   describe('with default limits', () => {
     beforeEach(async () => {
-      await boot();
+      await start();
     });
 
     it('gives a new room exactly the initial state, in room_joined and get_state', async () => {
@@ -404,8 +378,12 @@ describe('room state: update_state and get_state', () => {
     });
 
     it('numbers many concurrent updates from several editors 1, 2, 3... with no gap, as every member sees them', async () => {
-      const [alice, bob, dave, erin, carol] = await Promise.all(
-        ['alice', 'bob', 'dave', 'erin', 'carol'].map(connect),
+      const [alice, bob, dave, erin, carol] = await connectAll(
+        'alice',
+        'bob',
+        'dave',
+        'erin',
+        'carol',
       );
       const editors = [alice, bob, dave, erin];
       for (const client of editors) {
@@ -532,7 +510,7 @@ describe('room state: update_state and get_state', () => {
 
   describe('with MAX_STATE_BYTES=2048', () => {
     beforeEach(async () => {
-      await boot({ MAX_STATE_BYTES: '2048' });
+      await start({ MAX_STATE_BYTES: '2048' });
     });
 
     it('refuses a change that would make the serialized state too large with STATE_TOO_LARGE', async () => {

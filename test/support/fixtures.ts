@@ -1,0 +1,99 @@
+import { TestClient, type ConnectOptions } from './test-client.js';
+import { startTestServer, type TestServer } from './test-server.js';
+
+/**
+ * The state of a room nobody has changed yet, as the protocol promises it. Stated here on
+ * purpose rather than imported from src, so that the tests check the server against it.
+ */
+export const INITIAL_STATE = {
+  version: 0,
+  sceneUrl: null,
+  sceneLoaded: false,
+  treeViewState: {},
+  annotations: [],
+  focusPoints: [],
+  sessionSettings: {},
+};
+
+/** The clients a test opened, so that they can all be closed after it. */
+export class ClientPool {
+  private readonly clients: TestClient[] = [];
+
+  /** `TestClient.connect`, remembering the client. */
+  async connect(url: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const client = await TestClient.connect(url, options);
+    this.clients.push(client);
+    return client;
+  }
+
+  closeAll(): void {
+    this.clients.splice(0).forEach((client) => client.close());
+  }
+}
+
+export interface ServerFixture {
+  /** The running server; throws when none has been started (or it is still starting). */
+  readonly server: TestServer;
+  /** Starts this test's server with `env` (default: the fixture's env). One per test. */
+  start(env?: Record<string, string>): Promise<TestServer>;
+  /** Connects `userId` to the server, starting it with the fixture's env if none was started. */
+  connect(userId?: string, options?: Omit<ConnectOptions, 'userId'>): Promise<TestClient>;
+  /** Connects every userId concurrently. */
+  connectAll(...userIds: string[]): Promise<TestClient[]>;
+}
+
+/**
+ * An in-process server per test, and its clients, all closed in an `afterEach`.
+ *
+ * By default a `beforeEach` starts the server with `env`. With `lazy: true` nothing is started
+ * up front: a test calls `start(env)` itself, or its first `connect` starts one with `env`.
+ */
+export function useTestServer(
+  options: { env?: Record<string, string>; lazy?: boolean } = {},
+): ServerFixture {
+  const defaultEnv = options.env ?? {};
+  const pool = new ClientPool();
+  let starting: Promise<TestServer> | undefined;
+  let running: TestServer | undefined;
+
+  const start = async (env: Record<string, string> = defaultEnv): Promise<TestServer> => {
+    if (starting) {
+      throw new Error('this test already started a server');
+    }
+    starting = startTestServer(env);
+    running = await starting;
+    return running;
+  };
+
+  if (!options.lazy) {
+    beforeEach(async () => {
+      await start();
+    });
+  }
+
+  afterEach(async () => {
+    pool.closeAll();
+    const server = starting;
+    starting = undefined;
+    running = undefined;
+    // A server that failed to start has already failed its test.
+    await (await server?.catch(() => undefined))?.close();
+  });
+
+  const connect = async (userId?: string, connectOptions: Omit<ConnectOptions, 'userId'> = {}) => {
+    const server = await (starting ?? start());
+    return pool.connect(server.wsUrl, { ...connectOptions, userId });
+  };
+
+  return {
+    get server(): TestServer {
+      if (!running) {
+        throw new Error('no server started');
+      }
+      return running;
+    },
+    start,
+    connect,
+    connectAll: (...userIds) => Promise.all(userIds.map((userId) => connect(userId))),
+  };
+}
