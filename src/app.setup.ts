@@ -22,7 +22,7 @@ export function createLogger(config: AppConfig): ConsoleLogger {
   return new ConsoleLogger({
     logLevels: LEVELS_FROM[config.logLevel],
     json: config.logFormat === 'json',
-    colors: config.logFormat !== 'json' && process.stdout.isTTY,
+    colors: config.logFormat !== 'json' && process.stdout.isTTY === true,
   });
 }
 
