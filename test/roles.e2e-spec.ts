@@ -1,23 +1,12 @@
 import type { Role, RoomInfo, ServerEvent } from '../src/protocol/protocol.js';
-import { useTestServer } from './support/fixtures.js';
-import { delay, type Received, type TestClient } from './support/test-client.js';
+import { replyOf, useTestServer } from './support/fixtures.js';
+import { delay, type TestClient } from './support/test-client.js';
 
 const KICK_BAN_MS = 300;
 
 describe('roles', () => {
   // The first connect of a test boots its server.
   const { connectAll } = useTestServer({ env: { KICK_BAN_MS: String(KICK_BAN_MS) }, lazy: true });
-
-  /** The one reply to `requestId`, which must be `event`; returns its data. */
-  const replyOf = async <T = Record<string, unknown>>(
-    client: TestClient,
-    requestId: string,
-    event: string,
-  ): Promise<T> => {
-    const message: Received = await client.reply(requestId);
-    expect(message.event).toBe(event);
-    return message.data as T;
-  };
 
   /** A copy of an event sent to someone other than the requester: never carries a requestId. */
   const copyOf = async <E extends ServerEvent>(client: TestClient, event: E) => {

@@ -1,20 +1,9 @@
-import { useTestServer } from './support/fixtures.js';
-import type { Received, TestClient } from './support/test-client.js';
+import { replyOf, useTestServer } from './support/fixtures.js';
+import type { TestClient } from './support/test-client.js';
 
 describe('rooms and membership', () => {
   // A test with env overrides calls start(env) first; otherwise its first connect boots a server.
   const { start, connect, connectAll } = useTestServer({ lazy: true });
-
-  /** The one reply to `requestId`, which must be `event`; returns its data. */
-  const replyOf = async <T = Record<string, unknown>>(
-    client: TestClient,
-    requestId: string,
-    event: string,
-  ): Promise<T> => {
-    const message: Received = await client.reply(requestId);
-    expect(message.event).toBe(event);
-    return message.data as T;
-  };
 
   /** Asks for a join and returns the error reply (failing if the join succeeded). */
   const joinError = (client: TestClient, roomId: string, fields: Record<string, unknown> = {}) =>

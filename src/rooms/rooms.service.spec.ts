@@ -142,6 +142,18 @@ describe('RoomsService', () => {
     buffer.push({ event, data, frame: JSON.stringify({ event, data }) });
   }
 
+  /** Another member joins through the store alone, as a join on another code path would. */
+  function joinStoreDirectly(connection: Connection, roomId: string) {
+    return store.join({
+      roomId,
+      userId: connection.userId,
+      name: connection.userId,
+      now: Date.now(),
+      configForNewRoom: { maxUsers: 50, persistent: false, defaultRole: 'editor' },
+      maxRooms: 10,
+    });
+  }
+
   const sentTo = (userId: string) => log.filter((sent) => sent.to === userId);
 
   beforeEach(async () => {
@@ -328,14 +340,7 @@ describe('RoomsService', () => {
 
       store.beforeSnapshot = async () => {
         // Reflected in bob's snapshot: carol's arrival and state version 1.
-        const joinedCarol = await store.join({
-          roomId: 'r',
-          userId: carol.userId,
-          name: 'carol',
-          now: Date.now(),
-          configForNewRoom: { maxUsers: 50, persistent: false, defaultRole: 'editor' },
-          maxRooms: 10,
-        });
+        const joinedCarol = await joinStoreDirectly(carol, 'r');
         hold(bob, 'r', 'user_joined', { roomId: 'r', user: joinedCarol.user });
         const v1 = await store.applyStateChange(
           'r',
@@ -352,14 +357,7 @@ describe('RoomsService', () => {
           MAX_STATE,
         );
         hold(bob, 'r', 'state_updated', { roomId: 'r', version: v2, updatedBy: 'alice' });
-        const joinedDave = await store.join({
-          roomId: 'r',
-          userId: dave.userId,
-          name: 'dave',
-          now: Date.now(),
-          configForNewRoom: { maxUsers: 50, persistent: false, defaultRole: 'editor' },
-          maxRooms: 10,
-        });
+        const joinedDave = await joinStoreDirectly(dave, 'r');
         hold(bob, 'r', 'user_joined', { roomId: 'r', user: joinedDave.user });
         await store.leave('r', carol.userId, Date.now());
         hold(bob, 'r', 'user_left', { roomId: 'r', userId: 'carol' });
@@ -397,14 +395,7 @@ describe('RoomsService', () => {
       const bob = connect('bob');
       const eve = connect('eve');
       store.afterSnapshot = async () => {
-        const outcome = await store.join({
-          roomId: 'r',
-          userId: eve.userId,
-          name: 'eve',
-          now: Date.now(),
-          configForNewRoom: { maxUsers: 50, persistent: false, defaultRole: 'editor' },
-          maxRooms: 10,
-        });
+        const outcome = await joinStoreDirectly(eve, 'r');
         hold(bob, 'r', 'user_joined', { roomId: 'r', user: outcome.user });
         await store.leave('r', eve.userId, Date.now());
         hold(bob, 'r', 'user_left', { roomId: 'r', userId: 'eve' });
@@ -427,14 +418,7 @@ describe('RoomsService', () => {
       store.afterSnapshot = async () => {
         await store.leave('r', carol.userId, Date.now());
         hold(bob, 'r', 'user_left', { roomId: 'r', userId: 'carol' });
-        const outcome = await store.join({
-          roomId: 'r',
-          userId: carol.userId,
-          name: 'carol',
-          now: Date.now(),
-          configForNewRoom: { maxUsers: 50, persistent: false, defaultRole: 'editor' },
-          maxRooms: 10,
-        });
+        const outcome = await joinStoreDirectly(carol, 'r');
         hold(bob, 'r', 'user_joined', { roomId: 'r', user: outcome.user });
       };
 

@@ -97,3 +97,14 @@ export function useTestServer(
     connectAll: (...userIds) => Promise.all(userIds.map((userId) => connect(userId))),
   };
 }
+
+/** The one reply to `requestId`, which must be `event`; returns its data. */
+export async function replyOf<T = Record<string, unknown>>(
+  client: TestClient,
+  requestId: string,
+  event: string,
+): Promise<T> {
+  const message = await client.reply(requestId);
+  expect(message.event).toBe(event);
+  return message.data as T;
+}
