@@ -224,7 +224,10 @@ describe('lifecycle', () => {
       const until = Date.now() + forMs;
       let sent = 0;
       while (Date.now() < until) {
-        alice.broadcast('busy', { type: 'pose_update', data: { n: sent } });
+        alice.broadcast('busy', {
+          type: 'pose_update',
+          data: { n: sent, position: [0, 0, 0], rotation: [0, 0, 0, 1] },
+        });
         sent += 1;
         await delay(gapMs);
       }
@@ -317,7 +320,10 @@ describe('lifecycle', () => {
       const started = Date.now();
       while (Date.now() - started < 2300) {
         for (let i = 0; i < 5; i += 1) {
-          alice.broadcast('burst', { type: 'pose_update', data: { n: sent } });
+          alice.broadcast('burst', {
+            type: 'pose_update',
+            data: { n: sent, position: [0, 0, 0], rotation: [0, 0, 0, 1] },
+          });
           sent += 1;
         }
         const value = await lastActivity();

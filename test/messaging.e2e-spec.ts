@@ -123,6 +123,17 @@ describe('messaging: broadcast, send_message and ping', () => {
       ['message.data an array', 'message.data', { type: 'pose', data: [1, 2, 3] }],
       ['message.data a string', 'message.data', { type: 'pose', data: 'hello' }],
       ['message.data a number', 'message.data', { type: 'pose', data: 42 }],
+      ['a pose_update without data', 'message.data', { type: 'pose_update' }],
+      [
+        'a pose_update without rotation',
+        'message.data',
+        { type: 'pose_update', data: { position: [0, 1.7, 0] } },
+      ],
+      [
+        'a pose_update with a string coordinate',
+        'message.data',
+        { type: 'pose_update', data: { position: [0, '1.7', 0], rotation: [0, 0, 0, 1] } },
+      ],
     ])('refuses %s with VALIDATION_FAILED naming %s', async (_case, field, message) => {
       const { alice, bob } = await roomOfThree();
       const requestId = alice.request('broadcast', { roomId: 'gallery', message });
@@ -246,6 +257,11 @@ describe('messaging: broadcast, send_message and ping', () => {
         'message.data an array',
         'message.data',
         { targetUserId: 'bob', message: { type: 'chat', data: [] } },
+      ],
+      [
+        'a pose_update with a 2-vector position',
+        'message.data',
+        { targetUserId: 'bob', message: { type: 'pose_update', data: { position: [0, 1] } } },
       ],
       ['message missing', 'message', { targetUserId: 'bob' }],
       ['targetUserId missing', 'targetUserId', { message: { type: 'chat' } }],

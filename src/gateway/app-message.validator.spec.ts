@@ -111,6 +111,89 @@ const messageCases: MessageCase[] = [
   { name: 'a string data', message: { type: 't', data: 'x' }, valid: false },
   { name: 'a numeric data', message: { type: 't', data: 1 }, valid: false },
   { name: 'a null data', message: { type: 't', data: null }, valid: false },
+  // pose_update: data must carry a pose
+  {
+    name: 'a pose update',
+    message: { type: 'pose_update', data: { position: [0, 1.7, 0], rotation: [0, 0, 0, 1] } },
+    valid: true,
+  },
+  {
+    name: 'a pose update with extra fields',
+    message: {
+      type: 'pose_update',
+      senderId: 'alice',
+      timestamp: 1,
+      data: { position: [0, 1.7, -2.5], rotation: [0, 0.7, 0, 0.7], head: { yaw: 1 } },
+    },
+    valid: true,
+  },
+  { name: 'a pose update without data', message: { type: 'pose_update' }, valid: false },
+  {
+    name: 'a pose update with empty data',
+    message: { type: 'pose_update', data: {} },
+    valid: false,
+  },
+  {
+    name: 'a pose update without rotation',
+    message: { type: 'pose_update', data: { position: [0, 0, 0] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a 2-vector position',
+    message: { type: 'pose_update', data: { position: [0, 0], rotation: [0, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a 4-vector position',
+    message: { type: 'pose_update', data: { position: [0, 0, 0, 0], rotation: [0, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a 3-vector rotation',
+    message: { type: 'pose_update', data: { position: [0, 0, 0], rotation: [0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a string coordinate',
+    message: { type: 'pose_update', data: { position: [0, '1', 0], rotation: [0, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a null coordinate',
+    message: { type: 'pose_update', data: { position: [0, 1, 0], rotation: [0, null, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with an infinite coordinate',
+    message: { type: 'pose_update', data: { position: [0, Infinity, 0], rotation: [0, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with a NaN coordinate',
+    message: { type: 'pose_update', data: { position: [0, 0, 0], rotation: [NaN, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with an object position',
+    message: { type: 'pose_update', data: { position: { x: 0 }, rotation: [0, 0, 0, 1] } },
+    valid: false,
+  },
+  {
+    name: 'a pose update with array data',
+    message: {
+      type: 'pose_update',
+      data: [
+        [0, 0, 0],
+        [0, 0, 0, 1],
+      ],
+    },
+    valid: false,
+  },
+  {
+    name: 'another type with pose-less data',
+    message: { type: 'pose_updates', data: { position: 'here' } },
+    valid: true,
+  },
   // lengths counted in characters outside the Basic Multilingual Plane
   { name: 'a type of 33 emoji (66 UTF-16 units)', message: { type: astral(33) } },
   { name: 'a type of 64 emoji (128 UTF-16 units)', message: { type: astral(64) } },

@@ -1,6 +1,7 @@
 import { length } from 'class-validator';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ID_PATTERN, type AppMessage } from '../protocol/protocol.js';
+import { ID_PATTERN, POSE_UPDATE, type AppMessage } from '../protocol/protocol.js';
+import { POSE_DATA_MESSAGE } from './dto/pose-data.dto.js';
 
 // Lengths are counted with class-validator's own `length`, as the DTO counts them.
 const MAX_TYPE_LENGTH = 64;
@@ -44,4 +45,29 @@ export function checkAppMessage(message: unknown): asserts message is AppMessage
   if (data !== undefined && (typeof data !== 'object' || data === null || Array.isArray(data))) {
     throw ProtocolError.validation('message.data', 'message.data must be an object');
   }
+  if (type === POSE_UPDATE && !isPoseData(data)) {
+    throw ProtocolError.validation('message.data', POSE_DATA_MESSAGE);
+  }
+}
+
+/** PoseDataDto, by hand: position [x, y, z] and rotation [x, y, z, w], finite numbers. */
+function isPoseData(data: unknown): boolean {
+  if (data === undefined) {
+    return false;
+  }
+  const { position, rotation } = data as Record<string, unknown>;
+  return isFiniteVector(position, 3) && isFiniteVector(rotation, 4);
+}
+
+function isFiniteVector(value: unknown, length: number): boolean {
+  if (!Array.isArray(value) || value.length !== length) {
+    return false;
+  }
+  for (let i = 0; i < length; i++) {
+    const n: unknown = value[i];
+    if (typeof n !== 'number' || !Number.isFinite(n)) {
+      return false;
+    }
+  }
+  return true;
 }

@@ -1,4 +1,14 @@
-import { IsNumber, IsObject, IsString, MaxLength, MinLength, ValidateIf } from 'class-validator';
+import {
+  IsNumber,
+  IsObject,
+  IsString,
+  MaxLength,
+  MinLength,
+  Validate,
+  ValidateIf,
+} from 'class-validator';
+import { POSE_UPDATE } from '../../protocol/protocol.js';
+import { PoseDataRule } from './pose-data.dto.js';
 
 /** Optional, but `null` is not a value: only an absent field is skipped. */
 const IfPresent = () => ValidateIf((_object: unknown, value: unknown) => value !== undefined);
@@ -11,5 +21,11 @@ export class AppMessageDto {
   @IsString() @MinLength(1) @MaxLength(64) type: string;
   @IfPresent() @IsString() @MaxLength(64) senderId?: string;
   @IfPresent() @IsNumber({ allowNaN: false, allowInfinity: false }) timestamp?: number;
-  @IfPresent() @IsObject() data?: Record<string, unknown>;
+  /** Optional, except on a `pose_update`, which must carry a pose. */
+  @ValidateIf((message: AppMessageDto, value: unknown) => {
+    return value !== undefined || message.type === POSE_UPDATE;
+  })
+  @Validate(PoseDataRule)
+  @IsObject()
+  data?: Record<string, unknown>;
 }
