@@ -1,23 +1,112 @@
-import { Injectable } from '@nestjs/common';
-import { WebSocket } from 'ws';
+import { Inject, Injectable } from '@nestjs/common';
+import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
+import type { OutputLimits } from './client-output.js';
+import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
+
+export type OverflowListener = (connection: Connection) => void;
 
 /**
- * The only code that writes frames to sockets. Callers hand it a frame serialized once, however
- * many connections receive it.
+ * The only code that writes frames to sockets. Callers hand it a frame built once, however many
+ * connections receive it; each connection's frames of one event-loop turn go out in one write.
+ * A client that cannot keep up loses throwaway frames (counted) and, past the hard limit, is
+ * handed to the overflow listeners to be disconnected.
  */
 @Injectable()
 export class Fanout {
-  send<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
-    this.sendFrame(connection, JSON.stringify(message));
+  private readonly limits: OutputLimits;
+  private readonly throwawayTypes: ReadonlySet<string>;
+  private dirty: Connection[] = [];
+  private flushScheduled = false;
+  private droppedTotal = 0;
+  private readonly droppedByRoom = new Map<string, number>();
+  private readonly overflowListeners: OverflowListener[] = [];
+
+  constructor(@Inject(appConfig.KEY) config: AppConfig) {
+    this.limits = {
+      softBytes: config.clientBufferSoftBytes,
+      maxBytes: config.maxClientBufferBytes,
+    };
+    this.throwawayTypes = new Set(config.ephemeralMessageTypes);
   }
 
-  sendFrame(connection: Connection, frame: string): void {
-    const socket = connection.socket;
-    if (socket.readyState !== WebSocket.OPEN) {
+  /** Whether an application message of this type is throwaway (EPHEMERAL_MESSAGE_TYPES). */
+  isThrowaway(messageType: string): boolean {
+    return this.throwawayTypes.has(messageType);
+  }
+
+  /** Sends one event to one connection (a reply): never dropped. */
+  send<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
+    this.sendFrame(connection, toOutgoingFrame(message));
+  }
+
+  sendFrame(connection: Connection, frame: OutgoingFrame): void {
+    const output = connection.output;
+    const wasEmpty = !output.hasQueued();
+    const result = output.enqueue(frame, this.limits);
+    if (result === 'queued') {
+      if (wasEmpty) {
+        this.markDirty(connection);
+      }
       return;
     }
-    socket.send(frame);
+    if (result === 'dropped') {
+      this.countDrop(frame.roomId);
+      return;
+    }
+    if (result === 'overflow') {
+      output.discard();
+      for (const listener of this.overflowListeners) {
+        listener(connection);
+      }
+    }
   }
+
+  /** Writes a connection's queued frames now, e.g. just before it is closed. */
+  flush(connection: Connection): void {
+    connection.output.flush();
+  }
+
+  onOverflow(listener: OverflowListener): void {
+    this.overflowListeners.push(listener);
+  }
+
+  droppedMessages(): number {
+    return this.droppedTotal;
+  }
+
+  droppedMessagesIn(roomId: string): number {
+    return this.droppedByRoom.get(roomId) ?? 0;
+  }
+
+  /** Forgets a deleted room's drop count. */
+  forgetRoom(roomId: string): void {
+    this.droppedByRoom.delete(roomId);
+  }
+
+  private countDrop(roomId: string | undefined): void {
+    this.droppedTotal++;
+    if (roomId !== undefined) {
+      this.droppedByRoom.set(roomId, (this.droppedByRoom.get(roomId) ?? 0) + 1);
+    }
+  }
+
+  private markDirty(connection: Connection): void {
+    this.dirty.push(connection);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  /** Once per event-loop turn: every connection with queued frames gets one write. */
+  private readonly flushAll = (): void => {
+    const due = this.dirty;
+    this.dirty = [];
+    this.flushScheduled = false;
+    for (const connection of due) {
+      connection.output.flush();
+    }
+  };
 }

@@ -3,6 +3,7 @@ import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
+import { toOutgoingFrame } from './outgoing-frame.js';
 import type { RoomBus } from './room-bus.js';
 
 /** The single-instance bus: every member of every room is a socket on this process. */
@@ -17,6 +18,7 @@ export class LocalRoomBus implements RoomBus {
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId?: string,
+    throwaway = false,
   ): void {
     const membership = this.users.membership;
     const members = membership.members(roomId);
@@ -24,7 +26,7 @@ export class LocalRoomBus implements RoomBus {
     if (!members && !pending) {
       return;
     }
-    const frame = JSON.stringify(message);
+    const frame = toOutgoingFrame(message, { throwaway, roomId });
     if (members) {
       for (const member of members) {
         if (member.userId !== exceptUserId) {
@@ -60,6 +62,7 @@ export class LocalRoomBus implements RoomBus {
   private afterDelivery(roomId: string, message: { event: ServerEvent }): void {
     if (message.event === ServerEvent.RoomDeleted) {
       this.users.membership.removeRoom(roomId);
+      this.fanout.forgetRoom(roomId);
     }
   }
 

@@ -7,11 +7,15 @@ export const ROOM_BUS = Symbol('ROOM_BUS');
  * implementation reaches this instance's sockets; a clustered one also relays through Redis.
  */
 export interface RoomBus {
-  /** Sends an event to every member of the room except `exceptUserId`; serializes it once. */
+  /**
+   * Sends an event to every member of the room except `exceptUserId`; serializes it once.
+   * `throwaway` events (pose updates) may be dropped for members that cannot keep up.
+   */
   publish<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId?: string,
+    throwaway?: boolean,
   ): void;
 
   /** Sends an event to one member of the room; false when that member is not reachable. */

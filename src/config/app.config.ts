@@ -19,9 +19,19 @@ export function toAppConfig(env: EnvironmentVariables) {
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     perMessageDeflate: env.PER_MESSAGE_DEFLATE,
+    ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),
+    clientBufferSoftBytes: env.CLIENT_BUFFER_SOFT_BYTES,
+    maxClientBufferBytes: env.MAX_CLIENT_BUFFER_BYTES,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };
+}
+
+function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
 }
 
 /** Builds the config from a plain variable map: the boot path and tests share it. */

@@ -30,6 +30,9 @@ describe('validateEnvironment', () => {
       HEARTBEAT_INTERVAL_MS: 30000,
       SHUTDOWN_TIMEOUT_MS: 8000,
       PER_MESSAGE_DEFLATE: false,
+      EPHEMERAL_MESSAGE_TYPES: 'pose_update',
+      CLIENT_BUFFER_SOFT_BYTES: 65536,
+      MAX_CLIENT_BUFFER_BYTES: 4194304,
       LOG_LEVEL: 'log',
       LOG_FORMAT: 'text',
     });
@@ -173,9 +176,36 @@ describe('loadAppConfig', () => {
       heartbeatIntervalMs: 30000,
       shutdownTimeoutMs: 8000,
       perMessageDeflate: true,
+      ephemeralMessageTypes: ['pose_update'],
+      clientBufferSoftBytes: 65536,
+      maxClientBufferBytes: 4194304,
       logLevel: 'log',
       logFormat: 'text',
     });
+  });
+
+  it('splits EPHEMERAL_MESSAGE_TYPES on commas and trims the names', () => {
+    expect(
+      loadAppConfig({ EPHEMERAL_MESSAGE_TYPES: 'pose_update, cursor ,laser' })
+        .ephemeralMessageTypes,
+    ).toEqual(['pose_update', 'cursor', 'laser']);
+  });
+
+  it.each([
+    ['EPHEMERAL_MESSAGE_TYPES', 'pose_update,,cursor'],
+    ['EPHEMERAL_MESSAGE_TYPES', ','],
+    ['EPHEMERAL_MESSAGE_TYPES', 'x'.repeat(65)],
+    ['CLIENT_BUFFER_SOFT_BYTES', '100'],
+    ['CLIENT_BUFFER_SOFT_BYTES', 'lots'],
+    ['MAX_CLIENT_BUFFER_BYTES', '-1'],
+  ])('rejects %s=%s, naming it', (name, value) => {
+    expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^[\\s\\S]*${name}=`));
+  });
+
+  it('rejects a soft buffer limit above the hard one', () => {
+    expect(() =>
+      loadAppConfig({ CLIENT_BUFFER_SOFT_BYTES: '200000', MAX_CLIENT_BUFFER_BYTES: '100000' }),
+    ).toThrow(/CLIENT_BUFFER_SOFT_BYTES: must not exceed MAX_CLIENT_BUFFER_BYTES/);
   });
 
   it('throws the same validation error', () => {

@@ -5,6 +5,7 @@ import {
   IsInt,
   IsOptional,
   IsString,
+  Matches,
   Max,
   MaxLength,
   Min,
@@ -49,6 +50,16 @@ export class EnvironmentVariables {
   @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
+
+  /** Comma-separated application message types that may be dropped for a slow client. */
+  @Matches(/^\s*[^,\s][^,]{0,63}(\s*,\s*[^,\s][^,]{0,63})*\s*$/, {
+    message: 'must be a comma-separated list of message types (1-64 characters each)',
+  })
+  @IsString()
+  EPHEMERAL_MESSAGE_TYPES = 'pose_update';
+  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() CLIENT_BUFFER_SOFT_BYTES = 65536;
+  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() MAX_CLIENT_BUFFER_BYTES =
+    4 * 1024 * 1024;
   @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
   @IsIn(LOG_FORMATS) LOG_FORMAT: LogFormat = 'text';
 }
@@ -77,6 +88,9 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
       return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
     },
   );
+  if (problems.length === 0 && parsed.CLIENT_BUFFER_SOFT_BYTES > parsed.MAX_CLIENT_BUFFER_BYTES) {
+    problems.push('CLIENT_BUFFER_SOFT_BYTES: must not exceed MAX_CLIENT_BUFFER_BYTES');
+  }
   if (parsed.REQUIRE_API_KEY === true && !parsed.API_KEY) {
     problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
   }

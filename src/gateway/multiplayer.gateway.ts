@@ -63,7 +63,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
     const userId = credentialsOf(request).userId ?? `user-${randomUUID()}`;
-    const { connection } = this.users.connect(userId, socket);
+    const { connection } = this.users.connect(userId, socket, request.socket);
     this.fanout.send(connection, { event: ServerEvent.Connected, data: { userId } });
     this.logger.log(`User ${userId} connected`);
   }

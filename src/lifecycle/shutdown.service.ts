@@ -26,13 +26,13 @@ export class ShutdownService implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     this.shuttingDown = true;
-    const sockets = [...this.users.all()].map((connection) => connection.socket);
-    this.logger.log(`Shutting down: closing ${sockets.length} connection(s) with 1001`);
-    const closed = sockets
-      .filter((socket) => socket.readyState !== WebSocket.CLOSED)
-      .map((socket) => once(socket, 'close'));
-    for (const socket of sockets) {
-      socket.close(CloseCode.GoingAway, CloseReason.GoingAway);
+    const connections = [...this.users.all()];
+    this.logger.log(`Shutting down: closing ${connections.length} connection(s) with 1001`);
+    const closed = connections
+      .filter((connection) => connection.socket.readyState !== WebSocket.CLOSED)
+      .map((connection) => once(connection.socket, 'close'));
+    for (const connection of connections) {
+      connection.close(CloseCode.GoingAway, CloseReason.GoingAway);
     }
     // Half the budget for clients to answer the close; the rest is Nest's own teardown.
     await Promise.race([Promise.all(closed), delay(this.config.shutdownTimeoutMs / 2)]);

@@ -60,6 +60,8 @@ export const CloseCode = {
   GoingAway: 1001,
   UnsupportedData: 1003,
   MessageTooBig: 1009,
+  /** The client read too slowly: its pending output passed MAX_CLIENT_BUFFER_BYTES. */
+  TryAgainLater: 1013,
   SessionReplaced: 4000,
 } as const;
 
@@ -67,6 +69,7 @@ export const CloseReason = {
   GoingAway: 'Server shutting down',
   UnsupportedData: 'Binary frames are not supported',
   SessionReplaced: 'Session replaced',
+  TryAgainLater: 'Client too slow: output buffer full',
 } as const;
 
 export const ROLES = ['host', 'editor', 'viewer'] as const;
@@ -144,6 +147,9 @@ export interface RoomInfo {
   state: RoomState;
   createdAt: number;
 }
+
+/** The application message type of avatar poses: the throwaway hot-path traffic by default. */
+export const POSE_UPDATE = 'pose_update';
 
 /** An application message as relayed by `broadcast` and `send_message`. */
 export interface AppMessage {

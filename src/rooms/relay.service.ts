@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { Fanout } from '../bus/fanout.service.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ServerEvent, type AppMessage } from '../protocol/protocol.js';
@@ -14,6 +15,7 @@ export class RelayService {
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    private readonly fanout: Fanout,
   ) {}
 
   /** Hot path: a Set lookup, one serialization in the bus, no await on success. */
@@ -28,6 +30,7 @@ export class RelayService {
       roomId,
       { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
       sender.userId,
+      this.fanout.isThrowaway(message.type),
     );
     this.recordActivity(roomId);
   }

@@ -6,6 +6,7 @@ import { RelayService } from './relay.service.js';
 import { RoomExpiryService } from './room-expiry.service.js';
 import { ROOM_STORE } from './room-store.js';
 import { RoomsService } from './rooms.service.js';
+import { SlowClientService } from './slow-client.service.js';
 
 @Module({
   imports: [BusModule, UsersModule],
@@ -13,6 +14,7 @@ import { RoomsService } from './rooms.service.js';
     RoomsService,
     RelayService,
     RoomExpiryService,
+    SlowClientService,
     { provide: ROOM_STORE, useClass: MemoryRoomStore },
   ],
   exports: [RoomsService, RelayService, ROOM_STORE],

@@ -1,6 +1,7 @@
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { WebSocket } from 'ws';
 import { Fanout } from '../bus/fanout.service.js';
+import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, loadAppConfig } from '../config/app.config.js';
@@ -47,11 +48,11 @@ class RecordingFanout {
     this.log.push({ via: 'send', to: connection.userId, ...snapshot(message) });
   }
 
-  sendFrame(connection: Connection, frame: string) {
+  sendFrame(connection: Connection, frame: OutgoingFrame) {
     this.log.push({
       via: 'frame',
       to: connection.userId,
-      ...(JSON.parse(frame) as { event: string; data: Record<string, unknown> }),
+      ...(JSON.parse(frame.json) as { event: string; data: Record<string, unknown> }),
     });
   }
 }
@@ -139,7 +140,7 @@ describe('RoomsService', () => {
     if (!buffer) {
       throw new Error(`${connection.userId} has no pending join in ${roomId}`);
     }
-    buffer.push({ event, data, frame: JSON.stringify({ event, data }) });
+    buffer.push({ event, data, frame: toOutgoingFrame({ event, data }) });
   }
 
   /** Another member joins through the store alone, as a join on another code path would. */

@@ -1,15 +1,32 @@
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { ClientOutput } from '../bus/client-output.js';
 
 /** One client socket on this instance and the rooms it is a member of here. */
 export class Connection {
   /** Rooms this connection has joined and receives events of. */
   readonly rooms = new Set<string>();
+  /** Frames waiting for this turn's write; only the Fanout fills it. */
+  readonly output: ClientOutput;
   /** Cleared on every heartbeat tick; the socket's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();
 
+  /**
+   * @param transport the TCP socket the WebSocket runs on (the upgrade request's socket); frames
+   *   are written to it directly. Without it, frames go through `ws`.
+   */
   constructor(
     readonly userId: string,
     readonly socket: WebSocket,
-  ) {}
+    transport?: Duplex,
+  ) {
+    this.output = new ClientOutput(socket, transport);
+  }
+
+  /** Closes the socket after writing what is already queued for it. */
+  close(code: number, reason: string): void {
+    this.output.flush();
+    this.socket.close(code, reason);
+  }
 }

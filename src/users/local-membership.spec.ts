@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import { toOutgoingFrame } from '../bus/outgoing-frame.js';
 import { Connection } from './connection.js';
 import { LocalMembership, type BufferedEvent } from './local-membership.js';
 
@@ -7,7 +8,7 @@ const connection = (userId: string) => new Connection(userId, {} as unknown as W
 const event = (name: string, data: unknown): BufferedEvent => ({
   event: name,
   data,
-  frame: JSON.stringify({ event: name, data }),
+  frame: toOutgoingFrame({ event: name, data }),
 });
 
 describe('LocalMembership', () => {

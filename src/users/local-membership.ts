@@ -1,10 +1,11 @@
+import type { OutgoingFrame } from '../bus/outgoing-frame.js';
 import type { Connection } from './connection.js';
 
 /** An event that reached a connection while its join was still being answered. */
 export interface BufferedEvent {
   readonly event: string;
   readonly data: unknown;
-  readonly frame: string;
+  readonly frame: OutgoingFrame;
 }
 
 interface LocalRoom {

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import { Connection } from './connection.js';
@@ -18,8 +19,9 @@ export class UsersService {
   private readonly bySocket = new WeakMap<WebSocket, Connection>();
   readonly membership = new LocalMembership();
 
-  connect(userId: string, socket: WebSocket): ConnectResult {
-    const connection = new Connection(userId, socket);
+  /** @param transport the TCP socket under the WebSocket; see Connection. */
+  connect(userId: string, socket: WebSocket, transport?: Duplex): ConnectResult {
+    const connection = new Connection(userId, socket, transport);
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
     this.bySocket.set(socket, connection);
@@ -29,7 +31,7 @@ export class UsersService {
     if (replaced) {
       this.membership.transfer(replaced, connection);
       this.bySocket.delete(replaced.socket);
-      replaced.socket.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
+      replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
       this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
     }
     return { connection, replaced };

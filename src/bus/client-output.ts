@@ -1,0 +1,116 @@
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import type { OutgoingFrame } from './outgoing-frame.js';
+
+export interface OutputLimits {
+  /** Above this many pending bytes, throwaway frames are dropped. */
+  readonly softBytes: number;
+  /** Above this many pending bytes, the client is too slow and is disconnected. */
+  readonly maxBytes: number;
+}
+
+/** `closed`: the client is being disconnected and takes nothing more. */
+export type EnqueueResult = 'queued' | 'dropped' | 'overflow' | 'closed';
+
+/**
+ * One client's outgoing frames for the current event-loop turn. Frames are written once per turn,
+ * all in one corked write (one syscall however many frames are due), urgent frames first, so
+ * state, membership and chat never wait behind queued pose updates.
+ *
+ * Frames go to the TCP socket the WebSocket runs on (the upgrade request's socket, a public
+ * handle), already framed. A socket that negotiated permessage-deflate goes through `ws` instead,
+ * which compresses per socket.
+ */
+export class ClientOutput {
+  private urgent: OutgoingFrame[] = [];
+  private throwaway: OutgoingFrame[] = [];
+  private queuedBytes = 0;
+  /** Set once the client is being disconnected: nothing more is queued for it. */
+  private closed = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly transport: Duplex | undefined,
+  ) {}
+
+  /** Bytes queued here and not yet taken by the kernel. */
+  pendingBytes(): number {
+    const written = this.direct() ? this.transport!.writableLength : this.socket.bufferedAmount;
+    return this.queuedBytes + written;
+  }
+
+  hasQueued(): boolean {
+    return this.queuedBytes > 0;
+  }
+
+  enqueue(frame: OutgoingFrame, limits: OutputLimits): EnqueueResult {
+    if (this.closed) {
+      return 'closed';
+    }
+    const size = frame.bytes.length;
+    const pending = this.pendingBytes();
+    if (frame.throwaway) {
+      if (pending + size > limits.softBytes) {
+        return 'dropped';
+      }
+      this.throwaway.push(frame);
+    } else {
+      if (pending + size > limits.maxBytes) {
+        return 'overflow';
+      }
+      this.urgent.push(frame);
+    }
+    this.queuedBytes += size;
+    return 'queued';
+  }
+
+  /** Writes everything queued, urgent first; skipped once the socket is no longer open. */
+  flush(): void {
+    if (this.queuedBytes === 0) {
+      return;
+    }
+    if (!this.closed && this.socket.readyState === WebSocket.OPEN) {
+      if (this.direct()) {
+        this.writeDirect();
+      } else {
+        this.writeThroughWs();
+      }
+    }
+    this.urgent.length = 0;
+    this.throwaway.length = 0;
+    this.queuedBytes = 0;
+  }
+
+  /** Stops queuing and drops what is queued: the client is being disconnected. */
+  discard(): void {
+    this.closed = true;
+    this.urgent.length = 0;
+    this.throwaway.length = 0;
+    this.queuedBytes = 0;
+  }
+
+  private direct(): boolean {
+    return this.transport !== undefined && this.socket.extensions === '';
+  }
+
+  private writeDirect(): void {
+    const transport = this.transport!;
+    transport.cork();
+    for (const frame of this.urgent) {
+      transport.write(frame.bytes);
+    }
+    for (const frame of this.throwaway) {
+      transport.write(frame.bytes);
+    }
+    transport.uncork();
+  }
+
+  private writeThroughWs(): void {
+    for (const frame of this.urgent) {
+      this.socket.send(frame.json);
+    }
+    for (const frame of this.throwaway) {
+      this.socket.send(frame.json);
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * One unmasked, unfragmented WebSocket text frame (RFC 6455, section 5.2), header and payload
+ * in a single buffer. A fan-out builds it once and writes the same bytes to every recipient, so
+ * no recipient costs a header allocation or a payload copy.
+ */
+export function encodeTextFrame(json: string): Buffer {
+  const payloadLength = Buffer.byteLength(json);
+  const headerLength = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + payloadLength);
+  frame[0] = 0x81; // FIN + opcode 1 (text)
+  if (headerLength === 2) {
+    frame[1] = payloadLength;
+  } else if (headerLength === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(payloadLength, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(payloadLength), 2);
+  }
+  frame.write(json, headerLength, 'utf8');
+  return frame;
+}

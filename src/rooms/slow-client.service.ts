@@ -1,0 +1,42 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Fanout } from '../bus/fanout.service.js';
+import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import type { Connection } from '../users/connection.js';
+import { UsersService } from '../users/users.service.js';
+import { RoomsService } from './rooms.service.js';
+
+/** How long a client told to go (1013) has to close before its socket is destroyed. */
+export const SLOW_CLIENT_TERMINATE_MS = 2000;
+
+/**
+ * A client whose pending output passed MAX_CLIENT_BUFFER_BYTES leaves its rooms at once (the
+ * others get `user_left`), gets close 1013, and is terminated if it has not closed 2 s later.
+ * Its output is discarded, so it cannot hold more memory than the limit.
+ */
+@Injectable()
+export class SlowClientService implements OnModuleInit {
+  private readonly logger = new Logger(SlowClientService.name);
+
+  constructor(
+    private readonly fanout: Fanout,
+    private readonly users: UsersService,
+    private readonly rooms: RoomsService,
+  ) {}
+
+  onModuleInit(): void {
+    // Not inside the fan-out that overflowed: it may be iterating the room this client leaves.
+    this.fanout.onOverflow((connection) => queueMicrotask(() => this.evict(connection)));
+  }
+
+  evict(connection: Connection): void {
+    if (!this.users.disconnect(connection.socket)) {
+      return;
+    }
+    this.logger.warn(`Disconnecting ${connection.userId}: it is not reading its messages`);
+    connection.socket.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+    setTimeout(() => connection.socket.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
+    this.rooms.leaveAll(connection).catch((error: unknown) => {
+      this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
+    });
+  }
+}
