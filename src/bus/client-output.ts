@@ -27,15 +27,19 @@ export class ClientOutput {
   private queuedBytes = 0;
   /** Set once the client is being disconnected: nothing more is queued for it. */
   private closed = false;
+  /** Extensions are settled before the connection is handed over, so this is decided once. */
+  private readonly direct: boolean;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly transport: Duplex | undefined,
-  ) {}
+  ) {
+    this.direct = transport !== undefined && socket.extensions === '';
+  }
 
   /** Bytes queued here and not yet taken by the kernel. */
   pendingBytes(): number {
-    const written = this.direct() ? this.transport!.writableLength : this.socket.bufferedAmount;
+    const written = this.direct ? this.transport!.writableLength : this.socket.bufferedAmount;
     return this.queuedBytes + written;
   }
 
@@ -70,7 +74,7 @@ export class ClientOutput {
       return;
     }
     if (!this.closed && this.socket.readyState === WebSocket.OPEN) {
-      if (this.direct()) {
+      if (this.direct) {
         this.writeDirect();
       } else {
         this.writeThroughWs();
@@ -87,10 +91,6 @@ export class ClientOutput {
     this.urgent.length = 0;
     this.throwaway.length = 0;
     this.queuedBytes = 0;
-  }
-
-  private direct(): boolean {
-    return this.transport !== undefined && this.socket.extensions === '';
   }
 
   private writeDirect(): void {
