@@ -6,7 +6,8 @@
 export function encodeTextFrame(json: string): Buffer {
   const payloadLength = Buffer.byteLength(json);
   const headerLength = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerLength + payloadLength);
+  // Not from the shared 8 KB pool: a frame held by one slow socket must not pin a whole slab.
+  const frame = Buffer.allocUnsafeSlow(headerLength + payloadLength);
   frame[0] = 0x81; // FIN + opcode 1 (text)
   if (headerLength === 2) {
     frame[1] = payloadLength;
