@@ -222,6 +222,7 @@ export class RoomsService {
       roomTimeoutMs: this.config.roomTimeoutMs,
     });
     for (const room of expired) {
+      this.fanout.forgetRoom(room.roomId);
       if (room.memberIds.length > 0 || this.users.membership.members(room.roomId)) {
         this.bus.publish(room.roomId, {
           event: ServerEvent.RoomDeleted,
