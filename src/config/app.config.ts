@@ -1,5 +1,5 @@
 import { registerAs } from '@nestjs/config';
-import { validateEnvironment, type EnvironmentVariables } from './environment.js';
+import { prepareDataDir, validateEnvironment, type EnvironmentVariables } from './environment.js';
 
 /** The typed settings every module reads; built once from the environment at boot. */
 export function toAppConfig(env: EnvironmentVariables) {
@@ -22,6 +22,7 @@ export function toAppConfig(env: EnvironmentVariables) {
     ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),
     clientBufferSoftBytes: env.CLIENT_BUFFER_SOFT_BYTES,
     maxClientBufferBytes: env.MAX_CLIENT_BUFFER_BYTES,
+    dataDir: env.DATA_DIR,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };
@@ -39,7 +40,12 @@ export function loadAppConfig(env: Record<string, string | undefined>): AppConfi
   return toAppConfig(validateEnvironment(env));
 }
 
-// The one place that reads process.env.
-export const appConfig = registerAs('app', () => loadAppConfig(process.env));
+// The one place that reads process.env. The boot also checks that DATA_DIR is usable here, so
+// that it stops with the same kind of message as for any other bad variable.
+export const appConfig = registerAs('app', () => {
+  const config = loadAppConfig(process.env);
+  prepareDataDir(config.dataDir);
+  return config;
+});
 
 export type AppConfig = ReturnType<typeof toAppConfig>;

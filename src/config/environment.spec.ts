@@ -1,6 +1,9 @@
 import 'reflect-metadata';
+import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { loadAppConfig } from './app.config.js';
-import { ConfigValidationError, validateEnvironment } from './environment.js';
+import { ConfigValidationError, prepareDataDir, validateEnvironment } from './environment.js';
 
 /** Validates an environment that must be refused and returns the error. */
 function refusal(env: Record<string, string | undefined>): ConfigValidationError {
@@ -33,6 +36,7 @@ describe('validateEnvironment', () => {
       EPHEMERAL_MESSAGE_TYPES: 'pose_update',
       CLIENT_BUFFER_SOFT_BYTES: 65536,
       MAX_CLIENT_BUFFER_BYTES: 4194304,
+      DATA_DIR: './data',
       LOG_LEVEL: 'log',
       LOG_FORMAT: 'text',
     });
@@ -134,6 +138,17 @@ describe('validateEnvironment', () => {
     ]);
   });
 
+  it('keeps DATA_DIR as given, relative or absolute', () => {
+    expect(validateEnvironment({ DATA_DIR: 'rooms' }).DATA_DIR).toBe('rooms');
+    expect(validateEnvironment({ DATA_DIR: '/var/lib/gallery' }).DATA_DIR).toBe('/var/lib/gallery');
+  });
+
+  it('rejects a DATA_DIR longer than any path, naming DATA_DIR', () => {
+    const error = refusal({ DATA_DIR: `/${'d'.repeat(4096)}` });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^DATA_DIR=/);
+  });
+
   it('refuses REQUIRE_API_KEY=true without API_KEY, naming API_KEY', () => {
     const error = refusal({ REQUIRE_API_KEY: 'true' });
     expect(error.problems).toHaveLength(1);
@@ -179,6 +194,7 @@ describe('loadAppConfig', () => {
       ephemeralMessageTypes: ['pose_update'],
       clientBufferSoftBytes: 65536,
       maxClientBufferBytes: 4194304,
+      dataDir: './data',
       logLevel: 'log',
       logFormat: 'text',
     });
@@ -210,5 +226,52 @@ describe('loadAppConfig', () => {
 
   it('throws the same validation error', () => {
     expect(() => loadAppConfig({ PORT: 'abc' })).toThrow(ConfigValidationError);
+  });
+});
+
+describe('prepareDataDir', () => {
+  let parent: string;
+
+  beforeEach(() => {
+    parent = mkdtempSync(join(tmpdir(), 'data-dir-'));
+  });
+
+  afterEach(() => {
+    rmSync(parent, { recursive: true, force: true });
+  });
+
+  it('creates the missing folders and returns the absolute path, leaving nothing in it', () => {
+    const dir = join(parent, 'a', 'b');
+    expect(prepareDataDir(relative(process.cwd(), dir))).toBe(dir);
+    expect(statSync(dir).isDirectory()).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('accepts an existing folder', () => {
+    expect(prepareDataDir(parent)).toBe(parent);
+  });
+
+  it.each([
+    ['below a file', (dir: string) => writeFileSync(join(dir, 'file'), ''), 'file/data'],
+    ['a file', (dir: string) => writeFileSync(join(dir, 'file'), ''), 'file'],
+    // Node's recursive mkdir would retry such a path forever.
+    [
+      'a dangling symlink',
+      (dir: string) => symlinkSync(join(dir, 'nowhere'), join(dir, 'link')),
+      'link',
+    ],
+  ])('refuses %s, naming DATA_DIR', (_what, arrange, name) => {
+    arrange(parent);
+    const dataDir = join(parent, name);
+    let error: unknown;
+    try {
+      prepareDataDir(dataDir);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigValidationError);
+    const problems = (error as ConfigValidationError).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(new RegExp(`^DATA_DIR="${dataDir}": cannot create or write`));
   });
 });

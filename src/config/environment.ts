@@ -1,4 +1,16 @@
 import { plainToInstance, Transform, Type } from 'class-transformer';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import {
   IsBoolean,
   IsIn,
@@ -60,6 +72,9 @@ export class EnvironmentVariables {
   @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() CLIENT_BUFFER_SOFT_BYTES = 65536;
   @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() MAX_CLIENT_BUFFER_BYTES =
     4 * 1024 * 1024;
+  /** Where persistent rooms are written, one JSON file each; created at boot if missing. */
+  @MaxLength(4096) @IsString() DATA_DIR = './data';
+
   @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
   @IsIn(LOG_FORMATS) LOG_FORMAT: LogFormat = 'text';
 }
@@ -98,4 +113,66 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
     throw new ConfigValidationError(problems);
   }
   return parsed;
+}
+
+/**
+ * Creates the DATA_DIR folder if needed and proves that a file can be written and flushed in it,
+ * so an unusable folder stops the boot rather than the first persistent room. Returns the
+ * absolute path; throws a ConfigValidationError naming DATA_DIR.
+ */
+export function prepareDataDir(dataDir: string): string {
+  const dir = resolve(dataDir);
+  try {
+    makeFolder(dir);
+    const probe = join(dir, `.probe.${randomBytes(8).toString('hex')}.tmp`);
+    const fd = openSync(probe, 'wx', 0o600);
+    try {
+      writeSync(fd, 'ok');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    unlinkSync(probe);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigValidationError([
+      `DATA_DIR=${JSON.stringify(dataDir)}: cannot create or write the folder ${dir} (${reason})`,
+    ]);
+  }
+  return dir;
+}
+
+/**
+ * mkdir -p, one level at a time. Node's own `recursive: true` never returns for a path under
+ * /proc or through a dangling symlink (it retries the parent forever), which would hang the boot.
+ */
+function makeFolder(dir: string): void {
+  const missing: string[] = [];
+  for (let folder = dir; !existsSync(folder); folder = dirname(folder)) {
+    missing.unshift(folder);
+    if (dirname(folder) === folder) {
+      break;
+    }
+  }
+  for (const folder of missing) {
+    try {
+      mkdirSync(folder);
+    } catch (error) {
+      // Another process may have made it meanwhile.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !isFolder(folder)) {
+        throw error;
+      }
+    }
+  }
+  if (!isFolder(dir)) {
+    throw new Error(`${dir} is not a folder`);
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
