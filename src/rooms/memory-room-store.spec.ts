@@ -2,6 +2,7 @@ import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type Role } from '../protocol/protocol.js';
 import { MemoryRoomStore } from './memory-room-store.js';
 import { hashPassword } from './password.js';
+import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
 import { LAST_ACTIVITY_RESOLUTION_MS, type JoinRequest, type RoomConfig } from './room-store.js';
 
 const T0 = 1_700_000_000_000;
@@ -27,6 +28,64 @@ const joinRequest = (
   maxRooms: MAX_ROOMS,
   ...overrides,
 });
+
+/** What a write does: succeed at once, wait for the test, or fail. */
+type WriteMode = 'instant' | 'held' | 'failing';
+
+/** A RoomPersistence in memory that records its calls and lets a test hold or fail writes. */
+class FakePersistence implements RoomPersistence {
+  readonly files = new Map<string, PersistedRoom>();
+  readonly calls: string[] = [];
+  mode: WriteMode = 'instant';
+  private readonly held: Array<() => void> = [];
+
+  constructor(readonly stored: PersistedRoom[] = []) {}
+
+  loadAll(): Promise<PersistedRoom[]> {
+    return Promise.resolve(this.stored);
+  }
+
+  async save(room: PersistedRoom): Promise<void> {
+    this.calls.push(`save ${room.roomId} v${room.state.version}`);
+    await this.write();
+    this.files.set(room.roomId, structuredClone(room));
+  }
+
+  async remove(roomId: string): Promise<void> {
+    this.calls.push(`remove ${roomId}`);
+    await this.write();
+    this.files.delete(roomId);
+  }
+
+  get heldWrites(): number {
+    return this.held.length;
+  }
+
+  /** Lets the oldest held write complete, and what it unblocks run. */
+  async release(): Promise<void> {
+    await settle();
+    const write = this.held.shift();
+    if (!write) {
+      throw new Error('no write is held');
+    }
+    write();
+    await settle();
+  }
+
+  private write(): Promise<void> {
+    switch (this.mode) {
+      case 'instant':
+        return Promise.resolve();
+      case 'held':
+        return new Promise((resolve) => this.held.push(resolve));
+      case 'failing':
+        return Promise.reject(new Error('disk full'));
+    }
+  }
+}
+
+/** Lets every pending promise callback run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function rejection(promise: () => Promise<unknown>): Promise<ProtocolError> {
   try {
@@ -594,6 +653,258 @@ describe('MemoryRoomStore', () => {
       const expired = await store.deleteExpired(policy(T0 + 30_000));
       expect(expired.map((room) => room.roomId)).toEqual(['old']);
       expect((await store.list()).map((room) => room.roomId)).toEqual(['young']);
+    });
+  });
+
+  describe('with persistence', () => {
+    const MAX_STATE = 262144;
+    let persistence: FakePersistence;
+
+    const persistentConfig = (overrides: Partial<RoomConfig> = {}) =>
+      config({ persistent: true, ...overrides });
+    const createPersistent = (roomId: string, overrides: Partial<RoomConfig> = {}) =>
+      store.create({ roomId, config: persistentConfig(overrides), createdAt: T0 }, MAX_ROOMS);
+    const addAnnotation = (roomId: string, id: string) =>
+      store.applyStateChange(
+        roomId,
+        { ops: [{ op: 'add', collection: 'annotations', id, item: { text: id } }] },
+        MAX_STATE,
+      );
+
+    beforeEach(() => {
+      persistence = new FakePersistence();
+      store = new MemoryRoomStore(persistence);
+    });
+
+    it('restores the stored rooms with their config and state, and no members', async () => {
+      const state = {
+        version: 7,
+        sceneUrl: 'https://example.com/s.gltf',
+        sceneLoaded: true,
+        treeViewState: { open: ['n1'] },
+        annotations: [{ id: 'a1', text: 'hi' }],
+        focusPoints: [],
+        sessionSettings: { quality: 'high' },
+      };
+      const passwordHash = hashPassword('pw');
+      store = new MemoryRoomStore(
+        new FakePersistence([
+          {
+            roomId: 'kept',
+            config: persistentConfig({
+              name: 'Kept',
+              maxUsers: 3,
+              passwordHash,
+              defaultRole: 'viewer',
+            }),
+            createdAt: T0,
+            lastActivity: T0 + 50,
+            state,
+          },
+        ]),
+      );
+      await store.onModuleInit();
+
+      expect(await store.list()).toEqual([
+        {
+          roomId: 'kept',
+          name: 'Kept',
+          userCount: 0,
+          persistent: true,
+          createdAt: T0,
+          lastActivity: T0 + 50,
+        },
+      ]);
+      expect(await store.getState('kept')).toEqual(state);
+      const wrong = await rejection(() =>
+        store.join(joinRequest('kept', 'alice', { password: 'no' })),
+      );
+      expect(wrong.code).toBe(ErrorCode.InvalidPassword);
+      // The next joiner becomes host; the one after gets the restored default role.
+      const alice = await store.join(joinRequest('kept', 'alice', { password: 'pw' }));
+      expect(alice.createdRoom).toBe(false);
+      expect(alice.user.role).toBe('host');
+      expect(alice.roomInfo.state).toEqual(state);
+      const bob = await store.join(
+        joinRequest('kept', 'bob', { password: 'pw', requestedRole: 'editor' }),
+      );
+      expect(bob.user.role).toBe('viewer');
+    });
+
+    it('writes a persistent room when it is created, and waits for the write', async () => {
+      persistence.mode = 'held';
+      let created = false;
+      const creating = createPersistent('p', { name: 'P' }).then(() => {
+        created = true;
+      });
+      await settle();
+      expect(created).toBe(false);
+      await persistence.release();
+      await creating;
+      expect(persistence.files.get('p')).toEqual({
+        roomId: 'p',
+        config: persistentConfig({ name: 'P' }),
+        createdAt: T0,
+        lastActivity: T0,
+        state: expect.objectContaining({ version: 0 }),
+      });
+    });
+
+    it('never writes a non-persistent room', async () => {
+      await store.create({ roomId: 'plain', config: config(), createdAt: T0 }, MAX_ROOMS);
+      await store.join(joinRequest('plain', 'alice'));
+      await store.join(joinRequest('joined', 'alice'));
+      await addAnnotation('plain', 'a');
+      await addAnnotation('joined', 'a');
+      await store.delete('plain');
+      await store.leave('joined', 'alice', T0 + 1);
+      await store.deleteExpired({ now: T0 + 100_000, emptyRoomTtlMs: 0, roomTimeoutMs: 1000 });
+      expect(persistence.calls).toEqual([]);
+    });
+
+    it('answers a state change of a non-persistent room without waiting for anything', async () => {
+      persistence.mode = 'held';
+      await store.join(joinRequest('plain', 'alice'));
+      expect(await addAnnotation('plain', 'a')).toBe(1);
+      expect(persistence.heldWrites).toBe(0);
+    });
+
+    it('resolves a state change only once it is written, and shows it only then', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      let version: number | undefined;
+      const applying = addAnnotation('p', 'a1').then((v) => {
+        version = v;
+      });
+      await settle();
+      expect(version).toBeUndefined();
+      expect((await store.getState('p')).version).toBe(0);
+
+      await persistence.release();
+      await applying;
+      expect(version).toBe(1);
+      expect((await store.getState('p')).annotations).toEqual([{ id: 'a1', text: 'a1' }]);
+      expect(persistence.files.get('p')?.state).toEqual(await store.getState('p'));
+    });
+
+    it('writes the changes of one room one at a time, in order', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      const versions = Promise.all([addAnnotation('p', 'a'), addAnnotation('p', 'b')]);
+      await settle();
+      expect(persistence.heldWrites).toBe(1);
+      expect(persistence.calls).toEqual(['save p v0', 'save p v1']);
+      await persistence.release();
+      expect(persistence.calls).toEqual(['save p v0', 'save p v1', 'save p v2']);
+      await persistence.release();
+      expect(await versions).toEqual([1, 2]);
+      expect(persistence.files.get('p')?.state.version).toBe(2);
+    });
+
+    it('checks a patch against the written state: the second of two on one version is stale', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      const patch = { baseVersion: 0, patch: { sceneLoaded: true } };
+      const first = store.applyStateChange('p', patch, MAX_STATE);
+      const second = store.applyStateChange('p', patch, MAX_STATE);
+      await persistence.release();
+      expect(await first).toBe(1);
+      const stale = await rejection(() => second);
+      expect(stale.code).toBe(ErrorCode.StaleVersion);
+      expect(stale.details.currentVersion).toBe(1);
+    });
+
+    it('changes nothing when the write of a state change fails, and goes on after it', async () => {
+      await createPersistent('p');
+      persistence.mode = 'failing';
+      await expect(addAnnotation('p', 'lost')).rejects.toThrow('disk full');
+      expect((await store.getState('p')).version).toBe(0);
+      persistence.mode = 'instant';
+      expect(await addAnnotation('p', 'kept')).toBe(1);
+      expect((await store.getState('p')).annotations.map((item) => item.id)).toEqual(['kept']);
+    });
+
+    it('does not keep a persistent room whose first write failed', async () => {
+      persistence.mode = 'failing';
+      await expect(createPersistent('p')).rejects.toThrow('disk full');
+      expect(await store.list()).toEqual([]);
+      persistence.mode = 'instant';
+      await createPersistent('p');
+      expect((await store.list()).map((room) => room.roomId)).toEqual(['p']);
+    });
+
+    it('removes the file of a deleted persistent room before the room is gone', async () => {
+      await createPersistent('p');
+      await store.join(joinRequest('p', 'alice'));
+      persistence.mode = 'held';
+      const deleting = store.delete('p');
+      await settle();
+      expect(persistence.calls).toEqual(['save p v0', 'remove p']);
+      expect(await store.list()).toHaveLength(1);
+      await persistence.release();
+      expect(await deleting).toEqual(['alice']);
+      expect(await store.list()).toEqual([]);
+      expect(persistence.files.has('p')).toBe(false);
+    });
+
+    it('keeps a persistent room whose file could not be removed', async () => {
+      await createPersistent('p');
+      persistence.mode = 'failing';
+      await expect(store.delete('p')).rejects.toThrow('disk full');
+      expect((await store.list()).map((room) => room.roomId)).toEqual(['p']);
+    });
+
+    it('orders a change before a delete, and refuses a change queued behind the delete', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      const before = addAnnotation('p', 'a');
+      const deleting = store.delete('p');
+      const after = addAnnotation('p', 'b');
+      await persistence.release();
+      await persistence.release();
+      expect(await before).toBe(1);
+      expect(await deleting).toEqual([]);
+      const error = await rejection(() => after);
+      expect(error.code).toBe(ErrorCode.RoomNotFound);
+      expect(persistence.calls).toEqual(['save p v0', 'save p v1', 'remove p']);
+      expect(persistence.files.has('p')).toBe(false);
+    });
+
+    it('refuses to create a room while its deletion is still being written', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      const deleting = store.delete('p');
+      const error = await rejection(() => createPersistent('p'));
+      expect(error.code).toBe(ErrorCode.RoomExists);
+      await persistence.release();
+      await deleting;
+      persistence.mode = 'instant';
+      await createPersistent('p');
+      expect(persistence.calls).toEqual(['save p v0', 'remove p', 'save p v0']);
+    });
+
+    it('waits for the writes in flight when the application shuts down', async () => {
+      await createPersistent('p');
+      persistence.mode = 'held';
+      const applying = addAnnotation('p', 'a');
+      let drained = false;
+      const draining = store.onApplicationShutdown().then(() => {
+        drained = true;
+      });
+      await settle();
+      expect(drained).toBe(false);
+      await persistence.release();
+      await Promise.all([applying, draining]);
+      expect(drained).toBe(true);
+    });
+
+    it('keeps persistent rooms in memory only when no persistence is provided', async () => {
+      store = new MemoryRoomStore();
+      await store.onModuleInit();
+      await createPersistent('p');
+      expect(await addAnnotation('p', 'a')).toBe(1);
+      expect(await store.delete('p')).toEqual([]);
+      expect(persistence.calls).toEqual([]);
     });
   });
 });

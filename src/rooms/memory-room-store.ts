@@ -1,4 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Optional,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ErrorCode,
@@ -9,6 +15,7 @@ import {
 } from '../protocol/protocol.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { verifyPassword } from './password.js';
+import { ROOM_PERSISTENCE, type PersistedRoom, type RoomPersistence } from './room-persistence.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type ExpiredRoom,
@@ -36,18 +43,62 @@ interface StoredRoom {
   emptySince?: number;
 }
 
-/** The single-instance RoomStore: plain maps, so every method is atomic by construction. */
+/**
+ * The single-instance RoomStore: plain maps, so every method is atomic by construction.
+ *
+ * Persistent rooms are also written through `RoomPersistence`, when one is provided: their
+ * creation, state changes and deletion resolve only once durable. Those writes run one at a time
+ * per room, each change is committed to memory only after its write succeeded, and a persistent
+ * room leaves the map only inside that sequence, so a failed write changes nothing and a
+ * compare-and-set always sees the state on disk. Non-persistent rooms never wait for anything.
+ */
 @Injectable()
-export class MemoryRoomStore implements RoomStore {
+export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationShutdown {
   private readonly rooms = new Map<string, StoredRoom>();
   private readonly roomsOfUser = new Map<string, Set<string>>();
+  /** Per persistent room with writes in flight: the end of its sequence (never rejects). */
+  private readonly writes = new Map<string, Promise<void>>();
+
+  constructor(
+    @Optional() @Inject(ROOM_PERSISTENCE) private readonly persistence?: RoomPersistence,
+  ) {}
+
+  /** Restores the persistent rooms before the server accepts connections. */
+  async onModuleInit(): Promise<void> {
+    if (!this.persistence) {
+      return;
+    }
+    const now = Date.now();
+    for (const saved of await this.persistence.loadAll()) {
+      this.restoreRoom(saved, now);
+    }
+  }
+
+  /** Lets writes in flight land before the process exits. */
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.writes.values());
+  }
 
   create(room: NewRoom, maxRooms: number): Promise<void> {
     if (this.rooms.has(room.roomId)) {
       throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
     }
-    this.insertRoom(room, maxRooms);
-    return Promise.resolve();
+    const stored = this.insertRoom(room, maxRooms);
+    const persistence = this.persistenceOf(stored);
+    if (!persistence) {
+      return Promise.resolve();
+    }
+    return this.inSequence(stored.roomId, async () => {
+      try {
+        await persistence.save(persistedRoom(stored, stored.state));
+      } catch (error) {
+        // Never acknowledged, so it must not exist either.
+        if (this.rooms.get(stored.roomId) === stored) {
+          this.deleteRoom(stored);
+        }
+        throw error;
+      }
+    });
   }
 
   join(request: JoinRequest): Promise<JoinOutcome> {
@@ -132,14 +183,34 @@ export class MemoryRoomStore implements RoomStore {
 
   delete(roomId: string): Promise<string[]> {
     const room = this.requireRoom(roomId);
-    return Promise.resolve(this.deleteRoom(room));
+    const persistence = this.persistenceOf(room);
+    if (!persistence) {
+      return Promise.resolve(this.deleteRoom(room));
+    }
+    return this.inSequence(roomId, async () => {
+      this.requireSameRoom(room);
+      await persistence.remove(roomId);
+      return this.deleteRoom(room);
+    });
   }
 
   applyStateChange(roomId: string, change: StateChange, maxStateBytes: number): Promise<number> {
     const room = this.requireRoom(roomId);
-    room.state = applyStateChange(room.state, change, maxStateBytes);
-    room.lastActivity = Date.now();
-    return Promise.resolve(room.state.version);
+    const persistence = this.persistenceOf(room);
+    if (!persistence) {
+      room.state = applyStateChange(room.state, change, maxStateBytes);
+      room.lastActivity = Date.now();
+      return Promise.resolve(room.state.version);
+    }
+    return this.inSequence(roomId, async () => {
+      this.requireSameRoom(room);
+      const next = applyStateChange(room.state, change, maxStateBytes);
+      const now = Date.now();
+      await persistence.save(persistedRoom(room, next, now));
+      room.state = next;
+      room.lastActivity = now;
+      return next.version;
+    });
   }
 
   getState(roomId: string): Promise<RoomState> {
@@ -192,6 +263,7 @@ export class MemoryRoomStore implements RoomStore {
   }
 
   private expiryReason(room: StoredRoom, policy: ExpiryPolicy): ExpiredRoom['reason'] | undefined {
+    // Also what keeps a persistent room's deletion, and its file's removal, in its sequence.
     if (room.config.persistent) {
       return undefined;
     }
@@ -202,6 +274,50 @@ export class MemoryRoomStore implements RoomStore {
       return 'idle_timeout';
     }
     return undefined;
+  }
+
+  private persistenceOf(room: StoredRoom): RoomPersistence | undefined {
+    return room.config.persistent ? this.persistence : undefined;
+  }
+
+  /**
+   * Runs `task` after every earlier task of the room has settled, whatever their outcome: the
+   * writes of one room land in the order they were made.
+   */
+  private inSequence<T>(roomId: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.writes.get(roomId) ?? Promise.resolve()).then(task);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.writes.set(roomId, settled);
+    void settled.then(() => {
+      if (this.writes.get(roomId) === settled) {
+        this.writes.delete(roomId);
+      }
+    });
+    return result;
+  }
+
+  /** A task that waited in the sequence fails if its room was deleted meanwhile. */
+  private requireSameRoom(room: StoredRoom): void {
+    if (this.rooms.get(room.roomId) !== room) {
+      throw ProtocolError.roomNotFound(room.roomId);
+    }
+  }
+
+  /** A restored room has its config and state and no members: its next joiner becomes host. */
+  private restoreRoom(saved: PersistedRoom, now: number): void {
+    this.rooms.set(saved.roomId, {
+      roomId: saved.roomId,
+      config: saved.config,
+      createdAt: saved.createdAt,
+      lastActivity: saved.lastActivity,
+      members: new Map(),
+      state: saved.state,
+      bans: new Map(),
+      emptySince: now,
+    });
   }
 
   private insertRoom(room: NewRoom, maxRooms: number): StoredRoom {
@@ -322,4 +438,14 @@ export class MemoryRoomStore implements RoomStore {
       createdAt: room.createdAt,
     };
   }
+}
+
+function persistedRoom(room: StoredRoom, state: RoomState, lastActivity = room.lastActivity) {
+  return {
+    roomId: room.roomId,
+    config: room.config,
+    createdAt: room.createdAt,
+    lastActivity,
+    state,
+  } satisfies PersistedRoom;
 }
