@@ -16,7 +16,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# The files stay owned by root, so the server cannot modify its own code.
+# The files stay owned by root, so the server cannot modify its own code. Only the folder of
+# persistent rooms belongs to the runtime user (made before VOLUME, so a new volume inherits it).
+ENV DATA_DIR=/app/data
+RUN mkdir -p /app/data && chown node:node /app/data && chmod 700 /app/data
+VOLUME ["/app/data"]
 USER node
 EXPOSE 8080
 # Slim images have no curl: Node's fetch checks liveness.
