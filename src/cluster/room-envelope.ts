@@ -1,0 +1,47 @@
+import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+
+/**
+ * What travels on a room's Redis channel: one room event for the members connected to other
+ * instances (and to this one: see the bus). `message` never carries a `requestId`: the actor's
+ * reply, which does, is sent by the instance that handled the request.
+ */
+export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
+  /** The instance that published it. */
+  origin: string;
+  /** The member that must not get it (usually the actor), or null. */
+  except: string | null;
+  /** The single target of a direct message, or null for every member. */
+  to: string | null;
+  message: ServerMessage<E>;
+}
+
+/** `<prefix>{<roomId>}:events`: the room's hash tag, like its keys (redis-keys.ts). */
+export function roomChannel(keyPrefix: string, roomId: string): string {
+  return `${keyPrefix}{${roomId}}:events`;
+}
+
+/** The room id of a channel made by `roomChannel`, or undefined for any other channel. */
+export function roomIdOfChannel(keyPrefix: string, channel: string): string | undefined {
+  if (!channel.startsWith(`${keyPrefix}{`) || !channel.endsWith('}:events')) {
+    return undefined;
+  }
+  return channel.slice(keyPrefix.length + 1, -'}:events'.length);
+}
+
+export function encodeEnvelope(envelope: RoomEnvelope): string {
+  return JSON.stringify(envelope);
+}
+
+/** Trusts the publisher (another instance of this server): no validation beyond the shape. */
+export function decodeEnvelope(payload: string): RoomEnvelope {
+  const envelope = JSON.parse(payload) as Partial<RoomEnvelope>;
+  if (typeof envelope.origin !== 'string' || typeof envelope.message?.event !== 'string') {
+    throw new Error('Not a room envelope');
+  }
+  return {
+    origin: envelope.origin,
+    except: envelope.except ?? null,
+    to: envelope.to ?? null,
+    message: envelope.message,
+  };
+}
