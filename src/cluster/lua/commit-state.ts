@@ -1,0 +1,32 @@
+import { PRELUDE_LUA } from './prelude.js';
+
+/**
+ * The write half of applyStateChange: TypeScript read the state and computed the next one; this
+ * stores it only if the room is still the same incarnation at the version that was read, and
+ * publishes the `state_updated` envelope in the same step, so versions are accepted once each and
+ * published in order.
+ *
+ * ARGV[3] epoch read, [4] version read, [5] next version, [6] next state JSON, [7] now,
+ * [8] channel, [9] envelope JSON or '' (no publish).
+ *
+ * Answers {'OK'} | {'CONFLICT'} (the version moved) | {'GONE'} (the room was deleted, maybe
+ * recreated).
+ */
+export const COMMIT_STATE_LUA =
+  PRELUDE_LUA +
+  String.raw`
+local current = redis.call('HMGET', meta_key, 'epoch', 'version')
+if current[1] ~= ARGV[3] then
+  return { 'GONE' }
+end
+if current[2] ~= ARGV[4] then
+  return { 'CONFLICT' }
+end
+redis.call('SET', state_key, ARGV[6])
+redis.call('HSET', meta_key, 'version', ARGV[5])
+mark_activity(ARGV[7])
+if ARGV[9] ~= '' then
+  redis.call('PUBLISH', ARGV[8], ARGV[9])
+end
+return { 'OK' }
+`;

@@ -1,0 +1,55 @@
+import { PRELUDE_LUA } from './prelude.js';
+
+/**
+ * delete, and the claim of one expired room by deleteExpired (which re-checks the expiry rules
+ * here, so a room that got a member or activity since it was listed stays).
+ *
+ * ARGV[3] `delete` | `expire`; for `expire`: [4] now, [5] emptyRoomTtlMs, [6] roomTimeoutMs,
+ * [7] the lastActivity resolution (ms) the idle rule allows for.
+ *
+ * Answers {'OK', reason (`deleted` | `empty` | `idle_timeout`), epoch, member ids in join
+ * order...} | {'ROOM_NOT_FOUND'} | {'KEEP'} (expire: not expired).
+ */
+export const DELETE_ROOM_LUA =
+  PRELUDE_LUA +
+  String.raw`
+if redis.call('EXISTS', meta_key) == 0 then
+  return { 'ROOM_NOT_FOUND' }
+end
+
+local function expiry_reason()
+  if is_persistent() then
+    return nil
+  end
+  local now = tonumber(ARGV[4])
+  local empty_since = redis.call('HGET', meta_key, 'emptySince')
+  if empty_since and now - tonumber(empty_since) >= tonumber(ARGV[5]) then
+    return 'empty'
+  end
+  local last_activity = tonumber(redis.call('HGET', meta_key, 'lastActivity'))
+  if now - last_activity >= tonumber(ARGV[6]) + tonumber(ARGV[7]) then
+    return 'idle_timeout'
+  end
+  return nil
+end
+
+local reason = 'deleted'
+if ARGV[3] == 'expire' then
+  reason = expiry_reason()
+  if not reason then
+    return { 'KEEP' }
+  end
+end
+
+local reply = { 'OK', reason, redis.call('HGET', meta_key, 'epoch') }
+for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
+  local _, instance_id = parse_member(redis.call('HGET', members_key, member_id))
+  forget_membership(member_id, instance_id)
+  reply[#reply + 1] = member_id
+end
+redis.call('UNLINK', meta_key, state_key, order_key, members_key, bans_key)
+redis.call('ZREM', registry_key, room_id)
+redis.call('ZREM', empty_key, room_id)
+redis.call('ZREM', activity_key, room_id)
+return reply
+`;

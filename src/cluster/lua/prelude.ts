@@ -1,0 +1,93 @@
+/**
+ * Shared head of every room script (Lua, sent with EVALSHA through ioredis `defineCommand`).
+ *
+ * KEYS (redis-keys.ts `scriptKeys`): the room's meta, state, order, members, bans, then the
+ * global registry, seq, expiry:empty, expiry:activity. ARGV[1] is the key prefix, ARGV[2] the room
+ * id; each script's own arguments follow. Scripts answer with a table whose first element is a
+ * status string, and leave error messages to TypeScript so that they match MemoryRoomStore's.
+ */
+export const PRELUDE_LUA = String.raw`
+local meta_key, state_key, order_key, members_key, bans_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local registry_key, seq_key, empty_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local prefix, room_id = ARGV[1], ARGV[2]
+local ROLE_RANK = { viewer = 0, editor = 1, host = 2 }
+
+-- Global keys named after a member: keep in step with RedisKeys.userRooms / instanceMembers.
+local function user_rooms_key(user_id)
+  return prefix .. 'user:' .. user_id .. ':rooms'
+end
+local function instance_members_key(instance_id)
+  return prefix .. 'instance:' .. instance_id .. ':members'
+end
+
+-- A member record is "<role>\n<instanceId>\n<profile JSON>", so a role changes without JSON.
+local function parse_member(record)
+  return string.match(record, '^([^\n]*)\n([^\n]*)\n(.*)$')
+end
+local function with_role(record, role)
+  local _, instance_id, profile = parse_member(record)
+  return role .. '\n' .. instance_id .. '\n' .. profile
+end
+
+local function is_persistent()
+  return redis.call('HGET', meta_key, 'persistent') == '1'
+end
+
+local function mark_activity(now)
+  redis.call('HSET', meta_key, 'lastActivity', now)
+  if not is_persistent() then
+    redis.call('ZADD', activity_key, now, room_id)
+  end
+end
+
+local function forget_membership(user_id, instance_id)
+  redis.call('ZREM', user_rooms_key(user_id), room_id)
+  redis.call('SREM', instance_members_key(instance_id), room_id .. '\n' .. user_id)
+end
+
+-- A new room: no members, the initial state, empty since its creation.
+local function insert_room(created_at, persistent, max_users, default_role, name, password_hash, initial_state)
+  local epoch = redis.call('INCR', seq_key)
+  redis.call('DEL', order_key, members_key, bans_key)
+  redis.call('HSET', meta_key, 'createdAt', created_at, 'lastActivity', created_at,
+    'emptySince', created_at, 'maxUsers', max_users, 'defaultRole', default_role,
+    'persistent', persistent, 'version', 0, 'epoch', epoch, 'joins', 0)
+  if name ~= '' then
+    redis.call('HSET', meta_key, 'name', name)
+  end
+  if password_hash ~= '' then
+    redis.call('HSET', meta_key, 'passwordHash', password_hash)
+  end
+  redis.call('SET', state_key, initial_state)
+  redis.call('ZADD', registry_key, epoch, room_id)
+  if persistent ~= '1' then
+    redis.call('ZADD', empty_key, created_at, room_id)
+    redis.call('ZADD', activity_key, created_at, room_id)
+  end
+end
+
+-- Removes a member; the longest-present one becomes host if the host left.
+-- Answers {'OK', remaining[, promoted record]}.
+local function remove_member(user_id, now)
+  local role, instance_id = parse_member(redis.call('HGET', members_key, user_id))
+  redis.call('ZREM', order_key, user_id)
+  redis.call('HDEL', members_key, user_id)
+  forget_membership(user_id, instance_id)
+  mark_activity(now)
+  local remaining = redis.call('ZCARD', order_key)
+  if remaining == 0 then
+    redis.call('HSET', meta_key, 'emptySince', now)
+    if not is_persistent() then
+      redis.call('ZADD', empty_key, now, room_id)
+    end
+    return { 'OK', 0 }
+  end
+  if role ~= 'host' then
+    return { 'OK', remaining }
+  end
+  local successor = redis.call('ZRANGE', order_key, 0, 0)[1]
+  local promoted = with_role(redis.call('HGET', members_key, successor), 'host')
+  redis.call('HSET', members_key, successor, promoted)
+  return { 'OK', remaining, promoted }
+end
+`;

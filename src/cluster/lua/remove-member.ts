@@ -1,0 +1,31 @@
+import { PRELUDE_LUA } from './prelude.js';
+
+/**
+ * leave and kick. ARGV[3] `leave` | `kick`, [4] userId, [5] now, [6] bannedUntil (kick only).
+ * A kick bans the user until bannedUntil, then both remove it, handing the host role over to the
+ * longest-present member when the host left.
+ *
+ * Answers {'OK', remaining[, promoted record]} | {'NONE'} (leave: not a member, or no room) |
+ * {'ROOM_NOT_FOUND'} | {'USER_NOT_FOUND'} (kick).
+ */
+export const REMOVE_MEMBER_LUA =
+  PRELUDE_LUA +
+  String.raw`
+local mode, user_id = ARGV[3], ARGV[4]
+local exists = redis.call('EXISTS', meta_key) == 1
+local member = exists and redis.call('ZSCORE', order_key, user_id)
+if mode == 'leave' then
+  if not member then
+    return { 'NONE' }
+  end
+else
+  if not exists then
+    return { 'ROOM_NOT_FOUND' }
+  end
+  if not member then
+    return { 'USER_NOT_FOUND' }
+  end
+  redis.call('HSET', bans_key, user_id, ARGV[6])
+end
+return remove_member(user_id, ARGV[5])
+`;

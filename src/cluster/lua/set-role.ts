@@ -1,0 +1,36 @@
+import { PRELUDE_LUA } from './prelude.js';
+
+/**
+ * setRole. ARGV[3] target userId, [4] role. Making someone host demotes every other host to
+ * editor first, in join order.
+ *
+ * Answers {'OK', changed records..., target record last} | {'ROOM_NOT_FOUND'} |
+ * {'USER_NOT_FOUND'}.
+ */
+export const SET_ROLE_LUA =
+  PRELUDE_LUA +
+  String.raw`
+local target_id, role = ARGV[3], ARGV[4]
+if redis.call('EXISTS', meta_key) == 0 then
+  return { 'ROOM_NOT_FOUND' }
+end
+local target = redis.call('HGET', members_key, target_id)
+if not target then
+  return { 'USER_NOT_FOUND' }
+end
+local reply = { 'OK' }
+if role == 'host' and parse_member(target) ~= 'host' then
+  for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
+    local record = redis.call('HGET', members_key, member_id)
+    if parse_member(record) == 'host' then
+      local demoted = with_role(record, 'editor')
+      redis.call('HSET', members_key, member_id, demoted)
+      reply[#reply + 1] = demoted
+    end
+  end
+end
+local updated = with_role(target, role)
+redis.call('HSET', members_key, target_id, updated)
+reply[#reply + 1] = updated
+return reply
+`;

@@ -1,0 +1,464 @@
+import { Logger } from '@nestjs/common';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import {
+  ErrorCode,
+  ServerEvent,
+  type Role,
+  type RoomInfo,
+  type RoomState,
+  type RoomUser,
+  type ServerMessage,
+} from '../protocol/protocol.js';
+import { verifyPassword } from '../rooms/password.js';
+import {
+  LAST_ACTIVITY_RESOLUTION_MS,
+  type ExpiredRoom,
+  type ExpiryPolicy,
+  type JoinOutcome,
+  type JoinRequest,
+  type LeaveOutcome,
+  type NewRoom,
+  type RoomConfig,
+  type RoomStore,
+  type RoomSummary,
+  type StateChange,
+} from '../rooms/room-store.js';
+import { applyStateChange, initialRoomState } from '../state/room-state.js';
+import { decodeMember, encodeProfile } from './member-record.js';
+import { RedisKeys } from './redis-keys.js';
+import { encodeEnvelope, roomChannel, type RoomEnvelope } from './room-envelope.js';
+import { defineRoomScripts, type RoomScripts, type ScriptReply } from './room-scripts.js';
+import { fromRedisError, storeUnavailable } from './store-unavailable.js';
+
+export interface RedisRoomStoreOptions {
+  /** Starts every key and channel, e.g. `gms:`. No braces: they would break the hash tags. */
+  keyPrefix: string;
+  /** This instance, recorded on the members it joins (for presence cleanup). */
+  instanceId: string;
+}
+
+/** Who made a state change, for the `state_updated` event the store publishes with it. */
+export interface StateChangePublish {
+  actorUserId: string;
+}
+
+/**
+ * Optimistic rounds of applyStateChange before giving up with UNAVAILABLE. Only ops-only changes
+ * retry for long: a patch carries a baseVersion, so a lost race ends it with STALE_VERSION.
+ */
+export const STATE_CHANGE_ATTEMPTS = 20;
+
+/** Rounds of join: more than two only if a room is recreated with a new password meanwhile. */
+const JOIN_ATTEMPTS = 5;
+
+/**
+ * The RoomStore shared by every instance through one Redis primary (key layout: redis-keys.ts).
+ * Behaves like MemoryRoomStore; each check-and-write is one Lua script, so limits (maxUsers,
+ * MAX_ROOMS), bans, host handover and the state version hold across instances.
+ *
+ * State changes keep their rules in TypeScript (room-state.ts): read, compute, then a script
+ * commits only if the version is still the one read, publishing `state_updated` in the same step.
+ *
+ * Every Redis failure (unreachable, timed out, overloaded) is thrown as a ProtocolError with code
+ * UNAVAILABLE; configure the client with ROOM_STORE_REDIS_OPTIONS so that this happens within 2 s.
+ */
+export class RedisRoomStore implements RoomStore {
+  private readonly logger = new Logger(RedisRoomStore.name);
+  private readonly keys: RedisKeys;
+  private readonly scripts: RoomScripts;
+  private readonly instanceId: string;
+  private readonly initialState = JSON.stringify(initialRoomState());
+  /** Set while touch is failing, so an outage is logged once rather than per broadcast. */
+  private touchFailing = false;
+
+  constructor(
+    private readonly redis: Redis,
+    options: RedisRoomStoreOptions,
+  ) {
+    if (!/^[^\s{}]+$/.test(options.instanceId)) {
+      throw new Error(`An instanceId must be non-empty, without spaces or braces`);
+    }
+    this.keys = new RedisKeys(options.keyPrefix);
+    this.instanceId = options.instanceId;
+    this.scripts = defineRoomScripts(redis);
+  }
+
+  async create(room: NewRoom, maxRooms: number): Promise<void> {
+    const [status] = await this.run(
+      this.scripts.gmsCreateRoom(
+        ...this.head(room.roomId),
+        maxRooms,
+        room.createdAt,
+        ...configArgs(room.config),
+        this.initialState,
+      ),
+    );
+    if (status === 'ROOM_EXISTS') {
+      throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
+    }
+    if (status === 'ROOM_LIMIT') {
+      throw roomLimit(maxRooms);
+    }
+  }
+
+  async join(request: JoinRequest): Promise<JoinOutcome> {
+    const profile = encodeProfile({
+      id: request.userId,
+      name: request.name,
+      ...(request.avatar ? { avatar: request.avatar } : {}),
+      connected: true,
+      lastSeen: request.now,
+    });
+    // A room created by this join gets the joiner's own password: check that one up front.
+    let checkedHash = request.configForNewRoom.passwordHash ?? '';
+    let passwordOk = checkedHash !== '' && verifyPassword(request.password, checkedHash);
+    for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
+      const reply = await this.run(
+        this.scripts.gmsJoinRoom(
+          ...this.head(request.roomId),
+          request.userId,
+          request.now,
+          request.maxRooms,
+          ...configArgs(request.configForNewRoom),
+          this.initialState,
+          request.requestedRole ?? '',
+          this.instanceId,
+          profile,
+          checkedHash,
+          passwordOk ? '1' : '0',
+        ),
+      );
+      const [status] = reply;
+      switch (status) {
+        case 'VERIFY':
+          checkedHash = String(reply[1]);
+          passwordOk = verifyPassword(request.password, checkedHash);
+          continue;
+        case 'ROOM_LIMIT':
+          throw roomLimit(request.maxRooms);
+        case 'KICKED':
+          throw new ProtocolError(
+            ErrorCode.Kicked,
+            `You were removed from ${request.roomId}; try later`,
+          );
+        case 'INVALID_PASSWORD':
+          throw new ProtocolError(ErrorCode.InvalidPassword, 'Wrong or missing room password');
+        case 'ROOM_FULL':
+          throw new ProtocolError(ErrorCode.RoomFull, 'Room is full');
+        default:
+          return joinOutcome(request, reply);
+      }
+    }
+    throw storeUnavailable(`Room ${request.roomId} keeps changing; try again`);
+  }
+
+  async leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined> {
+    const reply = await this.run(
+      this.scripts.gmsRemoveMember(...this.head(roomId), 'leave', userId, now, ''),
+    );
+    return reply[0] === 'NONE' ? undefined : leaveOutcome(reply);
+  }
+
+  async roleOf(roomId: string, userId: string): Promise<Role | undefined> {
+    const room = this.keys.room(roomId);
+    const [exists, record] = await this.transaction((multi) =>
+      multi.exists(room.meta).hget(room.members, userId),
+    );
+    if (exists !== 1) {
+      throw ProtocolError.roomNotFound(roomId);
+    }
+    return typeof record === 'string' ? decodeMember(record).user.role : undefined;
+  }
+
+  async setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]> {
+    const reply = await this.run(this.scripts.gmsSetRole(...this.head(roomId), targetUserId, role));
+    this.throwMembershipFailure(reply, roomId, targetUserId);
+    return reply.slice(1).map((record) => decodeMember(String(record)).user);
+  }
+
+  async kick(
+    roomId: string,
+    targetUserId: string,
+    bannedUntil: number,
+    now: number,
+  ): Promise<LeaveOutcome> {
+    const reply = await this.run(
+      this.scripts.gmsRemoveMember(...this.head(roomId), 'kick', targetUserId, now, bannedUntil),
+    );
+    this.throwMembershipFailure(reply, roomId, targetUserId);
+    return leaveOutcome(reply);
+  }
+
+  async delete(roomId: string): Promise<string[]> {
+    const reply = await this.run(this.scripts.gmsDeleteRoom(...this.head(roomId), 'delete'));
+    if (reply[0] === 'ROOM_NOT_FOUND') {
+      throw ProtocolError.roomNotFound(roomId);
+    }
+    return reply.slice(3).map(String);
+  }
+
+  /**
+   * Compare-and-set on the version, linearizable across instances: reads the state, applies the
+   * change in TypeScript, and commits only if nothing changed in between (else reads again).
+   * With `publish`, the commit also publishes `state_updated` (no requestId, except the actor)
+   * on the room's channel; the actor's reply is the caller's to send.
+   */
+  async applyStateChange(
+    roomId: string,
+    change: StateChange,
+    maxStateBytes: number,
+    publish?: StateChangePublish,
+  ): Promise<number> {
+    const room = this.keys.room(roomId);
+    for (let attempt = 1; attempt <= STATE_CHANGE_ATTEMPTS; attempt++) {
+      const [epoch, json] = await this.transaction((multi) =>
+        multi.hget(room.meta, 'epoch').get(room.state),
+      );
+      if (typeof epoch !== 'string' || typeof json !== 'string') {
+        throw ProtocolError.roomNotFound(roomId);
+      }
+      const state = JSON.parse(json) as RoomState;
+      const next = applyStateChange(state, change, maxStateBytes);
+      const envelope = publish ? this.stateEnvelope(roomId, change, next.version, publish) : '';
+      const [status] = await this.run(
+        this.scripts.gmsCommitState(
+          ...this.head(roomId),
+          epoch,
+          state.version,
+          next.version,
+          JSON.stringify(next),
+          Date.now(),
+          roomChannel(this.keys.prefix, roomId),
+          envelope,
+        ),
+      );
+      if (status === 'OK') {
+        return next.version;
+      }
+      // Lost a race (or the room was replaced): spread the retries of a crowd a little.
+      await sleep(Math.random() * attempt);
+    }
+    throw storeUnavailable(`The state of room ${roomId} is changing too fast; try again`);
+  }
+
+  async getState(roomId: string): Promise<RoomState> {
+    const json = await this.run(this.redis.get(this.keys.room(roomId).state));
+    if (json === null) {
+      throw ProtocolError.roomNotFound(roomId);
+    }
+    return JSON.parse(json) as RoomState;
+  }
+
+  async shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
+    const [mine, theirs] = (await this.transaction((multi) =>
+      multi
+        .zrange(this.keys.userRooms(userId), 0, '-1')
+        .zrange(this.keys.userRooms(otherUserId), 0, '-1'),
+    )) as [string[], string[]];
+    const shared = new Set(theirs);
+    return mine.find((roomId) => shared.has(roomId));
+  }
+
+  /**
+   * Never rejects: callers fire it and forget (one write per room per second of broadcasts), and
+   * a lost activity mark only brings the idle timeout closer. An outage is logged once.
+   */
+  async touch(roomId: string, now: number): Promise<void> {
+    try {
+      await this.run(this.scripts.gmsTouchRoom(...this.head(roomId), now));
+      this.touchFailing = false;
+    } catch (error) {
+      if (!this.touchFailing) {
+        this.touchFailing = true;
+        this.logger.warn(`Could not record activity in Redis: ${String(error)}`);
+      }
+    }
+  }
+
+  async list(): Promise<RoomSummary[]> {
+    const roomIds = await this.run(this.redis.zrange(this.keys.global.registry, 0, '-1'));
+    if (roomIds.length === 0) {
+      return [];
+    }
+    const replies = await this.transaction((multi) => {
+      for (const roomId of roomIds) {
+        const room = this.keys.room(roomId);
+        multi.hmget(room.meta, 'name', 'persistent', 'createdAt', 'lastActivity').zcard(room.order);
+      }
+      return multi;
+    });
+    const summaries: RoomSummary[] = [];
+    roomIds.forEach((roomId, index) => {
+      const [name, persistent, createdAt, lastActivity] = replies[2 * index] as (string | null)[];
+      if (createdAt === null) {
+        return; // deleted since the registry was read
+      }
+      summaries.push({
+        roomId,
+        ...(name ? { name } : {}),
+        userCount: replies[2 * index + 1] as number,
+        persistent: persistent === '1',
+        createdAt: Number(createdAt),
+        lastActivity: Number(lastActivity),
+      });
+    });
+    return summaries;
+  }
+
+  /**
+   * Lists candidates from the expiry schedule, then claims each with a script that checks the
+   * rules again: two instances sweeping at once never both report a room.
+   */
+  async deleteExpired(policy: ExpiryPolicy): Promise<ExpiredRoom[]> {
+    const { expiryEmpty, expiryActivity } = this.keys.global;
+    const idleBefore = policy.now - policy.roomTimeoutMs - LAST_ACTIVITY_RESOLUTION_MS;
+    const [empty, idle] = (await this.transaction((multi) =>
+      multi
+        .zrangebyscore(expiryEmpty, '-inf', policy.now - policy.emptyRoomTtlMs)
+        .zrangebyscore(expiryActivity, '-inf', idleBefore),
+    )) as [string[], string[]];
+    const candidates = [...new Set([...empty, ...idle])];
+    const claims = await Promise.all(
+      candidates.map((roomId) =>
+        this.run(
+          this.scripts.gmsDeleteRoom(
+            ...this.head(roomId),
+            'expire',
+            policy.now,
+            policy.emptyRoomTtlMs,
+            policy.roomTimeoutMs,
+            LAST_ACTIVITY_RESOLUTION_MS,
+          ),
+        ),
+      ),
+    );
+    const expired: { epoch: number; room: ExpiredRoom }[] = [];
+    claims.forEach((reply, index) => {
+      if (reply[0] === 'OK') {
+        expired.push({
+          epoch: Number(reply[2]),
+          room: {
+            roomId: candidates[index],
+            reason: reply[1] as ExpiredRoom['reason'],
+            memberIds: reply.slice(3).map(String),
+          },
+        });
+      }
+    });
+    // Creation order, as MemoryRoomStore reports them.
+    return expired.sort((a, b) => a.epoch - b.epoch).map(({ room }) => room);
+  }
+
+  /** KEYS then ARGV[1..2], the same for every room script. */
+  private head(roomId: string): string[] {
+    return [...this.keys.scriptKeys(roomId), this.keys.prefix, roomId];
+  }
+
+  private stateEnvelope(
+    roomId: string,
+    change: StateChange,
+    version: number,
+    publish: StateChangePublish,
+  ): string {
+    // The same data StateService sends, without a requestId.
+    const message: ServerMessage<typeof ServerEvent.StateUpdated> = {
+      event: ServerEvent.StateUpdated,
+      data: {
+        roomId,
+        version,
+        ...(change.patch ? { patch: change.patch } : {}),
+        ...(change.ops ? { ops: change.ops } : {}),
+        updatedBy: publish.actorUserId,
+      },
+    };
+    const envelope: RoomEnvelope = {
+      origin: this.instanceId,
+      except: publish.actorUserId,
+      to: null,
+      message,
+    };
+    return encodeEnvelope(envelope);
+  }
+
+  private throwMembershipFailure(reply: ScriptReply, roomId: string, userId: string): void {
+    if (reply[0] === 'ROOM_NOT_FOUND') {
+      throw ProtocolError.roomNotFound(roomId);
+    }
+    if (reply[0] === 'USER_NOT_FOUND') {
+      throw new ProtocolError(ErrorCode.UserNotFound, `${userId} is not in room ${roomId}`);
+    }
+  }
+
+  /** One Redis round trip; its failures become UNAVAILABLE (see fromRedisError). */
+  private async run<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (error) {
+      throw fromRedisError(error);
+    }
+  }
+
+  /** Commands run as one MULTI/EXEC (an atomic read); answers their results. */
+  private async transaction(
+    build: (multi: ChainableCommander) => ChainableCommander,
+  ): Promise<unknown[]> {
+    const results = await this.run(build(this.redis.multi()).exec());
+    if (!results) {
+      throw storeUnavailable();
+    }
+    return results.map(([error, value]) => {
+      if (error) {
+        throw fromRedisError(error);
+      }
+      return value;
+    });
+  }
+}
+
+/** ARGV of a room config, as the create and join scripts read it. */
+function configArgs(config: RoomConfig): string[] {
+  return [
+    config.persistent ? '1' : '0',
+    String(config.maxUsers),
+    config.defaultRole,
+    config.name ?? '',
+    config.passwordHash ?? '',
+  ];
+}
+
+function roomLimit(maxRooms: number): ProtocolError {
+  return new ProtocolError(
+    ErrorCode.RoomLimit,
+    `The server holds its maximum of ${maxRooms} rooms`,
+  );
+}
+
+/** {'JOINED' | 'MEMBER', created, createdAt, state JSON, member records...}. */
+function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
+  const users = reply.slice(4).map((record) => decodeMember(String(record)).user);
+  const roomInfo: RoomInfo = {
+    roomId: request.roomId,
+    users,
+    state: JSON.parse(String(reply[3])) as RoomState,
+    createdAt: Number(reply[2]),
+  };
+  const user = users.find((member) => member.id === request.userId) as RoomUser;
+  return {
+    roomInfo,
+    user: { ...user },
+    alreadyMember: reply[0] === 'MEMBER',
+    createdRoom: reply[1] === 1,
+  };
+}
+
+/** {'OK', remaining[, promoted record]}. */
+function leaveOutcome(reply: ScriptReply): LeaveOutcome {
+  const remaining = Number(reply[1]);
+  const promoted = reply[2];
+  if (typeof promoted !== 'string') {
+    return { remaining };
+  }
+  return { newHost: decodeMember(promoted).user, remaining };
+}
