@@ -10,6 +10,10 @@ const MAX_BYTES = 1024 * 1024;
 const PADDING = 'x'.repeat(24 * 1024);
 const TICK_MS = 30;
 
+interface AppMessageWithN {
+  type: string;
+  data: { n: number };
+}
 interface RoomStats {
   roomId: string;
   userCount: number;
@@ -31,7 +35,7 @@ const chat = (n: number) => ({ type: 'chat', timestamp: Date.now(), data: { n } 
 function numbersOf(client: TestClient, type: string): number[] {
   return client.received
     .filter((message) => message.event === 'message')
-    .map((message) => (message.data as { message: { type: string; data: { n: number } } }).message)
+    .map((message) => (message.data as unknown as { message: AppMessageWithN }).message)
     .filter((message) => message.type === type)
     .map((message) => message.data.n);
 }

@@ -12,8 +12,9 @@ class RecordingTransport extends Writable {
   /** Bytes the "kernel" has not taken yet, as writableLength would report them. */
   backlog = 0;
 
-  override get writableLength(): number {
-    return this.backlog;
+  constructor() {
+    super();
+    Object.defineProperty(this, 'writableLength', { get: () => this.backlog });
   }
 
   override _writev(

@@ -1,4 +1,4 @@
-import type { Duplex } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { OutgoingFrame } from './outgoing-frame.js';
 
@@ -32,7 +32,7 @@ export class ClientOutput {
 
   constructor(
     private readonly socket: WebSocket,
-    private readonly transport: Duplex | undefined,
+    private readonly transport: Writable | undefined,
   ) {
     this.direct = transport !== undefined && socket.extensions === '';
   }

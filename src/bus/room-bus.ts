@@ -24,4 +24,10 @@ export interface RoomBus {
     userId: string,
     message: ServerMessage<E>,
   ): boolean;
+
+  /**
+   * Makes sure this instance receives the room's events from now on; called when a join begins,
+   * before the store takes the joiner's snapshot, so nothing published after it is missed.
+   */
+  watch(roomId: string): Promise<void>;
 }

@@ -1,5 +1,15 @@
-import { Receiver } from 'ws';
+import * as ws from 'ws';
 import { encodeTextFrame } from './websocket-frame.js';
+
+/** ws's frame parser; exported by the package, not described by @types/ws. */
+interface FrameReceiver {
+  on(event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void;
+  on(event: 'error', listener: (error: Error) => void): void;
+  write(chunk: Buffer): void;
+}
+const { Receiver } = ws as unknown as {
+  Receiver: new (options: { isServer: boolean }) => FrameReceiver;
+};
 
 /** Decodes frames with ws's own parser, as a client does. */
 function decode(frame: Buffer): Promise<{ text: string; isBinary: boolean }> {

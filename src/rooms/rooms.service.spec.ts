@@ -39,6 +39,10 @@ class RecordingBus implements RoomBus {
     this.log.push({ via: 'sendToMember', roomId, to: userId, ...snapshot(message) });
     return true;
   }
+
+  watch() {
+    return Promise.resolve();
+  }
 }
 
 class RecordingFanout {
@@ -47,6 +51,8 @@ class RecordingFanout {
   send(connection: Connection, message: ServerMessage) {
     this.log.push({ via: 'send', to: connection.userId, ...snapshot(message) });
   }
+
+  forgetRoom() {}
 
   sendFrame(connection: Connection, frame: OutgoingFrame) {
     this.log.push({

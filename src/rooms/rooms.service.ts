@@ -92,6 +92,7 @@ export class RoomsService {
     const now = Date.now();
     let outcome;
     try {
+      await this.bus.watch(roomId);
       outcome = await this.store.join({
         roomId,
         userId: connection.userId,

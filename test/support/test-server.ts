@@ -1,6 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AppModule } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
 import { appConfig, loadAppConfig } from '../../src/config/app.config.js';
@@ -19,7 +22,9 @@ export interface TestServer {
  * exactly as at boot), the same way main.ts does.
  */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const config = loadAppConfig({ LOG_LEVEL: 'error', ...env });
+  // Each server gets its own DATA_DIR, so persistent rooms of one test never show up in another.
+  const dataDir = env.DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'gms-test-data-')));
+  const config = loadAppConfig({ LOG_LEVEL: 'error', ...env, DATA_DIR: dataDir });
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
     .overrideProvider(appConfig.KEY)
     .useValue(config)
@@ -37,6 +42,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       if (!closed) {
         closed = true;
         await app.close();
+        if (env.DATA_DIR === undefined) {
+          await rm(dataDir, { recursive: true, force: true });
+        }
       }
     },
   };

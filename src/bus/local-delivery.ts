@@ -1,0 +1,73 @@
+import { Injectable } from '@nestjs/common';
+import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import type { Connection } from '../users/connection.js';
+import { UsersService } from '../users/users.service.js';
+import { Fanout } from './fanout.service.js';
+import type { OutgoingFrame } from './outgoing-frame.js';
+
+/**
+ * Delivers a room event to the members connected to this instance: the part of every RoomBus
+ * that touches sockets. Events that change local membership (a deleted room, a kick) apply that
+ * change as they are delivered.
+ */
+@Injectable()
+export class LocalDelivery {
+  constructor(
+    private readonly users: UsersService,
+    private readonly fanout: Fanout,
+  ) {}
+
+  /** Every local member of the room except `exceptUserId`; joiners in flight get it held back. */
+  toRoom<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    frame: OutgoingFrame,
+    exceptUserId: string | null | undefined,
+  ): void {
+    const membership = this.users.membership;
+    const members = membership.members(roomId);
+    if (members) {
+      for (const member of members) {
+        if (member.userId !== exceptUserId) {
+          this.fanout.sendFrame(member, frame);
+        }
+      }
+    }
+    const pending = membership.pending(roomId);
+    if (pending) {
+      for (const [member, held] of pending) {
+        if (member.userId !== exceptUserId) {
+          held.push({ event: message.event, data: message.data, frame });
+        }
+      }
+    }
+    if ((message.event as ServerEvent) === ServerEvent.RoomDeleted) {
+      membership.removeRoom(roomId);
+      this.fanout.forgetRoom(roomId);
+    }
+  }
+
+  /** Whether any local member or joiner in flight would receive the room's events. */
+  hasAudience(roomId: string): boolean {
+    const membership = this.users.membership;
+    return membership.members(roomId) !== undefined || membership.pending(roomId) !== undefined;
+  }
+
+  /** The local connection of a room member, if it is connected here. */
+  memberHere(roomId: string, userId: string): Connection | undefined {
+    const connection = this.users.byUser(userId);
+    return connection?.rooms.has(roomId) ? connection : undefined;
+  }
+
+  /** One member (a direct message, a kick notice); a kicked member stops receiving the room. */
+  toMember<E extends ServerEvent>(
+    connection: Connection,
+    roomId: string,
+    message: ServerMessage<E>,
+  ): void {
+    this.fanout.send(connection, message);
+    if ((message.event as ServerEvent) === ServerEvent.Kicked) {
+      this.users.membership.remove(connection, roomId);
+    }
+  }
+}
