@@ -1,0 +1,290 @@
+// The main thread's side of the simulated users: splits them over worker threads, drives the
+// phases of a step (join, send, measure, close) and adds up what the workers counted.
+import { Worker } from 'node:worker_threads';
+import { nowMs, sleep, withTimeout } from './clock.js';
+import { userIdOf } from './protocol.js';
+import type {
+  ClientSpec,
+  ConnectResult,
+  FromWorker,
+  ToWorker,
+  WindowResult,
+} from './worker-messages.js';
+
+const REPLY_TIMEOUT_MS = 15_000;
+/** A common start a little ahead, so every worker has its timers armed before the first send. */
+const SEND_START_DELAY_MS = 50;
+
+export interface JoinSummary {
+  wanted: number;
+  joined: number;
+  joinedByRoom: number[];
+  failures: number;
+  failureSamples: string[];
+  seconds: number;
+}
+
+export interface WorkerHealth {
+  eventLoopUtilization: number;
+  lagMaxMs: number;
+  lagP99Ms: number;
+}
+
+export interface WindowSummary {
+  /** Poses sent per second by all users. */
+  sentPerSecond: number;
+  /** Deliveries per second the sends call for: each send times (joined members of its room - 1). */
+  offeredPerSecond: number;
+  deliveredPerSecond: number;
+  sent: number;
+  expectedDeliveries: number;
+  posesReceived: number;
+  latencies: Float64Array;
+  framesParsed: number;
+  skippedSends: number;
+  errors: number;
+  errorSamples: string[];
+  closes: number;
+  closeSamples: string[];
+  workers: WorkerHealth[];
+  /** The whole bench process (main thread and workers), in % of one core. */
+  cpuPercent: number;
+}
+
+/** One worker thread with request/reply over postMessage; replies come back in request order. */
+class WorkerChannel {
+  private readonly waiters: {
+    type: FromWorker['type'];
+    resolve: (message: FromWorker) => void;
+    reject: (error: Error) => void;
+  }[] = [];
+  private failure: Error | undefined;
+
+  constructor(private readonly worker: Worker) {
+    worker.on('message', (message: FromWorker) => {
+      const index = this.waiters.findIndex((waiter) => waiter.type === message.type);
+      if (index >= 0) {
+        this.waiters.splice(index, 1)[0].resolve(message);
+      }
+    });
+    const fail = (error: Error): void => {
+      this.failure = error;
+      for (const waiter of this.waiters.splice(0)) {
+        waiter.reject(error);
+      }
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`generator worker exited with code ${code}`)));
+  }
+
+  send(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  request<T extends FromWorker>(
+    message: ToWorker,
+    replyType: T['type'],
+    timeoutMs: number,
+  ): Promise<T> {
+    if (this.failure) {
+      return Promise.reject(this.failure);
+    }
+    const reply = new Promise<T>((resolve, reject) => {
+      this.waiters.push({ type: replyType, resolve: resolve as (m: FromWorker) => void, reject });
+    });
+    this.worker.postMessage(message);
+    return withTimeout(reply, timeoutMs, `generator worker reply '${replyType}'`);
+  }
+
+  async terminate(): Promise<void> {
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+}
+
+export interface ConnectOptions {
+  url: string;
+  rooms: number;
+  usersPerRoom: number;
+  clientTimeoutMs: number;
+  phaseTimeoutMs: number;
+  sampleEvery: number;
+  concurrencyPerWorker: number;
+  /** Fewer users than rooms x usersPerRoom: the last room is filled only partly. */
+  totalUsers?: number;
+}
+
+export class LoadGenerator {
+  private joinedByRoom: number[] = [];
+
+  private constructor(private readonly channels: WorkerChannel[]) {}
+
+  static async start(workerCount: number): Promise<LoadGenerator> {
+    const script = new URL('./generator-worker.js', import.meta.url);
+    const channels = Array.from(
+      { length: workerCount },
+      () => new WorkerChannel(new Worker(script)),
+    );
+    // Let the threads load their modules before the first timed phase.
+    await sleep(100);
+    return new LoadGenerator(channels);
+  }
+
+  get workerCount(): number {
+    return this.channels.length;
+  }
+
+  /** Opens and joins rooms x usersPerRoom users, split round-robin over the workers. */
+  async connect(options: ConnectOptions): Promise<JoinSummary> {
+    const perWorker: ClientSpec[][] = this.channels.map(() => []);
+    const wanted = options.totalUsers ?? options.rooms * options.usersPerRoom;
+    for (let room = 0; room < options.rooms; room++) {
+      for (let user = 0; user < options.usersPerRoom; user++) {
+        const global = room * options.usersPerRoom + user;
+        if (global >= wanted) {
+          break;
+        }
+        perWorker[global % perWorker.length].push({
+          userId: userIdOf(room, user),
+          roomIndex: room,
+        });
+      }
+    }
+    const results = await Promise.all(
+      this.channels.map((channel, index) =>
+        channel.request<ConnectResult>(
+          {
+            type: 'connect',
+            url: options.url,
+            roomCount: options.rooms,
+            clients: perWorker[index],
+            concurrency: options.concurrencyPerWorker,
+            clientTimeoutMs: options.clientTimeoutMs,
+            phaseTimeoutMs: options.phaseTimeoutMs,
+            sampleEvery: options.sampleEvery,
+          },
+          'connected',
+          options.phaseTimeoutMs + REPLY_TIMEOUT_MS,
+        ),
+      ),
+    );
+    this.joinedByRoom = new Array<number>(options.rooms).fill(0);
+    for (const result of results) {
+      result.joinedByRoom.forEach((count, room) => (this.joinedByRoom[room] += count));
+    }
+    return {
+      wanted,
+      joined: this.joinedByRoom.reduce((sum, count) => sum + count, 0),
+      joinedByRoom: [...this.joinedByRoom],
+      failures: results.reduce((sum, result) => sum + result.failures, 0),
+      failureSamples: results.flatMap((result) => result.failureSamples).slice(0, 5),
+      seconds: Math.max(...results.map((result) => result.elapsedMs)) / 1000,
+    };
+  }
+
+  /**
+   * Starts every user's poses. Worker w holds users w, w + W, w + 2W, ... so offsetting its
+   * start by w periods/users spreads all users' phases evenly over one period.
+   */
+  startSending(hz: number): void {
+    const startAt = nowMs() + SEND_START_DELAY_MS;
+    const periodMs = 1000 / hz;
+    this.channels.forEach((channel, index) =>
+      channel.send({
+        type: 'start-sending',
+        hz,
+        startAtMs: startAt + (index * periodMs) / Math.max(1, this.joinedTotal),
+      }),
+    );
+  }
+
+  stopSending(): void {
+    for (const channel of this.channels) {
+      channel.send({ type: 'stop-sending' });
+    }
+  }
+
+  /** Counts over a window of durationMs while the users keep sending. */
+  async measure(durationMs: number): Promise<WindowSummary> {
+    const cpuStart = process.cpuUsage();
+    const wallStart = performance.now();
+    for (const channel of this.channels) {
+      channel.send({ type: 'window-start' });
+    }
+    await sleep(durationMs);
+    const results = await Promise.all(
+      this.channels.map((channel) =>
+        channel.request<WindowResult>({ type: 'window-end' }, 'window', REPLY_TIMEOUT_MS),
+      ),
+    );
+    const cpu = process.cpuUsage(cpuStart);
+    const wallMs = performance.now() - wallStart;
+    return this.summarize(results, ((cpu.user + cpu.system) / 1000 / wallMs) * 100);
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(
+      this.channels.map((channel) =>
+        channel.request({ type: 'close' }, 'closed', REPLY_TIMEOUT_MS).catch(() => undefined),
+      ),
+    );
+  }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.channels.map((channel) => channel.terminate()));
+  }
+
+  private get joinedTotal(): number {
+    return this.joinedByRoom.reduce((sum, count) => sum + count, 0);
+  }
+
+  private summarize(results: WindowResult[], cpuPercent: number): WindowSummary {
+    let sentPerSecond = 0;
+    let offeredPerSecond = 0;
+    let deliveredPerSecond = 0;
+    let sent = 0;
+    let expectedDeliveries = 0;
+    for (const result of results) {
+      const seconds = result.durationMs / 1000;
+      result.sentByRoom.forEach((count, room) => {
+        const recipients = Math.max(0, (this.joinedByRoom[room] ?? 0) - 1);
+        sent += count;
+        expectedDeliveries += count * recipients;
+        sentPerSecond += count / seconds;
+        offeredPerSecond += (count * recipients) / seconds;
+      });
+      deliveredPerSecond += result.posesReceived / seconds;
+    }
+    return {
+      sentPerSecond,
+      offeredPerSecond,
+      deliveredPerSecond,
+      sent,
+      expectedDeliveries,
+      posesReceived: results.reduce((sum, result) => sum + result.posesReceived, 0),
+      latencies: concatenate(results.map((result) => result.latencies)),
+      framesParsed: results.reduce((sum, result) => sum + result.framesParsed, 0),
+      skippedSends: results.reduce((sum, result) => sum + result.skippedSends, 0),
+      errors: results.reduce((sum, result) => sum + result.errors, 0),
+      errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),
+      closes: results.reduce((sum, result) => sum + result.closes, 0),
+      closeSamples: results.flatMap((result) => result.closeSamples).slice(0, 5),
+      workers: results.map((result) => ({
+        eventLoopUtilization: result.eventLoopUtilization,
+        lagMaxMs: result.lagMaxMs,
+        lagP99Ms: result.lagP99Ms,
+      })),
+      cpuPercent,
+    };
+  }
+}
+
+function concatenate(arrays: Float64Array[]): Float64Array {
+  const all = new Float64Array(arrays.reduce((sum, array) => sum + array.length, 0));
+  let offset = 0;
+  for (const array of arrays) {
+    all.set(array, offset);
+    offset += array.length;
+  }
+  return all;
+}

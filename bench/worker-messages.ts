@@ -1,0 +1,62 @@
+// What the main thread and the generator workers say to each other.
+
+export interface ClientSpec {
+  userId: string;
+  roomIndex: number;
+}
+
+export interface ConnectRequest {
+  type: 'connect';
+  url: string;
+  roomCount: number;
+  clients: ClientSpec[];
+  /** Handshakes plus joins in flight at once per worker: a burst beyond the listen backlog fails. */
+  concurrency: number;
+  clientTimeoutMs: number;
+  phaseTimeoutMs: number;
+  sampleEvery: number;
+}
+
+export interface StartSendingRequest {
+  type: 'start-sending';
+  hz: number;
+  /** The shared clock time (nowMs) of this worker's first send. */
+  startAtMs: number;
+}
+
+export type ToWorker =
+  | ConnectRequest
+  | StartSendingRequest
+  | { type: 'window-start' }
+  | { type: 'window-end' }
+  | { type: 'stop-sending' }
+  | { type: 'close' };
+
+export interface ConnectResult {
+  type: 'connected';
+  joinedByRoom: number[];
+  failures: number;
+  failureSamples: string[];
+  elapsedMs: number;
+}
+
+/** One worker's counts over the measured window (errors and closes: since the joins). */
+export interface WindowResult {
+  type: 'window';
+  durationMs: number;
+  sentByRoom: number[];
+  posesReceived: number;
+  /** End-to-end latencies (ms) of every sampleEvery-th pose received in the window. */
+  latencies: Float64Array;
+  framesParsed: number;
+  skippedSends: number;
+  errors: number;
+  errorSamples: string[];
+  closes: number;
+  closeSamples: string[];
+  eventLoopUtilization: number;
+  lagMaxMs: number;
+  lagP99Ms: number;
+}
+
+export type FromWorker = ConnectResult | WindowResult | { type: 'closed' };
