@@ -1,0 +1,348 @@
+// One step against one target: join the users, send, measure the window, close. Every wait has a
+// timeout, and a step that goes wrong still returns figures saying what went wrong.
+import { sleep } from './clock.js';
+import type { CpuProfileSummary } from './cpu-profile.js';
+import { summarizeLatency, type LatencySummary } from './latency.js';
+import { LoadGenerator, type JoinSummary, type WindowSummary } from './load-generator.js';
+import type { BenchOptions, Step } from './options.js';
+import { MembershipStateProbe, type ProbeSummary } from './probe.js';
+import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
+import { roomIdOf } from './protocol.js';
+import type { Target, TargetKind } from './server-target.js';
+
+const CLIENT_TIMEOUT_MS = 15_000;
+const CONNECT_CONCURRENCY_PER_WORKER = 100;
+/** Offered deliveries/s above which one generator thread is not enough (measured on 2 cores). */
+const DELIVERIES_PER_WORKER = 100_000;
+const ELU_SATURATED = 0.9;
+const LAG_SATURATED_MS = 50;
+const SKIPPED_SATURATED_SHARE = 0.001;
+const MB = 1024 * 1024;
+
+export interface GeneratorFigures {
+  workers: number;
+  cpuPercent: number | null;
+  eventLoopUtilization: number[];
+  lagMaxMs: number | null;
+  lagP99Ms: number | null;
+  skippedSends: number;
+  framesParsed: number;
+  saturated: boolean;
+  saturationReasons: string[];
+}
+
+export interface LoadFigures {
+  server: TargetKind;
+  ok: boolean;
+  failure: string | null;
+  clients: {
+    wanted: number;
+    joined: number;
+    joinFailures: number;
+    joinFailureSamples: string[];
+    joinSeconds: number | null;
+  };
+  sentPerSec: number | null;
+  offeredPerSec: number | null;
+  deliveredPerSec: number | null;
+  deliveryRatio: number | null;
+  latencyMs: LatencySummary | null;
+  errors: number;
+  errorSamples: string[];
+  closes: number;
+  closeSamples: string[];
+  serverCpuPercent: number | null;
+  serverRssMb: number | null;
+  serverRssMaxMb: number | null;
+  serverCpuUsPerDelivery: number | null;
+  generator: GeneratorFigures | null;
+  /**
+   * busyPercent: all cores during the window. backgroundBusyPercent: before the servers
+   * started, i.e. load that is not the bench's (another process competing for the cores).
+   */
+  host: { cpus: number; busyPercent: number | null; backgroundBusyPercent: number | null };
+  probe?: ProbeSummary | null;
+  cpuProfile?: CpuProfileSummary | null;
+}
+
+export function workersFor(step: Step, options: BenchOptions): number {
+  if (options.workers !== 'auto') {
+    return options.workers;
+  }
+  const offered = step.rooms * step.usersPerRoom * options.hz * (step.usersPerRoom - 1);
+  return Math.max(1, Math.min(hostCpuCount(), Math.ceil(offered / DELIVERIES_PER_WORKER), 2));
+}
+
+function emptyFigures(target: Target, step: Step, workers: number): LoadFigures {
+  return {
+    server: target.kind,
+    ok: false,
+    failure: null,
+    clients: {
+      wanted: step.rooms * step.usersPerRoom,
+      joined: 0,
+      joinFailures: 0,
+      joinFailureSamples: [],
+      joinSeconds: null,
+    },
+    sentPerSec: null,
+    offeredPerSec: null,
+    deliveredPerSec: null,
+    deliveryRatio: null,
+    latencyMs: null,
+    errors: 0,
+    errorSamples: [],
+    closes: 0,
+    closeSamples: [],
+    serverCpuPercent: null,
+    serverRssMb: null,
+    serverRssMaxMb: null,
+    serverCpuUsPerDelivery: null,
+    generator: {
+      workers,
+      cpuPercent: null,
+      eventLoopUtilization: [],
+      lagMaxMs: null,
+      lagP99Ms: null,
+      skippedSends: 0,
+      framesParsed: 0,
+      saturated: false,
+      saturationReasons: [],
+    },
+    host: { cpus: hostCpuCount(), busyPercent: null, backgroundBusyPercent: null },
+  };
+}
+
+function toMb(bytes: number | undefined): number | null {
+  return bytes === undefined ? null : bytes / MB;
+}
+
+export type Progress = (text: string) => void;
+
+/** Runs one load step (rooms x users at hz) against a target that is already up. */
+export async function measureLoadStep(
+  target: Target,
+  step: Step,
+  options: BenchOptions,
+  withProbe: boolean,
+  progress: Progress,
+  backgroundBusyPercent: number | null,
+): Promise<LoadFigures> {
+  const workers = workersFor(step, options);
+  const figures = emptyFigures(target, step, workers);
+  figures.host.backgroundBusyPercent = backgroundBusyPercent;
+  target.rss?.resetMax();
+  let generator: LoadGenerator | undefined;
+  let probe: MembershipStateProbe | undefined;
+  try {
+    generator = await LoadGenerator.start(workers);
+    if (withProbe) {
+      probe = await MembershipStateProbe.start(target.url, roomIdOf(0), CLIENT_TIMEOUT_MS);
+    }
+    progress(`joining ${figures.clients.wanted} users (${workers} worker(s))`);
+    const join = await generator.connect({
+      url: target.url,
+      rooms: step.rooms,
+      usersPerRoom: step.usersPerRoom,
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+      phaseTimeoutMs: options.connectTimeoutS * 1000,
+      sampleEvery: options.sampleEvery,
+      concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
+    });
+    recordJoin(figures, join);
+    if (join.joined === 0) {
+      figures.failure = `no user could join: ${join.failureSamples.join('; ')}`;
+      return figures;
+    }
+    progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
+    generator.startSending(options.hz);
+    await sleep(options.warmupS * 1000);
+    const serverCpu = target.process ? new CpuWindow(target.process.pid) : undefined;
+    const hostCpu = new HostCpuWindow();
+    probe?.beginMeasuring();
+    progress(`measuring ${options.durationS} s`);
+    const window = await generator.measure(options.durationS * 1000);
+    figures.serverCpuPercent = serverCpu?.percent() ?? null;
+    figures.host.busyPercent = hostCpu.percent();
+    figures.serverRssMb = toMb(target.rss?.last);
+    if (probe) {
+      figures.probe = probe.endMeasuring();
+    }
+    generator.stopSending();
+    recordWindow(figures, window, workers);
+    figures.ok = true;
+  } catch (error) {
+    figures.failure = error instanceof Error ? error.message : String(error);
+  } finally {
+    probe?.close();
+    if (generator) {
+      await generator.closeAll();
+      await generator.terminate();
+    }
+    figures.serverRssMaxMb = toMb(target.rss?.max);
+    if (target.process && !target.process.isRunning) {
+      figures.ok = false;
+      figures.failure = `${target.kind} server exited during the step (code ${target.process.exitCode}):\n${target.process.lastOutput}`;
+    }
+  }
+  if (withProbe && figures.probe === undefined) {
+    figures.probe = null;
+  }
+  return figures;
+}
+
+function recordJoin(figures: LoadFigures, join: JoinSummary): void {
+  figures.clients.joined = join.joined;
+  figures.clients.joinFailures = join.failures;
+  figures.clients.joinFailureSamples = join.failureSamples;
+  figures.clients.joinSeconds = join.seconds;
+}
+
+function recordWindow(figures: LoadFigures, window: WindowSummary, workers: number): void {
+  figures.sentPerSec = window.sentPerSecond;
+  figures.offeredPerSec = window.offeredPerSecond;
+  figures.deliveredPerSec = window.deliveredPerSecond;
+  figures.deliveryRatio =
+    window.expectedDeliveries > 0 ? window.posesReceived / window.expectedDeliveries : null;
+  figures.latencyMs = summarizeLatency(window.latencies);
+  figures.errors = window.errors;
+  figures.errorSamples = window.errorSamples;
+  figures.closes = window.closes;
+  figures.closeSamples = window.closeSamples;
+  if (figures.serverCpuPercent !== null && window.deliveredPerSecond > 0) {
+    figures.serverCpuUsPerDelivery =
+      ((figures.serverCpuPercent / 100) * 1e6) / window.deliveredPerSecond;
+  }
+  const elu = window.workers.map((worker) => worker.eventLoopUtilization);
+  const lagMax = Math.max(...window.workers.map((worker) => worker.lagMaxMs));
+  const lagP99 = Math.max(...window.workers.map((worker) => worker.lagP99Ms));
+  const reasons: string[] = [];
+  if (Math.max(...elu) >= ELU_SATURATED) {
+    reasons.push(`event loop ${(Math.max(...elu) * 100).toFixed(0)}% busy`);
+  }
+  if (lagP99 >= LAG_SATURATED_MS) {
+    reasons.push(`event-loop lag p99 ${lagP99.toFixed(0)} ms`);
+  }
+  // A stray timer hiccup can skip a send or two; a generator that cannot keep up skips many.
+  // With idle event loops, falling behind means the threads were not scheduled: CPU contention.
+  if (window.skippedSends > window.sent * SKIPPED_SATURATED_SHARE) {
+    const cause =
+      Math.max(...elu) >= ELU_SATURATED
+        ? 'the workers were too busy'
+        : `the workers waited for a core (lag max ${lagMax.toFixed(0)} ms)`;
+    reasons.push(`${window.skippedSends} sends skipped a period late: ${cause}`);
+  }
+  figures.generator = {
+    workers,
+    cpuPercent: window.cpuPercent,
+    eventLoopUtilization: elu,
+    lagMaxMs: lagMax,
+    lagP99Ms: lagP99,
+    skippedSends: window.skippedSends,
+    framesParsed: window.framesParsed,
+    saturated: reasons.length > 0,
+    saturationReasons: reasons,
+  };
+}
+
+export interface ConnectionFigures {
+  server: TargetKind;
+  ok: boolean;
+  failure: string | null;
+  wanted: number;
+  joined: number;
+  joinFailures: number;
+  joinFailureSamples: string[];
+  joinSeconds: number | null;
+  idleRssMb: number | null;
+  joinedRssMb: number | null;
+  rssMaxMb: number | null;
+  rssPerConnectionKb: number | null;
+  closes: number;
+  closeSamples: string[];
+}
+
+/** Idle RSS, then N idle joined users, settle, RSS again: the memory one connection costs. */
+export async function measureConnections(
+  target: Target,
+  options: BenchOptions,
+  progress: Progress,
+): Promise<ConnectionFigures> {
+  const usersPerRoom = options.usersPerRoom;
+  const rooms = Math.ceil(options.connections / usersPerRoom);
+  const figures: ConnectionFigures = {
+    server: target.kind,
+    ok: false,
+    failure: null,
+    wanted: options.connections,
+    joined: 0,
+    joinFailures: 0,
+    joinFailureSamples: [],
+    joinSeconds: null,
+    idleRssMb: null,
+    joinedRssMb: null,
+    rssMaxMb: null,
+    rssPerConnectionKb: null,
+    closes: 0,
+    closeSamples: [],
+  };
+  const pid = target.process?.pid;
+  let generator: LoadGenerator | undefined;
+  try {
+    if (pid !== undefined) {
+      progress('reading idle RSS');
+      await sleep(2000);
+      figures.idleRssMb = toMb(await medianRss(pid));
+    }
+    generator = await LoadGenerator.start(1);
+    progress(`joining ${options.connections} idle users in rooms of ${usersPerRoom}`);
+    const join = await generator.connect({
+      url: target.url,
+      rooms,
+      usersPerRoom,
+      clientTimeoutMs: CLIENT_TIMEOUT_MS,
+      phaseTimeoutMs: options.connectTimeoutS * 1000,
+      sampleEvery: options.sampleEvery,
+      concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
+      totalUsers: options.connections,
+    });
+    figures.joined = join.joined;
+    figures.joinFailures = join.failures;
+    figures.joinFailureSamples = join.failureSamples;
+    figures.joinSeconds = join.seconds;
+    progress(
+      `${join.joined} joined in ${join.seconds.toFixed(1)} s; settling ${options.settleS} s`,
+    );
+    await sleep(options.settleS * 1000);
+    if (pid !== undefined) {
+      figures.joinedRssMb = toMb(await medianRss(pid));
+    }
+    // A zero-length window only to learn whether the server dropped anyone while idle.
+    const window = await generator.measure(0);
+    figures.closes = window.closes;
+    figures.closeSamples = window.closeSamples;
+    if (figures.idleRssMb !== null && figures.joinedRssMb !== null && join.joined > 0) {
+      figures.rssPerConnectionKb = ((figures.joinedRssMb - figures.idleRssMb) * 1024) / join.joined;
+    }
+    figures.ok = join.joined > 0;
+    if (!figures.ok) {
+      figures.failure = `no user could join: ${join.failureSamples.join('; ')}`;
+    }
+  } catch (error) {
+    figures.failure = error instanceof Error ? error.message : String(error);
+  } finally {
+    if (generator) {
+      await generator.closeAll();
+      await generator.terminate();
+    }
+    figures.rssMaxMb = toMb(target.rss?.max);
+  }
+  return figures;
+}
+
+/** How busy the machine is without the bench: sampled before a server is started. */
+export async function backgroundHostLoad(): Promise<number> {
+  const window = new HostCpuWindow();
+  await sleep(500);
+  return window.percent();
+}

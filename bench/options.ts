@@ -1,0 +1,340 @@
+// Command-line options, their defaults and the --help text.
+
+export type Mode = 'load' | 'ladder' | 'connections' | 'overload' | 'smoke';
+
+export interface Step {
+  rooms: number;
+  usersPerRoom: number;
+}
+
+export interface BenchOptions {
+  mode: Mode;
+  /** A running server to target instead of starting ours. */
+  url: string | undefined;
+  steps: Step[];
+  hz: number;
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  usersPerRoom: number;
+  settleS: number;
+  workers: number | 'auto';
+  sampleEvery: number;
+  serverEnv: Record<string, string>;
+  baseline: boolean;
+  cpuProf: boolean;
+  jsonOnly: boolean;
+  connectTimeoutS: number;
+}
+
+export const LADDER_STEPS: Step[] = [
+  { rooms: 10, usersPerRoom: 10 },
+  { rooms: 10, usersPerRoom: 20 },
+  { rooms: 20, usersPerRoom: 20 },
+  { rooms: 20, usersPerRoom: 30 },
+  { rooms: 20, usersPerRoom: 50 },
+];
+
+export const OVERLOAD_STEPS: Step[] = [
+  { rooms: 20, usersPerRoom: 50 },
+  { rooms: 20, usersPerRoom: 100 },
+  { rooms: 20, usersPerRoom: 20 },
+];
+
+export const SMOKE_STEP: Step = { rooms: 2, usersPerRoom: 3 };
+export const DEFAULT_CONNECTIONS = 5000;
+
+export const HELP = `npm run bench -- [options]        (or: node dist-bench/cli.js [options])
+
+Load tester for the gallery multiplayer server. Simulated users connect, join rooms
+(join_room, waiting for room_joined) and broadcast pose_update messages at --hz, with
+their phases spread evenly. Every step runs against OUR server (node dist/main.js) and
+then against a BASELINE, a minimal plain-ws fan-out server of the bench's own, each
+started fresh as a child process, so that every figure comes with a ratio ours/baseline.
+
+MODES (pick at most one; the default is one step of --rooms x --users-per-room)
+  --ladder                Steps 10x10, 10x20, 20x20, 20x30, 20x50 (rooms x users per room).
+  --steps RxU,RxU,...     Your own ladder, e.g. --steps 5x10,10x10 (implies --ladder).
+  --connections [N]       N idle joined users (default ${DEFAULT_CONNECTIONS}) in rooms of --users-per-room:
+                          idle server RSS, RSS once all joined and settled, and
+                          RSS per connection = (joined RSS - idle RSS) / N.
+  --overload              20x50, then 20x100, then 20x20 again (recovery) on ONE server
+                          process per server kind. Adds a probe in room bench-0: an actor
+                          makes a third user join/leave and sends update_state once a second;
+                          a reader times user_joined/user_left/state_updated (p95, max).
+                          The baseline does not speak those events: no probe for it.
+  --smoke                 CI check: 2 rooms x 3 users, warmup 1 s, duration 2 s. Exits 1 if a
+                          server failed to start, a step delivered nothing, or had errors,
+                          join failures or dropped connections. No timing thresholds.
+
+OPTIONS
+  --url URL               Target a running server (ws://host:port/) instead of starting ours.
+                          No server CPU/RSS for it then; the baseline still runs locally.
+  --rooms N               Rooms in the step (default 10).
+  --users-per-room N      Users per room (default 10; at least 2).
+  --hz N                  Poses per user per second (default 33).
+  --duration S            Measured window in seconds (default 10).
+  --warmup S              Seconds of sending before the window starts (default 3).
+  --settle S              --connections: wait after the joins before reading RSS (default 5).
+  --workers N|auto        Generator worker threads (default auto: 1, or 2 when the step
+                          offers more than 100,000 deliveries/s and the host has 2+ cores).
+  --sample-every N        Time every N-th received pose for latency (default 16).
+  --server-env KEY=VALUE  Extra environment for our server, after the bench's own
+                          (PORT=0 HOST=127.0.0.1 LOG_LEVEL=warn MAX_USERS_PER_ROOM MAX_ROOMS).
+                          Repeatable.
+  --no-baseline           Skip the baseline (no ratios).
+  --cpu-prof              Run our server with --cpu-prof; after each step (server stopped
+                          with SIGTERM) print the top 20 functions by self time.
+  --connect-timeout S     Longest wait for all users of a step to join (default 60).
+  --json-only, --quiet    Only the JSON lines, on stdout.
+  -h, --help              This text.
+
+OUTPUT
+  stdout: one JSON line per step (it starts with '{'): {"type":"step"|"connections", ...,
+          "ours":{...},"baseline":{...},"ratio":{...}}. npm prints its own banner first;
+          use 'npm run -s bench' or keep only the lines starting with '{'.
+  stderr: progress, one table row per server per step, a ratio row, server warnings.
+  Fields per server (load steps):
+    clients.joined/wanted   users that got room_joined; joinFailures with samples.
+    sentPerSec              poses sent by all users per second.
+    offeredPerSec           deliveries the sends call for: each send x (room members - 1).
+    deliveredPerSec         poses received by the users per second.
+    deliveryRatio           delivered / offered over the window (after warmup); sends and
+                            receipts are counted in the same window, so with deep queues it
+                            can differ from the true share by the frames in flight.
+    latencyMs               receive time minus message.timestamp (same machine clock):
+                            p50/p95/p99/max over every --sample-every-th pose.
+    errors, closes          'error' events and connections the server dropped after the joins.
+    serverCpuPercent        server CPU over the window from /proc/PID/stat (100 = one core).
+    serverRssMb, serverRssMaxMb   VmRSS at the window's end and the peak of 250 ms samples
+                            over the whole step (joins and warmup included).
+    serverCpuUsPerDelivery  server CPU microseconds per delivered pose.
+    generator               workers, cpuPercent of the whole bench process, per-worker
+                            eventLoopUtilization and lag, skipped sends, frames parsed
+                            (not recognized by their bytes), saturated + reasons.
+    host                    cores and % of all cores busy during the window.
+    probe (--overload)      event latency p95/max in ms, unanswered, skipped, errors.
+  ratio: ours/baseline for deliveredPerSec, p99, serverCpuPercent, serverRssMaxMb.
+  --connections: idleRssMb, joinedRssMb, rssPerConnectionKb, joined, joinSeconds, ratios.
+
+NOTES
+  Needs 'ulimit -n' above the connections of a step (it checks /proc/self/limits).
+  The bench, our server and the baseline share this machine: on few cores they compete
+  for CPU; the generator says when it was saturated, and host.busyPercent shows contention.
+
+EXAMPLE
+  npm run bench -- --rooms 20 --users-per-room 20 --duration 10 --warmup 3
+  npm run bench -- --ladder --json-only > ladder.jsonl
+  npm run bench -- --connections 5000
+  npm run bench -- --overload --server-env CLIENT_BUFFER_SOFT_BYTES=32768
+  npm run bench -- --url ws://127.0.0.1:8080/ --rooms 5 --users-per-room 10
+`;
+
+export class UsageError extends Error {}
+
+type Kind = 'number' | 'string' | 'flag' | 'list' | 'optional-number';
+
+const SPECS: Record<string, Kind> = {
+  url: 'string',
+  rooms: 'number',
+  'users-per-room': 'number',
+  hz: 'number',
+  duration: 'number',
+  warmup: 'number',
+  ladder: 'flag',
+  steps: 'string',
+  connections: 'optional-number',
+  settle: 'number',
+  overload: 'flag',
+  smoke: 'flag',
+  workers: 'string',
+  'sample-every': 'number',
+  'server-env': 'list',
+  'no-baseline': 'flag',
+  'cpu-prof': 'flag',
+  'connect-timeout': 'number',
+  'json-only': 'flag',
+  quiet: 'flag',
+  help: 'flag',
+};
+
+type Parsed = Map<string, string | number | boolean | string[]>;
+
+function tokenize(argv: string[]): Parsed {
+  const parsed: Parsed = new Map();
+  for (let index = 0; index < argv.length; index++) {
+    const token = argv[index];
+    if (token === '-h') {
+      parsed.set('help', true);
+      continue;
+    }
+    if (!token.startsWith('--')) {
+      throw new UsageError(`unexpected argument '${token}'`);
+    }
+    const [name, inline] = splitOnce(token.slice(2), '=');
+    const kind = SPECS[name];
+    if (kind === undefined) {
+      throw new UsageError(`unknown option --${name}`);
+    }
+    if (kind === 'flag') {
+      if (inline !== undefined) {
+        throw new UsageError(`--${name} takes no value`);
+      }
+      parsed.set(name, true);
+      continue;
+    }
+    const next = argv[index + 1];
+    const hasNext = next !== undefined && !next.startsWith('--');
+    if (kind === 'optional-number' && inline === undefined && !hasNext) {
+      parsed.set(name, true);
+      continue;
+    }
+    const value = inline ?? (hasNext ? argv[++index] : undefined);
+    if (value === undefined) {
+      throw new UsageError(`--${name} needs a value`);
+    }
+    if (kind === 'list') {
+      const list = (parsed.get(name) as string[] | undefined) ?? [];
+      parsed.set(name, [...list, value]);
+    } else if (kind === 'string') {
+      parsed.set(name, value);
+    } else {
+      parsed.set(name, toNumber(name, value));
+    }
+  }
+  return parsed;
+}
+
+function splitOnce(text: string, separator: string): [string, string | undefined] {
+  const at = text.indexOf(separator);
+  return at < 0 ? [text, undefined] : [text.slice(0, at), text.slice(at + 1)];
+}
+
+function toNumber(name: string, value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number)) {
+    throw new UsageError(`--${name} must be a number, not '${value}'`);
+  }
+  return number;
+}
+
+function integerAtLeast(parsed: Parsed, name: string, fallback: number, min: number): number {
+  const value = parsed.get(name) ?? fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new UsageError(`--${name} must be an integer of at least ${min}`);
+  }
+  return value;
+}
+
+function numberAbove(parsed: Parsed, name: string, fallback: number, min: number): number {
+  const value = parsed.get(name) ?? fallback;
+  if (typeof value !== 'number' || value < min) {
+    throw new UsageError(`--${name} must be a number of at least ${min}`);
+  }
+  return value;
+}
+
+function parseSteps(text: string): Step[] {
+  return text.split(',').map((part) => {
+    const match = /^\s*(\d+)x(\d+)\s*$/.exec(part);
+    if (!match || Number(match[1]) < 1 || Number(match[2]) < 2) {
+      throw new UsageError(`--steps: '${part}' is not ROOMSxUSERS (rooms >= 1, users >= 2)`);
+    }
+    return { rooms: Number(match[1]), usersPerRoom: Number(match[2]) };
+  });
+}
+
+function parseServerEnv(entries: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of entries) {
+    const [key, value] = splitOnce(entry, '=');
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || value === undefined) {
+      throw new UsageError(`--server-env wants KEY=VALUE, not '${entry}'`);
+    }
+    env[key] = value;
+  }
+  return env;
+}
+
+function parseWorkers(value: string | undefined): number | 'auto' {
+  if (value === undefined || value === 'auto') {
+    return 'auto';
+  }
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1 || count > 16) {
+    throw new UsageError(`--workers must be 'auto' or 1-16, not '${value}'`);
+  }
+  return count;
+}
+
+function modeOf(parsed: Parsed): Mode {
+  const modes: Mode[] = [];
+  if (parsed.has('ladder') || parsed.has('steps')) {
+    modes.push('ladder');
+  }
+  for (const mode of ['connections', 'overload', 'smoke'] as const) {
+    if (parsed.has(mode)) {
+      modes.push(mode);
+    }
+  }
+  if (modes.length > 1) {
+    throw new UsageError(`pick one mode, not ${modes.map((mode) => `--${mode}`).join(' and ')}`);
+  }
+  if (modes.length === 1 && modes[0] !== 'connections' && parsed.has('rooms')) {
+    throw new UsageError(`--${modes[0]} sets its own steps: drop --rooms`);
+  }
+  return modes[0] ?? 'load';
+}
+
+function stepsOf(mode: Mode, parsed: Parsed, rooms: number, usersPerRoom: number): Step[] {
+  switch (mode) {
+    case 'ladder':
+      return parsed.has('steps') ? parseSteps(parsed.get('steps') as string) : LADDER_STEPS;
+    case 'overload':
+      return OVERLOAD_STEPS;
+    case 'smoke':
+      return [SMOKE_STEP];
+    case 'load':
+    case 'connections':
+      return [{ rooms, usersPerRoom }];
+  }
+}
+
+/** Parses argv (without node and the script); undefined means --help was asked for. */
+export function parseOptions(argv: string[]): BenchOptions | undefined {
+  const parsed = tokenize(argv);
+  if (parsed.get('help') === true) {
+    return undefined;
+  }
+  const mode = modeOf(parsed);
+  const url = parsed.get('url') as string | undefined;
+  if (url !== undefined && !/^wss?:\/\/[^/]+/.test(url)) {
+    throw new UsageError(`--url must be ws://host:port/ or wss://..., not '${url}'`);
+  }
+  const usersPerRoom = integerAtLeast(parsed, 'users-per-room', 10, 2);
+  const rooms = integerAtLeast(parsed, 'rooms', 10, 1);
+  const connectionsValue = parsed.get('connections');
+  const connections = typeof connectionsValue === 'number' ? connectionsValue : DEFAULT_CONNECTIONS;
+  if (!Number.isInteger(connections) || connections < 1) {
+    throw new UsageError('--connections must be a positive integer');
+  }
+  const smoke = mode === 'smoke';
+  return {
+    mode,
+    url,
+    steps: stepsOf(mode, parsed, rooms, usersPerRoom),
+    hz: numberAbove(parsed, 'hz', 33, 0.1),
+    durationS: smoke ? 2 : numberAbove(parsed, 'duration', 10, 0.5),
+    warmupS: smoke ? 1 : numberAbove(parsed, 'warmup', 3, 0),
+    connections,
+    usersPerRoom,
+    settleS: numberAbove(parsed, 'settle', 5, 0),
+    workers: parseWorkers(parsed.get('workers') as string | undefined),
+    sampleEvery: integerAtLeast(parsed, 'sample-every', 16, 1),
+    serverEnv: parseServerEnv((parsed.get('server-env') as string[] | undefined) ?? []),
+    baseline: !parsed.has('no-baseline'),
+    cpuProf: parsed.has('cpu-prof'),
+    jsonOnly: parsed.has('json-only') || parsed.has('quiet'),
+    connectTimeoutS: numberAbove(parsed, 'connect-timeout', 60, 1),
+  };
+}

@@ -1,0 +1,272 @@
+// The two outputs: one JSON line per step on stdout, and table rows on stderr for people.
+import type { CpuProfileSummary } from './cpu-profile.js';
+import type { ConnectionFigures, LoadFigures } from './measure.js';
+import type { ProbeSummary } from './probe.js';
+
+export interface Ratios {
+  deliveredPerSec: number | null;
+  p99: number | null;
+  serverCpuPercent: number | null;
+  serverRssMaxMb: number | null;
+}
+
+export interface ConnectionRatios {
+  rssPerConnection: number | null;
+  idleRss: number | null;
+}
+
+function ratio(
+  ours: number | null | undefined,
+  baseline: number | null | undefined,
+): number | null {
+  return ours === null || ours === undefined || !baseline ? null : ours / baseline;
+}
+
+export function loadRatios(ours: LoadFigures, baseline: LoadFigures): Ratios {
+  return {
+    deliveredPerSec: ratio(ours.deliveredPerSec, baseline.deliveredPerSec),
+    p99: ratio(ours.latencyMs?.p99, baseline.latencyMs?.p99),
+    serverCpuPercent: ratio(ours.serverCpuPercent, baseline.serverCpuPercent),
+    serverRssMaxMb: ratio(ours.serverRssMaxMb, baseline.serverRssMaxMb),
+  };
+}
+
+export function connectionRatios(
+  ours: ConnectionFigures,
+  baseline: ConnectionFigures,
+): ConnectionRatios {
+  return {
+    rssPerConnection: ratio(ours.rssPerConnectionKb, baseline.rssPerConnectionKb),
+    idleRss: ratio(ours.idleRssMb, baseline.idleRssMb),
+  };
+}
+
+/** Three decimals are plenty for every figure, and keep the JSON line readable. */
+function rounded(_key: string, value: unknown): unknown {
+  return typeof value === 'number' && !Number.isInteger(value)
+    ? Math.round(value * 1000) / 1000
+    : value;
+}
+
+export function writeJsonLine(record: object): void {
+  process.stdout.write(`${JSON.stringify(record, rounded)}\n`);
+}
+
+export class Table {
+  constructor(private readonly quiet: boolean) {}
+
+  line(text = ''): void {
+    if (!this.quiet) {
+      process.stderr.write(`${text}\n`);
+    }
+  }
+
+  loadHeader(): void {
+    this.line(
+      row([
+        ['step', 7],
+        ['server', 10],
+        ['joined', 11],
+        ['sent/s', 8],
+        ['offered/s', 10],
+        ['deliv/s', 10],
+        ['ratio', 6],
+        ['p50ms', 7],
+        ['p95ms', 7],
+        ['p99ms', 7],
+        ['maxms', 7],
+        ['err', 4],
+        ['cpu%', 6],
+        ['rssMB', 7],
+        ['rssMax', 7],
+        ['generator', 0],
+      ]),
+    );
+  }
+
+  loadRow(label: string, figures: LoadFigures): void {
+    const joined = `${figures.clients.joined}/${figures.clients.wanted}`;
+    const latency = figures.latencyMs;
+    this.line(
+      row([
+        [label, 7],
+        [figures.server, 10],
+        [joined, 11],
+        [count(figures.sentPerSec), 8],
+        [count(figures.offeredPerSec), 10],
+        [count(figures.deliveredPerSec), 10],
+        [fixed(figures.deliveryRatio, 3), 6],
+        [ms(latency?.p50), 7],
+        [ms(latency?.p95), 7],
+        [ms(latency?.p99), 7],
+        [ms(latency?.max), 7],
+        [String(figures.errors + figures.closes), 4],
+        [fixed(figures.serverCpuPercent, 1), 6],
+        [fixed(figures.serverRssMb, 1), 7],
+        [fixed(figures.serverRssMaxMb, 1), 7],
+        [generatorCell(figures), 0],
+      ]),
+    );
+    this.problems(figures);
+    if (figures.probe !== undefined) {
+      this.probe(figures.probe);
+    }
+    if (figures.cpuProfile) {
+      this.cpuProfile(figures.cpuProfile);
+    }
+  }
+
+  ratioRow(label: string, ratios: Ratios): void {
+    this.line(
+      row([
+        [label, 7],
+        ['ours/base', 10],
+        ['', 11],
+        ['', 8],
+        ['', 10],
+        [times(ratios.deliveredPerSec), 10],
+        ['', 6],
+        ['', 7],
+        ['', 7],
+        [times(ratios.p99), 7],
+        ['', 7],
+        ['', 4],
+        [times(ratios.serverCpuPercent), 6],
+        ['', 7],
+        [times(ratios.serverRssMaxMb), 7],
+      ]),
+    );
+  }
+
+  connectionsHeader(): void {
+    this.line(
+      row([
+        ['server', 10],
+        ['joined', 13],
+        ['join s', 7],
+        ['idleRssMB', 10],
+        ['joinedRssMB', 12],
+        ['rssMaxMB', 9],
+        ['KB/conn', 8],
+        ['closes', 6],
+      ]),
+    );
+  }
+
+  connectionsRow(figures: ConnectionFigures): void {
+    this.line(
+      row([
+        [figures.server, 10],
+        [`${figures.joined}/${figures.wanted}`, 13],
+        [fixed(figures.joinSeconds, 1), 7],
+        [fixed(figures.idleRssMb, 1), 10],
+        [fixed(figures.joinedRssMb, 1), 12],
+        [fixed(figures.rssMaxMb, 1), 9],
+        [fixed(figures.rssPerConnectionKb, 1), 8],
+        [String(figures.closes), 6],
+      ]),
+    );
+    if (figures.failure) {
+      this.line(`    FAILED: ${figures.failure}`);
+    }
+    if (figures.joinFailures > 0) {
+      this.line(`    ${figures.joinFailures} join failures, e.g. ${figures.joinFailureSamples[0]}`);
+    }
+  }
+
+  connectionsRatioRow(ratios: ConnectionRatios): void {
+    this.line(
+      row([
+        ['ours/base', 10],
+        ['', 13],
+        ['', 7],
+        [times(ratios.idleRss), 10],
+        ['', 12],
+        ['', 9],
+        [times(ratios.rssPerConnection), 8],
+      ]),
+    );
+  }
+
+  private problems(figures: LoadFigures): void {
+    if (figures.failure) {
+      this.line(`    FAILED: ${figures.failure}`);
+    }
+    if (figures.clients.joinFailures > 0) {
+      this.line(
+        `    ${figures.clients.joinFailures} join failures, e.g. ${figures.clients.joinFailureSamples[0]}`,
+      );
+    }
+    if (figures.errors > 0) {
+      this.line(`    ${figures.errors} error events, e.g. ${figures.errorSamples[0]}`);
+    }
+    if (figures.closes > 0) {
+      this.line(`    ${figures.closes} connections dropped, e.g. ${figures.closeSamples[0]}`);
+    }
+    const background = figures.host.backgroundBusyPercent;
+    if (background !== null && background >= 20) {
+      this.line(`    host was ${background.toFixed(0)}% busy before the step (another process)`);
+    }
+    if (figures.generator?.saturated) {
+      this.line(`    generator saturated: ${figures.generator.saturationReasons.join('; ')}`);
+    }
+  }
+
+  private probe(probe: ProbeSummary | null): void {
+    if (probe === null) {
+      this.line('    probe: did not run');
+      return;
+    }
+    this.line(
+      `    probe (user_joined/user_left/state_updated): ${probe.samples} events, ` +
+        `p95 ${ms(probe.p95)} ms, max ${ms(probe.max)} ms, unanswered ${probe.unanswered}, ` +
+        `skipped ${probe.skipped}, errors ${probe.errors}` +
+        (probe.closes.length > 0 ? `, closed: ${probe.closes.join(', ')}` : ''),
+    );
+  }
+
+  private cpuProfile(profile: CpuProfileSummary): void {
+    this.line(`    our server's CPU profile (${profile.samples} samples, ${profile.file}):`);
+    this.line('      self%  function                                  location');
+    for (const entry of profile.top) {
+      this.line(
+        `      ${entry.selfPercent.toFixed(1).padStart(5)}  ${entry.functionName.slice(0, 40).padEnd(40)}  ${entry.location}`,
+      );
+    }
+  }
+}
+
+function row(cells: [string, number][]): string {
+  return cells
+    .map(([text, width]) => (width > 0 ? text.padEnd(width) : text))
+    .join(' ')
+    .trimEnd();
+}
+
+function count(value: number | null): string {
+  return value === null ? '-' : Math.round(value).toLocaleString('en-US');
+}
+
+function fixed(value: number | null | undefined, digits: number): string {
+  return value === null || value === undefined ? '-' : value.toFixed(digits);
+}
+
+function ms(value: number | null | undefined): string {
+  if (value === null || value === undefined) {
+    return '-';
+  }
+  return value < 100 ? value.toFixed(1) : value.toFixed(0);
+}
+
+function times(value: number | null): string {
+  return value === null ? '-' : `x${value.toFixed(2)}`;
+}
+
+function generatorCell(figures: LoadFigures): string {
+  const generator = figures.generator;
+  if (!generator || generator.eventLoopUtilization.length === 0) {
+    return generator ? `${generator.workers}w` : '-';
+  }
+  const elu = generator.eventLoopUtilization.map((value) => `${(value * 100).toFixed(0)}%`);
+  return `${generator.workers}w elu ${elu.join('/')} cpu ${fixed(generator.cpuPercent, 0)}% ${generator.saturated ? 'SATURATED' : 'ok'}`;
+}
