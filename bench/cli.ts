@@ -10,6 +10,7 @@ import {
   type LoadFigures,
   type Progress,
 } from './measure.js';
+import type { MonotonicWindow } from './cpu-profile.js';
 import { HELP, parseOptions, UsageError, type BenchOptions, type Step } from './options.js';
 import { openFilesLimit } from './proc-stats.js';
 import { connectionRatios, loadRatios, Table, writeJsonLine } from './report.js';
@@ -116,17 +117,25 @@ class Bench {
         const progress = this.progress(label, kind);
         const profileDirectory = newProfileDirectory(options, kind);
         let figures: LoadFigures;
+        let window: MonotonicWindow | undefined;
         let target: Target | undefined;
         try {
           const background = await this.backgroundLoad(progress);
-          progress('starting server');
+          progress(kind === 'url' ? `targeting ${options.url}` : 'starting server');
           target = await startTarget(kind, [step], options, profileDirectory);
-          figures = await measureLoadStep(target, step, options, false, progress, background);
+          ({ figures, window } = await measureLoadStep(
+            target,
+            step,
+            options,
+            false,
+            progress,
+            background,
+          ));
         } catch (error) {
           figures = failedStart(kind, step, error);
         }
         if (target) {
-          await this.stop(target, profileDirectory, figures, progress);
+          await this.stop(target, profileDirectory, figures, window ? [window] : [], progress);
         }
         this.table.loadHeader();
         this.table.loadRow(label, figures);
@@ -156,9 +165,10 @@ class Bench {
         );
         continue;
       }
+      const windows: MonotonicWindow[] = [];
       for (const [index, step] of options.steps.entries()) {
         const label = stepLabel(step);
-        const figures = await measureLoadStep(
+        const { figures, window } = await measureLoadStep(
           target,
           step,
           options,
@@ -166,6 +176,9 @@ class Bench {
           this.progress(label, kind),
           background,
         );
+        if (window) {
+          windows.push(window);
+        }
         this.table.loadHeader();
         this.table.loadRow(label, figures);
         resultsByStep[index].set(kind, figures);
@@ -174,9 +187,10 @@ class Bench {
       }
       const lastStep = resultsByStep[resultsByStep.length - 1].get(kind);
       if (lastStep) {
-        await this.stop(target, profileDirectory, lastStep, progress);
+        await this.stop(target, profileDirectory, lastStep, windows, progress);
         if (lastStep.cpuProfile) {
-          this.table.line('  (the CPU profile covers all three overload steps)');
+          this.table.line('  (the CPU profile covers the windows of all three overload steps)');
+          this.table.cpuProfile(lastStep.cpuProfile);
         }
       }
     }
@@ -264,9 +278,10 @@ class Bench {
     target: Target,
     profileDirectory: string | undefined,
     figures: LoadFigures,
+    windows: MonotonicWindow[],
     progress: Progress,
   ): Promise<void> {
-    const stopped = await stopTarget(target, profileDirectory);
+    const stopped = await stopTarget(target, profileDirectory, windows);
     if (stopped.problem) {
       progress(stopped.problem);
     }

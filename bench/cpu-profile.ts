@@ -11,8 +11,23 @@ export interface ProfileEntry {
 
 export interface CpuProfileSummary {
   file: string;
+  /** 'measured windows' when the samples could be cut to them, else 'whole process'. */
+  scope: 'measured windows' | 'whole process';
   samples: number;
+  /** Share of the samples in which the server's thread was idle, in %. */
+  idlePercent: number;
+  /** By self time, (idle) left out; percentages are of all samples in scope. */
   top: ProfileEntry[];
+}
+
+/** A span of CLOCK_MONOTONIC in microseconds: process.hrtime and V8's profiler both use it. */
+export interface MonotonicWindow {
+  startUs: number;
+  endUs: number;
+}
+
+export function monotonicNowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 interface CpuProfile {
@@ -21,7 +36,27 @@ interface CpuProfile {
     hitCount?: number;
     callFrame: { functionName: string; url: string; lineNumber: number };
   }[];
+  startTime: number;
   samples?: number[];
+  timeDeltas?: number[];
+}
+
+/** Sample counts per node, only of the samples taken inside the windows (if any are given). */
+function hitsByNodeOf(profile: CpuProfile, windows: MonotonicWindow[]): Map<number, number> {
+  const hits = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  let time = profile.startTime;
+  for (let index = 0; index < samples.length; index++) {
+    time += deltas[index] ?? 0;
+    const inScope =
+      windows.length === 0 ||
+      windows.some((window) => time >= window.startUs && time <= window.endUs);
+    if (inScope) {
+      hits.set(samples[index], (hits.get(samples[index]) ?? 0) + 1);
+    }
+  }
+  return hits;
 }
 
 /** The newest .cpuprofile in a directory (node --cpu-prof writes one per process). */
@@ -33,18 +68,22 @@ export function newestProfileIn(directory: string): string | undefined {
   return profiles[0];
 }
 
-/** The functions with the most self time, merged over every call site of the same function. */
-export function topSelfTime(file: string, count = 20): CpuProfileSummary {
+/**
+ * The functions with the most self time, merged over every call site of the same function.
+ * Given the measured windows, only their samples count, so that start-up and joins do not
+ * crowd out the steady state.
+ */
+export function topSelfTime(
+  file: string,
+  count: number,
+  windows: MonotonicWindow[],
+): CpuProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  const hitsByNode = new Map<number, number>();
-  if (profile.samples && profile.samples.length > 0) {
-    for (const id of profile.samples) {
-      hitsByNode.set(id, (hitsByNode.get(id) ?? 0) + 1);
-    }
-  } else {
-    for (const node of profile.nodes) {
-      hitsByNode.set(node.id, node.hitCount ?? 0);
-    }
+  let scope: CpuProfileSummary['scope'] = 'measured windows';
+  let hitsByNode = hitsByNodeOf(profile, windows);
+  if (hitsByNode.size === 0) {
+    scope = 'whole process';
+    hitsByNode = hitsByNodeOf(profile, []);
   }
   const byFunction = new Map<string, { entry: Omit<ProfileEntry, 'selfPercent'>; hits: number }>();
   let total = 0;
@@ -67,9 +106,12 @@ export function topSelfTime(file: string, count = 20): CpuProfileSummary {
       });
     }
   }
-  const top = [...byFunction.values()]
-    .sort((a, b) => b.hits - a.hits)
+  const percentOf = (hits: number): number => (total > 0 ? (hits / total) * 100 : 0);
+  const ranked = [...byFunction.values()].sort((a, b) => b.hits - a.hits);
+  const idle = ranked.find(({ entry }) => entry.functionName === '(idle)');
+  const top = ranked
+    .filter((item) => item !== idle)
     .slice(0, count)
-    .map(({ entry, hits }) => ({ ...entry, selfPercent: total > 0 ? (hits / total) * 100 : 0 }));
-  return { file, samples: total, top };
+    .map(({ entry, hits }) => ({ ...entry, selfPercent: percentOf(hits) }));
+  return { file, scope, samples: total, idlePercent: percentOf(idle?.hits ?? 0), top };
 }

@@ -1,7 +1,7 @@
 // One step against one target: join the users, send, measure the window, close. Every wait has a
 // timeout, and a step that goes wrong still returns figures saying what went wrong.
 import { sleep } from './clock.js';
-import type { CpuProfileSummary } from './cpu-profile.js';
+import { monotonicNowUs, type CpuProfileSummary, type MonotonicWindow } from './cpu-profile.js';
 import { summarizeLatency, type LatencySummary } from './latency.js';
 import { LoadGenerator, type JoinSummary, type WindowSummary } from './load-generator.js';
 import type { BenchOptions, Step } from './options.js';
@@ -12,8 +12,8 @@ import type { Target, TargetKind } from './server-target.js';
 
 const CLIENT_TIMEOUT_MS = 15_000;
 const CONNECT_CONCURRENCY_PER_WORKER = 100;
-/** Offered deliveries/s above which one generator thread is not enough (measured on 2 cores). */
-const DELIVERIES_PER_WORKER = 100_000;
+/** Offered deliveries/s one generator thread keeps up with: 250k/s kept it ~50% busy on this host. */
+const DELIVERIES_PER_WORKER = 300_000;
 const ELU_SATURATED = 0.9;
 const LAG_SATURATED_MS = 50;
 const SKIPPED_SATURATED_SHARE = 0.001;
@@ -119,6 +119,12 @@ function toMb(bytes: number | undefined): number | null {
 
 export type Progress = (text: string) => void;
 
+export interface StepOutcome {
+  figures: LoadFigures;
+  /** When the window ran, to cut a CPU profile to it; undefined if the step never got there. */
+  window: MonotonicWindow | undefined;
+}
+
 /** Runs one load step (rooms x users at hz) against a target that is already up. */
 export async function measureLoadStep(
   target: Target,
@@ -127,7 +133,8 @@ export async function measureLoadStep(
   withProbe: boolean,
   progress: Progress,
   backgroundBusyPercent: number | null,
-): Promise<LoadFigures> {
+): Promise<StepOutcome> {
+  let window: MonotonicWindow | undefined;
   const workers = workersFor(step, options);
   const figures = emptyFigures(target, step, workers);
   figures.host.backgroundBusyPercent = backgroundBusyPercent;
@@ -152,7 +159,7 @@ export async function measureLoadStep(
     recordJoin(figures, join);
     if (join.joined === 0) {
       figures.failure = `no user could join: ${join.failureSamples.join('; ')}`;
-      return figures;
+      return { figures, window };
     }
     progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
     generator.startSending(options.hz);
@@ -161,7 +168,9 @@ export async function measureLoadStep(
     const hostCpu = new HostCpuWindow();
     probe?.beginMeasuring();
     progress(`measuring ${options.durationS} s`);
-    const window = await generator.measure(options.durationS * 1000);
+    const startUs = monotonicNowUs();
+    const counts = await generator.measure(options.durationS * 1000);
+    window = { startUs, endUs: monotonicNowUs() };
     figures.serverCpuPercent = serverCpu?.percent() ?? null;
     figures.host.busyPercent = hostCpu.percent();
     figures.serverRssMb = toMb(target.rss?.last);
@@ -169,7 +178,7 @@ export async function measureLoadStep(
       figures.probe = probe.endMeasuring();
     }
     generator.stopSending();
-    recordWindow(figures, window, workers);
+    recordWindow(figures, counts, workers);
     figures.ok = true;
   } catch (error) {
     figures.failure = error instanceof Error ? error.message : String(error);
@@ -188,7 +197,7 @@ export async function measureLoadStep(
   if (withProbe && figures.probe === undefined) {
     figures.probe = null;
   }
-  return figures;
+  return { figures, window };
 }
 
 function recordJoin(figures: LoadFigures, join: JoinSummary): void {

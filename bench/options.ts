@@ -77,7 +77,7 @@ OPTIONS
   --warmup S              Seconds of sending before the window starts (default 3).
   --settle S              --connections: wait after the joins before reading RSS (default 5).
   --workers N|auto        Generator worker threads (default auto: 1, or 2 when the step
-                          offers more than 100,000 deliveries/s and the host has 2+ cores).
+                          offers more than 300,000 deliveries/s and the host has 2+ cores).
   --sample-every N        Time every N-th received pose for latency (default 16).
   --server-env KEY=VALUE  Extra environment for our server, after the bench's own
                           (PORT=0 HOST=127.0.0.1 LOG_LEVEL=warn MAX_USERS_PER_ROOM MAX_ROOMS).

@@ -225,8 +225,11 @@ export class Table {
     );
   }
 
-  private cpuProfile(profile: CpuProfileSummary): void {
-    this.line(`    our server's CPU profile (${profile.samples} samples, ${profile.file}):`);
+  cpuProfile(profile: CpuProfileSummary): void {
+    this.line(
+      `    our server's CPU profile, ${profile.scope}: ${profile.samples} samples, ` +
+        `${profile.idlePercent.toFixed(1)}% idle (${profile.file})`,
+    );
     this.line('      self%  function                                  location');
     for (const entry of profile.top) {
       this.line(

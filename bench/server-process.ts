@@ -181,7 +181,8 @@ export class ServerProcess {
     if (this.recentOutput.length > KEPT_OUTPUT_LINES) {
       this.recentOutput.shift();
     }
-    if (this.echoLabel !== undefined && line.trim() !== '' && this.echoed <= ECHOED_LINES) {
+    const worthEchoing = line.trim() !== '' && port === undefined;
+    if (this.echoLabel !== undefined && worthEchoing && this.echoed <= ECHOED_LINES) {
       this.echoed++;
       const text =
         this.echoed > ECHOED_LINES ? '(more server output suppressed)' : line.slice(0, 300);

@@ -2,7 +2,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newestProfileIn, topSelfTime, type CpuProfileSummary } from './cpu-profile.js';
+import {
+  newestProfileIn,
+  topSelfTime,
+  type CpuProfileSummary,
+  type MonotonicWindow,
+} from './cpu-profile.js';
 import type { BenchOptions, Step } from './options.js';
 import { RssSampler } from './proc-stats.js';
 import { ServerProcess, type ServerKind } from './server-process.js';
@@ -72,6 +77,7 @@ export function newProfileDirectory(options: BenchOptions, kind: TargetKind): st
 export async function stopTarget(
   target: Target,
   profileDirectory: string | undefined,
+  measuredWindows: MonotonicWindow[] = [],
 ): Promise<StoppedTarget> {
   target.rss?.stop();
   if (!target.process) {
@@ -89,5 +95,5 @@ export async function stopTarget(
   if (file === undefined) {
     return { cpuProfile: undefined, problem: problem ?? 'no .cpuprofile was written' };
   }
-  return { cpuProfile: topSelfTime(file, 20), problem };
+  return { cpuProfile: topSelfTime(file, 20, measuredWindows), problem };
 }
