@@ -41,7 +41,7 @@ export class LocalDelivery {
         }
       }
     }
-    if ((message.event as ServerEvent) === ServerEvent.RoomDeleted) {
+    if (message.event === ServerEvent.RoomDeleted) {
       membership.removeRoom(roomId);
       this.fanout.forgetRoom(roomId);
     }
@@ -66,7 +66,7 @@ export class LocalDelivery {
     message: ServerMessage<E>,
   ): void {
     this.fanout.send(connection, message);
-    if ((message.event as ServerEvent) === ServerEvent.Kicked) {
+    if (message.event === ServerEvent.Kicked) {
       this.users.membership.remove(connection, roomId);
     }
   }

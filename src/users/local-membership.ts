@@ -21,6 +21,8 @@ interface LocalRoom {
  */
 export class LocalMembership {
   private readonly rooms = new Map<string, LocalRoom>();
+  /** Told when a room has no local member or joiner left (a clustered bus unsubscribes then). */
+  onRoomUnused: (roomId: string) => void = () => undefined;
 
   members(roomId: string): ReadonlySet<Connection> | undefined {
     return this.rooms.get(roomId)?.members;
@@ -84,6 +86,7 @@ export class LocalMembership {
     for (const connection of dropped) {
       connection.rooms.delete(roomId);
     }
+    this.onRoomUnused(roomId);
     return dropped;
   }
 
@@ -117,6 +120,7 @@ export class LocalMembership {
   private dropIfEmpty(roomId: string, room: LocalRoom): void {
     if (room.members.size === 0 && room.pending.size === 0) {
       this.rooms.delete(roomId);
+      this.onRoomUnused(roomId);
     }
   }
 }
