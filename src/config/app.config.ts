@@ -23,6 +23,9 @@ export function toAppConfig(env: EnvironmentVariables) {
     clientBufferSoftBytes: env.CLIENT_BUFFER_SOFT_BYTES,
     maxClientBufferBytes: env.MAX_CLIENT_BUFFER_BYTES,
     dataDir: env.DATA_DIR,
+    redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
+    presenceTtlMs: env.PRESENCE_TTL_MS,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };

@@ -37,6 +37,8 @@ describe('validateEnvironment', () => {
       CLIENT_BUFFER_SOFT_BYTES: 65536,
       MAX_CLIENT_BUFFER_BYTES: 4194304,
       DATA_DIR: './data',
+      REDIS_KEY_PREFIX: 'gms:',
+      PRESENCE_TTL_MS: 15000,
       LOG_LEVEL: 'log',
       LOG_FORMAT: 'text',
     });
@@ -194,6 +196,9 @@ describe('loadAppConfig', () => {
       ephemeralMessageTypes: ['pose_update'],
       clientBufferSoftBytes: 65536,
       maxClientBufferBytes: 4194304,
+      redisUrl: undefined,
+      redisKeyPrefix: 'gms:',
+      presenceTtlMs: 15000,
       dataDir: './data',
       logLevel: 'log',
       logFormat: 'text',
@@ -216,6 +221,22 @@ describe('loadAppConfig', () => {
     ['MAX_CLIENT_BUFFER_BYTES', '-1'],
   ])('rejects %s=%s, naming it', (name, value) => {
     expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^[\\s\\S]*${name}=`));
+  });
+
+  it('takes a redis:// or rediss:// REDIS_URL and a key prefix', () => {
+    expect(
+      loadAppConfig({ REDIS_URL: 'rediss://user:pw@redis.internal:6380/0', REDIS_KEY_PREFIX: 'a:' }),
+    ).toMatchObject({ redisUrl: 'rediss://user:pw@redis.internal:6380/0', redisKeyPrefix: 'a:' });
+  });
+
+  it.each([
+    ['REDIS_URL', 'http://redis:6379'],
+    ['REDIS_URL', 'redis-host:6379'],
+    ['REDIS_KEY_PREFIX', 'has space'],
+    ['REDIS_KEY_PREFIX', 'gms:{x}'],
+    ['PRESENCE_TTL_MS', '100'],
+  ])('rejects %s=%s, naming it', (name, value) => {
+    expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`${name}=`));
   });
 
   it('rejects a soft buffer limit above the hard one', () => {

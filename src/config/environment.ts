@@ -72,6 +72,17 @@ export class EnvironmentVariables {
   @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() CLIENT_BUFFER_SOFT_BYTES = 65536;
   @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() MAX_CLIENT_BUFFER_BYTES =
     4 * 1024 * 1024;
+  /** Set: scale-out mode, rooms shared through this Redis (redis:// or rediss://, one primary). */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/[^\s]+$/, { message: 'must be a redis:// or rediss:// URL' })
+  @IsString()
+  REDIS_URL?: string;
+  /** Every Redis key and channel starts with it, so deployments can share one Redis. */
+  @Matches(/^[^\s{}]{0,64}$/, { message: 'must be at most 64 characters, no spaces or braces' })
+  @IsString()
+  REDIS_KEY_PREFIX = 'gms:';
+  /** The members of an instance that stopped answering are removed within this time. */
+  @Type(() => Number) @Max(3_600_000) @Min(1500) @IsInt() PRESENCE_TTL_MS = 15_000;
   /** Where persistent rooms are written, one JSON file each; created at boot if missing. */
   @MaxLength(4096) @IsString() DATA_DIR = './data';
 
