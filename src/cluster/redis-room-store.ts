@@ -39,7 +39,10 @@ export interface RedisRoomStoreOptions {
   instanceId: string;
 }
 
-/** Who made a state change, for the `state_updated` event the store publishes with it. */
+/**
+ * Who made a state change, for the `state_updated` event the store publishes with it (the same
+ * shape as room-store.ts's StateChangePublish, which is being added there).
+ */
 export interface StateChangePublish {
   actorUserId: string;
 }
@@ -65,6 +68,7 @@ const JOIN_ATTEMPTS = 5;
  * UNAVAILABLE; configure the client with ROOM_STORE_REDIS_OPTIONS so that this happens within 2 s.
  */
 export class RedisRoomStore implements RoomStore {
+  readonly publishesStateUpdates = true;
   private readonly logger = new Logger(RedisRoomStore.name);
   private readonly keys: RedisKeys;
   private readonly scripts: RoomScripts;
