@@ -799,6 +799,16 @@ describe('RedisRoomStore in Redis', () => {
       expect((await fresh.getState('p')).annotations).toEqual([{ id: 'a' }]);
     });
 
+    it('lists more rooms than one read batch, in creation order', async () => {
+      const roomIds = Array.from({ length: 1201 }, (_, i) => `room-${i}`);
+      for (const roomId of roomIds) {
+        await store.create({ roomId, config: config(), createdAt: T0 }, 2000);
+      }
+      await store.delete('room-600');
+      const listed = await store.list();
+      expect(listed.map((room) => room.roomId)).toEqual(roomIds.filter((id) => id !== 'room-600'));
+    });
+
     it('refuses a prefix with braces, which would break the hash tags', () => {
       expect(() => new RedisRoomStore(admin, { keyPrefix: 'a{b}:', instanceId: 'i' })).toThrow();
     });

@@ -53,6 +53,9 @@ export interface StateChangePublish {
  */
 export const STATE_CHANGE_ATTEMPTS = 20;
 
+/** Rooms read per MULTI by list(). */
+const LIST_BATCH = 500;
+
 /** Rounds of join: more than two only if a room is recreated with a new password meanwhile. */
 const JOIN_ATTEMPTS = 5;
 
@@ -281,33 +284,36 @@ export class RedisRoomStore implements RoomStore {
     }
   }
 
+  /** Reads the rooms in batches, each one atomic, so a large registry never blocks Redis long. */
   async list(): Promise<RoomSummary[]> {
     const roomIds = await this.run(this.redis.zrange(this.keys.global.registry, 0, '-1'));
-    if (roomIds.length === 0) {
-      return [];
-    }
-    const replies = await this.transaction((multi) => {
-      for (const roomId of roomIds) {
-        const room = this.keys.room(roomId);
-        multi.hmget(room.meta, 'name', 'persistent', 'createdAt', 'lastActivity').zcard(room.order);
-      }
-      return multi;
-    });
     const summaries: RoomSummary[] = [];
-    roomIds.forEach((roomId, index) => {
-      const [name, persistent, createdAt, lastActivity] = replies[2 * index] as (string | null)[];
-      if (createdAt === null) {
-        return; // deleted since the registry was read
-      }
-      summaries.push({
-        roomId,
-        ...(name ? { name } : {}),
-        userCount: replies[2 * index + 1] as number,
-        persistent: persistent === '1',
-        createdAt: Number(createdAt),
-        lastActivity: Number(lastActivity),
+    for (let start = 0; start < roomIds.length; start += LIST_BATCH) {
+      const batch = roomIds.slice(start, start + LIST_BATCH);
+      const replies = await this.transaction((multi) => {
+        for (const roomId of batch) {
+          const room = this.keys.room(roomId);
+          multi
+            .hmget(room.meta, 'name', 'persistent', 'createdAt', 'lastActivity')
+            .zcard(room.order);
+        }
+        return multi;
       });
-    });
+      batch.forEach((roomId, index) => {
+        const [name, persistent, createdAt, lastActivity] = replies[2 * index] as (string | null)[];
+        if (createdAt === null) {
+          return; // deleted since the registry was read
+        }
+        summaries.push({
+          roomId,
+          ...(name ? { name } : {}),
+          userCount: replies[2 * index + 1] as number,
+          persistent: persistent === '1',
+          createdAt: Number(createdAt),
+          lastActivity: Number(lastActivity),
+        });
+      });
+    }
     return summaries;
   }
 
