@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
+import { ClusterModule } from './cluster/cluster.module.js';
 import { AppConfigModule } from './config/config.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
@@ -7,6 +8,14 @@ import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { StatsModule } from './stats/stats.module.js';
 
 @Module({
-  imports: [AppConfigModule, AuthModule, LifecycleModule, GatewayModule, HealthModule, StatsModule],
+  imports: [
+    AppConfigModule,
+    ClusterModule,
+    AuthModule,
+    LifecycleModule,
+    GatewayModule,
+    HealthModule,
+    StatsModule,
+  ],
 })
 export class AppModule {}

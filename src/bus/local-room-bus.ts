@@ -22,6 +22,14 @@ export class LocalRoomBus implements RoomBus {
     this.local.toRoom(roomId, message, frame, exceptUserId);
   }
 
+  publishLocally<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId?: string,
+  ): void {
+    this.publish(roomId, message, exceptUserId);
+  }
+
   sendToMember<E extends ServerEvent>(
     roomId: string,
     userId: string,

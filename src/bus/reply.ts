@@ -13,7 +13,7 @@ export function withRequestId<T extends object>(
 
 /**
  * Sends a room event to everyone: the actor's copy is its reply (with `requestId`), the others'
- * copies carry none.
+ * copies carry none. `othersAlreadyTold`: other instances got it already (from a shared store).
  */
 export function publishWithReply<E extends ServerEvent>(
   bus: RoomBus,
@@ -22,8 +22,13 @@ export function publishWithReply<E extends ServerEvent>(
   roomId: string,
   message: ServerMessage<E>,
   requestId: string | undefined,
+  othersAlreadyTold = false,
 ): void {
-  bus.publish(roomId, message, actor.userId);
+  if (othersAlreadyTold) {
+    bus.publishLocally(roomId, message, actor.userId);
+  } else {
+    bus.publish(roomId, message, actor.userId);
+  }
   fanout.send(actor, {
     event: message.event,
     data: withRequestId(requestId, message.data),

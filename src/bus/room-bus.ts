@@ -18,6 +18,13 @@ export interface RoomBus {
     throwaway?: boolean,
   ): void;
 
+  /** Like publish, to this instance's members only (the others got it another way). */
+  publishLocally<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId?: string,
+  ): void;
+
   /** Sends an event to one member of the room; false when that member is not reachable. */
   sendToMember<E extends ServerEvent>(
     roomId: string,

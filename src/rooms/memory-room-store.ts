@@ -54,6 +54,7 @@ interface StoredRoom {
  */
 @Injectable()
 export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationShutdown {
+  readonly publishesStateUpdates = false;
   private readonly rooms = new Map<string, StoredRoom>();
   private readonly roomsOfUser = new Map<string, Set<string>>();
   /** Per persistent room with writes in flight: the end of its sequence (never rejects). */

@@ -60,6 +60,11 @@ export interface StateChange {
   ops?: StateOp[];
 }
 
+/** Who made a state change, for the `state_updated` a shared store publishes. */
+export interface StateChangePublish {
+  actorUserId: string;
+}
+
 export interface RoomSummary {
   roomId: string;
   name?: string;
@@ -94,6 +99,12 @@ export interface ExpiryPolicy {
  * implementation can make it atomic. Methods throw ProtocolError for rule violations.
  */
 export interface RoomStore {
+  /**
+   * True when applyStateChange itself publishes `state_updated` to the other instances (a shared
+   * store does, in the same atomic step as the commit, so every member sees versions in order);
+   * the caller then delivers it to this instance's members only.
+   */
+  readonly publishesStateUpdates: boolean;
   /** ROOM_EXISTS, ROOM_LIMIT. */
   create(room: NewRoom, maxRooms: number): Promise<void>;
   /** Creates the room when missing. KICKED, INVALID_PASSWORD, ROOM_FULL, ROOM_LIMIT. */
@@ -114,7 +125,12 @@ export interface RoomStore {
   /** Returns the ids of the members it had; ROOM_NOT_FOUND. */
   delete(roomId: string): Promise<string[]>;
   /** Compare-and-set on the version; returns the new version. */
-  applyStateChange(roomId: string, change: StateChange, maxStateBytes: number): Promise<number>;
+  applyStateChange(
+    roomId: string,
+    change: StateChange,
+    maxStateBytes: number,
+    publish?: StateChangePublish,
+  ): Promise<number>;
   getState(roomId: string): Promise<RoomState>;
   /** Whether two users share a room. */
   shareRoom(userId: string, otherUserId: string): Promise<string | undefined>;

@@ -35,6 +35,14 @@ class RecordingBus implements RoomBus {
     this.log.push({ via: 'publish', roomId, except, ...snapshot(message) });
   }
 
+  publishLocally<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    except?: string,
+  ) {
+    this.publish(roomId, message, except);
+  }
+
   sendToMember<E extends ServerEvent>(roomId: string, userId: string, message: ServerMessage<E>) {
     this.log.push({ via: 'sendToMember', roomId, to: userId, ...snapshot(message) });
     return true;

@@ -24,7 +24,9 @@ export class StateService {
     change: StateChange,
     requestId?: string,
   ): Promise<void> {
-    const version = await this.store.applyStateChange(roomId, change, this.config.maxStateBytes);
+    const version = await this.store.applyStateChange(roomId, change, this.config.maxStateBytes, {
+      actorUserId: actor.userId,
+    });
     const data = {
       roomId,
       version,
@@ -39,6 +41,7 @@ export class StateService {
       roomId,
       { event: ServerEvent.StateUpdated, data },
       requestId,
+      this.store.publishesStateUpdates,
     );
   }
 

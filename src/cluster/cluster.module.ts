@@ -1,0 +1,103 @@
+import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { appConfig, type AppConfig } from '../config/app.config.js';
+import { CLUSTER, type Cluster } from './cluster.js';
+import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
+
+/** How long the boot waits for Redis before it gives up, naming REDIS_URL. */
+const BOOT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Provides CLUSTER: the Redis connections and this instance's id when REDIS_URL is set, null
+ * otherwise. Global, so the stores, buses and health checks of every module can ask for it.
+ */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: CLUSTER,
+      inject: [appConfig.KEY],
+      useFactory: (config: AppConfig): Promise<Cluster | null> => connectCluster(config),
+    },
+  ],
+  exports: [CLUSTER],
+})
+export class ClusterModule implements OnApplicationShutdown {
+  constructor(@Inject(CLUSTER) private readonly cluster: Cluster | null) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.cluster) {
+      return;
+    }
+    await Promise.allSettled([this.cluster.publisher.quit(), this.cluster.subscriber.quit()]);
+  }
+}
+
+async function connectCluster(config: AppConfig): Promise<Cluster | null> {
+  if (!config.redisUrl) {
+    return null;
+  }
+  const logger = new Logger('Cluster');
+  const publisher = new Redis(config.redisUrl, {
+    ...ROOM_STORE_REDIS_OPTIONS,
+    lazyConnect: true,
+    connectionName: 'gms-commands',
+  });
+  // The subscriber queues while reconnecting and resubscribes its channels by itself.
+  const subscriber = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    connectionName: 'gms-subscriber',
+    retryStrategy: (times: number) => Math.min(times * 100, 1000),
+  });
+  for (const [name, connection] of [
+    ['commands', publisher],
+    ['subscriber', subscriber],
+  ] as const) {
+    let failing = false;
+    connection.on('error', (error: Error) => {
+      if (!failing) {
+        failing = true;
+        logger.warn(`Redis ${name} connection: ${error.message}`);
+      }
+    });
+    connection.on('ready', () => {
+      if (failing) {
+        failing = false;
+        logger.log(`Redis ${name} connection is back`);
+      }
+    });
+  }
+  try {
+    await withTimeout(Promise.all([publisher.connect(), subscriber.connect()]));
+  } catch (error) {
+    publisher.disconnect();
+    subscriber.disconnect();
+    throw new Error(
+      `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${String(error)})`,
+    );
+  }
+  const instanceId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  logger.log(`Cluster mode: instance ${instanceId}, key prefix "${config.redisKeyPrefix}"`);
+  return { instanceId, keyPrefix: config.redisKeyPrefix, publisher, subscriber };
+}
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no answer within ${BOOT_CONNECT_TIMEOUT_MS} ms`)),
+      BOOT_CONNECT_TIMEOUT_MS,
+    );
+    promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+/** The URL without its password, for logs. */
+function redactedUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) {
+    parsed.password = '***';
+  }
+  return parsed.toString();
+}

@@ -1,0 +1,191 @@
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { Fanout } from '../bus/fanout.service.js';
+import { LocalDelivery } from '../bus/local-delivery.js';
+import { toOutgoingFrame } from '../bus/outgoing-frame.js';
+import type { RoomBus } from '../bus/room-bus.js';
+import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { UsersService } from '../users/users.service.js';
+import { CLUSTER, type Cluster } from './cluster.js';
+import {
+  decodeEnvelope,
+  roomChannel,
+  roomIdOfChannel,
+  type RoomEnvelope,
+} from './room-envelope.js';
+
+/**
+ * The bus of a cluster: local members get an event straight from this instance, and the others
+ * through the room's Redis channel, which every instance with members of the room subscribes to.
+ * An event is serialized once per instance; an instance never hears rooms it has no members in.
+ *
+ * An instance skips its own envelopes on the channel: it delivered them locally already. While
+ * Redis is down, publishing fails quietly, so members on the same instance keep getting poses.
+ */
+@Injectable()
+export class RedisRoomBus implements RoomBus, OnModuleInit {
+  private readonly logger = new Logger(RedisRoomBus.name);
+  /** Rooms subscribed (or being subscribed) on this instance. */
+  private readonly watched = new Map<string, Promise<void>>();
+  private publishFailing = false;
+
+  constructor(
+    private readonly local: LocalDelivery,
+    private readonly fanout: Fanout,
+    private readonly users: UsersService,
+    @Inject(CLUSTER) private readonly cluster: Cluster,
+  ) {}
+
+  onModuleInit(): void {
+    this.cluster.subscriber.on('message', (channel: string, payload: string) =>
+      this.receive(channel, payload),
+    );
+    this.users.membership.onRoomUnused = (roomId) => this.unwatch(roomId);
+  }
+
+  publish<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId?: string,
+    throwaway = false,
+  ): void {
+    const frame = toOutgoingFrame(message, { throwaway, roomId });
+    this.local.toRoom(roomId, message, frame, exceptUserId);
+    this.send(roomId, envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json));
+  }
+
+  publishLocally<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId?: string,
+  ): void {
+    if (this.local.hasAudience(roomId)) {
+      this.local.toRoom(roomId, message, toOutgoingFrame(message, { roomId }), exceptUserId);
+    }
+  }
+
+  sendToMember<E extends ServerEvent>(
+    roomId: string,
+    userId: string,
+    message: ServerMessage<E>,
+  ): boolean {
+    const connection = this.local.memberHere(roomId, userId);
+    if (connection) {
+      this.local.toMember(connection, roomId, message);
+      return true;
+    }
+    // The store said the target is a member; the instance it is connected to delivers it.
+    this.send(
+      roomId,
+      envelopeJson(this.cluster.instanceId, undefined, userId, JSON.stringify(message)),
+    );
+    return true;
+  }
+
+  watch(roomId: string): Promise<void> {
+    let subscribed = this.watched.get(roomId);
+    if (!subscribed) {
+      subscribed = this.cluster.subscriber
+        .subscribe(this.channelOf(roomId))
+        .then(() => undefined)
+        .catch((error: unknown) => {
+          this.watched.delete(roomId);
+          throw error;
+        });
+      this.watched.set(roomId, subscribed);
+    }
+    return subscribed;
+  }
+
+  /** The rooms this instance listens to, e.g. to re-register them after a Redis outage. */
+  watchedRooms(): string[] {
+    return [...this.watched.keys()];
+  }
+
+  private unwatch(roomId: string): void {
+    if (!this.watched.delete(roomId)) {
+      return;
+    }
+    this.cluster.subscriber.unsubscribe(this.channelOf(roomId)).catch(() => {
+      // Unsubscribed anyway when the subscriber reconnects: only watched rooms are resubscribed.
+    });
+  }
+
+  private send(roomId: string, payload: string): void {
+    this.cluster.publisher.publish(this.channelOf(roomId), payload).then(
+      () => this.publishRecovered(),
+      (error: unknown) => this.publishFailed(error),
+    );
+  }
+
+  private receive(channel: string, payload: string): void {
+    const roomId = roomIdOfChannel(this.cluster.keyPrefix, channel);
+    if (roomId === undefined || !this.watched.has(roomId)) {
+      return;
+    }
+    let envelope: RoomEnvelope;
+    try {
+      envelope = decodeEnvelope(payload);
+    } catch {
+      this.logger.warn(`Ignoring a malformed message on ${channel}`);
+      return;
+    }
+    if (envelope.origin === this.cluster.instanceId) {
+      return;
+    }
+    this.deliver(roomId, envelope);
+  }
+
+  private deliver(roomId: string, { message, except, to }: RoomEnvelope): void {
+    if (to !== null) {
+      const connection = this.local.memberHere(roomId, to);
+      if (connection) {
+        this.local.toMember(connection, roomId, message);
+      }
+      return;
+    }
+    const frame = toOutgoingFrame(message, { throwaway: this.isThrowaway(message), roomId });
+    this.local.toRoom(roomId, message, frame, except);
+  }
+
+  private isThrowaway(message: ServerMessage): boolean {
+    if (message.event !== ServerEvent.Message) {
+      return false;
+    }
+    return this.fanout.isThrowaway((message as ServerMessage<'message'>).data.message.type);
+  }
+
+  private channelOf(roomId: string): string {
+    return roomChannel(this.cluster.keyPrefix, roomId);
+  }
+
+  private publishFailed(error: unknown): void {
+    if (!this.publishFailing) {
+      this.publishFailing = true;
+      this.logger.warn(`Cannot publish to Redis, other instances miss events: ${String(error)}`);
+    }
+  }
+
+  private publishRecovered(): void {
+    if (this.publishFailing) {
+      this.publishFailing = false;
+      this.logger.log('Publishing to Redis again');
+    }
+  }
+}
+
+/**
+ * A RoomEnvelope as JSON, around a message that is already JSON: the fan-out's frame text is
+ * reused rather than serialized a second time.
+ */
+export function envelopeJson(
+  origin: string,
+  except: string | undefined,
+  to: string | undefined,
+  messageJson: string,
+): string {
+  return (
+    `{"origin":${JSON.stringify(origin)},"except":${except === undefined ? 'null' : JSON.stringify(except)},` +
+    `"to":${to === undefined ? 'null' : JSON.stringify(to)},"message":${messageJson}}`
+  );
+}
