@@ -773,7 +773,7 @@ describe('RedisRoomStore in Redis', () => {
       ]);
       expect(await admin.zrange(keys.userRooms('bob'), 0, '-1')).toEqual(['r', 's']);
 
-      await a.leave('s', 'bob', T0 + 1);
+      await b.leave('s', 'bob', T0 + 1);
       await a.delete('r');
       expect(await admin.smembers(keys.instanceMembers('instance-0'))).toEqual([]);
       expect(await admin.smembers(keys.instanceMembers('instance-1'))).toEqual([]);
@@ -905,10 +905,54 @@ describe('RedisRoomStore in Redis', () => {
         ['bob', 'editor'],
       ]);
       expect(await a.shareRoom('bob', 'alice')).toBe('r');
-      expect(await b.leave('r', 'alice', T0 + 1)).toEqual({
+      expect(await a.leave('r', 'alice', T0 + 1)).toEqual({
         newHost: expect.objectContaining({ id: 'bob', role: 'host' }),
         remaining: 1,
       });
+    });
+
+    it('leaves only from the instance the member is on: a moved session stays', async () => {
+      const [a, b] = await instances(2);
+      await a.join(joinRequest('r', 'alice'));
+      await a.join(joinRequest('r', 'bob'));
+      // bob's session moved to b: joining again there moves the member record.
+      const again = await b.join(joinRequest('r', 'bob'));
+      expect(again.alreadyMember).toBe(true);
+      expect(await b.membersOf('instance-0')).toEqual([{ roomId: 'r', userId: 'alice' }]);
+      expect(await a.membersOf('instance-1')).toEqual([{ roomId: 'r', userId: 'bob' }]);
+      // bob's old socket on a closes late: nothing happens.
+      expect(await a.leave('r', 'bob', T0 + 1)).toBeUndefined();
+      expect(await a.roomsOf('bob')).toEqual(['r']);
+      expect(await b.leave('r', 'bob', T0 + 2)).toEqual({ remaining: 1 });
+      expect(await a.roomsOf('bob')).toEqual([]);
+    });
+
+    it('removes the members a dead instance left behind, but not those that moved', async () => {
+      const [a, b, c] = await instances(3);
+      await a.join(joinRequest('r', 'alice'));
+      await a.join(joinRequest('r', 'bob'));
+      await a.join(joinRequest('s', 'bob'));
+      await c.join(joinRequest('r', 'carol'));
+      await b.join(joinRequest('s', 'bob')); // bob's session in s moved to b
+      const ghosts = await c.membersOf('instance-0');
+      expect(ghosts).toEqual(
+        expect.arrayContaining([
+          { roomId: 'r', userId: 'alice' },
+          { roomId: 'r', userId: 'bob' },
+        ]),
+      );
+      expect(ghosts).toHaveLength(2);
+      expect(await c.removeGhost('r', 'alice', 'instance-0', T0 + 1)).toEqual({
+        newHost: expect.objectContaining({ id: 'bob', role: 'host' }),
+        remaining: 2,
+      });
+      expect(await c.removeGhost('r', 'bob', 'instance-0', T0 + 2)).toEqual({
+        newHost: expect.objectContaining({ id: 'carol', role: 'host' }),
+        remaining: 1,
+      });
+      expect(await c.removeGhost('s', 'bob', 'instance-0', T0 + 3)).toBeUndefined();
+      expect(await c.roomsOf('bob')).toEqual(['s']);
+      expect(await c.membersOf('instance-0')).toEqual([]);
     });
   });
 

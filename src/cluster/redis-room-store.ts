@@ -161,9 +161,43 @@ export class RedisRoomStore implements RoomStore {
     throw storeUnavailable(`Room ${request.roomId} keeps changing; try again`);
   }
 
-  async leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined> {
+  /** Only while the member is on this instance: a session that moved elsewhere stays. */
+  leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined> {
+    return this.leaveFrom(roomId, userId, now, this.instanceId);
+  }
+
+  /** Removes a member left behind by a dead instance, unless it has moved since. */
+  removeGhost(
+    roomId: string,
+    userId: string,
+    deadInstanceId: string,
+    now: number,
+  ): Promise<LeaveOutcome | undefined> {
+    return this.leaveFrom(roomId, userId, now, deadInstanceId);
+  }
+
+  /** The `roomId\nuserId` entries of the members an instance joined. */
+  async membersOf(instanceId: string): Promise<Array<{ roomId: string; userId: string }>> {
+    const entries = await this.run(this.redis.smembers(this.keys.instanceMembers(instanceId)));
+    return entries.map((entry) => {
+      const [roomId, userId] = entry.split('\n');
+      return { roomId, userId };
+    });
+  }
+
+  /** The rooms a user is a member of, wherever it joined them (in join order). */
+  roomsOf(userId: string): Promise<string[]> {
+    return this.run(this.redis.zrange(this.keys.userRooms(userId), 0, '-1'));
+  }
+
+  private async leaveFrom(
+    roomId: string,
+    userId: string,
+    now: number,
+    instanceId: string,
+  ): Promise<LeaveOutcome | undefined> {
     const reply = await this.run(
-      this.scripts.gmsRemoveMember(...this.head(roomId), 'leave', userId, now, ''),
+      this.scripts.gmsRemoveMember(...this.head(roomId), 'leave', userId, now, instanceId),
     );
     return reply[0] === 'NONE' ? undefined : leaveOutcome(reply);
   }

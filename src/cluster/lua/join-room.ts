@@ -40,6 +40,14 @@ if redis.call('EXISTS', meta_key) == 0 then
   insert_room(ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
   created = 1
 elseif redis.call('ZSCORE', order_key, user_id) then
+  -- Already a member, maybe through another instance (a session that moved): it is here now.
+  local record = redis.call('HGET', members_key, user_id)
+  local role, old_instance, profile = parse_member(record)
+  if old_instance ~= ARGV[13] then
+    redis.call('HSET', members_key, user_id, role .. '\n' .. ARGV[13] .. '\n' .. profile)
+    redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
+    redis.call('SADD', instance_members_key(ARGV[13]), room_id .. '\n' .. user_id)
+  end
   return room_info('MEMBER', 0)
 end
 

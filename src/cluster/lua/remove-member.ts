@@ -1,7 +1,9 @@
 import { PRELUDE_LUA } from './prelude.js';
 
 /**
- * leave and kick. ARGV[3] `leave` | `kick`, [4] userId, [5] now, [6] bannedUntil (kick only).
+ * leave and kick. ARGV[3] `leave` | `kick`, [4] userId, [5] now, [6] bannedUntil (kick) or, for
+ * leave, the instance the member must be on ('' for any): a socket closing on an instance the
+ * member has moved away from must not remove it.
  * A kick bans the user until bannedUntil, then both remove it, handing the host role over to the
  * longest-present member when the host left.
  *
@@ -17,6 +19,12 @@ local member = exists and redis.call('ZSCORE', order_key, user_id)
 if mode == 'leave' then
   if not member then
     return { 'NONE' }
+  end
+  if ARGV[6] ~= '' then
+    local _, instance_id = parse_member(redis.call('HGET', members_key, user_id))
+    if instance_id ~= ARGV[6] then
+      return { 'NONE' }
+    end
   end
 else
   if not exists then
