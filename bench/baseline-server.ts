@@ -155,3 +155,11 @@ httpServer.listen(Number(process.env.PORT ?? 0), host, () => {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => process.exit(0));
 }
+
+// If the bench dies without stopping us (SIGKILL), we are re-parented: do not linger.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart) {
+    process.exit(0);
+  }
+}, 1000).unref();

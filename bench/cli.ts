@@ -91,6 +91,9 @@ class Bench {
         await this.runConnections();
         break;
     }
+    if (this.options.steps.length > 1 && this.options.mode !== 'connections') {
+      this.table.printSummary();
+    }
     if (this.options.mode === 'smoke') {
       this.table.line(
         this.problems.length === 0
@@ -204,6 +207,10 @@ class Bench {
 
   private async runConnections(): Promise<void> {
     const options = this.options;
+    this.table.line(
+      `bench: connections, ${options.connections} idle joined users in rooms of ` +
+        `${options.usersPerRoom}, settle ${options.settleS} s, servers: ${targetKinds(options).join(' then ')}`,
+    );
     const results = new Map<TargetKind, ConnectionFigures>();
     for (const kind of targetKinds(options)) {
       const progress = this.progress(`${options.connections} conns`, kind);
@@ -323,7 +330,8 @@ class Bench {
   private check(label: string, figures: LoadFigures): void {
     const where = `${label} ${figures.server}`;
     if (!figures.ok) {
-      this.problems.push(`${where}: ${figures.failure ?? 'failed'}`);
+      const firstLines = (figures.failure ?? 'failed').split('\n').slice(0, 3).join(' / ');
+      this.problems.push(`${where}: ${firstLines}`);
     } else if (!figures.deliveredPerSec) {
       this.problems.push(`${where}: delivered nothing`);
     }
@@ -357,10 +365,14 @@ function checkOpenFiles(options: BenchOptions): void {
   const needed = clients + SPARE_DESCRIPTORS;
   const { soft, hard } = openFilesLimit();
   if (needed > soft) {
+    const fix =
+      needed <= hard
+        ? `Raise it first, e.g. 'ulimit -n ${Math.min(hard, Math.max(needed * 2, 65536))}'.`
+        : `Even the hard limit is ${hard}: raise it as root (limits.conf, systemd LimitNOFILE, ` +
+          `or docker run --ulimit nofile=${needed * 2}), or run fewer users.`;
     throw new UsageError(
       `this run needs about ${needed} open files (one per simulated user, in the bench and in ` +
-        `the server), but 'ulimit -n' is ${soft} (hard limit ${hard}). ` +
-        `Raise it first, e.g. 'ulimit -n ${Math.min(hard, Math.max(needed * 2, 65536))}'.`,
+        `the server), but 'ulimit -n' is ${soft}. ${fix}`,
     );
   }
 }

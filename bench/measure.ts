@@ -14,6 +14,8 @@ const CLIENT_TIMEOUT_MS = 15_000;
 const CONNECT_CONCURRENCY_PER_WORKER = 100;
 /** Offered deliveries/s one generator thread keeps up with: 250k/s kept it ~50% busy on this host. */
 const DELIVERIES_PER_WORKER = 300_000;
+/** How long after the window the probe waits for the events it sent in it. */
+const PROBE_GRACE_MS = 3000;
 const ELU_SATURATED = 0.9;
 const LAG_SATURATED_MS = 50;
 const SKIPPED_SATURATED_SHARE = 0.001;
@@ -175,7 +177,7 @@ export async function measureLoadStep(
     figures.host.busyPercent = hostCpu.percent();
     figures.serverRssMb = toMb(target.rss?.last);
     if (probe) {
-      figures.probe = probe.endMeasuring();
+      figures.probe = await probe.endMeasuring(PROBE_GRACE_MS);
     }
     generator.stopSending();
     recordWindow(figures, counts, workers);

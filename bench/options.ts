@@ -54,7 +54,8 @@ started fresh as a child process, so that every figure comes with a ratio ours/b
 
 MODES (pick at most one; the default is one step of --rooms x --users-per-room)
   --ladder                Steps 10x10, 10x20, 20x20, 20x30, 20x50 (rooms x users per room).
-  --steps RxU,RxU,...     Your own ladder, e.g. --steps 5x10,10x10 (implies --ladder).
+  --steps RxU,RxU,...     Your own ladder, e.g. --steps 5x10,10x10 (implies --ladder), or
+                          with --overload its own sequence of steps on the one server.
   --connections [N]       N idle joined users (default ${DEFAULT_CONNECTIONS}) in rooms of --users-per-room:
                           idle server RSS, RSS once all joined and settled, and
                           RSS per connection = (joined RSS - idle RSS) / N.
@@ -269,7 +270,7 @@ function parseWorkers(value: string | undefined): number | 'auto' {
 
 function modeOf(parsed: Parsed): Mode {
   const modes: Mode[] = [];
-  if (parsed.has('ladder') || parsed.has('steps')) {
+  if (parsed.has('ladder') || (parsed.has('steps') && !parsed.has('overload'))) {
     modes.push('ladder');
   }
   for (const mode of ['connections', 'overload', 'smoke'] as const) {
@@ -291,7 +292,7 @@ function stepsOf(mode: Mode, parsed: Parsed, rooms: number, usersPerRoom: number
     case 'ladder':
       return parsed.has('steps') ? parseSteps(parsed.get('steps') as string) : LADDER_STEPS;
     case 'overload':
-      return OVERLOAD_STEPS;
+      return parsed.has('steps') ? parseSteps(parsed.get('steps') as string) : OVERLOAD_STEPS;
     case 'smoke':
       return [SMOKE_STEP];
     case 'load':

@@ -3,7 +3,7 @@
 // and updates the room state once a second; a reader in the same room times each event from the
 // actor's send to its arrival. Everything runs in the main thread, which the load does not touch.
 import { WebSocket } from 'ws';
-import { nowMs, withTimeout } from './clock.js';
+import { nowMs, sleep, withTimeout } from './clock.js';
 import { summarizeLatency, type LatencySummary } from './latency.js';
 import {
   connectUrl,
@@ -31,6 +31,8 @@ export interface ProbeSummary extends LatencySummary {
 /** A plain client that hands every non-pose event to a handler. */
 class ProbeClient {
   private handler: (frame: ServerFrame) => void = () => undefined;
+  /** Set when the bench drops the connection itself: that close is not the server's doing. */
+  private terminated = false;
 
   private constructor(
     readonly userId: string,
@@ -47,7 +49,11 @@ class ProbeClient {
         this.handler(frame);
       }
     });
-    socket.on('close', (code, reason) => closes.push(`${userId}: ${code} ${reason.toString()}`));
+    socket.on('close', (code, reason) => {
+      if (!this.terminated) {
+        closes.push(`${userId}: ${code} ${reason.toString()}`.trim());
+      }
+    });
   }
 
   static async connect(
@@ -103,6 +109,7 @@ class ProbeClient {
   }
 
   terminate(): void {
+    this.terminated = true;
     this.socket.terminate();
   }
 }
@@ -171,9 +178,16 @@ export class MembershipStateProbe {
     this.timer = setInterval(() => this.act(), ACTION_INTERVAL_MS);
   }
 
-  /** Stops acting; events still outstanding count as unanswered, timed up to now. */
-  endMeasuring(): ProbeSummary {
+  /**
+   * Stops acting and gives the events sent in the window up to graceMs to arrive (the load
+   * goes on meanwhile). Those still outstanding count as unanswered, timed up to now.
+   */
+  async endMeasuring(graceMs: number): Promise<ProbeSummary> {
     clearInterval(this.timer);
+    const deadline = nowMs() + graceMs;
+    while ((this.pendingMembership || this.pendingState) && nowMs() < deadline) {
+      await sleep(20);
+    }
     this.measuring = false;
     const now = nowMs();
     const outstanding = [this.pendingMembership, this.pendingState].filter(
@@ -186,8 +200,8 @@ export class MembershipStateProbe {
       unanswered: outstanding.length,
       skipped: this.skipped,
       errors: this.errors,
-      errorSamples: this.errorSamples,
-      closes: this.closes,
+      errorSamples: [...this.errorSamples],
+      closes: [...this.closes],
     };
   }
 

@@ -53,11 +53,24 @@ export function writeJsonLine(record: object): void {
 }
 
 export class Table {
+  /** The main rows again, without progress lines in between, for a run of several steps. */
+  private readonly summary: string[] = [];
+
   constructor(private readonly quiet: boolean) {}
 
   line(text = ''): void {
     if (!this.quiet) {
       process.stderr.write(`${text}\n`);
+    }
+  }
+
+  printSummary(): void {
+    if (this.summary.length > 0) {
+      this.line('summary:');
+      this.loadHeader();
+      for (const text of this.summary) {
+        this.line(text);
+      }
     }
   }
 
@@ -87,7 +100,7 @@ export class Table {
   loadRow(label: string, figures: LoadFigures): void {
     const joined = `${figures.clients.joined}/${figures.clients.wanted}`;
     const latency = figures.latencyMs;
-    this.line(
+    this.mainRow(
       row([
         [label, 7],
         [figures.server, 10],
@@ -117,7 +130,7 @@ export class Table {
   }
 
   ratioRow(label: string, ratios: Ratios): void {
-    this.line(
+    this.mainRow(
       row([
         [label, 7],
         ['ours/base', 10],
@@ -186,6 +199,11 @@ export class Table {
         [times(ratios.rssPerConnection), 8],
       ]),
     );
+  }
+
+  private mainRow(text: string): void {
+    this.line(text);
+    this.summary.push(text);
   }
 
   private problems(figures: LoadFigures): void {

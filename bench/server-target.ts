@@ -58,9 +58,11 @@ export async function startTarget(
     kind === 'ours' && profileDirectory !== undefined
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDirectory}`]
       : [];
+  // --server-env is for our server; the baseline has nothing to configure but where to listen.
+  const env = kind === 'ours' ? serverEnvFor(steps, options) : { PORT: '0', HOST: '127.0.0.1' };
   const server = await ServerProcess.start({
     kind,
-    env: serverEnvFor(steps, options),
+    env,
     nodeFlags,
     echoLabel: options.jsonOnly ? undefined : `${kind} server`,
   });
