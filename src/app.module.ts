@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module.js';
+import { ClusterMembershipModule } from './cluster/cluster-membership.module.js';
 import { ClusterModule } from './cluster/cluster.module.js';
 import { AppConfigModule } from './config/config.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
@@ -11,6 +12,7 @@ import { StatsModule } from './stats/stats.module.js';
   imports: [
     AppConfigModule,
     ClusterModule,
+    ClusterMembershipModule,
     AuthModule,
     LifecycleModule,
     GatewayModule,

@@ -22,12 +22,14 @@ export class LocalRoomBus implements RoomBus {
     this.local.toRoom(roomId, message, frame, exceptUserId);
   }
 
-  publishLocally<E extends ServerEvent>(
+  deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
-    exceptUserId?: string,
+    exceptUserId: string,
+    delivered: () => void,
   ): void {
     this.publish(roomId, message, exceptUserId);
+    delivered();
   }
 
   sendToMember<E extends ServerEvent>(

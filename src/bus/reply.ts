@@ -24,13 +24,12 @@ export function publishWithReply<E extends ServerEvent>(
   requestId: string | undefined,
   othersAlreadyTold = false,
 ): void {
+  const reply = () =>
+    fanout.send(actor, { event: message.event, data: withRequestId(requestId, message.data) });
   if (othersAlreadyTold) {
-    bus.publishLocally(roomId, message, actor.userId);
-  } else {
-    bus.publish(roomId, message, actor.userId);
+    bus.deliverCommitted(roomId, message, actor.userId, reply);
+    return;
   }
-  fanout.send(actor, {
-    event: message.event,
-    data: withRequestId(requestId, message.data),
-  });
+  bus.publish(roomId, message, actor.userId);
+  reply();
 }

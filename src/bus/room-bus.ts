@@ -18,11 +18,16 @@ export interface RoomBus {
     throwaway?: boolean,
   ): void;
 
-  /** Like publish, to this instance's members only (the others got it another way). */
-  publishLocally<E extends ServerEvent>(
+  /**
+   * An event the store has already published to the other instances, in the same step as its
+   * commit (`state_updated`): delivers it to this instance's members in commit order, then calls
+   * `delivered` (where the actor's reply goes out, so the actor sees versions in order too).
+   */
+  deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
-    exceptUserId?: string,
+    exceptUserId: string,
+    delivered: () => void,
   ): void;
 
   /** Sends an event to one member of the room; false when that member is not reachable. */

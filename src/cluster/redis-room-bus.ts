@@ -25,6 +25,8 @@ import {
 @Injectable()
 export class RedisRoomBus implements RoomBus, OnModuleInit {
   private readonly logger = new Logger(RedisRoomBus.name);
+  /** Own committed updates waiting for their envelope on the channel, by room and version. */
+  private readonly awaitingEcho = new Map<string, () => void>();
   /** Rooms subscribed (or being subscribed) on this instance. */
   private readonly watched = new Map<string, Promise<void>>();
   private publishFailing = false;
@@ -54,14 +56,27 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     this.send(roomId, envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json));
   }
 
-  publishLocally<E extends ServerEvent>(
+  /**
+   * The store published it with its commit. Members here get it when its envelope comes back on
+   * the room's channel, behind every update committed before it, whichever instance made those.
+   */
+  deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
-    exceptUserId?: string,
+    exceptUserId: string,
+    delivered: () => void,
   ): void {
-    if (this.local.hasAudience(roomId)) {
-      this.local.toRoom(roomId, message, toOutgoingFrame(message, { roomId }), exceptUserId);
-    }
+    const key = committedKey(roomId, message);
+    const deliver = () => {
+      this.awaitingEcho.delete(key);
+      clearTimeout(timer);
+      this.publishHere(roomId, message, exceptUserId);
+      delivered();
+    };
+    // Without the echo (the subscriber is reconnecting) deliver anyway, a little out of order.
+    const timer = setTimeout(deliver, COMMIT_ECHO_TIMEOUT_MS);
+    timer.unref();
+    this.awaitingEcho.set(key, deliver);
   }
 
   sendToMember<E extends ServerEvent>(
@@ -131,6 +146,8 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       return;
     }
     if (envelope.origin === this.cluster.instanceId) {
+      // Delivered here already, except committed updates, which wait for this echo.
+      this.awaitingEcho.get(committedKey(roomId, envelope.message))?.();
       return;
     }
     this.deliver(roomId, envelope);
@@ -146,6 +163,16 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     const frame = toOutgoingFrame(message, { throwaway: this.isThrowaway(message), roomId });
     this.local.toRoom(roomId, message, frame, except);
+  }
+
+  private publishHere<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId: string,
+  ): void {
+    if (this.local.hasAudience(roomId)) {
+      this.local.toRoom(roomId, message, toOutgoingFrame(message, { roomId }), exceptUserId);
+    }
   }
 
   private isThrowaway(message: ServerMessage): boolean {
@@ -172,6 +199,15 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       this.logger.log('Publishing to Redis again');
     }
   }
+}
+
+/** The longest the actor of a state change waits for its update to come back on the channel. */
+const COMMIT_ECHO_TIMEOUT_MS = 2000;
+
+/** Identifies a committed state update: its room and version. */
+function committedKey(roomId: string, message: { data: unknown }): string {
+  const version = (message.data as { version?: unknown }).version;
+  return `${roomId}\n${String(version)}`;
 }
 
 /**

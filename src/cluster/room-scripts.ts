@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { ADOPT_MEMBER_LUA } from './lua/adopt-member.js';
 import { COMMIT_STATE_LUA } from './lua/commit-state.js';
 import { CREATE_ROOM_LUA } from './lua/create-room.js';
 import { DELETE_ROOM_LUA } from './lua/delete-room.js';
@@ -22,6 +23,7 @@ export interface RoomScripts {
   gmsDeleteRoom: RoomScript;
   gmsCommitState: RoomScript;
   gmsTouchRoom: RoomScript;
+  gmsAdoptMember: RoomScript;
 }
 
 const SOURCES: Record<keyof RoomScripts, string> = {
@@ -32,6 +34,7 @@ const SOURCES: Record<keyof RoomScripts, string> = {
   gmsDeleteRoom: DELETE_ROOM_LUA,
   gmsCommitState: COMMIT_STATE_LUA,
   gmsTouchRoom: TOUCH_ROOM_LUA,
+  gmsAdoptMember: ADOPT_MEMBER_LUA,
 };
 
 /**

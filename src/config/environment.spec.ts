@@ -225,7 +225,10 @@ describe('loadAppConfig', () => {
 
   it('takes a redis:// or rediss:// REDIS_URL and a key prefix', () => {
     expect(
-      loadAppConfig({ REDIS_URL: 'rediss://user:pw@redis.internal:6380/0', REDIS_KEY_PREFIX: 'a:' }),
+      loadAppConfig({
+        REDIS_URL: 'rediss://user:pw@redis.internal:6380/0',
+        REDIS_KEY_PREFIX: 'a:',
+      }),
     ).toMatchObject({ redisUrl: 'rediss://user:pw@redis.internal:6380/0', redisKeyPrefix: 'a:' });
   });
 

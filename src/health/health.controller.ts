@@ -1,5 +1,11 @@
 import { Controller, Get, Inject } from '@nestjs/common';
-import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
+import {
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  type HealthIndicatorFunction,
+} from '@nestjs/terminus';
+import { CLUSTER, type Cluster } from '../cluster/cluster.js';
 import { ShutdownService } from '../lifecycle/shutdown.service.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
@@ -13,6 +19,7 @@ export class HealthController {
     private readonly shutdown: ShutdownService,
     private readonly users: UsersService,
     @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(CLUSTER) private readonly cluster: Cluster | null,
   ) {}
 
   @Get()
@@ -41,18 +48,39 @@ export class HealthController {
     ]);
   }
 
-  /** Readiness: 503 once shutdown has begun, so load balancers stop sending new clients. */
+  /**
+   * Readiness: 503 once shutdown has begun, and in cluster mode while Redis does not answer, so
+   * load balancers send new clients elsewhere.
+   */
   @Get('ready')
   @HealthCheck()
   ready() {
-    return this.health.check([() => this.shutdownIndicator()]);
+    const checks: HealthIndicatorFunction[] = [() => this.shutdownIndicator()];
+    if (this.cluster) {
+      checks.push(() => this.redisIndicator(this.cluster!));
+    }
+    return this.health.check(checks);
   }
 
+  /**
+   * Never down: in cluster mode an unreachable Redis must not fail /health (a blip would restart
+   * every pod); it shows as `available: false`, and /health/ready reports it.
+   */
   private async roomStoreIndicator() {
     const indicator = this.indicators.check('roomStore');
     try {
       const rooms = await this.store.list();
-      return indicator.up({ rooms: rooms.length });
+      return indicator.up({ rooms: rooms.length, available: true });
+    } catch (error) {
+      return indicator.up({ rooms: 0, available: false, message: String(error) });
+    }
+  }
+
+  private async redisIndicator(cluster: Cluster) {
+    const indicator = this.indicators.check('redis');
+    try {
+      await cluster.publisher.ping();
+      return indicator.up();
     } catch (error) {
       return indicator.down({ message: String(error) });
     }

@@ -35,12 +35,14 @@ class RecordingBus implements RoomBus {
     this.log.push({ via: 'publish', roomId, except, ...snapshot(message) });
   }
 
-  publishLocally<E extends ServerEvent>(
+  deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
-    except?: string,
+    except: string,
+    delivered: () => void,
   ) {
     this.publish(roomId, message, except);
+    delivered();
   }
 
   sendToMember<E extends ServerEvent>(roomId: string, userId: string, message: ServerMessage<E>) {

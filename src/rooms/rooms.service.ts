@@ -121,6 +121,7 @@ export class RoomsService {
       data: withRequestId(requestId, { roomInfo: outcome.roomInfo }),
     });
     const isNews = newsFilter(outcome.roomInfo);
+    connection.profiles.set(roomId, outcome.user);
     for (const held of membership.completeJoin(connection, roomId)) {
       if (isNews(held)) {
         this.fanout.sendFrame(connection, held.frame);
@@ -234,7 +235,8 @@ export class RoomsService {
     }
   }
 
-  private async announceDeparture(roomId: string, userId: string, outcome: LeaveOutcome) {
+  /** Tells the room a member is gone (and who hosts now): for leaves and for ghosts removed. */
+  async announceDeparture(roomId: string, userId: string, outcome: LeaveOutcome): Promise<void> {
     this.bus.publish(roomId, { event: ServerEvent.UserLeft, data: { roomId, userId } });
     await this.announceNewHost(roomId, outcome);
   }

@@ -1,6 +1,7 @@
-import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, ServiceUnavailableException, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
 import { Fanout } from '../bus/fanout.service.js';
+import { InstancePresenceService } from '../cluster/instance-presence.service.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
 
@@ -12,11 +13,19 @@ export class StatsController {
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     private readonly users: UsersService,
     private readonly fanout: Fanout,
+    private readonly presence: InstancePresenceService,
   ) {}
 
   @Get()
   async stats() {
-    const rooms = (await this.store.list()).map((room) => ({
+    let summaries;
+    let cluster;
+    try {
+      [summaries, cluster] = await Promise.all([this.store.list(), this.presence.clusterTotals()]);
+    } catch (error) {
+      throw new ServiceUnavailableException(`Room store unavailable: ${String(error)}`);
+    }
+    const rooms = summaries.map((room) => ({
       ...room,
       droppedMessages: this.fanout.droppedMessagesIn(room.roomId),
     }));
@@ -24,8 +33,9 @@ export class StatsController {
       rooms,
       totalUsers: rooms.reduce((sum, room) => sum + room.userCount, 0),
       totalRooms: rooms.length,
-      connections: this.users.count(),
-      droppedMessages: this.fanout.droppedMessages(),
+      connections: cluster?.connections ?? this.users.count(),
+      droppedMessages: cluster?.droppedMessages ?? this.fanout.droppedMessages(),
+      ...(cluster ? { instances: cluster.instances } : {}),
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { ClientOutput } from '../bus/client-output.js';
+import type { RoomUser } from '../protocol/protocol.js';
 
 /** One client socket on this instance and the rooms it is a member of here. */
 export class Connection {
@@ -8,6 +9,8 @@ export class Connection {
   readonly rooms = new Set<string>();
   /** Frames waiting for this turn's write; only the Fanout fills it. */
   readonly output: ClientOutput;
+  /** How this connection joined each room (name, avatar, role), to register it again later. */
+  readonly profiles = new Map<string, RoomUser>();
   /** Cleared on every heartbeat tick; the socket's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();

@@ -66,6 +66,7 @@ export class LocalMembership {
   remove(connection: Connection, roomId: string): boolean {
     const room = this.rooms.get(roomId);
     connection.rooms.delete(roomId);
+    connection.profiles.delete(roomId);
     if (!room) {
       return false;
     }
@@ -85,6 +86,7 @@ export class LocalMembership {
     const dropped = [...room.members, ...room.pending.keys()];
     for (const connection of dropped) {
       connection.rooms.delete(roomId);
+      connection.profiles.delete(roomId);
     }
     this.onRoomUnused(roomId);
     return dropped;
@@ -100,8 +102,13 @@ export class LocalMembership {
       room.members.delete(from);
       room.members.add(to);
       to.rooms.add(roomId);
+      const profile = from.profiles.get(roomId);
+      if (profile) {
+        to.profiles.set(roomId, profile);
+      }
     }
     from.rooms.clear();
+    from.profiles.clear();
   }
 
   roomCount(): number {

@@ -18,6 +18,12 @@ export class UsersService {
   private readonly byUserId = new Map<string, Connection>();
   private readonly bySocket = new WeakMap<WebSocket, Connection>();
   readonly membership = new LocalMembership();
+  private readonly connectListeners: Array<(connection: Connection) => void> = [];
+
+  /** Called for every new connection, after any same-instance replacement. */
+  onConnect(listener: (connection: Connection) => void): void {
+    this.connectListeners.push(listener);
+  }
 
   /** @param transport the TCP socket under the WebSocket; see Connection. */
   connect(userId: string, socket: WebSocket, transport?: Duplex): ConnectResult {
@@ -33,6 +39,9 @@ export class UsersService {
       this.bySocket.delete(replaced.socket);
       replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
       this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
+    }
+    for (const listener of this.connectListeners) {
+      listener(connection);
     }
     return { connection, replaced };
   }

@@ -1,0 +1,173 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { Fanout } from '../bus/fanout.service.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
+import { RoomsService } from '../rooms/rooms.service.js';
+import { UsersService } from '../users/users.service.js';
+import { CLUSTER, type Cluster } from './cluster.js';
+import { RedisRoomStore } from './redis-room-store.js';
+
+/** What an instance reports about itself in its presence key, for cluster-wide /stats. */
+interface InstanceReport {
+  connections: number;
+  droppedMessages: number;
+}
+
+export interface ClusterTotals {
+  instances: number;
+  connections: number;
+  droppedMessages: number;
+}
+
+/**
+ * Keeps this instance's presence in Redis and removes the members of instances that died.
+ *
+ * Each instance refreshes `P instance:<id>:alive` (expiring after half of PRESENCE_TTL_MS) and is
+ * listed in `P instances`. Every instance sweeps that list; the first to remove a dead instance
+ * from it (SREM answers 1 to one caller) removes its members from their rooms and tells the rooms,
+ * so ghosts are gone within PRESENCE_TTL_MS. On shutdown an instance removes its own at once.
+ */
+@Injectable()
+export class InstancePresenceService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(InstancePresenceService.name);
+  private timer?: NodeJS.Timeout;
+  private ticking = false;
+
+  constructor(
+    @Inject(CLUSTER) private readonly cluster: Cluster | null,
+    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+    private readonly rooms: RoomsService,
+    private readonly users: UsersService,
+    private readonly fanout: Fanout,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.cluster) {
+      return;
+    }
+    await this.beat().catch((error: unknown) => this.warn('register', error));
+    this.timer = setInterval(() => void this.tick(), this.config.presenceTtlMs / 6);
+    this.timer.unref();
+  }
+
+  /** After ShutdownService has closed the sockets: whoever is still here leaves now. */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (!this.cluster) {
+      return;
+    }
+    clearInterval(this.timer);
+    for (const connection of [...this.users.all()]) {
+      this.users.disconnect(connection.socket);
+      await this.rooms.leaveAll(connection).catch((error: unknown) => this.warn('leave', error));
+    }
+    await this.removeMembersOf(this.cluster.instanceId).catch((error: unknown) =>
+      this.warn('leave', error),
+    );
+    const { publisher, instanceId } = this.cluster;
+    await publisher
+      .multi()
+      .del(this.aliveKey(instanceId))
+      .srem(this.instancesKey(), instanceId)
+      .exec()
+      .catch((error: unknown) => this.warn('unregister', error));
+  }
+
+  /** Connections and drops summed over the live instances. */
+  async clusterTotals(): Promise<ClusterTotals | undefined> {
+    if (!this.cluster) {
+      return undefined;
+    }
+    const { publisher } = this.cluster;
+    const ids = await publisher.smembers(this.instancesKey());
+    const reports = ids.length > 0 ? await publisher.mget(ids.map((id) => this.aliveKey(id))) : [];
+    const totals: ClusterTotals = { instances: 0, connections: 0, droppedMessages: 0 };
+    for (const report of reports) {
+      if (report === null) {
+        continue;
+      }
+      const parsed = JSON.parse(report) as InstanceReport;
+      totals.instances += 1;
+      totals.connections += parsed.connections;
+      totals.droppedMessages += parsed.droppedMessages;
+    }
+    return totals;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) {
+      return;
+    }
+    this.ticking = true;
+    try {
+      await this.beat();
+      await this.sweep();
+    } catch (error) {
+      this.warn('refresh', error);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async beat(): Promise<void> {
+    const { publisher, instanceId } = this.cluster!;
+    const report: InstanceReport = {
+      connections: this.users.count(),
+      droppedMessages: this.fanout.droppedMessages(),
+    };
+    await publisher
+      .multi()
+      .set(
+        this.aliveKey(instanceId),
+        JSON.stringify(report),
+        'PX',
+        Math.ceil(this.config.presenceTtlMs / 2),
+      )
+      .sadd(this.instancesKey(), instanceId)
+      .exec();
+  }
+
+  private async sweep(): Promise<void> {
+    const { publisher, instanceId } = this.cluster!;
+    for (const id of await publisher.smembers(this.instancesKey())) {
+      if (id === instanceId || (await publisher.exists(this.aliveKey(id))) === 1) {
+        continue;
+      }
+      // Exactly one survivor wins this and cleans up.
+      if ((await publisher.srem(this.instancesKey(), id)) === 1) {
+        this.logger.warn(`Instance ${id} stopped answering: removing its members`);
+        await this.removeMembersOf(id);
+      }
+    }
+  }
+
+  private async removeMembersOf(instanceId: string): Promise<void> {
+    if (!(this.store instanceof RedisRoomStore)) {
+      return;
+    }
+    for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
+      const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
+      if (outcome) {
+        await this.rooms.announceDeparture(roomId, userId, outcome);
+      }
+    }
+  }
+
+  private aliveKey(instanceId: string): string {
+    return `${this.cluster!.keyPrefix}instance:${instanceId}:alive`;
+  }
+
+  private instancesKey(): string {
+    return `${this.cluster!.keyPrefix}instances`;
+  }
+
+  private warn(what: string, error: unknown): void {
+    this.logger.warn(`Presence (${what}) failed: ${String(error)}`);
+  }
+}
