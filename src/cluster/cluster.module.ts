@@ -76,6 +76,7 @@ async function connectCluster(config: AppConfig): Promise<Cluster | null> {
     subscriber.disconnect();
     throw new Error(
       `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${String(error)})`,
+      { cause: error },
     );
   }
   const instanceId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;

@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
@@ -179,7 +178,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     if (message.event !== ServerEvent.Message) {
       return false;
     }
-    return this.fanout.isThrowaway((message as ServerMessage<'message'>).data.message.type);
+    return this.fanout.isThrowaway(message.data.message.type);
   }
 
   private channelOf(roomId: string): string {
