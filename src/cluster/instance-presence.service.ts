@@ -38,6 +38,8 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   private readonly logger = new Logger(InstancePresenceService.name);
   private timer?: NodeJS.Timeout;
   private ticking = false;
+  /** Set while refreshing fails, so an outage is logged once, not every tick. */
+  private failing = false;
 
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster | null,
@@ -108,8 +110,15 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
     try {
       await this.beat();
       await this.sweep();
+      if (this.failing) {
+        this.failing = false;
+        this.logger.log('Presence refreshed again');
+      }
     } catch (error) {
-      this.warn('refresh', error);
+      if (!this.failing) {
+        this.failing = true;
+        this.warn('refresh', error);
+      }
     } finally {
       this.ticking = false;
     }

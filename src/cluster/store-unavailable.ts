@@ -1,12 +1,9 @@
 import { ReplyError } from 'ioredis';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import type { ErrorCode } from '../protocol/protocol.js';
+import { ErrorCode } from '../protocol/protocol.js';
 
-/**
- * The error code of a request that failed because Redis could not be reached in time. Not yet in
- * protocol.ts's ErrorCode; once it is (`Unavailable: 'UNAVAILABLE'`), use that and drop the cast.
- */
-export const UNAVAILABLE: string = 'UNAVAILABLE';
+/** The error code of a request that failed because Redis could not be reached in time. */
+export const UNAVAILABLE = ErrorCode.Unavailable;
 
 /** ioredis types its ReplyError export as `any`. */
 const ReplyErrorClass = ReplyError as new (...args: never[]) => Error;
@@ -27,7 +24,7 @@ const TRANSIENT_REPLIES = [
 export function storeUnavailable(
   message = 'The room store is unavailable; try again',
 ): ProtocolError {
-  return new ProtocolError(UNAVAILABLE as ErrorCode, message);
+  return new ProtocolError(UNAVAILABLE, message);
 }
 
 /**

@@ -53,6 +53,8 @@ export const ErrorCode = {
   Kicked: 'KICKED',
   TooManyRooms: 'TOO_MANY_ROOMS',
   InternalError: 'INTERNAL_ERROR',
+  /** Cluster mode: Redis did not answer in time; retry later. */
+  Unavailable: 'UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

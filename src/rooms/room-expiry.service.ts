@@ -5,6 +5,8 @@ import {
   OnApplicationBootstrap,
   OnModuleDestroy,
 } from '@nestjs/common';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { ErrorCode } from '../protocol/protocol.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { RelayService } from './relay.service.js';
 import { RoomsService } from './rooms.service.js';
@@ -38,6 +40,11 @@ export class RoomExpiryService implements OnApplicationBootstrap, OnModuleDestro
       await this.rooms.deleteExpiredRooms();
       this.relay.pruneActivityRecords(Date.now());
     } catch (error) {
+      // Redis being away is reported by the cluster module; the next sweep tries again.
+      if (error instanceof ProtocolError && error.code === ErrorCode.Unavailable) {
+        this.logger.debug(`Room expiry sweep skipped: ${error.message}`);
+        return;
+      }
       this.logger.error(`Room expiry sweep failed: ${String(error)}`);
     }
   }
