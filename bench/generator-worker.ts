@@ -4,8 +4,13 @@
 // server it measures.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import { WebSocket } from 'ws';
 import { nowMs, withTimeout } from './clock.js';
+import {
+  RawWebSocket,
+  wsPackageSocket,
+  type SimSocket,
+  type SocketHandlers,
+} from './raw-websocket.js';
 import {
   connectUrl,
   isPoseEvent,
@@ -31,11 +36,10 @@ import type {
 const MAX_LATENCY_SAMPLES = 1_000_000;
 const MAX_PROBLEM_SAMPLES = 5;
 const LAG_CHECK_MS = 20;
-const CLOSE_WAIT_MS = 3000;
 
 interface SimUser {
   readonly spec: ClientSpec;
-  readonly socket: WebSocket;
+  socket: SimSocket | undefined;
   readonly matcher: PoseFrameMatcher;
   readonly poses: PoseFrames;
   joined: boolean;
@@ -169,14 +173,9 @@ class GeneratorWorker {
 
   private connectOne(request: ConnectRequest, spec: ClientSpec): Promise<string | undefined> {
     const roomId = roomIdOf(spec.roomIndex);
-    const socket = new WebSocket(connectUrl(request.url, spec.userId), {
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-      handshakeTimeout: request.clientTimeoutMs,
-    });
     const user: SimUser = {
       spec,
-      socket,
+      socket: undefined,
       matcher: new PoseFrameMatcher(roomId),
       poses: new PoseFrames(roomId),
       joined: false,
@@ -192,14 +191,21 @@ class GeneratorWorker {
         user.settleJoin = undefined;
         user.joined = failure === undefined;
         if (failure !== undefined) {
-          socket.terminate();
+          user.socket?.terminate();
         }
         resolve(failure);
       };
-      socket.on('open', () => socket.send(joinRoomFrame(roomId, JOIN_REQUEST_ID, spec.userId)));
-      socket.on('message', (data: Buffer) => this.onFrame(user, data));
-      socket.on('error', (error) => user.settleJoin?.(error.message));
-      socket.on('close', (code, reason) => this.onClose(user, code, reason.toString()));
+      const handlers: SocketHandlers = {
+        onOpen: () => user.socket?.send(joinRoomFrame(roomId, JOIN_REQUEST_ID, spec.userId)),
+        onText: (payload) => this.onFrame(user, payload),
+        onError: (error) => user.settleJoin?.(error.message),
+        onClose: (code, reason) => this.onClose(user, code, reason),
+      };
+      const url = connectUrl(request.url, spec.userId);
+      user.socket =
+        request.client === 'raw'
+          ? new RawWebSocket(url, request.clientTimeoutMs, handlers)
+          : wsPackageSocket(url, request.clientTimeoutMs, handlers);
     });
   }
 
@@ -309,7 +315,7 @@ class GeneratorWorker {
   }
 
   private sendPose(user: SimUser, sequence: number, now: number): void {
-    if (!user.joined || user.socket.readyState !== WebSocket.OPEN) {
+    if (!user.joined || !user.socket?.isOpen) {
       return;
     }
     user.socket.send(user.poses.build(now, sequence));
@@ -361,18 +367,11 @@ class GeneratorWorker {
     clearTimeout(this.sendTimer);
     clearInterval(this.lagTimer);
     this.closingAll = true;
-    const closed = this.users.map(
-      (user) =>
-        new Promise<void>((resolve) => {
-          if (user.socket.readyState === WebSocket.CLOSED) {
-            resolve();
-            return;
-          }
-          user.socket.once('close', () => resolve());
-          user.socket.terminate();
-        }),
-    );
-    await withTimeout(Promise.all(closed), CLOSE_WAIT_MS, 'closing').catch(() => undefined);
+    for (const user of this.users) {
+      user.socket?.terminate();
+    }
+    // terminate() destroys the TCP sockets at once; one turn lets the last events run.
+    await new Promise((resolve) => setImmediate(resolve));
     this.users = [];
     this.closingAll = false;
   }

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { nowMs, sleep, withTimeout } from './clock.js';
 import { userIdOf } from './protocol.js';
 import type {
+  ClientKind,
   ClientSpec,
   ConnectResult,
   FromWorker,
@@ -104,6 +105,7 @@ class WorkerChannel {
 
 export interface ConnectOptions {
   url: string;
+  client: ClientKind;
   rooms: number;
   usersPerRoom: number;
   clientTimeoutMs: number;
@@ -156,6 +158,7 @@ export class LoadGenerator {
           {
             type: 'connect',
             url: options.url,
+            client: options.client,
             roomCount: options.rooms,
             clients: perWorker[index],
             concurrency: options.concurrencyPerWorker,

@@ -9,6 +9,7 @@ import { MembershipStateProbe, type ProbeSummary } from './probe.js';
 import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
 import { roomIdOf } from './protocol.js';
 import type { Target, TargetKind } from './server-target.js';
+import type { ClientKind } from './worker-messages.js';
 
 const CLIENT_TIMEOUT_MS = 15_000;
 const CONNECT_CONCURRENCY_PER_WORKER = 100;
@@ -23,6 +24,7 @@ const MB = 1024 * 1024;
 
 export interface GeneratorFigures {
   workers: number;
+  client: ClientKind;
   cpuPercent: number | null;
   eventLoopUtilization: number[];
   lagMaxMs: number | null;
@@ -75,7 +77,12 @@ export function workersFor(step: Step, options: BenchOptions): number {
   return Math.max(1, Math.min(hostCpuCount(), Math.ceil(offered / DELIVERIES_PER_WORKER), 2));
 }
 
-function emptyFigures(target: Target, step: Step, workers: number): LoadFigures {
+function emptyFigures(
+  target: Target,
+  step: Step,
+  workers: number,
+  options: BenchOptions,
+): LoadFigures {
   return {
     server: target.kind,
     ok: false,
@@ -102,6 +109,7 @@ function emptyFigures(target: Target, step: Step, workers: number): LoadFigures 
     serverCpuUsPerDelivery: null,
     generator: {
       workers,
+      client: options.client,
       cpuPercent: null,
       eventLoopUtilization: [],
       lagMaxMs: null,
@@ -138,7 +146,7 @@ export async function measureLoadStep(
 ): Promise<StepOutcome> {
   let window: MonotonicWindow | undefined;
   const workers = workersFor(step, options);
-  const figures = emptyFigures(target, step, workers);
+  const figures = emptyFigures(target, step, workers, options);
   figures.host.backgroundBusyPercent = backgroundBusyPercent;
   target.rss?.resetMax();
   let generator: LoadGenerator | undefined;
@@ -151,6 +159,7 @@ export async function measureLoadStep(
     progress(`joining ${figures.clients.wanted} users (${workers} worker(s))`);
     const join = await generator.connect({
       url: target.url,
+      client: options.client,
       rooms: step.rooms,
       usersPerRoom: step.usersPerRoom,
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
@@ -191,9 +200,10 @@ export async function measureLoadStep(
       await generator.terminate();
     }
     figures.serverRssMaxMb = toMb(target.rss?.max);
-    if (target.process && !target.process.isRunning) {
+    const died = exitedDuringStep(target);
+    if (died) {
       figures.ok = false;
-      figures.failure = `${target.kind} server exited during the step (code ${target.process.exitCode}):\n${target.process.lastOutput}`;
+      figures.failure = died;
     }
   }
   if (withProbe && figures.probe === undefined) {
@@ -245,6 +255,7 @@ function recordWindow(figures: LoadFigures, window: WindowSummary, workers: numb
   }
   figures.generator = {
     workers,
+    client: figures.generator?.client ?? 'raw',
     cpuPercent: window.cpuPercent,
     eventLoopUtilization: elu,
     lagMaxMs: lagMax,
@@ -309,6 +320,7 @@ export async function measureConnections(
     progress(`joining ${options.connections} idle users in rooms of ${usersPerRoom}`);
     const join = await generator.connect({
       url: target.url,
+      client: options.client,
       rooms,
       usersPerRoom,
       clientTimeoutMs: CLIENT_TIMEOUT_MS,
@@ -347,8 +359,22 @@ export async function measureConnections(
       await generator.terminate();
     }
     figures.rssMaxMb = toMb(target.rss?.max);
+    const died = exitedDuringStep(target);
+    if (died) {
+      figures.ok = false;
+      figures.failure = died;
+    }
   }
   return figures;
+}
+
+/** A server that is gone before the bench stopped it: crashed, or killed by someone else. */
+function exitedDuringStep(target: Target): string | undefined {
+  const server = target.process;
+  if (!server || server.isRunning) {
+    return undefined;
+  }
+  return `${target.kind} server exited during the step (${server.exitDescription}); its last output:\n${server.lastOutput}`;
 }
 
 /** How busy the machine is without the bench: sampled before a server is started. */

@@ -1,4 +1,5 @@
 // Command-line options, their defaults and the --help text.
+import type { ClientKind } from './worker-messages.js';
 
 export type Mode = 'load' | 'ladder' | 'connections' | 'overload' | 'smoke';
 
@@ -19,6 +20,7 @@ export interface BenchOptions {
   usersPerRoom: number;
   settleS: number;
   workers: number | 'auto';
+  client: ClientKind;
   sampleEvery: number;
   serverEnv: Record<string, string>;
   baseline: boolean;
@@ -80,6 +82,9 @@ OPTIONS
   --workers N|auto        Generator worker threads (default auto: 1, or 2 when the step
                           offers more than 300,000 deliveries/s and the host has 2+ cores).
   --sample-every N        Time every N-th received pose for latency (default 16).
+  --client raw|ws         The simulated users' WebSocket client: raw (default), the bench's
+                          own, which counts frames in the TCP stream without allocating; or
+                          ws, the ws package (about 2 us per received frame), to cross-check.
   --server-env KEY=VALUE  Extra environment for our server, after the bench's own
                           (PORT=0 HOST=127.0.0.1 LOG_LEVEL=warn MAX_USERS_PER_ROOM MAX_ROOMS).
                           Repeatable.
@@ -149,6 +154,7 @@ const SPECS: Record<string, Kind> = {
   overload: 'flag',
   smoke: 'flag',
   workers: 'string',
+  client: 'string',
   'sample-every': 'number',
   'server-env': 'list',
   'no-baseline': 'flag',
@@ -268,6 +274,13 @@ function parseWorkers(value: string | undefined): number | 'auto' {
   return count;
 }
 
+function parseClient(value: string | undefined): ClientKind {
+  if (value === undefined || value === 'raw' || value === 'ws') {
+    return value ?? 'raw';
+  }
+  throw new UsageError(`--client must be 'raw' or 'ws', not '${value}'`);
+}
+
 function modeOf(parsed: Parsed): Mode {
   const modes: Mode[] = [];
   if (parsed.has('ladder') || (parsed.has('steps') && !parsed.has('overload'))) {
@@ -331,6 +344,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     usersPerRoom,
     settleS: numberAbove(parsed, 'settle', 5, 0),
     workers: parseWorkers(parsed.get('workers') as string | undefined),
+    client: parseClient(parsed.get('client') as string | undefined),
     sampleEvery: integerAtLeast(parsed, 'sample-every', 16, 1),
     serverEnv: parseServerEnv((parsed.get('server-env') as string[] | undefined) ?? []),
     baseline: !parsed.has('no-baseline'),

@@ -289,5 +289,5 @@ function generatorCell(figures: LoadFigures): string {
     return generator ? `${generator.workers}w` : '-';
   }
   const elu = generator.eventLoopUtilization.map((value) => `${(value * 100).toFixed(0)}%`);
-  return `${generator.workers}w elu ${elu.join('/')} cpu ${fixed(generator.cpuPercent, 0)}% ${generator.saturated ? 'SATURATED' : 'ok'}`;
+  return `${generator.workers}w ${generator.client} elu ${elu.join('/')} cpu ${fixed(generator.cpuPercent, 0)}% ${generator.saturated ? 'SATURATED' : 'ok'}`;
 }

@@ -107,6 +107,14 @@ export class ServerProcess {
     return this.exitInfo?.code;
   }
 
+  /** How it ended, for a report: 'code 1' or 'signal SIGTERM'. */
+  get exitDescription(): string {
+    if (!this.exitInfo) {
+      return 'still running';
+    }
+    return this.exitInfo.signal ? `signal ${this.exitInfo.signal}` : `code ${this.exitInfo.code}`;
+  }
+
   /** The last lines the server wrote, for the report of a failed start or a crash. */
   get lastOutput(): string {
     return this.recentOutput.join('\n');

@@ -5,9 +5,13 @@ export interface ClientSpec {
   roomIndex: number;
 }
 
+/** raw: the bench's own minimal client (cheap); ws: the `ws` package, to cross-check it. */
+export type ClientKind = 'raw' | 'ws';
+
 export interface ConnectRequest {
   type: 'connect';
   url: string;
+  client: ClientKind;
   roomCount: number;
   clients: ClientSpec[];
   /** Handshakes plus joins in flight at once per worker: a burst beyond the listen backlog fails. */
