@@ -16,7 +16,26 @@ export default {
       ...esmTsJest,
       displayName: 'e2e',
       rootDir: '.',
-      testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      testMatch: ['<rootDir>/test/*.e2e-spec.ts'],
+    },
+    {
+      // The e2e suite again, against three instances sharing a real Redis (TEST_REDIS_URL, by
+      // default redis://127.0.0.1:6379): useTestServer spreads each test's clients round-robin
+      // over them (test/support/cluster.ts). Plus the cluster's own tests in test/cluster/.
+      ...esmTsJest,
+      displayName: 'cluster',
+      rootDir: '.',
+      globals: { TEST_CLUSTER_INSTANCES: '3' },
+      testMatch: ['<rootDir>/test/*.e2e-spec.ts', '<rootDir>/test/cluster/*.e2e-spec.ts'],
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        // Single-instance by nature: reads one server's UsersService (a socket's pending bytes).
+        '<rootDir>/test/slow-consumer\\.e2e-spec\\.ts$',
+        // Spawns its own server processes and signals them; cluster shutdown is not about this.
+        '<rootDir>/test/shutdown\\.e2e-spec\\.ts$',
+        // Spawns its own processes and checks DATA_DIR files; test/cluster/ covers Redis + AOF.
+        '<rootDir>/test/durability\\.e2e-spec\\.ts$',
+      ],
     },
   ],
 };

@@ -1,3 +1,4 @@
+import { clusterInstanceCount, startTestCluster } from './cluster.js';
 import { TestClient, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
 
@@ -32,8 +33,13 @@ export class ClientPool {
 }
 
 export interface ServerFixture {
-  /** The running server; throws when none has been started (or it is still starting). */
+  /**
+   * The running server; throws when none has been started (or it is still starting). In cluster
+   * mode, the first instance.
+   */
   readonly server: TestServer;
+  /** Every running instance: `[server]`, or the whole cluster in cluster mode. */
+  readonly servers: TestServer[];
   /** Starts this test's server with `env` (default: the fixture's env). One per test. */
   start(env?: Record<string, string>): Promise<TestServer>;
   /** Connects `userId` to the server, starting it with the fixture's env if none was started. */
@@ -47,22 +53,41 @@ export interface ServerFixture {
  *
  * By default a `beforeEach` starts the server with `env`. With `lazy: true` nothing is started
  * up front: a test calls `start(env)` itself, or its first `connect` starts one with `env`.
+ *
+ * Cluster mode (`TEST_CLUSTER_INSTANCES=N`, see cluster.ts): `start` starts N in-process
+ * instances with `env` plus REDIS_URL and a key prefix of this test's own, `connect` spreads the
+ * clients round-robin over them in call order, and `server` is the first instance. The test's
+ * Redis keys are deleted after it.
  */
 export function useTestServer(
   options: { env?: Record<string, string>; lazy?: boolean } = {},
 ): ServerFixture {
   const defaultEnv = options.env ?? {};
+  const instances = clusterInstanceCount();
   const pool = new ClientPool();
-  let starting: Promise<TestServer> | undefined;
-  let running: TestServer | undefined;
+  let starting: Promise<TestServer[]> | undefined;
+  let running: TestServer[] | undefined;
+  let closeAll: (() => Promise<void>) | undefined;
+  let connections = 0;
+
+  const startServers = async (env: Record<string, string>): Promise<TestServer[]> => {
+    if (instances === 0) {
+      const server = await startTestServer(env);
+      closeAll = () => server.close();
+      return [server];
+    }
+    const cluster = await startTestCluster(instances, env);
+    closeAll = () => cluster.close();
+    return cluster.servers;
+  };
 
   const start = async (env: Record<string, string> = defaultEnv): Promise<TestServer> => {
     if (starting) {
       throw new Error('this test already started a server');
     }
-    starting = startTestServer(env);
+    starting = startServers(env);
     running = await starting;
-    return running;
+    return running[0];
   };
 
   if (!options.lazy) {
@@ -73,20 +98,34 @@ export function useTestServer(
 
   afterEach(async () => {
     pool.closeAll();
-    const server = starting;
+    const servers = starting;
+    const close = closeAll;
     starting = undefined;
     running = undefined;
+    closeAll = undefined;
+    connections = 0;
     // A server that failed to start has already failed its test.
-    await (await server?.catch(() => undefined))?.close();
+    if (await servers?.catch(() => undefined)) {
+      await close?.();
+    }
   });
 
   const connect = async (userId?: string, connectOptions: Omit<ConnectOptions, 'userId'> = {}) => {
-    const server = await (starting ?? start());
+    // Taken before any await, so that the instance follows the order of the calls.
+    const index = connections++;
+    const servers = await (starting ?? start().then(() => running ?? []));
+    const server = servers[index % servers.length];
     return pool.connect(server.wsUrl, { ...connectOptions, userId });
   };
 
   return {
     get server(): TestServer {
+      if (!running) {
+        throw new Error('no server started');
+      }
+      return running[0];
+    },
+    get servers(): TestServer[] {
       if (!running) {
         throw new Error('no server started');
       }
