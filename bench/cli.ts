@@ -13,7 +13,13 @@ import {
 import type { MonotonicWindow } from './cpu-profile.js';
 import { HELP, parseOptions, UsageError, type BenchOptions, type Step } from './options.js';
 import { openFilesLimit } from './proc-stats.js';
-import { connectionRatios, loadRatios, Table, writeJsonLine } from './report.js';
+import {
+  BACKGROUND_BUSY_PERCENT,
+  connectionRatios,
+  loadRatios,
+  Table,
+  writeJsonLine,
+} from './report.js';
 import { killAllServers, liveServerCount, REPOSITORY_ROOT } from './server-process.js';
 import {
   newProfileDirectory,
@@ -26,7 +32,6 @@ import {
 
 /** File descriptors the bench needs besides its sockets: workers, pipes, /proc reads. */
 const SPARE_DESCRIPTORS = 64;
-const BACKGROUND_BUSY_WARNING_PERCENT = 20;
 const OVERLOAD_PHASES = ['overload', 'overload', 'recovery'];
 
 function stepLabel(step: Step): string {
@@ -123,7 +128,7 @@ class Bench {
         let window: MonotonicWindow | undefined;
         let target: Target | undefined;
         try {
-          const background = await this.backgroundLoad(progress);
+          const background = await this.backgroundLoad(progress, undefined);
           progress(kind === 'url' ? `targeting ${options.url}` : 'starting server');
           target = await startTarget(kind, [step], options, profileDirectory);
           ({ figures, window } = await measureLoadStep(
@@ -158,7 +163,6 @@ class Bench {
       const progress = this.progress('overload', kind);
       const profileDirectory = newProfileDirectory(options, kind);
       let target: Target | undefined;
-      const background = await this.backgroundLoad(progress);
       try {
         progress('starting server (kept for all steps)');
         target = await startTarget(kind, options.steps, options, profileDirectory);
@@ -171,12 +175,14 @@ class Bench {
       const windows: MonotonicWindow[] = [];
       for (const [index, step] of options.steps.entries()) {
         const label = stepLabel(step);
+        const stepProgress = this.progress(label, kind);
+        const background = await this.backgroundLoad(stepProgress, target.process?.pid);
         const { figures, window } = await measureLoadStep(
           target,
           step,
           options,
           kind !== 'baseline',
-          this.progress(label, kind),
+          stepProgress,
           background,
         );
         if (window) {
@@ -270,12 +276,12 @@ class Bench {
   }
 
   /** Warns when something besides the bench keeps the cores busy: figures would suffer. */
-  private async backgroundLoad(progress: Progress): Promise<number> {
-    const busy = await backgroundHostLoad();
-    if (busy >= BACKGROUND_BUSY_WARNING_PERCENT) {
+  private async backgroundLoad(progress: Progress, serverPid: number | undefined): Promise<number> {
+    const busy = await backgroundHostLoad(serverPid);
+    if (busy >= BACKGROUND_BUSY_PERCENT) {
       progress(
-        `WARNING: the host is ${busy.toFixed(0)}% busy before the server starts: ` +
-          'another process competes for the cores, the figures will be lower and noisier',
+        `WARNING: other processes keep the host ${busy.toFixed(0)}% busy before the step: ` +
+          'they compete for the cores, the figures will be lower and noisier',
       );
     }
     return busy;

@@ -377,9 +377,19 @@ function exitedDuringStep(target: Target): string | undefined {
   return `${target.kind} server exited during the step (${server.exitDescription}); its last output:\n${server.lastOutput}`;
 }
 
-/** How busy the machine is without the bench: sampled before a server is started. */
-export async function backgroundHostLoad(): Promise<number> {
-  const window = new HostCpuWindow();
+/**
+ * How busy the machine is with work that is not the bench's: all cores' busy share over half
+ * a second, less what the bench process and a running server of ours used meanwhile.
+ */
+export async function backgroundHostLoad(serverPid: number | undefined): Promise<number> {
+  const host = new HostCpuWindow();
+  const server = serverPid === undefined ? undefined : new CpuWindow(serverPid);
+  const bench = process.cpuUsage();
+  const started = performance.now();
   await sleep(500);
-  return window.percent();
+  const benchUsage = process.cpuUsage(bench);
+  const benchPercent =
+    ((benchUsage.user + benchUsage.system) / 1000 / (performance.now() - started)) * 100;
+  const ours = (server?.percent() ?? 0) + benchPercent;
+  return Math.max(0, host.percent() - ours / hostCpuCount());
 }

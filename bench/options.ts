@@ -118,7 +118,9 @@ OUTPUT
     generator               workers, cpuPercent of the whole bench process, per-worker
                             eventLoopUtilization and lag, skipped sends, frames parsed
                             (not recognized by their bytes), saturated + reasons.
-    host                    cores and % of all cores busy during the window.
+    host                    cpus; busyPercent: % of all cores busy during the window;
+                            backgroundBusyPercent: busy before the step with other processes
+                            (not the bench, not its server); 20 or more marks the row.
     probe (--overload)      event latency p95/max in ms, unanswered, skipped, errors.
   ratio: ours/baseline for deliveredPerSec, p99, serverCpuPercent, serverRssMaxMb.
   --connections: idleRssMb, joinedRssMb, rssPerConnectionKb, joined, joinSeconds, ratios.

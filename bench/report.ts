@@ -3,6 +3,9 @@ import type { CpuProfileSummary } from './cpu-profile.js';
 import type { ConnectionFigures, LoadFigures } from './measure.js';
 import type { ProbeSummary } from './probe.js';
 
+/** Host CPU busy before a server started above which a step's figures are marked disturbed. */
+export const BACKGROUND_BUSY_PERCENT = 20;
+
 export interface Ratios {
   deliveredPerSec: number | null;
   p99: number | null;
@@ -222,7 +225,7 @@ export class Table {
       this.line(`    ${figures.closes} connections dropped, e.g. ${figures.closeSamples[0]}`);
     }
     const background = figures.host.backgroundBusyPercent;
-    if (background !== null && background >= 20) {
+    if (background !== null && background >= BACKGROUND_BUSY_PERCENT) {
       this.line(`    host was ${background.toFixed(0)}% busy before the step (another process)`);
     }
     if (figures.generator?.saturated) {
@@ -289,5 +292,9 @@ function generatorCell(figures: LoadFigures): string {
     return generator ? `${generator.workers}w` : '-';
   }
   const elu = generator.eventLoopUtilization.map((value) => `${(value * 100).toFixed(0)}%`);
-  return `${generator.workers}w ${generator.client} elu ${elu.join('/')} cpu ${fixed(generator.cpuPercent, 0)}% ${generator.saturated ? 'SATURATED' : 'ok'}`;
+  const background = figures.host.backgroundBusyPercent ?? 0;
+  // Marked in the row itself, so that the summary table shows which figures were disturbed.
+  const disturbed =
+    background >= BACKGROUND_BUSY_PERCENT ? ` (host ${background.toFixed(0)}% busy before)` : '';
+  return `${generator.workers}w ${generator.client} elu ${elu.join('/')} cpu ${fixed(generator.cpuPercent, 0)}% ${generator.saturated ? 'SATURATED' : 'ok'}${disturbed}`;
 }
