@@ -11,8 +11,15 @@ import {
   type Progress,
 } from './measure.js';
 import type { MonotonicWindow } from './cpu-profile.js';
-import { HELP, parseOptions, UsageError, type BenchOptions, type Step } from './options.js';
-import { openFilesLimit } from './proc-stats.js';
+import {
+  HELP,
+  OVERLOAD_STEPS,
+  parseOptions,
+  UsageError,
+  type BenchOptions,
+  type Step,
+} from './options.js';
+import { hostCpuCount, openFilesLimit } from './proc-stats.js';
 import {
   BACKGROUND_BUSY_PERCENT,
   connectionRatios,
@@ -70,7 +77,7 @@ function failedStart(kind: TargetKind, step: Step, error: unknown): LoadFigures 
     serverRssMaxMb: null,
     serverCpuUsPerDelivery: null,
     generator: null,
-    host: { cpus: 0, busyPercent: null, backgroundBusyPercent: null },
+    host: { cpus: hostCpuCount(), busyPercent: null, backgroundBusyPercent: null },
   };
 }
 
@@ -175,6 +182,11 @@ class Bench {
       const windows: MonotonicWindow[] = [];
       for (const [index, step] of options.steps.entries()) {
         const label = stepLabel(step);
+        if (target.process && !target.process.isRunning) {
+          const gone = new Error(`it exited earlier (${target.process.exitDescription})`);
+          resultsByStep[index].set(kind, failedStart(kind, step, gone));
+          continue;
+        }
         const stepProgress = this.progress(label, kind);
         const background = await this.backgroundLoad(stepProgress, target.process?.pid);
         const { figures, window } = await measureLoadStep(
@@ -203,9 +215,12 @@ class Bench {
         }
       }
     }
+    // The default sequence has named phases; a --steps sequence is just numbered.
+    const phases = options.steps === OVERLOAD_STEPS ? OVERLOAD_PHASES : [];
     options.steps.forEach((step, index) =>
       this.reportLoadStep(step, stepLabel(step), resultsByStep[index], {
-        phase: OVERLOAD_PHASES[index],
+        stepIndex: index,
+        phase: phases[index] ?? null,
         serverKeptAcrossSteps: true,
       }),
     );
