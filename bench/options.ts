@@ -89,16 +89,19 @@ OPTIONS
                           (PORT=0 HOST=127.0.0.1 LOG_LEVEL=warn MAX_USERS_PER_ROOM MAX_ROOMS).
                           Repeatable.
   --no-baseline           Skip the baseline (no ratios).
-  --cpu-prof              Run our server with --cpu-prof; after each step (server stopped
-                          with SIGTERM) print the top 20 functions by self time.
+  --cpu-prof              Run our server with node --cpu-prof; after each step (server
+                          stopped with SIGTERM) print the top 20 functions by self time, in %
+                          of the samples taken in the measured window ((idle) left out).
+                          With --overload, one profile covers the windows of all steps.
   --connect-timeout S     Longest wait for all users of a step to join (default 60).
   --json-only, --quiet    Only the JSON lines, on stdout.
   -h, --help              This text.
 
 OUTPUT
   stdout: one JSON line per step (it starts with '{'): {"type":"step"|"connections", ...,
-          "ours":{...},"baseline":{...},"ratio":{...}}. npm prints its own banner first;
-          use 'npm run -s bench' or keep only the lines starting with '{'.
+          "ours":{...},"baseline":{...},"ratio":{...}} ("url" instead of "ours" with --url).
+          npm prints its own banner first: use 'npm run -s bench', or keep only the lines
+          starting with '{'.
   stderr: progress, one table row per server per step, a ratio row, server warnings.
   Fields per server (load steps):
     clients.joined/wanted   users that got room_joined; joinFailures with samples.
@@ -124,15 +127,18 @@ OUTPUT
     probe (--overload)      event latency p95/max in ms, unanswered, skipped, errors.
   ratio: ours/baseline for deliveredPerSec, p99, serverCpuPercent, serverRssMaxMb.
   --connections: idleRssMb, joinedRssMb, rssPerConnectionKb, joined, joinSeconds, ratios.
+          RSS moves with the garbage collector and the heap the process already holds:
+          compare runs of the same settings rather than single kilobytes.
 
 NOTES
   Needs 'ulimit -n' above the connections of a step (it checks /proc/self/limits).
   The bench, our server and the baseline share this machine: on few cores they compete
   for CPU; the generator says when it was saturated, and host.busyPercent shows contention.
+  Ctrl-C stops the servers the bench started; every wait has a timeout.
 
 EXAMPLE
   npm run bench -- --rooms 20 --users-per-room 20 --duration 10 --warmup 3
-  npm run bench -- --ladder --json-only > ladder.jsonl
+  npm run -s bench -- --ladder --json-only > ladder.jsonl
   npm run bench -- --connections 5000
   npm run bench -- --overload --server-env CLIENT_BUFFER_SOFT_BYTES=32768
   npm run bench -- --url ws://127.0.0.1:8080/ --rooms 5 --users-per-room 10
