@@ -3,6 +3,7 @@ import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import type { OutputLimits } from './client-output.js';
+import { LoadShedder } from './load-shedder.js';
 import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
 
 export type OverflowListener = (connection: Connection) => void;
@@ -22,6 +23,7 @@ export class Fanout {
   private droppedTotal = 0;
   private readonly droppedByRoom = new Map<string, number>();
   private readonly overflowListeners: OverflowListener[] = [];
+  private readonly shedder = new LoadShedder();
 
   constructor(@Inject(appConfig.KEY) config: AppConfig) {
     this.limits = {
@@ -41,7 +43,11 @@ export class Fanout {
     this.sendFrame(connection, toOutgoingFrame(message));
   }
 
-  sendFrame(connection: Connection, frame: OutgoingFrame): void {
+  /**
+   * Queues a frame for this turn's write. Returns false when a throwaway frame was dropped for a
+   * slow client; the caller counts drops (countDrops), once per fan-out rather than per client.
+   */
+  sendFrame(connection: Connection, frame: OutgoingFrame): boolean {
     const output = connection.output;
     const wasEmpty = !output.hasQueued();
     const result = output.enqueue(frame, this.limits);
@@ -49,11 +55,7 @@ export class Fanout {
       if (wasEmpty) {
         this.markDirty(connection);
       }
-      return;
-    }
-    if (result === 'dropped') {
-      this.countDrop(frame.roomId);
-      return;
+      return true;
     }
     if (result === 'overflow') {
       output.discard();
@@ -61,6 +63,15 @@ export class Fanout {
         listener(connection);
       }
     }
+    return result !== 'dropped';
+  }
+
+  /**
+   * Whether to drop a throwaway broadcast on arrival because the server is behind (see
+   * LoadShedder). Dropped ones are counted with countDrops like any other.
+   */
+  shouldShed(): boolean {
+    return this.shedder.shouldShed();
   }
 
   /** Writes a connection's queued frames now, e.g. just before it is closed. */
@@ -85,11 +96,9 @@ export class Fanout {
     this.droppedByRoom.delete(roomId);
   }
 
-  private countDrop(roomId: string | undefined): void {
-    this.droppedTotal++;
-    if (roomId !== undefined) {
-      this.droppedByRoom.set(roomId, (this.droppedByRoom.get(roomId) ?? 0) + 1);
-    }
+  countDrops(roomId: string, count: number): void {
+    this.droppedTotal += count;
+    this.droppedByRoom.set(roomId, (this.droppedByRoom.get(roomId) ?? 0) + count);
   }
 
   private markDirty(connection: Connection): void {
@@ -108,5 +117,6 @@ export class Fanout {
     for (const connection of due) {
       connection.output.flush();
     }
+    this.shedder.endTurn();
   };
 }

@@ -27,10 +27,14 @@ export class LocalDelivery {
     const membership = this.users.membership;
     const members = membership.members(roomId);
     if (members) {
+      let dropped = 0;
       for (const member of members) {
-        if (member.userId !== exceptUserId) {
-          this.fanout.sendFrame(member, frame);
+        if (member.userId !== exceptUserId && !this.fanout.sendFrame(member, frame)) {
+          dropped++;
         }
+      }
+      if (dropped > 0) {
+        this.fanout.countDrops(roomId, dropped);
       }
     }
     const pending = membership.pending(roomId);

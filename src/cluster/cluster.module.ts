@@ -1,5 +1,4 @@
 import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { appConfig, type AppConfig } from '../config/app.config.js';
@@ -40,6 +39,8 @@ async function connectCluster(config: AppConfig): Promise<Cluster | null> {
     return null;
   }
   const logger = new Logger('Cluster');
+  // Loaded only in cluster mode: ioredis costs ~20 MB of memory that one instance never needs.
+  const { Redis } = await import('ioredis');
   const publisher = new Redis(config.redisUrl, {
     ...ROOM_STORE_REDIS_OPTIONS,
     lazyConnect: true,

@@ -1,12 +1,16 @@
-import { ReplyError } from 'ioredis';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode } from '../protocol/protocol.js';
 
 /** The error code of a request that failed because Redis could not be reached in time. */
 export const UNAVAILABLE = ErrorCode.Unavailable;
 
-/** ioredis types its ReplyError export as `any`. */
-const ReplyErrorClass = ReplyError as new (...args: never[]) => Error;
+/**
+ * A Redis error reply as ioredis reports it (its ReplyError, recognized by name so that this
+ * module does not load ioredis: single-instance mode never does).
+ */
+function isReplyError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'ReplyError';
+}
 
 /** Replies that mean "this Redis cannot serve now", not "the script or command is wrong". */
 const TRANSIENT_REPLIES = [
@@ -37,7 +41,7 @@ export function fromRedisError(error: unknown): unknown {
   if (error instanceof ProtocolError) {
     return error;
   }
-  if (error instanceof ReplyErrorClass) {
+  if (isReplyError(error)) {
     const kind = error.message.split(' ', 1)[0];
     if (!TRANSIENT_REPLIES.includes(kind)) {
       return error;
