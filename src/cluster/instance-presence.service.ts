@@ -40,6 +40,11 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   private ticking = false;
   /** Set while refreshing fails, so an outage is logged once, not every tick. */
   private failing = false;
+  /**
+   * No sweeping before this time: after an outage every instance first needs a chance to refresh
+   * its presence, or survivors would take each other's live members for ghosts.
+   */
+  private sweepNotBefore = 0;
 
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster | null,
@@ -109,10 +114,13 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
     this.ticking = true;
     try {
       await this.beat();
-      await this.sweep();
       if (this.failing) {
         this.failing = false;
+        this.sweepNotBefore = Date.now() + this.config.presenceTtlMs / 2;
         this.logger.log('Presence refreshed again');
+      }
+      if (Date.now() >= this.sweepNotBefore) {
+        await this.sweep();
       }
     } catch (error) {
       if (!this.failing) {

@@ -1,13 +1,16 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
+import { RoomsService } from '../rooms/rooms.service.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { RedisRoomStore } from './redis-room-store.js';
 
 /**
  * After a Redis outage, each instance registers the memberships of its live sockets again, so a
  * Redis that came back empty (restarted without persistence) knows every room and member that
- * is still connected, without clients reconnecting. A member still on record is left as it is.
+ * is still connected, without clients reconnecting. A member still on record is left as it is;
+ * one whose socket closed during the outage is removed, and its rooms are told.
  */
 @Injectable()
 export class RedisRecoveryService implements OnModuleInit {
@@ -19,6 +22,7 @@ export class RedisRecoveryService implements OnModuleInit {
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly users: UsersService,
+    private readonly rooms: RoomsService,
   ) {}
 
   onModuleInit(): void {
@@ -65,6 +69,33 @@ export class RedisRecoveryService implements OnModuleInit {
         }
       }
     }
-    this.logger.log(`Redis is back: ${registered} membership(s) of live sockets registered`);
+    const removed = await this.removeDeparted().catch((error: unknown) => {
+      this.logger.warn(`Could not remove members that left during the outage: ${String(error)}`);
+      return 0;
+    });
+    this.logger.log(
+      `Redis is back: ${registered} membership(s) of live sockets registered, ` +
+        `${removed} that ended during the outage removed`,
+    );
+  }
+
+  /** Members on record for this instance whose socket closed while Redis was away. */
+  private async removeDeparted(): Promise<number> {
+    if (!(this.store instanceof RedisRoomStore)) {
+      return 0;
+    }
+    const { instanceId } = this.cluster!;
+    let removed = 0;
+    for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
+      if (this.users.byUser(userId)?.rooms.has(roomId)) {
+        continue;
+      }
+      const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
+      if (outcome) {
+        removed++;
+        await this.rooms.announceDeparture(roomId, userId, outcome);
+      }
+    }
+    return removed;
   }
 }

@@ -6,6 +6,7 @@ import type { RoomBus } from '../bus/room-bus.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { fromRedisError, storeUnavailable } from './store-unavailable.js';
 import {
   decodeEnvelope,
   roomChannel,
@@ -96,16 +97,20 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     return true;
   }
 
+  /** Fails with UNAVAILABLE at once while the subscriber is down, or within 1.5 s. */
   watch(roomId: string): Promise<void> {
     let subscribed = this.watched.get(roomId);
     if (!subscribed) {
-      subscribed = this.cluster.subscriber
-        .subscribe(this.channelOf(roomId))
-        .then(() => undefined)
-        .catch((error: unknown) => {
-          this.watched.delete(roomId);
-          throw error;
-        });
+      if (this.cluster.subscriber.status !== 'ready') {
+        return Promise.reject(storeUnavailable());
+      }
+      subscribed = withDeadline(
+        this.cluster.subscriber.subscribe(this.channelOf(roomId)),
+        SUBSCRIBE_TIMEOUT_MS,
+      ).catch((error: unknown) => {
+        this.watched.delete(roomId);
+        throw fromRedisError(error);
+      });
       this.watched.set(roomId, subscribed);
     }
     return subscribed;
@@ -198,6 +203,25 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       this.logger.log('Publishing to Redis again');
     }
   }
+}
+
+/** A join waits this long for its room's subscription before it fails with UNAVAILABLE. */
+const SUBSCRIBE_TIMEOUT_MS = 1500;
+
+function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 /** The longest the actor of a state change waits for its update to come back on the channel. */
