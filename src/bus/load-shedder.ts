@@ -18,12 +18,17 @@ export class LoadShedder {
   private turnStartedAt = 0;
   private turnsOver = 0;
 
+  constructor(
+    private readonly now: () => number = () => performance.now(),
+    private readonly random: () => number = Math.random,
+  ) {}
+
   /** At each throwaway broadcast: true when this one should be dropped. */
   shouldShed(): boolean {
     if (this.turnStartedAt === 0) {
-      this.turnStartedAt = performance.now();
+      this.turnStartedAt = this.now();
     }
-    return this.rate > 0 && Math.random() < this.rate;
+    return this.rate > 0 && this.random() < this.rate;
   }
 
   /** At the end of each turn's work (the flush). */
@@ -34,7 +39,7 @@ export class LoadShedder {
       }
       return;
     }
-    const busyMs = performance.now() - this.turnStartedAt;
+    const busyMs = this.now() - this.turnStartedAt;
     this.turnStartedAt = 0;
     if (busyMs > TURN_BUDGET_MS) {
       this.turnsOver++;
