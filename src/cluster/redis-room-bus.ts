@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
+import { withRequestId } from '../bus/reply.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
@@ -25,8 +26,12 @@ import {
 @Injectable()
 export class RedisRoomBus implements RoomBus, OnModuleInit {
   private readonly logger = new Logger(RedisRoomBus.name);
-  /** Own committed updates waiting for their envelope on the channel, by room and version. */
-  private readonly awaitingEcho = new Map<string, () => void>();
+  /**
+   * Own committed state updates by room and version: 'echoed' when the echo came before the
+   * store's answer, a fallback timer while waiting for the echo, 'fell-back' once delivered
+   * without it (a late echo is then ignored).
+   */
+  private readonly commits = new Map<string, 'echoed' | 'fell-back' | NodeJS.Timeout>();
   /** Rooms subscribed (or being subscribed) on this instance. */
   private readonly watched = new Map<string, Promise<void>>();
   private publishFailing = false;
@@ -57,8 +62,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   }
 
   /**
-   * The store published it with its commit. Members here get it when its envelope comes back on
-   * the room's channel, behind every update committed before it, whichever instance made those.
+   * The store published it with its commit, and its echo on the room's channel delivers it here,
+   * behind every update committed before it on any instance, the actor's reply included (see
+   * receiveOwnCommit). This only covers a missing echo: if none came within 2 s (the subscriber
+   * is reconnecting), members here get it now, possibly out of order.
    */
   deliverCommitted<E extends ServerEvent>(
     roomId: string,
@@ -67,16 +74,17 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     delivered: () => void,
   ): void {
     const key = committedKey(roomId, message);
-    const deliver = () => {
-      this.awaitingEcho.delete(key);
-      clearTimeout(timer);
+    if (this.commits.get(key) === 'echoed') {
+      this.commits.delete(key);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.commits.set(key, 'fell-back');
       this.publishHere(roomId, message, exceptUserId);
       delivered();
-    };
-    // Without the echo (the subscriber is reconnecting) deliver anyway, a little out of order.
-    const timer = setTimeout(deliver, COMMIT_ECHO_TIMEOUT_MS);
+    }, COMMIT_ECHO_TIMEOUT_MS);
     timer.unref();
-    this.awaitingEcho.set(key, deliver);
+    this.commits.set(key, timer);
   }
 
   sendToMember<E extends ServerEvent>(
@@ -149,12 +157,53 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       this.logger.warn(`Ignoring a malformed message on ${channel}`);
       return;
     }
-    if (envelope.origin === this.cluster.instanceId) {
-      // Delivered here already, except committed updates, which wait for this echo.
-      this.awaitingEcho.get(committedKey(roomId, envelope.message))?.();
+    if (envelope.origin !== this.cluster.instanceId) {
+      this.deliver(roomId, envelope);
       return;
     }
+    // Our own events were delivered here when published, except committed state updates.
+    if (envelope.message.event === ServerEvent.StateUpdated) {
+      this.receiveOwnCommit(roomId, envelope);
+    }
+  }
+
+  /** The echo of a state update committed here: members and the actor get it now, in order. */
+  private receiveOwnCommit(roomId: string, envelope: RoomEnvelope): void {
+    const key = committedKey(roomId, envelope.message);
+    const seen = this.commits.get(key);
+    if (seen === 'fell-back') {
+      this.commits.delete(key);
+      return;
+    }
+    if (seen === undefined) {
+      this.forgetStaleCommits();
+      this.commits.set(key, 'echoed');
+    } else if (seen !== 'echoed') {
+      clearTimeout(seen);
+      this.commits.delete(key);
+    }
     this.deliver(roomId, envelope);
+    const actor =
+      envelope.except === null ? undefined : this.local.memberHere(roomId, envelope.except);
+    if (actor) {
+      const update = envelope.message as ServerMessage<typeof ServerEvent.StateUpdated>;
+      this.fanout.send(actor, {
+        event: ServerEvent.StateUpdated,
+        data: withRequestId(envelope.requestId, update.data),
+      });
+    }
+  }
+
+  /** Echoes whose store answer never came (it timed out after the commit) are not kept forever. */
+  private forgetStaleCommits(): void {
+    if (this.commits.size < MAX_TRACKED_COMMITS) {
+      return;
+    }
+    for (const [key, entry] of this.commits) {
+      if (typeof entry === 'string') {
+        this.commits.delete(key);
+      }
+    }
   }
 
   private deliver(roomId: string, { message, except, to }: RoomEnvelope): void {
@@ -223,6 +272,9 @@ function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
     );
   });
 }
+
+/** Own commits tracked at most at once before echoed ones that were never claimed are dropped. */
+const MAX_TRACKED_COMMITS = 10_000;
 
 /** The longest the actor of a state change waits for its update to come back on the channel. */
 const COMMIT_ECHO_TIMEOUT_MS = 2000;

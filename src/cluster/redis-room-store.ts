@@ -24,6 +24,7 @@ import {
   type RoomStore,
   type RoomSummary,
   type StateChange,
+  type StateChangePublish,
 } from '../rooms/room-store.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { decodeMember, encodeProfile } from './member-record.js';
@@ -37,14 +38,6 @@ export interface RedisRoomStoreOptions {
   keyPrefix: string;
   /** This instance, recorded on the members it joins (for presence cleanup). */
   instanceId: string;
-}
-
-/**
- * Who made a state change, for the `state_updated` event the store publishes with it (the same
- * shape as room-store.ts's StateChangePublish, which is being added there).
- */
-export interface StateChangePublish {
-  actorUserId: string;
 }
 
 /**
@@ -414,7 +407,7 @@ export class RedisRoomStore implements RoomStore {
     version: number,
     publish: StateChangePublish,
   ): string {
-    // The same data StateService sends, without a requestId.
+    // The same data StateService sends; the actor's requestId travels beside it, for its reply.
     const message: ServerMessage<typeof ServerEvent.StateUpdated> = {
       event: ServerEvent.StateUpdated,
       data: {
@@ -429,6 +422,7 @@ export class RedisRoomStore implements RoomStore {
       origin: this.instanceId,
       except: publish.actorUserId,
       to: null,
+      ...(publish.requestId !== undefined ? { requestId: publish.requestId } : {}),
       message,
     };
     return encodeEnvelope(envelope);

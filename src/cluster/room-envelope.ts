@@ -12,6 +12,8 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
   except: string | null;
   /** The single target of a direct message, or null for every member. */
   to: string | null;
+  /** A committed state update: the actor's requestId, for its reply on the origin instance. */
+  requestId?: string;
   message: ServerMessage<E>;
 }
 
@@ -42,6 +44,7 @@ export function decodeEnvelope(payload: string): RoomEnvelope {
     origin: envelope.origin,
     except: envelope.except ?? null,
     to: envelope.to ?? null,
+    ...(typeof envelope.requestId === 'string' ? { requestId: envelope.requestId } : {}),
     message: envelope.message,
   };
 }

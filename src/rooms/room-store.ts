@@ -63,6 +63,8 @@ export interface StateChange {
 /** Who made a state change, for the `state_updated` a shared store publishes. */
 export interface StateChangePublish {
   actorUserId: string;
+  /** The actor's request, so that the instance it is on can send its reply in commit order. */
+  requestId?: string;
 }
 
 export interface RoomSummary {

@@ -26,6 +26,7 @@ export class StateService {
   ): Promise<void> {
     const version = await this.store.applyStateChange(roomId, change, this.config.maxStateBytes, {
       actorUserId: actor.userId,
+      requestId,
     });
     const data = {
       roomId,
