@@ -1,7 +1,8 @@
 // npm run bench -- [options]: see options.ts (HELP) for the modes and the output.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep } from './clock.js';
+import { sleep, withTimeout } from './clock.js';
 import {
   backgroundHostLoad,
   measureConnections,
@@ -15,22 +16,35 @@ import {
   HELP,
   OVERLOAD_STEPS,
   parseOptions,
+  SPLIT_STEP,
+  SPLIT_TARGET_RATIO,
   UsageError,
   type BenchOptions,
   type Step,
 } from './options.js';
 import { hostCpuCount, openFilesLimit } from './proc-stats.js';
 import {
+  locateRedisProcess,
+  redactedRedisUrl,
+  RedisAdmin,
+  RedisUnavailableError,
+  RedisWatch,
+  type RedisFigures,
+  type RedisProcess,
+} from './redis-admin.js';
+import {
   BACKGROUND_BUSY_PERCENT,
   connectionRatios,
   loadRatios,
   Table,
   writeJsonLine,
+  type Ratios,
 } from './report.js';
 import { killAllServers, liveServerCount, REPOSITORY_ROOT } from './server-process.js';
 import {
   newProfileDirectory,
   PROBE_MEMBERS,
+  startInstances,
   startTarget,
   stopTarget,
   type Target,
@@ -40,6 +54,47 @@ import {
 /** File descriptors the bench needs besides its sockets: workers, pipes, /proc reads. */
 const SPARE_DESCRIPTORS = 64;
 const OVERLOAD_PHASES = ['overload', 'overload', 'recovery'];
+/** The environment that makes our server a cluster instance; the local layout goes without. */
+const CLUSTER_ENV = ['REDIS_URL', 'REDIS_KEY_PREFIX'];
+/** Longest wait for the cleanups (Redis keys) after Ctrl-C, once the servers are gone. */
+const INTERRUPT_CLEANUP_MS = 3000;
+
+/** Work to finish after Ctrl-C once the servers have stopped, e.g. deleting --split's keys. */
+const interruptCleanups = new Set<() => Promise<void>>();
+
+/** --split's three layouts of the same rooms, each on fresh server processes. */
+type LayoutName = 'single' | 'split' | 'local';
+
+interface Layout {
+  name: LayoutName;
+  instances: number;
+  /** Cluster mode: REDIS_URL and a fresh REDIS_KEY_PREFIX. */
+  cluster: boolean;
+}
+
+interface LayoutResult {
+  layout: Layout;
+  keyPrefix: string | null;
+  figures: LoadFigures;
+  redis: RedisFigures;
+  /** Keys of keyPrefix deleted after the layout; null if none were to be or the cleanup failed. */
+  keysDeleted: number | null;
+}
+
+function splitLayouts(instances: number): Layout[] {
+  return [
+    { name: 'single', instances: 1, cluster: true },
+    { name: 'split', instances, cluster: true },
+    { name: 'local', instances: 1, cluster: false },
+  ];
+}
+
+function layoutTitle(layout: Layout): string {
+  return layout.name === 'split' ? `split x${layout.instances}` : layout.name;
+}
+
+/** A run that cannot go on, reported as its message alone (no stack). */
+class BenchFailure extends Error {}
 
 function stepLabel(step: Step): string {
   return `${step.rooms}x${step.usersPerRoom}`;
@@ -86,7 +141,8 @@ class Bench {
   private readonly problems: string[] = [];
 
   constructor(private readonly options: BenchOptions) {
-    this.table = new Table(options.jsonOnly);
+    // --split names its rows by layout and ratio: split/single needs a wider server column.
+    this.table = new Table(options.jsonOnly, options.mode === 'split' ? 12 : 10);
   }
 
   async run(): Promise<boolean> {
@@ -102,6 +158,8 @@ class Bench {
       case 'connections':
         await this.runConnections();
         break;
+      case 'split':
+        return this.runSplit();
     }
     if (this.options.steps.length > 1 && this.options.mode !== 'connections') {
       this.table.printSummary();
@@ -117,8 +175,9 @@ class Bench {
     return true;
   }
 
-  private progress(label: string, kind: TargetKind): Progress {
-    return (text) => this.table.line(`[${label} ${kind}] ${text}`);
+  /** who: the server kind, or a --split layout. */
+  private progress(label: string, who: string): Progress {
+    return (text) => this.table.line(`[${label} ${who}] ${text}`);
   }
 
   /** Each step on fresh servers: ours (or --url), then the baseline. */
@@ -290,6 +349,208 @@ class Bench {
     });
   }
 
+  /**
+   * --split: the step on one cluster instance, on N cluster instances sharing one Redis (every
+   * room on every instance), and on one instance without Redis; then the ratios. False if a
+   * layout failed to run (missing the target is a result, not a failure).
+   */
+  private async runSplit(): Promise<boolean> {
+    const options = this.options;
+    const step = options.steps[0];
+    const label = stepLabel(step);
+    let admin: RedisAdmin;
+    try {
+      admin = await RedisAdmin.connect(options.redisUrl);
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) {
+        throw new BenchFailure(error.message);
+      }
+      throw error;
+    }
+    try {
+      const info = await admin.serverInfo();
+      const redisProcess = await locateRedisProcess(options.redisUrl, info);
+      const layouts = splitLayouts(options.splitInstances);
+      this.table.line(
+        `bench: split, ${label} at ${options.hz} Hz, warmup ${options.warmupS} s, ` +
+          `window ${options.durationS} s, layouts: ` +
+          layouts
+            .map(
+              (layout) =>
+                `${layout.name} (${layout.instances} instance${layout.instances > 1 ? 's' : ''}` +
+                `${layout.cluster ? ', REDIS_URL' : ', no Redis'})`,
+            )
+            .join(' then '),
+      );
+      this.table.line(
+        `  Redis ${redactedRedisUrl(options.redisUrl)} (${info.version ?? 'version unknown'}): ` +
+          (redisProcess.pid === null
+            ? `its CPU is ${redisProcess.note}`
+            : `pid ${redisProcess.pid} on this host, its CPU is read from /proc`) +
+          `; users: user u of each room on instance u % ${options.splitInstances}`,
+      );
+      const run = `${process.pid}-${randomBytes(3).toString('hex')}`;
+      const results: LayoutResult[] = [];
+      for (const layout of layouts) {
+        results.push(await this.runLayout(layout, step, admin, redisProcess, run));
+      }
+      this.reportSplit(step, label, results);
+      return results.every((result) => result.figures.ok);
+    } finally {
+      await admin.close();
+    }
+  }
+
+  /** One --split layout: fresh servers, the step, stop, then delete the layout's Redis keys. */
+  private async runLayout(
+    layout: Layout,
+    step: Step,
+    admin: RedisAdmin,
+    redisProcess: RedisProcess,
+    run: string,
+  ): Promise<LayoutResult> {
+    const options = this.options;
+    const label = stepLabel(step);
+    const title = layoutTitle(layout);
+    const progress = this.progress(label, title);
+    const keyPrefix = layout.cluster ? `bench-split-${run}-${layout.name}:` : null;
+    const cleanup = async (): Promise<number | null> => {
+      if (keyPrefix === null) {
+        return null;
+      }
+      try {
+        return await admin.deleteKeys(keyPrefix);
+      } catch (error) {
+        progress(
+          `WARNING: could not delete the keys of ${keyPrefix} ` +
+            `(${error instanceof Error ? error.message : String(error)}); delete them with ` +
+            `redis-cli -u URL --scan --pattern '${keyPrefix}*' | xargs redis-cli -u URL del`,
+        );
+        return null;
+      }
+    };
+    const onInterrupt = async (): Promise<void> => {
+      await cleanup();
+    };
+    interruptCleanups.add(onInterrupt);
+    const watch = new RedisWatch(redisProcess);
+    let figures: LoadFigures;
+    let target: Target | undefined;
+    try {
+      const background = await this.backgroundLoad(progress, undefined);
+      progress(
+        `starting ${layout.instances} server${layout.instances > 1 ? 's' : ''}` +
+          (keyPrefix === null ? ' without REDIS_URL' : ` with REDIS_KEY_PREFIX=${keyPrefix}`),
+      );
+      target = await startInstances(
+        {
+          count: layout.instances,
+          env:
+            keyPrefix === null ? {} : { REDIS_URL: options.redisUrl, REDIS_KEY_PREFIX: keyPrefix },
+          unsetEnv: keyPrefix === null ? CLUSTER_ENV : [],
+          label: title,
+        },
+        [step],
+        options,
+      );
+      ({ figures } = await measureLoadStep(
+        target,
+        step,
+        options,
+        false,
+        progress,
+        background,
+        watch,
+      ));
+    } catch (error) {
+      figures = failedStart('ours', step, error);
+    }
+    if (target) {
+      await this.stop(target, undefined, figures, [], progress);
+    }
+    // After the servers stopped: a live instance would write its presence keys again.
+    const keysDeleted = await cleanup();
+    interruptCleanups.delete(onInterrupt);
+    if (keysDeleted !== null) {
+      progress(`deleted ${keysDeleted} Redis keys of ${keyPrefix}`);
+    }
+    const redis = watch.figures();
+    this.table.loadHeader();
+    this.table.loadRow(label, figures, title);
+    this.table.splitDetails(figures, redis, layout.cluster);
+    return { layout, keyPrefix, figures, redis, keysDeleted };
+  }
+
+  /** The three layouts again, their ratios and the issue's target; one JSON line per layout. */
+  private reportSplit(step: Step, label: string, results: LayoutResult[]): void {
+    const options = this.options;
+    const byName = (name: LayoutName): LoadFigures | undefined =>
+      results.find((result) => result.layout.name === name)?.figures;
+    const single = byName('single');
+    const split = byName('split');
+    const local = byName('local');
+    const ratiosOf = (
+      ours: LoadFigures | undefined,
+      base: LoadFigures | undefined,
+    ): Ratios | null => (ours?.ok && base?.ok ? loadRatios(ours, base) : null);
+    const ratio = {
+      splitPerSingle: ratiosOf(split, single),
+      splitPerLocal: ratiosOf(split, local),
+      singlePerLocal: ratiosOf(single, local),
+    };
+    const achieved = ratio.splitPerSingle?.deliveredPerSec ?? null;
+    const issueStep =
+      step.rooms === SPLIT_STEP.rooms && step.usersPerRoom === SPLIT_STEP.usersPerRoom;
+    const target = {
+      what: 'deliveredPerSec split/single',
+      atLeast: SPLIT_TARGET_RATIO,
+      step: `${SPLIT_STEP.rooms}x${SPLIT_STEP.usersPerRoom}`,
+      ratio: achieved,
+      met: achieved === null ? null : achieved >= SPLIT_TARGET_RATIO,
+    };
+    this.table.line();
+    this.table.line('summary:');
+    this.table.loadHeader();
+    for (const result of results) {
+      this.table.loadRow(label, result.figures, layoutTitle(result.layout), false);
+    }
+    for (const [name, ratios] of [
+      ['split/single', ratio.splitPerSingle],
+      ['split/local', ratio.splitPerLocal],
+      ['single/local', ratio.singlePerLocal],
+    ] as const) {
+      this.table.ratioRow(label, ratios ?? emptyRatios(), name);
+    }
+    this.table.line(
+      `target (issue, at ${target.step}): split delivers >= ${SPLIT_TARGET_RATIO}x single's ` +
+        `deliv/s: ${achieved === null ? 'n/a (a layout failed)' : `x${achieved.toFixed(2)}, ${target.met ? 'met' : 'NOT met'}`}` +
+        (issueStep ? '' : ` (this run's step is ${label}, not the issue's)`),
+    );
+    this.table.line();
+    for (const result of results) {
+      writeJsonLine({
+        type: 'split',
+        layout: result.layout.name,
+        step: label,
+        time: new Date().toISOString(),
+        rooms: step.rooms,
+        usersPerRoom: step.usersPerRoom,
+        hz: options.hz,
+        warmupS: options.warmupS,
+        durationS: options.durationS,
+        instances: result.layout.instances,
+        cluster: result.layout.cluster,
+        redisUrl: result.layout.cluster ? redactedRedisUrl(options.redisUrl) : null,
+        keyPrefix: result.keyPrefix,
+        keysDeleted: result.keysDeleted,
+        ours: result.figures,
+        redis: result.redis,
+        ratio,
+        target,
+      });
+    }
+  }
+
   /** Warns when something besides the bench keeps the cores busy: figures would suffer. */
   private async backgroundLoad(progress: Progress, serverPid: number | undefined): Promise<number> {
     const busy = await backgroundHostLoad(serverPid);
@@ -404,6 +665,10 @@ function checkBuilt(options: BenchOptions): void {
   }
 }
 
+function emptyRatios(): Ratios {
+  return { deliveredPerSec: null, p99: null, serverCpuPercent: null, serverRssMaxMb: null };
+}
+
 function installCleanup(): void {
   // Whatever happens, no server outlives the bench.
   process.on('exit', () => killAllServers('SIGKILL'));
@@ -414,13 +679,24 @@ function installCleanup(): void {
       const deadline = Date.now() + 3000;
       const waitForServers = (): void => {
         if (liveServerCount() === 0 || Date.now() > deadline) {
-          process.exit(130);
+          void runInterruptCleanups().finally(() => process.exit(130));
+          return;
         }
         setTimeout(waitForServers, 50);
       };
       waitForServers();
     });
   }
+}
+
+/** Once the servers are gone: what the run must not leave behind (--split's Redis keys). */
+async function runInterruptCleanups(): Promise<void> {
+  if (interruptCleanups.size === 0) {
+    return;
+  }
+  process.stderr.write('bench: deleting the Redis keys of the interrupted run\n');
+  const all = Promise.allSettled([...interruptCleanups].map((cleanup) => cleanup()));
+  await withTimeout(all, INTERRUPT_CLEANUP_MS, 'deleting the Redis keys').catch(() => undefined);
 }
 
 async function main(): Promise<number> {
@@ -448,7 +724,13 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`bench: ${error instanceof Error ? error.stack : String(error)}\n`);
+    const text =
+      error instanceof BenchFailure
+        ? error.message
+        : error instanceof Error
+          ? error.stack
+          : String(error);
+    process.stderr.write(`bench: ${text}\n`);
     process.exit(1);
   },
 );

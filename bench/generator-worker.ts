@@ -165,6 +165,7 @@ class GeneratorWorker {
     return {
       type: 'connected',
       joinedByRoom: this.joinedByRoom(),
+      joinedByInstance: this.joinedByInstance(request.urls.length),
       failures,
       failureSamples,
       elapsedMs: performance.now() - started,
@@ -201,7 +202,7 @@ class GeneratorWorker {
         onError: (error) => user.settleJoin?.(error.message),
         onClose: (code, reason) => this.onClose(user, code, reason),
       };
-      const url = connectUrl(request.url, spec.userId);
+      const url = connectUrl(request.urls[spec.instance], spec.userId);
       user.socket =
         request.client === 'raw'
           ? new RawWebSocket(url, request.clientTimeoutMs, handlers)
@@ -213,6 +214,14 @@ class GeneratorWorker {
     const counts = new Array<number>(this.roomCount).fill(0);
     for (const user of this.users) {
       counts[user.spec.roomIndex]++;
+    }
+    return counts;
+  }
+
+  private joinedByInstance(instanceCount: number): number[] {
+    const counts = new Array<number>(instanceCount).fill(0);
+    for (const user of this.users) {
+      counts[user.spec.instance]++;
     }
     return counts;
   }

@@ -20,6 +20,8 @@ export interface JoinSummary {
   wanted: number;
   joined: number;
   joinedByRoom: number[];
+  /** Users joined per server instance (one entry unless --split). */
+  joinedByInstance: number[];
   failures: number;
   failureSamples: string[];
   seconds: number;
@@ -104,7 +106,11 @@ class WorkerChannel {
 }
 
 export interface ConnectOptions {
-  url: string;
+  /**
+   * The servers' URLs. With several (--split), user u of every room connects to urls[u % n], so
+   * that each room has members on every server as soon as it has n users.
+   */
+  urls: string[];
   client: ClientKind;
   rooms: number;
   usersPerRoom: number;
@@ -136,7 +142,10 @@ export class LoadGenerator {
     return this.channels.length;
   }
 
-  /** Opens and joins rooms x usersPerRoom users, split round-robin over the workers. */
+  /**
+   * Opens and joins rooms x usersPerRoom users, split round-robin over the workers and, by their
+   * index in the room, over the URLs.
+   */
   async connect(options: ConnectOptions): Promise<JoinSummary> {
     const perWorker: ClientSpec[][] = this.channels.map(() => []);
     const wanted = options.totalUsers ?? options.rooms * options.usersPerRoom;
@@ -149,6 +158,7 @@ export class LoadGenerator {
         perWorker[global % perWorker.length].push({
           userId: userIdOf(room, user),
           roomIndex: room,
+          instance: user % options.urls.length,
         });
       }
     }
@@ -157,7 +167,7 @@ export class LoadGenerator {
         channel.request<ConnectResult>(
           {
             type: 'connect',
-            url: options.url,
+            urls: options.urls,
             client: options.client,
             roomCount: options.rooms,
             clients: perWorker[index],
@@ -175,10 +185,14 @@ export class LoadGenerator {
     for (const result of results) {
       result.joinedByRoom.forEach((count, room) => (this.joinedByRoom[room] += count));
     }
+    const joinedByInstance = options.urls.map((_, instance) =>
+      results.reduce((sum, result) => sum + result.joinedByInstance[instance], 0),
+    );
     return {
       wanted,
       joined: this.joinedByRoom.reduce((sum, count) => sum + count, 0),
       joinedByRoom: [...this.joinedByRoom],
+      joinedByInstance,
       failures: results.reduce((sum, result) => sum + result.failures, 0),
       failureSamples: results.flatMap((result) => result.failureSamples).slice(0, 5),
       seconds: Math.max(...results.map((result) => result.elapsedMs)) / 1000,

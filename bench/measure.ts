@@ -8,7 +8,7 @@ import type { BenchOptions, Step } from './options.js';
 import { MembershipStateProbe, type ProbeSummary } from './probe.js';
 import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
 import { roomIdOf } from './protocol.js';
-import type { Target, TargetKind } from './server-target.js';
+import { instancesOf, type ServerInstance, type Target, type TargetKind } from './server-target.js';
 import type { ClientKind } from './worker-messages.js';
 
 const CLIENT_TIMEOUT_MS = 15_000;
@@ -33,6 +33,17 @@ export interface GeneratorFigures {
   framesParsed: number;
   saturated: boolean;
   saturationReasons: string[];
+}
+
+/** One server process of a --split layout. */
+export interface InstanceFigures {
+  pid: number;
+  url: string;
+  /** Users that joined through this instance. */
+  users: number;
+  cpuPercent: number | null;
+  rssMb: number | null;
+  rssMaxMb: number | null;
 }
 
 export interface LoadFigures {
@@ -67,6 +78,14 @@ export interface LoadFigures {
   host: { cpus: number; busyPercent: number | null; backgroundBusyPercent: number | null };
   probe?: ProbeSummary | null;
   cpuProfile?: CpuProfileSummary | null;
+  /** --split: each server process; serverCpuPercent and serverRssMb are then their sums. */
+  instances?: InstanceFigures[];
+}
+
+/** Something else to measure over exactly the window, e.g. Redis's CPU (--split). */
+export interface WindowWatch {
+  windowStarted(): void;
+  windowEnded(): void;
 }
 
 export function workersFor(step: Step, options: BenchOptions): number {
@@ -127,6 +146,14 @@ function toMb(bytes: number | undefined): number | null {
   return bytes === undefined ? null : bytes / MB;
 }
 
+/** The sum, or null when any part is unknown (a process gone, or no process at all). */
+function sumOf(values: (number | undefined)[]): number | undefined {
+  if (values.length === 0 || values.some((value) => value === undefined)) {
+    return undefined;
+  }
+  return (values as number[]).reduce((sum, value) => sum + value, 0);
+}
+
 export type Progress = (text: string) => void;
 
 export interface StepOutcome {
@@ -135,7 +162,11 @@ export interface StepOutcome {
   window: MonotonicWindow | undefined;
 }
 
-/** Runs one load step (rooms x users at hz) against a target that is already up. */
+/**
+ * Runs one load step (rooms x users at hz) against a target that is already up. A target of
+ * several instances (--split) gets the users of each room spread over them; its CPU and RSS
+ * are the sums over its processes.
+ */
 export async function measureLoadStep(
   target: Target,
   step: Step,
@@ -143,12 +174,19 @@ export async function measureLoadStep(
   withProbe: boolean,
   progress: Progress,
   backgroundBusyPercent: number | null,
+  watch?: WindowWatch,
 ): Promise<StepOutcome> {
   let window: MonotonicWindow | undefined;
   const workers = workersFor(step, options);
   const figures = emptyFigures(target, step, workers, options);
   figures.host.backgroundBusyPercent = backgroundBusyPercent;
-  target.rss?.resetMax();
+  const instances = instancesOf(target);
+  const urls = target.instances ? target.instances.map((instance) => instance.url) : [target.url];
+  let joinedByInstance: number[] = [];
+  let cpuByInstance: (number | undefined)[] = [];
+  for (const instance of instances) {
+    instance.rss.resetMax();
+  }
   let generator: LoadGenerator | undefined;
   let probe: MembershipStateProbe | undefined;
   try {
@@ -158,7 +196,7 @@ export async function measureLoadStep(
     }
     progress(`joining ${figures.clients.wanted} users (${workers} worker(s))`);
     const join = await generator.connect({
-      url: target.url,
+      urls,
       client: options.client,
       rooms: step.rooms,
       usersPerRoom: step.usersPerRoom,
@@ -168,6 +206,7 @@ export async function measureLoadStep(
       concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
     });
     recordJoin(figures, join);
+    joinedByInstance = join.joinedByInstance;
     if (join.joined === 0) {
       figures.failure = `no user could join: ${join.failureSamples.join('; ')}`;
       return { figures, window };
@@ -175,16 +214,19 @@ export async function measureLoadStep(
     progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
     generator.startSending(options.hz);
     await sleep(options.warmupS * 1000);
-    const serverCpu = target.process ? new CpuWindow(target.process.pid) : undefined;
+    const serverCpus = instances.map((instance) => new CpuWindow(instance.process.pid));
     const hostCpu = new HostCpuWindow();
+    watch?.windowStarted();
     probe?.beginMeasuring();
     progress(`measuring ${options.durationS} s`);
     const startUs = monotonicNowUs();
     const counts = await generator.measure(options.durationS * 1000);
     window = { startUs, endUs: monotonicNowUs() };
-    figures.serverCpuPercent = serverCpu?.percent() ?? null;
+    cpuByInstance = serverCpus.map((cpu) => cpu.percent());
+    watch?.windowEnded();
+    figures.serverCpuPercent = sumOf(cpuByInstance) ?? null;
     figures.host.busyPercent = hostCpu.percent();
-    figures.serverRssMb = toMb(target.rss?.last);
+    figures.serverRssMb = toMb(sumOf(instances.map((instance) => instance.rss.last)));
     if (probe) {
       figures.probe = await probe.endMeasuring(PROBE_GRACE_MS);
     }
@@ -199,7 +241,10 @@ export async function measureLoadStep(
       await generator.closeAll();
       await generator.terminate();
     }
-    figures.serverRssMaxMb = toMb(target.rss?.max);
+    figures.serverRssMaxMb = toMb(sumOf(instances.map((instance) => instance.rss.max)));
+    if (target.instances) {
+      figures.instances = instanceFigures(target.instances, joinedByInstance, cpuByInstance);
+    }
     const died = exitedDuringStep(target);
     if (died) {
       figures.ok = false;
@@ -210,6 +255,21 @@ export async function measureLoadStep(
     figures.probe = null;
   }
   return { figures, window };
+}
+
+function instanceFigures(
+  instances: ServerInstance[],
+  joinedByInstance: number[],
+  cpuByInstance: (number | undefined)[],
+): InstanceFigures[] {
+  return instances.map((instance, index) => ({
+    pid: instance.process.pid,
+    url: instance.url,
+    users: joinedByInstance[index] ?? 0,
+    cpuPercent: cpuByInstance[index] ?? null,
+    rssMb: toMb(instance.rss.last),
+    rssMaxMb: toMb(instance.rss.max),
+  }));
 }
 
 function recordJoin(figures: LoadFigures, join: JoinSummary): void {
@@ -319,7 +379,7 @@ export async function measureConnections(
     generator = await LoadGenerator.start(1);
     progress(`joining ${options.connections} idle users in rooms of ${usersPerRoom}`);
     const join = await generator.connect({
-      url: target.url,
+      urls: [target.url],
       client: options.client,
       rooms,
       usersPerRoom,
@@ -370,11 +430,14 @@ export async function measureConnections(
 
 /** A server that is gone before the bench stopped it: crashed, or killed by someone else. */
 function exitedDuringStep(target: Target): string | undefined {
-  const server = target.process;
-  if (!server || server.isRunning) {
+  const instances = instancesOf(target);
+  const index = instances.findIndex((instance) => !instance.process.isRunning);
+  if (index < 0) {
     return undefined;
   }
-  return `${target.kind} server exited during the step (${server.exitDescription}); its last output:\n${server.lastOutput}`;
+  const server = instances[index].process;
+  const name = `${target.kind} server${target.instances ? ` ${index + 1}` : ''}`;
+  return `${name} exited during the step (${server.exitDescription}); its last output:\n${server.lastOutput}`;
 }
 
 /**

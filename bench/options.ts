@@ -1,7 +1,7 @@
 // Command-line options, their defaults and the --help text.
 import type { ClientKind } from './worker-messages.js';
 
-export type Mode = 'load' | 'ladder' | 'connections' | 'overload' | 'smoke';
+export type Mode = 'load' | 'ladder' | 'connections' | 'overload' | 'smoke' | 'split';
 
 export interface Step {
   rooms: number;
@@ -27,6 +27,10 @@ export interface BenchOptions {
   cpuProf: boolean;
   jsonOnly: boolean;
   connectTimeoutS: number;
+  /** --split: server instances of the split layout (at least 2). */
+  splitInstances: number;
+  /** --split: the Redis the cluster layouts share. */
+  redisUrl: string;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -45,6 +49,14 @@ export const OVERLOAD_STEPS: Step[] = [
 
 export const SMOKE_STEP: Step = { rooms: 2, usersPerRoom: 3 };
 export const DEFAULT_CONNECTIONS = 5000;
+export const SPLIT_STEP: Step = { rooms: 20, usersPerRoom: 20 };
+export const DEFAULT_SPLIT_INSTANCES = 2;
+const MAX_SPLIT_INSTANCES = 16;
+/** The issue's target: the split layout delivers at least this share of the single instance's. */
+export const SPLIT_TARGET_RATIO = 0.7;
+export const DEFAULT_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** Environment the bench sets per --split layout; --server-env may not override it. */
+const SPLIT_OWNED_ENV = ['REDIS_URL', 'REDIS_KEY_PREFIX'];
 
 export const HELP = `npm run bench -- [options]        (or: node dist-bench/cli.js [options])
 
@@ -52,7 +64,8 @@ Load tester for the gallery multiplayer server. Simulated users connect, join ro
 (join_room, waiting for room_joined) and broadcast pose_update messages at --hz, with
 their phases spread evenly. Every step runs against OUR server (node dist/main.js) and
 then against a BASELINE, a minimal plain-ws fan-out server of the bench's own, each
-started fresh as a child process, so that every figure comes with a ratio ours/baseline.
+started fresh as a child process, so that every figure comes with a ratio ours/baseline
+(except --split, which compares layouts of our server).
 
 MODES (pick at most one; the default is one step of --rooms x --users-per-room)
   --ladder                Steps 10x10, 10x20, 20x20, 20x30, 20x50 (rooms x users per room).
@@ -69,12 +82,34 @@ MODES (pick at most one; the default is one step of --rooms x --users-per-room)
   --smoke                 CI check: 2 rooms x 3 users, warmup 1 s, duration 2 s. Exits 1 if a
                           server failed to start, a step delivered nothing, or had errors,
                           join failures or dropped connections. No timing thresholds.
+  --split [N]             Cluster mode: the same rooms spread over N instances (default ${DEFAULT_SPLIT_INSTANCES})
+                          versus all on one, in one run. One step (default ${SPLIT_STEP.rooms}x${SPLIT_STEP.usersPerRoom}; --rooms and
+                          --users-per-room set it), the same load on three layouts in turn,
+                          each on fresh server processes:
+                            single  one instance with REDIS_URL (cluster mode), every user on it;
+                            split   N instances with REDIS_URL on the same Redis; user u of
+                                    every room connects to instance u % N, so every room has
+                                    members on every instance and every pose crosses Redis;
+                            local   one instance without REDIS_URL (the default mode), for
+                                    reference.
+                          The cluster layouts get fresh key prefixes (bench-split-<pid>-<random>-
+                          <layout>:), whose keys are deleted afterwards (SCAN + DEL).
+                          Per layout: deliv/s, delivery ratio, latency, errors, CPU% and RSS of
+                          each server process and their sum, Redis's CPU% over the window (from
+                          /proc when Redis runs on this host, else n/a), and the bench's own
+                          CPU. Then ratios split/single, split/local, single/local.
+                          Target (from the issue): at ${SPLIT_TARGET_RATIO}x or more of single's deliv/s at 20x20.
+                          The instances, Redis and the load generator share this machine's
+                          cores: read the CPU line of each layout before the ratio.
+                          The baseline is not part of this mode: it has no cluster mode.
+                          Needs --users-per-room >= N; not with --url or --cpu-prof. Exits 1
+                          if a layout failed to run (missing the target does not fail it).
 
 OPTIONS
   --url URL               Target a running server (ws://host:port/) instead of starting ours.
                           No server CPU/RSS for it then; the baseline still runs locally.
-  --rooms N               Rooms in the step (default 10).
-  --users-per-room N      Users per room (default 10; at least 2).
+  --rooms N               Rooms in the step (default 10; 20 with --split).
+  --users-per-room N      Users per room (default 10; 20 with --split; at least 2).
   --hz N                  Poses per user per second (default 33).
   --duration S            Measured window in seconds (default 10).
   --warmup S              Seconds of sending before the window starts (default 3).
@@ -94,12 +129,19 @@ OPTIONS
                           of the samples taken in the measured window ((idle) left out).
                           With --overload, one profile covers the windows of all steps.
   --connect-timeout S     Longest wait for all users of a step to join (default 60).
+  --redis-url URL         --split: the Redis of the cluster layouts (default $TEST_REDIS_URL, else
+                          redis://127.0.0.1:6379). The run stops at once if it does not answer.
   --json-only, --quiet    Only the JSON lines, on stdout.
   -h, --help              This text.
 
 OUTPUT
   stdout: one JSON line per step (it starts with '{'): {"type":"step"|"connections", ...,
           "ours":{...},"baseline":{...},"ratio":{...}} ("url" instead of "ours" with --url).
+          --split: one line per layout, {"type":"split","layout":"single"|"split"|"local",
+          "instances":N,"keyPrefix":...,"ours":{...,"instances":[{pid,url,users,cpuPercent,
+          rssMb,rssMaxMb}]},"redis":{pid,cpuPercent,rssMb,note},"ratio":{"splitPerSingle":{...},
+          "splitPerLocal":{...},"singlePerLocal":{...}},"target":{...}}; there serverCpuPercent
+          and serverRssMb are the sums over the instances, serverRssMaxMb the sum of their peaks.
           npm prints its own banner first: use 'npm run -s bench', or keep only the lines
           starting with '{'.
   stderr: progress, one table row per server per step, a ratio row, server warnings.
@@ -141,6 +183,8 @@ EXAMPLE
   npm run -s bench -- --ladder --json-only > ladder.jsonl
   npm run bench -- --connections 5000
   npm run bench -- --overload --server-env CLIENT_BUFFER_SOFT_BYTES=32768
+  npm run bench -- --split --rooms 20 --users-per-room 20 --duration 10 --warmup 3
+  npm run bench -- --split 3 --redis-url redis://127.0.0.1:6380 --users-per-room 30
   npm run bench -- --url ws://127.0.0.1:8080/ --rooms 5 --users-per-room 10
 `;
 
@@ -168,6 +212,8 @@ const SPECS: Record<string, Kind> = {
   'no-baseline': 'flag',
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
+  split: 'optional-number',
+  'redis-url': 'string',
   'json-only': 'flag',
   quiet: 'flag',
   help: 'flag',
@@ -294,7 +340,7 @@ function modeOf(parsed: Parsed): Mode {
   if (parsed.has('ladder') || (parsed.has('steps') && !parsed.has('overload'))) {
     modes.push('ladder');
   }
-  for (const mode of ['connections', 'overload', 'smoke'] as const) {
+  for (const mode of ['connections', 'overload', 'smoke', 'split'] as const) {
     if (parsed.has(mode)) {
       modes.push(mode);
     }
@@ -302,7 +348,8 @@ function modeOf(parsed: Parsed): Mode {
   if (modes.length > 1) {
     throw new UsageError(`pick one mode, not ${modes.map((mode) => `--${mode}`).join(' and ')}`);
   }
-  if (modes.length === 1 && modes[0] !== 'connections' && parsed.has('rooms')) {
+  const ownsSteps = modes.length === 1 && modes[0] !== 'connections' && modes[0] !== 'split';
+  if (ownsSteps && parsed.has('rooms')) {
     throw new UsageError(`--${modes[0]} sets its own steps: drop --rooms`);
   }
   return modes[0] ?? 'load';
@@ -318,6 +365,7 @@ function stepsOf(mode: Mode, parsed: Parsed, rooms: number, usersPerRoom: number
       return [SMOKE_STEP];
     case 'load':
     case 'connections':
+    case 'split':
       return [{ rooms, usersPerRoom }];
   }
 }
@@ -333,12 +381,26 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
   if (url !== undefined && !/^wss?:\/\/[^/]+/.test(url)) {
     throw new UsageError(`--url must be ws://host:port/ or wss://..., not '${url}'`);
   }
-  const usersPerRoom = integerAtLeast(parsed, 'users-per-room', 10, 2);
-  const rooms = integerAtLeast(parsed, 'rooms', 10, 1);
+  const split = mode === 'split';
+  const usersPerRoom = integerAtLeast(
+    parsed,
+    'users-per-room',
+    split ? SPLIT_STEP.usersPerRoom : 10,
+    2,
+  );
+  const rooms = integerAtLeast(parsed, 'rooms', split ? SPLIT_STEP.rooms : 10, 1);
   const connectionsValue = parsed.get('connections');
   const connections = typeof connectionsValue === 'number' ? connectionsValue : DEFAULT_CONNECTIONS;
   if (!Number.isInteger(connections) || connections < 1) {
     throw new UsageError('--connections must be a positive integer');
+  }
+  const serverEnv = parseServerEnv((parsed.get('server-env') as string[] | undefined) ?? []);
+  const splitInstances = split ? splitInstancesOf(parsed, usersPerRoom) : DEFAULT_SPLIT_INSTANCES;
+  const redisUrl = (parsed.get('redis-url') as string | undefined) ?? DEFAULT_REDIS_URL;
+  if (split) {
+    checkSplit(parsed, url, serverEnv, redisUrl);
+  } else if (parsed.has('redis-url')) {
+    throw new UsageError('--redis-url is for --split');
   }
   const smoke = mode === 'smoke';
   return {
@@ -354,10 +416,54 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     workers: parseWorkers(parsed.get('workers') as string | undefined),
     client: parseClient(parsed.get('client') as string | undefined),
     sampleEvery: integerAtLeast(parsed, 'sample-every', 16, 1),
-    serverEnv: parseServerEnv((parsed.get('server-env') as string[] | undefined) ?? []),
+    serverEnv,
     baseline: !parsed.has('no-baseline'),
     cpuProf: parsed.has('cpu-prof'),
     jsonOnly: parsed.has('json-only') || parsed.has('quiet'),
     connectTimeoutS: numberAbove(parsed, 'connect-timeout', 60, 1),
+    splitInstances,
+    redisUrl,
   };
+}
+
+function splitInstancesOf(parsed: Parsed, usersPerRoom: number): number {
+  const value = parsed.get('split');
+  const count = typeof value === 'number' ? value : DEFAULT_SPLIT_INSTANCES;
+  if (!Number.isInteger(count) || count < 2 || count > MAX_SPLIT_INSTANCES) {
+    throw new UsageError(`--split takes 2 to ${MAX_SPLIT_INSTANCES} instances, not ${count}`);
+  }
+  if (usersPerRoom < count) {
+    throw new UsageError(
+      `--split ${count} needs at least ${count} users per room, so that every room has members ` +
+        `on every instance (--users-per-room is ${usersPerRoom})`,
+    );
+  }
+  return count;
+}
+
+/** What --split cannot be combined with: it starts its own servers and owns their Redis env. */
+function checkSplit(
+  parsed: Parsed,
+  url: string | undefined,
+  serverEnv: Record<string, string>,
+  redisUrl: string,
+): void {
+  if (url !== undefined) {
+    throw new UsageError('--split starts its own servers: drop --url');
+  }
+  if (parsed.has('cpu-prof')) {
+    throw new UsageError('--cpu-prof is not available with --split');
+  }
+  const owned = SPLIT_OWNED_ENV.filter((key) => key in serverEnv);
+  if (owned.length > 0) {
+    throw new UsageError(
+      `--split sets ${owned.join(' and ')} per layout itself: drop it from --server-env ` +
+        '(use --redis-url for the Redis)',
+    );
+  }
+  if (!/^rediss?:\/\/[^/]+/.test(redisUrl)) {
+    throw new UsageError(
+      `--redis-url must be redis://host:port or rediss://..., not '${redisUrl}'`,
+    );
+  }
 }

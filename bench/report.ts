@@ -2,6 +2,7 @@
 import type { CpuProfileSummary } from './cpu-profile.js';
 import type { ConnectionFigures, LoadFigures } from './measure.js';
 import type { ProbeSummary } from './probe.js';
+import type { RedisFigures } from './redis-admin.js';
 
 /** Host CPU busy before a server started above which a step's figures are marked disturbed. */
 export const BACKGROUND_BUSY_PERCENT = 20;
@@ -59,7 +60,11 @@ export class Table {
   /** The main rows again, without progress lines in between, for a run of several steps. */
   private readonly summary: string[] = [];
 
-  constructor(private readonly quiet: boolean) {}
+  /** serverWidth: the server column, wider for --split's names (split/single). */
+  constructor(
+    private readonly quiet: boolean,
+    private readonly serverWidth = 10,
+  ) {}
 
   line(text = ''): void {
     if (!this.quiet) {
@@ -81,7 +86,7 @@ export class Table {
     this.line(
       row([
         ['step', 7],
-        ['server', 10],
+        ['server', this.serverWidth],
         ['joined', 11],
         ['sent/s', 8],
         ['offered/s', 10],
@@ -100,13 +105,22 @@ export class Table {
     );
   }
 
-  loadRow(label: string, figures: LoadFigures): void {
+  /**
+   * name: what the server column says, by default figures.server. withDetails: false prints the
+   * row alone (a summary: its generator cell still marks saturated and disturbed figures).
+   */
+  loadRow(
+    label: string,
+    figures: LoadFigures,
+    name: string = figures.server,
+    withDetails = true,
+  ): void {
     const joined = `${figures.clients.joined}/${figures.clients.wanted}`;
     const latency = figures.latencyMs;
     this.mainRow(
       row([
         [label, 7],
-        [figures.server, 10],
+        [name, this.serverWidth],
         [joined, 11],
         [count(figures.sentPerSec), 8],
         [count(figures.offeredPerSec), 10],
@@ -123,6 +137,9 @@ export class Table {
         [generatorCell(figures), 0],
       ]),
     );
+    if (!withDetails) {
+      return;
+    }
     this.problems(figures);
     if (figures.probe !== undefined) {
       this.probe(figures.probe);
@@ -132,11 +149,11 @@ export class Table {
     }
   }
 
-  ratioRow(label: string, ratios: Ratios): void {
+  ratioRow(label: string, ratios: Ratios, name = 'ours/base'): void {
     this.mainRow(
       row([
         [label, 7],
-        ['ours/base', 10],
+        [name, this.serverWidth],
         ['', 11],
         ['', 8],
         ['', 10],
@@ -151,6 +168,42 @@ export class Table {
         ['', 7],
         [times(ratios.serverRssMaxMb), 7],
       ]),
+    );
+  }
+
+  /**
+   * --split, below a layout's row: each server process, Redis, and where the machine's CPU went
+   * in the window (the instances, Redis and the generator share the cores).
+   */
+  splitDetails(figures: LoadFigures, redis: RedisFigures, usesRedis: boolean): void {
+    const instances = figures.instances ?? [];
+    instances.forEach((instance, index) => {
+      this.line(
+        `    instance ${index + 1}/${instances.length} pid ${instance.pid}: ${instance.users} users, ` +
+          `cpu ${fixed(instance.cpuPercent, 1)}%, rss ${fixed(instance.rssMb, 1)} MB ` +
+          `(peak ${fixed(instance.rssMaxMb, 1)})`,
+      );
+    });
+    const redisName = usesRedis ? 'redis' : 'redis (not used by this layout)';
+    this.line(
+      redis.pid === null
+        ? `    ${redisName}: cpu ${redis.note ?? 'n/a'}`
+        : `    ${redisName} pid ${redis.pid}: cpu ${fixed(redis.cpuPercent, 1)}%, ` +
+            `rss ${fixed(redis.rssMb, 1)} MB` +
+            (redis.note ? ` (${redis.note})` : ''),
+    );
+    const parts: [string, number | null][] = [
+      [instances.length > 1 ? `${instances.length} servers` : 'server', figures.serverCpuPercent],
+      ['redis', redis.cpuPercent],
+      ['bench', figures.generator?.cpuPercent ?? null],
+    ];
+    const known = parts.filter((part): part is [string, number] => part[1] !== null);
+    const cores = figures.host.cpus;
+    this.line(
+      `    cpu in the window, 100% = one core of ${cores}: ` +
+        known.map(([what, value]) => `${what} ${value.toFixed(1)}%`).join(' + ') +
+        ` = ${known.reduce((sum, [, value]) => sum + value, 0).toFixed(1)}% of ${cores * 100}%; ` +
+        `host ${fixed(figures.host.busyPercent, 0)}% busy`,
     );
   }
 

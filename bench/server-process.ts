@@ -21,6 +21,8 @@ export type ServerKind = 'ours' | 'baseline';
 export interface StartOptions {
   kind: ServerKind;
   env: Record<string, string>;
+  /** Variables of the bench's own environment the server must not inherit (e.g. REDIS_URL). */
+  unsetEnv?: string[];
   nodeFlags?: string[];
   /** Prefix for echoed server log lines; undefined keeps them quiet. */
   echoLabel?: string;
@@ -69,9 +71,13 @@ export class ServerProcess {
       options.kind === 'ours'
         ? join(REPOSITORY_ROOT, 'dist', 'main.js')
         : join(REPOSITORY_ROOT, 'dist-bench', 'baseline-server.js');
+    const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+    for (const key of options.unsetEnv ?? []) {
+      delete env[key];
+    }
     const child = spawn(process.execPath, [...(options.nodeFlags ?? []), script], {
       cwd: REPOSITORY_ROOT,
-      env: { ...process.env, ...options.env },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const server = new ServerProcess(options.kind, child, options.echoLabel);
@@ -206,9 +212,18 @@ export class ServerProcess {
  * kernel's table of listening sockets.
  */
 export function listeningPortOf(pid: number): number | undefined {
+  return listeningPortsOf(pid)[0];
+}
+
+/**
+ * Every TCP port a process listens on; empty when it listens on none, or when its descriptors
+ * cannot be read (another user's process, without root).
+ */
+export function listeningPortsOf(pid: number): number[] {
   const inodes = socketInodesOf(pid);
+  const ports: number[] = [];
   if (inodes.size === 0) {
-    return undefined;
+    return ports;
   }
   for (const table of [`/proc/${pid}/net/tcp`, `/proc/${pid}/net/tcp6`]) {
     let text: string;
@@ -221,11 +236,11 @@ export function listeningPortOf(pid: number): number | undefined {
       const fields = line.trim().split(/\s+/);
       const listening = fields[3] === '0A';
       if (listening && inodes.has(fields[9])) {
-        return Number.parseInt(fields[1].split(':')[1], 16);
+        ports.push(Number.parseInt(fields[1].split(':')[1], 16));
       }
     }
   }
-  return undefined;
+  return ports;
 }
 
 function socketInodesOf(pid: number): Set<string> {

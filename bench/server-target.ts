@@ -23,6 +23,28 @@ export interface Target {
   /** Undefined for --url: no CPU or RSS then. */
   process: ServerProcess | undefined;
   rss: RssSampler | undefined;
+  /**
+   * --split: every server process of the layout; the users of a room are spread over them (see
+   * LoadGenerator.connect). url, process and rss are then the first instance's.
+   */
+  instances?: ServerInstance[];
+}
+
+/** One server process of a target. */
+export interface ServerInstance {
+  url: string;
+  process: ServerProcess;
+  rss: RssSampler;
+}
+
+/** The server processes of a target: none for --url, one, or a --split layout's. */
+export function instancesOf(target: Target): ServerInstance[] {
+  if (target.instances) {
+    return target.instances;
+  }
+  return target.process && target.rss
+    ? [{ url: target.url, process: target.process, rss: target.rss }]
+    : [];
 }
 
 export interface StoppedTarget {
@@ -69,27 +91,86 @@ export async function startTarget(
   return { kind, url: server.url, process: server, rss: new RssSampler(server.pid) };
 }
 
+export interface InstancesSpec {
+  count: number;
+  /** Added to serverEnvFor(), e.g. REDIS_URL and REDIS_KEY_PREFIX. */
+  env: Record<string, string>;
+  /** Taken out of the bench's own environment, e.g. REDIS_URL for the default mode. */
+  unsetEnv: string[];
+  /** Names the instances in echoed server output. */
+  label: string;
+}
+
+/** Starts `count` processes of our server at once; if one fails, stops the others and throws. */
+export async function startInstances(
+  spec: InstancesSpec,
+  steps: Step[],
+  options: BenchOptions,
+): Promise<Target> {
+  const env = { ...serverEnvFor(steps, options), ...spec.env };
+  const started = await Promise.allSettled(
+    Array.from({ length: spec.count }, (_, index) =>
+      ServerProcess.start({
+        kind: 'ours',
+        env,
+        unsetEnv: spec.unsetEnv,
+        echoLabel: options.jsonOnly
+          ? undefined
+          : spec.count > 1
+            ? `${spec.label} server ${index + 1}/${spec.count}`
+            : `${spec.label} server`,
+      }),
+    ),
+  );
+  const servers = started.flatMap((result) =>
+    result.status === 'fulfilled' ? [result.value] : [],
+  );
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    await Promise.all(servers.map((server) => server.stop()));
+    throw failed.reason;
+  }
+  const instances = servers.map((server) => ({
+    url: server.url,
+    process: server,
+    rss: new RssSampler(server.pid),
+  }));
+  const first = instances[0];
+  return { kind: 'ours', url: first.url, process: first.process, rss: first.rss, instances };
+}
+
 export function newProfileDirectory(options: BenchOptions, kind: TargetKind): string | undefined {
   return options.cpuProf && kind === 'ours'
     ? mkdtempSync(join(tmpdir(), 'bench-cpu-prof-'))
     : undefined;
 }
 
-/** Stops a started server (SIGTERM) and reads its CPU profile if it wrote one. */
+/**
+ * Stops a started server (SIGTERM; all of a --split layout's at once) and reads its CPU profile
+ * if it wrote one.
+ */
 export async function stopTarget(
   target: Target,
   profileDirectory: string | undefined,
   measuredWindows: MonotonicWindow[] = [],
 ): Promise<StoppedTarget> {
-  target.rss?.stop();
-  if (!target.process) {
+  const instances = instancesOf(target);
+  if (instances.length === 0) {
     return { cpuProfile: undefined, problem: undefined };
   }
-  const { graceful } = await target.process.stop();
-  let problem = graceful ? undefined : `${target.kind} server needed SIGKILL to stop`;
-  if (graceful && target.process.exitCode !== 0 && target.process.exitCode !== null) {
-    problem = `${target.kind} server exited with code ${target.process.exitCode}`;
-  }
+  const problems = await Promise.all(
+    instances.map(async ({ process: server, rss }, index) => {
+      rss.stop();
+      const name = `${target.kind} server${instances.length > 1 ? ` ${index + 1}` : ''}`;
+      const { graceful } = await server.stop();
+      if (!graceful) {
+        return `${name} needed SIGKILL to stop`;
+      }
+      const code = server.exitCode;
+      return code !== 0 && code !== null ? `${name} exited with code ${code}` : undefined;
+    }),
+  );
+  const problem = problems.filter((text) => text !== undefined).join('; ') || undefined;
   if (profileDirectory === undefined) {
     return { cpuProfile: undefined, problem };
   }

@@ -3,6 +3,8 @@
 export interface ClientSpec {
   userId: string;
   roomIndex: number;
+  /** Which of ConnectRequest.urls the user connects to (--split: one server instance each). */
+  instance: number;
 }
 
 /** raw: the bench's own minimal client (cheap); ws: the `ws` package, to cross-check it. */
@@ -10,7 +12,8 @@ export type ClientKind = 'raw' | 'ws';
 
 export interface ConnectRequest {
   type: 'connect';
-  url: string;
+  /** The servers' URLs; ClientSpec.instance picks one. */
+  urls: string[];
   client: ClientKind;
   roomCount: number;
   clients: ClientSpec[];
@@ -39,6 +42,7 @@ export type ToWorker =
 export interface ConnectResult {
   type: 'connected';
   joinedByRoom: number[];
+  joinedByInstance: number[];
   failures: number;
   failureSamples: string[];
   elapsedMs: number;
