@@ -74,11 +74,6 @@ export class Fanout {
     return this.shedder.shouldShed();
   }
 
-  /** Writes a connection's queued frames now, e.g. just before it is closed. */
-  flush(connection: Connection): void {
-    connection.output.flush();
-  }
-
   onOverflow(listener: OverflowListener): void {
     this.overflowListeners.push(listener);
   }

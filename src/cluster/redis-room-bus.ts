@@ -124,17 +124,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     return subscribed;
   }
 
-  /** The rooms this instance listens to, e.g. to re-register them after a Redis outage. */
-  watchedRooms(): string[] {
-    return [...this.watched.keys()];
-  }
-
   private unwatch(roomId: string): void {
     if (!this.watched.delete(roomId)) {
       return;
     }
     this.cluster.subscriber.unsubscribe(this.channelOf(roomId)).catch(() => {
-      // Unsubscribed anyway when the subscriber reconnects: only watched rooms are resubscribed.
+      // Harmless: receive() ignores the channels of rooms that are not watched.
     });
   }
 
