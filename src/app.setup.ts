@@ -58,6 +58,10 @@ export function configureApp(app: INestApplication): AppConfig {
       maxPayload: config.maxMessageBytes,
       perMessageDeflate: config.perMessageDeflate,
       verifyUpgrade,
+      shedBroadcast: (socket: WebSocket, message: Record<string, unknown>) => {
+        const connection = users.connectionOf(socket);
+        return connection !== undefined && fanout.shedOnArrival(connection, message);
+      },
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {

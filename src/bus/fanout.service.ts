@@ -67,11 +67,24 @@ export class Fanout {
   }
 
   /**
-   * Whether to drop a throwaway broadcast on arrival because the server is behind (see
-   * LoadShedder). Dropped ones are counted with countDrops like any other.
+   * Whether to drop a broadcast on arrival, before any handler runs, because the server is behind
+   * (see LoadShedder). Only throwaway types to a room the sender is in are shed (anything else
+   * goes on to be answered); each shed message counts as one drop.
    */
-  shouldShed(): boolean {
-    return this.shedder.shouldShed();
+  shedOnArrival(sender: Connection, broadcast: Record<string, unknown>): boolean {
+    const { roomId, message } = broadcast;
+    const type = (message as { type?: unknown } | null | undefined)?.type;
+    if (typeof roomId !== 'string' || typeof type !== 'string' || !this.isThrowaway(type)) {
+      return false;
+    }
+    if (!sender.rooms.has(roomId)) {
+      return false;
+    }
+    if (!this.shedder.shouldShed()) {
+      return false;
+    }
+    this.countDrops(roomId, 1);
+    return true;
   }
 
   onOverflow(listener: OverflowListener): void {

@@ -4,7 +4,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
-import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
 import {
   parseClientFrame,
   REJECTED_FRAME,
@@ -22,6 +22,11 @@ export interface MultiplayerWsAdapterOptions {
   verifyUpgrade(request: IncomingMessage): UpgradeDecision;
   /** Sends a handler's returned `{event, data}` reply. */
   reply(socket: WebSocket, reply: unknown): void;
+  /**
+   * Asked for every `broadcast` before it is dispatched: true drops it on arrival (the server is
+   * overloaded and it is throwaway), so it costs no handler call at all.
+   */
+  shedBroadcast(socket: WebSocket, message: Record<string, unknown>): boolean;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
@@ -107,6 +112,13 @@ export class MultiplayerWsAdapter extends WsAdapter {
         return;
       }
       const frame = parseClientFrame(data);
+      if (
+        !frame.rejected &&
+        frame.action === ClientAction.Broadcast &&
+        this.adapterOptions.shedBroadcast(client, frame.message)
+      ) {
+        return;
+      }
       queue = queue.then(() => dispatch(frame));
     });
   }

@@ -26,16 +26,11 @@ export class RelayService {
     if (message.senderId !== undefined && message.senderId !== sender.userId) {
       throw ProtocolError.forbidden('message.senderId must be your own userId');
     }
-    const throwaway = this.fanout.isThrowaway(message.type);
-    if (throwaway && this.fanout.shouldShed()) {
-      this.fanout.countDrops(roomId, 1);
-      return;
-    }
     this.bus.publish(
       roomId,
       { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
       sender.userId,
-      throwaway,
+      this.fanout.isThrowaway(message.type),
     );
     this.recordActivity(roomId);
   }
