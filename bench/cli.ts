@@ -7,6 +7,7 @@ import {
   backgroundHostLoad,
   measureConnections,
   measureLoadStep,
+  unmeasuredFigures,
   type ConnectionFigures,
   type LoadFigures,
   type Progress,
@@ -22,7 +23,7 @@ import {
   type BenchOptions,
   type Step,
 } from './options.js';
-import { hostCpuCount, openFilesLimit } from './proc-stats.js';
+import { openFilesLimit } from './proc-stats.js';
 import {
   locateRedisProcess,
   redactedRedisUrl,
@@ -107,33 +108,7 @@ function targetKinds(options: BenchOptions): TargetKind[] {
 
 function failedStart(kind: TargetKind, step: Step, error: unknown): LoadFigures {
   const message = error instanceof Error ? error.message : String(error);
-  return {
-    server: kind,
-    ok: false,
-    failure: `server failed to start: ${message}`,
-    clients: {
-      wanted: step.rooms * step.usersPerRoom,
-      joined: 0,
-      joinFailures: 0,
-      joinFailureSamples: [],
-      joinSeconds: null,
-    },
-    sentPerSec: null,
-    offeredPerSec: null,
-    deliveredPerSec: null,
-    deliveryRatio: null,
-    latencyMs: null,
-    errors: 0,
-    errorSamples: [],
-    closes: 0,
-    closeSamples: [],
-    serverCpuPercent: null,
-    serverRssMb: null,
-    serverRssMaxMb: null,
-    serverCpuUsPerDelivery: null,
-    generator: null,
-    host: { cpus: hostCpuCount(), busyPercent: null, backgroundBusyPercent: null },
-  };
+  return { ...unmeasuredFigures(kind, step, null), failure: `server failed to start: ${message}` };
 }
 
 class Bench {

@@ -102,8 +102,28 @@ function emptyFigures(
   workers: number,
   options: BenchOptions,
 ): LoadFigures {
+  return unmeasuredFigures(target.kind, step, {
+    workers,
+    client: options.client,
+    cpuPercent: null,
+    eventLoopUtilization: [],
+    lagMaxMs: null,
+    lagP99Ms: null,
+    skippedSends: 0,
+    framesParsed: 0,
+    saturated: false,
+    saturationReasons: [],
+  });
+}
+
+/** A step's figures before anything was measured (or when nothing could be). */
+export function unmeasuredFigures(
+  kind: TargetKind,
+  step: Step,
+  generator: GeneratorFigures | null,
+): LoadFigures {
   return {
-    server: target.kind,
+    server: kind,
     ok: false,
     failure: null,
     clients: {
@@ -126,18 +146,7 @@ function emptyFigures(
     serverRssMb: null,
     serverRssMaxMb: null,
     serverCpuUsPerDelivery: null,
-    generator: {
-      workers,
-      client: options.client,
-      cpuPercent: null,
-      eventLoopUtilization: [],
-      lagMaxMs: null,
-      lagP99Ms: null,
-      skippedSends: 0,
-      framesParsed: 0,
-      saturated: false,
-      saturationReasons: [],
-    },
+    generator,
     host: { cpus: hostCpuCount(), busyPercent: null, backgroundBusyPercent: null },
   };
 }
