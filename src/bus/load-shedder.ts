@@ -1,5 +1,5 @@
 /** The most event-loop time one turn should spend before throwaway input is shed. */
-export const TURN_BUDGET_MS = 20;
+export const TURN_BUDGET_MS = 100;
 const MAX_SHED_RATE = 0.95;
 const SHED_STEP_UP = 0.1;
 const SHED_STEP_DOWN = 0.05;
