@@ -3,7 +3,7 @@ import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
-import type { OutgoingFrame } from './outgoing-frame.js';
+import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
 
 /**
  * Delivers a room event to the members connected to this instance: the part of every RoomBus
@@ -48,6 +48,18 @@ export class LocalDelivery {
     if (message.event === ServerEvent.RoomDeleted) {
       membership.removeRoom(roomId);
       this.fanout.forgetRoom(roomId);
+    }
+  }
+
+  /** Serializes the event once and delivers it here, when anyone here would receive it. */
+  publish<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    exceptUserId: string | undefined,
+    throwaway = false,
+  ): void {
+    if (this.hasAudience(roomId)) {
+      this.toRoom(roomId, message, toOutgoingFrame(message, { throwaway, roomId }), exceptUserId);
     }
   }
 

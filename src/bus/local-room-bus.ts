@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
 import { LocalDelivery } from './local-delivery.js';
-import { toOutgoingFrame } from './outgoing-frame.js';
 import type { RoomBus } from './room-bus.js';
 
 /** The single-instance bus: every member of every room is a socket on this process. */
@@ -15,11 +14,7 @@ export class LocalRoomBus implements RoomBus {
     exceptUserId?: string,
     throwaway = false,
   ): void {
-    if (!this.local.hasAudience(roomId)) {
-      return;
-    }
-    const frame = toOutgoingFrame(message, { throwaway, roomId });
-    this.local.toRoom(roomId, message, frame, exceptUserId);
+    this.local.publish(roomId, message, exceptUserId, throwaway);
   }
 
   deliverCommitted<E extends ServerEvent>(

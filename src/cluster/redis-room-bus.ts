@@ -80,7 +80,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     const timer = setTimeout(() => {
       this.commits.set(key, 'fell-back');
-      this.publishHere(roomId, message, exceptUserId);
+      this.local.publish(roomId, message, exceptUserId);
       delivered();
     }, COMMIT_ECHO_TIMEOUT_MS);
     timer.unref();
@@ -211,16 +211,6 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     const frame = toOutgoingFrame(message, { throwaway: this.isThrowaway(message), roomId });
     this.local.toRoom(roomId, message, frame, except);
-  }
-
-  private publishHere<E extends ServerEvent>(
-    roomId: string,
-    message: ServerMessage<E>,
-    exceptUserId: string,
-  ): void {
-    if (this.local.hasAudience(roomId)) {
-      this.local.toRoom(roomId, message, toOutgoingFrame(message, { roomId }), exceptUserId);
-    }
   }
 
   private isThrowaway(message: ServerMessage): boolean {
