@@ -1,13 +1,44 @@
 import { registerAs } from '@nestjs/config';
-import { prepareDataDir, validateEnvironment, type EnvironmentVariables } from './environment.js';
+import {
+  authModeOf,
+  prepareDataDir,
+  validateEnvironment,
+  type EnvironmentVariables,
+} from './environment.js';
 
 /** The typed settings every module reads; built once from the environment at boot. */
 export function toAppConfig(env: EnvironmentVariables) {
   return {
     port: env.PORT,
     host: env.HOST,
-    requireApiKey: env.REQUIRE_API_KEY,
+    authMode: authModeOf(env),
+    requireApiKey: authModeOf(env) === 'api-key',
     apiKey: env.API_KEY,
+    jwt: {
+      secret: env.JWT_SECRET,
+      publicKey: env.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n'),
+      jwksFile: env.JWT_JWKS_FILE,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      roomsRequired: env.JWT_ROOMS_REQUIRED,
+    },
+    maxJsonDepth: env.MAX_JSON_DEPTH,
+    maxPendingMessages: env.MAX_PENDING_MESSAGES,
+    rateLimits: {
+      posesPerSec: env.RATE_POSES_PER_SEC,
+      posesBurst: env.RATE_POSES_BURST,
+      actionsPerSec: env.RATE_ACTIONS_PER_SEC,
+      actionsBurst: env.RATE_ACTIONS_BURST,
+      bytesPerSec: env.RATE_BYTES_PER_SEC,
+      violationsBeforeClose: env.RATE_VIOLATIONS_BEFORE_CLOSE,
+    },
+    maxConnections: env.MAX_CONNECTIONS,
+    maxConnectionsPerIp: env.MAX_CONNECTIONS_PER_IP,
+    trustProxy: parseList(env.TRUST_PROXY),
+    allowedOrigins: parseList(env.ALLOWED_ORIGINS),
+    maxRoomsPerUser: env.MAX_ROOMS_PER_USER,
+    maxRoomsPerIp: env.MAX_ROOMS_PER_IP,
+    persistentRoomIdleMs: env.PERSISTENT_ROOM_IDLE_MS,
     maxRooms: env.MAX_ROOMS,
     maxUsersPerRoom: env.MAX_USERS_PER_ROOM,
     maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,

@@ -39,6 +39,13 @@ export const LOG_LEVELS = ['debug', 'log', 'warn', 'error'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
+export const AUTH_MODES = ['none', 'api-key', 'jwt'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** One IPv4/IPv6 address or CIDR block; a comma-separated list of them. */
+const CIDR = String.raw`[0-9A-Fa-f:.]+(?:\/\d{1,3})?`;
+const CIDR_LIST = new RegExp(String.raw`^\s*(?:${CIDR}(?:\s*,\s*${CIDR})*)?\s*$`);
+const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 
 /** The environment variables the server reads, with their defaults and bounds. */
 export class EnvironmentVariables {
@@ -48,6 +55,55 @@ export class EnvironmentVariables {
 
   @Transform(toBoolean) @IsBoolean() REQUIRE_API_KEY = false;
   @IsOptional() @MaxLength(512) @MinLength(1) @IsString() API_KEY?: string;
+
+  /** Who may connect: unset means `api-key` when REQUIRE_API_KEY=true, else `none`. */
+  @IsOptional() @IsIn(AUTH_MODES) AUTH_MODE?: AuthMode;
+  /** HS256 secret; at least 32 characters (256 bits) so it cannot be guessed offline. */
+  @IsOptional() @MaxLength(4096) @MinLength(32) @IsString() JWT_SECRET?: string;
+  /** A PEM public key (RS256 or ES256); `\n` escapes are read as newlines. */
+  @IsOptional() @MaxLength(16384) @MinLength(1) @IsString() JWT_PUBLIC_KEY?: string;
+  /** A local JWKS file; tokens pick their key by `kid`. */
+  @IsOptional() @MaxLength(4096) @MinLength(1) @IsString() JWT_JWKS_FILE?: string;
+  @IsOptional() @MaxLength(512) @MinLength(1) @IsString() JWT_ISSUER?: string;
+  @IsOptional() @MaxLength(512) @MinLength(1) @IsString() JWT_AUDIENCE?: string;
+  /** true: a room not listed in the token's `rooms` claim cannot be joined. */
+  @Transform(toBoolean) @IsBoolean() JWT_ROOMS_REQUIRED = false;
+
+  /** Inbound JSON deeper than this is refused before anything walks it. */
+  @Type(() => Number) @Max(1000) @Min(8) @IsInt() MAX_JSON_DEPTH = 32;
+  /** Frames one connection may have waiting behind a slow handler before reading pauses. */
+  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() MAX_PENDING_MESSAGES = 64;
+
+  // Per-connection token buckets; 0 turns a bucket off.
+  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_POSES_PER_SEC = 60;
+  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() RATE_POSES_BURST = 30;
+  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_ACTIONS_PER_SEC = 20;
+  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() RATE_ACTIONS_BURST = 40;
+  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(0) @IsInt() RATE_BYTES_PER_SEC = 1024 * 1024;
+  /** Refusals within 10 s after which a connection is closed 1008; 0 never closes. */
+  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_VIOLATIONS_BEFORE_CLOSE = 30;
+
+  // Checked at the upgrade, before the socket opens.
+  @Type(() => Number) @Max(10_000_000) @Min(1) @IsInt() MAX_CONNECTIONS = 10_000;
+  @Type(() => Number) @Max(10_000_000) @Min(0) @IsInt() MAX_CONNECTIONS_PER_IP = 0;
+  /** Proxies (IPs or CIDR blocks) whose X-Forwarded-For is believed; empty believes none. */
+  @Matches(CIDR_LIST, { message: 'must be a comma-separated list of IP addresses or CIDR blocks' })
+  @MaxLength(4096)
+  @IsString()
+  TRUST_PROXY = '';
+  /** Comma-separated origins allowed to open a WebSocket, or `*` for any. */
+  @Matches(/^\s*(\*|[^,\s]+(\s*,\s*[^,\s]+)*)\s*$/, {
+    message: 'must be * or a comma-separated list of origins such as https://app.example.com',
+  })
+  @MaxLength(4096)
+  @IsString()
+  ALLOWED_ORIGINS = '*';
+
+  // Room quotas: rooms a creator made that still exist. 0 turns a quota off.
+  @Type(() => Number) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_USER = 20;
+  @Type(() => Number) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_IP = 0;
+  /** A persistent room nobody joined or changed for this long is deleted; 0 keeps it forever. */
+  @Type(() => Number) @Min(0) @IsInt() PERSISTENT_ROOM_IDLE_MS = THIRTY_DAYS_MS;
 
   @Type(() => Number) @Max(1_000_000) @Min(1) @IsInt() MAX_ROOMS = 1000;
   @Type(() => Number) @Max(100_000) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
@@ -120,10 +176,40 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
   if (parsed.REQUIRE_API_KEY === true && !parsed.API_KEY) {
     problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
   }
+  problems.push(...authProblems(parsed));
   if (problems.length > 0) {
     throw new ConfigValidationError(problems);
   }
   return parsed;
+}
+
+/** The effective AUTH_MODE: REQUIRE_API_KEY=true alone still means the API key, as it always did. */
+export function authModeOf(env: EnvironmentVariables): AuthMode {
+  return env.AUTH_MODE ?? (env.REQUIRE_API_KEY ? 'api-key' : 'none');
+}
+
+const JWT_KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_FILE'] as const;
+
+function authProblems(env: EnvironmentVariables): string[] {
+  const mode = authModeOf(env);
+  const problems: string[] = [];
+  if (env.REQUIRE_API_KEY && mode !== 'api-key') {
+    problems.push(`REQUIRE_API_KEY: true only goes with AUTH_MODE=api-key, not ${mode}`);
+  }
+  if (mode === 'api-key' && !env.API_KEY && !env.REQUIRE_API_KEY) {
+    problems.push('API_KEY: must be set when AUTH_MODE=api-key');
+  }
+  const sources = JWT_KEY_SOURCES.filter((name) => env[name] !== undefined);
+  if (mode === 'jwt' && sources.length !== 1) {
+    problems.push(
+      `AUTH_MODE: jwt needs exactly one of ${JWT_KEY_SOURCES.join(', ')}` +
+        (sources.length > 0 ? ` (got ${sources.join(', ')})` : ''),
+    );
+  }
+  if (mode !== 'jwt' && sources.length > 0) {
+    problems.push(`${sources[0]}: only used with AUTH_MODE=jwt (AUTH_MODE is ${mode})`);
+  }
+  return problems;
 }
 
 /**

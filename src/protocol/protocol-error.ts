@@ -3,6 +3,7 @@ import { ErrorCode } from './protocol.js';
 export interface ProtocolErrorDetails {
   field?: string;
   currentVersion?: number;
+  retryAfterMs?: number;
 }
 
 /**

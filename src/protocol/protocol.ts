@@ -12,6 +12,8 @@ export const ClientAction = {
   SetRole: 'set_role',
   KickUser: 'kick_user',
   DeleteRoom: 'delete_room',
+  /** AUTH_MODE=jwt: a fresh token for the same `sub` extends the session past the old `exp`. */
+  RefreshToken: 'refresh_token',
 } as const;
 export type ClientAction = (typeof ClientAction)[keyof typeof ClientAction];
 
@@ -29,6 +31,7 @@ export const ServerEvent = {
   State: 'state',
   Kicked: 'kicked',
   RoomDeleted: 'room_deleted',
+  TokenRefreshed: 'token_refreshed',
   Error: 'error',
 } as const;
 export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
@@ -55,16 +58,28 @@ export const ErrorCode = {
   InternalError: 'INTERNAL_ERROR',
   /** Cluster mode: Redis did not answer in time; retry later. */
   Unavailable: 'UNAVAILABLE',
+  /** A creator's rooms that still exist reached MAX_ROOMS_PER_USER (or MAX_ROOMS_PER_IP). */
+  RoomQuota: 'ROOM_QUOTA',
+  /** Over a per-connection rate limit; `retryAfterMs` says when the request would fit. */
+  RateLimited: 'RATE_LIMITED',
+  /** AUTH_MODE=jwt: the token was refused (refresh_token). */
+  InvalidToken: 'INVALID_TOKEN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 export const CloseCode = {
   GoingAway: 1001,
   UnsupportedData: 1003,
+  /** Sustained abuse: rate limits or malformed frames, again and again; or reading stalled. */
+  PolicyViolation: 1008,
   MessageTooBig: 1009,
+  /** Something unexpected went wrong while handling this connection; the server keeps running. */
+  InternalError: 1011,
   /** The client read too slowly: its pending output passed MAX_CLIENT_BUFFER_BYTES. */
   TryAgainLater: 1013,
   SessionReplaced: 4000,
+  /** AUTH_MODE=jwt: the token's `exp` passed without a `refresh_token`. */
+  TokenExpired: 4001,
 } as const;
 
 export const CloseReason = {
@@ -72,6 +87,10 @@ export const CloseReason = {
   UnsupportedData: 'Binary frames are not supported',
   SessionReplaced: 'Session replaced',
   TryAgainLater: 'Client too slow: output buffer full',
+  PolicyViolation: 'Too many refused messages',
+  StalledInput: 'Too many messages waiting to be handled',
+  InternalError: 'Internal server error',
+  TokenExpired: 'Token expired',
 } as const;
 
 export const ROLES = ['host', 'editor', 'viewer'] as const;
@@ -167,6 +186,8 @@ export interface ErrorPayload {
   requestId?: string;
   field?: string;
   currentVersion?: number;
+  /** RATE_LIMITED: how long until the request would be accepted. */
+  retryAfterMs?: number;
 }
 
 export type RoomDeletedReason = 'deleted' | 'idle_timeout';
@@ -193,6 +214,8 @@ export interface ServerEventMap {
   state: { requestId?: string; roomId: string; version: number; state: RoomState };
   kicked: { roomId: string; requestId?: string };
   room_deleted: { requestId?: string; roomId: string; reason: RoomDeletedReason };
+  /** The session now ends at `expiresAt` (ms since the epoch). */
+  token_refreshed: { requestId?: string; expiresAt: number };
   error: ErrorPayload;
 }
 
