@@ -41,6 +41,22 @@ describe('validateEnvironment', () => {
       PRESENCE_TTL_MS: 15000,
       LOG_LEVEL: 'log',
       LOG_FORMAT: 'text',
+      JWT_ROOMS_REQUIRED: false,
+      MAX_JSON_DEPTH: 32,
+      MAX_PENDING_MESSAGES: 64,
+      RATE_POSES_PER_SEC: 60,
+      RATE_POSES_BURST: 30,
+      RATE_ACTIONS_PER_SEC: 20,
+      RATE_ACTIONS_BURST: 40,
+      RATE_BYTES_PER_SEC: 1048576,
+      RATE_VIOLATIONS_BEFORE_CLOSE: 30,
+      MAX_CONNECTIONS: 10000,
+      MAX_CONNECTIONS_PER_IP: 0,
+      TRUST_PROXY: '',
+      ALLOWED_ORIGINS: '*',
+      MAX_ROOMS_PER_USER: 20,
+      MAX_ROOMS_PER_IP: 0,
+      PERSISTENT_ROOM_IDLE_MS: 2592000000,
     });
   });
 
@@ -180,8 +196,34 @@ describe('loadAppConfig', () => {
     expect(loadAppConfig({ MAX_USERS_PER_ROOM: '12', PER_MESSAGE_DEFLATE: 'true' })).toEqual({
       port: 8080,
       host: '0.0.0.0',
+      authMode: 'none',
       requireApiKey: false,
       apiKey: undefined,
+      jwt: {
+        secret: undefined,
+        publicKey: undefined,
+        jwksFile: undefined,
+        issuer: undefined,
+        audience: undefined,
+        roomsRequired: false,
+      },
+      maxJsonDepth: 32,
+      maxPendingMessages: 64,
+      rateLimits: {
+        posesPerSec: 60,
+        posesBurst: 30,
+        actionsPerSec: 20,
+        actionsBurst: 40,
+        bytesPerSec: 1048576,
+        violationsBeforeClose: 30,
+      },
+      maxConnections: 10000,
+      maxConnectionsPerIp: 0,
+      trustProxy: [],
+      allowedOrigins: ['*'],
+      maxRoomsPerUser: 20,
+      maxRoomsPerIp: 0,
+      persistentRoomIdleMs: 2592000000,
       maxRooms: 1000,
       maxUsersPerRoom: 12,
       maxRoomsPerConnection: 10,
@@ -219,6 +261,20 @@ describe('loadAppConfig', () => {
     ['CLIENT_BUFFER_SOFT_BYTES', '100'],
     ['CLIENT_BUFFER_SOFT_BYTES', 'lots'],
     ['MAX_CLIENT_BUFFER_BYTES', '-1'],
+    ['MAX_JSON_DEPTH', '2'],
+    ['MAX_PENDING_MESSAGES', '0'],
+    ['RATE_POSES_PER_SEC', '-1'],
+    ['RATE_ACTIONS_BURST', '0'],
+    ['RATE_BYTES_PER_SEC', 'fast'],
+    ['MAX_CONNECTIONS', '0'],
+    ['MAX_CONNECTIONS_PER_IP', '1.5'],
+    ['TRUST_PROXY', 'my-proxy.internal'],
+    ['TRUST_PROXY', '10.0.0.0/8 192.168.0.1'],
+    ['ALLOWED_ORIGINS', 'https://a.example, ,https://b.example'],
+    ['AUTH_MODE', 'oauth'],
+    ['JWT_SECRET', 'too-short'],
+    ['MAX_ROOMS_PER_USER', '-2'],
+    ['PERSISTENT_ROOM_IDLE_MS', 'forever'],
   ])('rejects %s=%s, naming it', (name, value) => {
     expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^[\\s\\S]*${name}=`));
   });
@@ -297,5 +353,77 @@ describe('prepareDataDir', () => {
     const problems = (error as ConfigValidationError).problems;
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^DATA_DIR="${dataDir}": cannot create or write`));
+  });
+});
+
+describe('AUTH_MODE', () => {
+  const secret = 'a-32-character-secret-for-hs256!';
+
+  it('is none by default and api-key with REQUIRE_API_KEY=true, as before', () => {
+    expect(loadAppConfig({}).authMode).toBe('none');
+    expect(loadAppConfig({ REQUIRE_API_KEY: 'true', API_KEY: 'k' })).toMatchObject({
+      authMode: 'api-key',
+      requireApiKey: true,
+    });
+  });
+
+  it('takes api-key and jwt by name', () => {
+    expect(loadAppConfig({ AUTH_MODE: 'api-key', API_KEY: 'k' })).toMatchObject({
+      authMode: 'api-key',
+      requireApiKey: true,
+    });
+    expect(loadAppConfig({ AUTH_MODE: 'jwt', JWT_SECRET: secret })).toMatchObject({
+      authMode: 'jwt',
+      requireApiKey: false,
+      jwt: { secret },
+    });
+  });
+
+  it('reads \\n escapes in JWT_PUBLIC_KEY as newlines', () => {
+    const key = '-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----';
+    expect(loadAppConfig({ AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: key }).jwt.publicKey).toBe(
+      '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----',
+    );
+  });
+
+  it.each([
+    [{ AUTH_MODE: 'api-key' }, 'API_KEY: must be set when AUTH_MODE=api-key'],
+    [{ AUTH_MODE: 'jwt' }, 'AUTH_MODE: jwt needs exactly one of JWT_SECRET, JWT_PUBLIC_KEY'],
+    [
+      { AUTH_MODE: 'jwt', JWT_SECRET: secret, JWT_JWKS_FILE: '/keys.json' },
+      '(got JWT_SECRET, JWT_JWKS_FILE)',
+    ],
+    [{ JWT_SECRET: secret }, 'JWT_SECRET: only used with AUTH_MODE=jwt (AUTH_MODE is none)'],
+    [
+      { AUTH_MODE: 'jwt', JWT_SECRET: secret, REQUIRE_API_KEY: 'true', API_KEY: 'k' },
+      'REQUIRE_API_KEY: true only goes with AUTH_MODE=api-key, not jwt',
+    ],
+  ])('refuses %j, naming the variable', (env, message) => {
+    expect(refusal(env).message).toContain(message);
+  });
+});
+
+describe('rate limits, admission and quotas', () => {
+  it('splits TRUST_PROXY and ALLOWED_ORIGINS into lists', () => {
+    const config = loadAppConfig({
+      TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1',
+      ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+    });
+    expect(config.trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1', '::1']);
+    expect(config.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+  });
+
+  it('takes 0 to turn a rate bucket or a quota off', () => {
+    const config = loadAppConfig({
+      RATE_POSES_PER_SEC: '0',
+      RATE_ACTIONS_PER_SEC: '0',
+      RATE_BYTES_PER_SEC: '0',
+      RATE_VIOLATIONS_BEFORE_CLOSE: '0',
+      MAX_ROOMS_PER_USER: '0',
+      PERSISTENT_ROOM_IDLE_MS: '0',
+    });
+    expect(config.rateLimits).toMatchObject({ posesPerSec: 0, actionsPerSec: 0, bytesPerSec: 0 });
+    expect(config.maxRoomsPerUser).toBe(0);
+    expect(config.persistentRoomIdleMs).toBe(0);
   });
 });

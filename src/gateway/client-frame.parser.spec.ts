@@ -1,5 +1,10 @@
 import { ErrorCode } from '../protocol/protocol.js';
-import { parseClientFrame, unknownAction, type RejectedFrame } from './client-frame.parser.js';
+import {
+  nestsDeeperThan,
+  parseClientFrame,
+  unknownAction,
+  type RejectedFrame,
+} from './client-frame.parser.js';
 
 function rejectionOf(raw: unknown): RejectedFrame {
   const parsed = parseClientFrame(raw);
@@ -109,5 +114,63 @@ describe('unknownAction', () => {
     expect(rejection.requestId).toBe('r2');
     expect(rejection.message).toContain('x'.repeat(64));
     expect(rejection.message).not.toContain('x'.repeat(65));
+  });
+});
+
+describe('depth limit', () => {
+  const nested = (depth: number, inner = '1') =>
+    '{"action":"ping","requestId":"r1","x":' +
+    '['.repeat(depth - 1) +
+    inner +
+    ']'.repeat(depth - 1) +
+    '}';
+
+  it('accepts nesting up to the limit, counting the message itself', () => {
+    expect(parseClientFrame(nested(8), 8).rejected).toBe(false);
+  });
+
+  it('refuses one level more with VALIDATION_FAILED, keeping the requestId', () => {
+    const parsed = parseClientFrame(nested(9), 8);
+    expect(parsed).toEqual({
+      rejected: true,
+      rejection: {
+        code: ErrorCode.ValidationFailed,
+        message: 'The message nests deeper than 8 levels',
+        requestId: 'r1',
+        abusive: true,
+      },
+    });
+  });
+
+  it('refuses the 60 KB frame that overflowed the stack, without throwing', () => {
+    const frame = nested(30_000, '"\\u0041"');
+    expect(frame.length).toBeGreaterThan(60_000);
+    const rejection = rejectionOf(frame);
+    expect(rejection.code).toBe(ErrorCode.ValidationFailed);
+    expect(rejection.abusive).toBe(true);
+  });
+
+  it('refuses deep objects as well as arrays', () => {
+    const frame = '{"action":"ping","a":' + '{"a":'.repeat(40) + '1' + '}'.repeat(40) + '}';
+    expect(rejectionOf(frame).code).toBe(ErrorCode.ValidationFailed);
+  });
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    const text = '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{';
+    const frame = JSON.stringify({
+      action: 'broadcast',
+      message: { type: 'chat', data: { text } },
+    });
+    expect(parseClientFrame(frame).rejected).toBe(false);
+  });
+
+  it.each([
+    ['a string', '"[[[["', false],
+    ['an escaped backslash before a closing quote', '"\\\\"', false],
+    ['an escaped quote', '"\\"[[[["', false],
+    ['three levels', '[[{"a":1}]]', false],
+    ['four levels', '[[{"a":[1]}]]', true],
+  ])('nestsDeeperThan(3): %s', (_label, text, expected) => {
+    expect(nestsDeeperThan(text, 3)).toBe(expected);
   });
 });

@@ -11,7 +11,12 @@ export interface RejectedFrame {
   message: string;
   requestId?: unknown;
   field?: string;
+  /** A frame no honest client sends (too deep): it counts towards closing the connection. */
+  abusive?: boolean;
 }
+
+/** MAX_JSON_DEPTH's default: a pose broadcast is 4 deep, room state a few more. */
+export const DEFAULT_MAX_JSON_DEPTH = 32;
 
 export type ParsedFrame =
   | { rejected: false; action: string; message: Record<string, unknown> }
@@ -22,8 +27,12 @@ const PROTO_KEY = '__proto__';
 /**
  * The adapter's message parser: one JSON.parse per frame, `action` picks the handler and the whole
  * message is the handler's data. Invalid frames become a REJECTED_FRAME carrying the error code.
+ *
+ * Nesting deeper than `maxDepth` is refused before anything walks the object: the prototype-key
+ * check, DTO transformation, JSON.stringify of a relayed message and the stores all recurse, and a
+ * 60 KB frame can nest 30,000 deep. (V8's JSON.parse itself does not recurse.)
  */
-export function parseClientFrame(raw: unknown): ParsedFrame {
+export function parseClientFrame(raw: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH): ParsedFrame {
   const text = typeof raw === 'string' ? raw : String(raw);
   let message: unknown;
   try {
@@ -35,6 +44,14 @@ export function parseClientFrame(raw: unknown): ParsedFrame {
     return reject({ code: ErrorCode.InvalidMessage, message: 'The message must be a JSON object' });
   }
   const { action, requestId } = message as { action?: unknown; requestId?: unknown };
+  if (nestsDeeperThan(text, maxDepth)) {
+    return reject({
+      code: ErrorCode.ValidationFailed,
+      message: `The message nests deeper than ${maxDepth} levels`,
+      requestId,
+      abusive: true,
+    });
+  }
   if (typeof action !== 'string') {
     return reject({
       code: ErrorCode.InvalidMessage,
@@ -67,6 +84,42 @@ function reject(rejection: RejectedFrame): ParsedFrame {
   return { rejected: true, rejection };
 }
 
+/**
+ * Whether JSON text nests arrays and objects deeper than `limit`: one pass over the characters,
+ * brackets inside strings skipped, nothing allocated (it runs for every pose).
+ */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) {
+        i++;
+      } else if (c === QUOTE) {
+        inString = false;
+      }
+    } else if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_BRACKET || c === OPEN_BRACE) {
+      if (++depth > limit) {
+        return true;
+      }
+    } else if (c === CLOSE_BRACKET || c === CLOSE_BRACE) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
+/** Bounded by the depth limit checked before it runs. */
 function hasProtoKey(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) {
     return false;
