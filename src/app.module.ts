@@ -6,6 +6,7 @@ import { AppConfigModule } from './config/config.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
+import { LimitsModule } from './limits/limits.module.js';
 import { StatsModule } from './stats/stats.module.js';
 
 @Module({
@@ -14,6 +15,7 @@ import { StatsModule } from './stats/stats.module.js';
     ClusterModule,
     ClusterMembershipModule,
     AuthModule,
+    LimitsModule,
     LifecycleModule,
     GatewayModule,
     HealthModule,

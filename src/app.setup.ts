@@ -8,6 +8,7 @@ import { appConfig, type AppConfig } from './config/app.config.js';
 import type { LogLevelName } from './config/environment.js';
 import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
 import { ShutdownService } from './lifecycle/shutdown.service.js';
+import { ConnectionAdmission } from './limits/connection-admission.js';
 import { ID_PATTERN, type ServerMessage } from './protocol/protocol.js';
 import { UsersService } from './users/users.service.js';
 
@@ -34,10 +35,15 @@ export function configureApp(app: INestApplication): AppConfig {
   const shutdown = app.get(ShutdownService);
   const users = app.get(UsersService);
   const fanout = app.get(Fanout);
+  const admission = app.get(ConnectionAdmission);
 
   const verifyUpgrade = (request: IncomingMessage): UpgradeDecision => {
     if (shutdown.isShuttingDown) {
       return { ok: false, status: 503, message: 'Server shutting down' };
+    }
+    const admitted = admission.admit(request);
+    if (!admitted.ok) {
+      return admitted;
     }
     const { userId, apiKey } = credentialsOf(request);
     if (!apiKeys.accepts(apiKey)) {
@@ -57,10 +63,21 @@ export function configureApp(app: INestApplication): AppConfig {
     new MultiplayerWsAdapter(app, {
       maxPayload: config.maxMessageBytes,
       perMessageDeflate: config.perMessageDeflate,
+      maxJsonDepth: config.maxJsonDepth,
+      maxPendingMessages: config.maxPendingMessages,
+      rateLimits: config.rateLimits,
       verifyUpgrade,
+      opened: (_socket: WebSocket, request: IncomingMessage) => admission.opened(request),
+      isThrowaway: (message: Record<string, unknown>) => fanout.isThrowawayBroadcast(message),
       shedBroadcast: (socket: WebSocket, message: Record<string, unknown>) => {
         const connection = users.connectionOf(socket);
         return connection !== undefined && fanout.shedOnArrival(connection, message);
+      },
+      countDrop: (socket: WebSocket, message: Record<string, unknown>) => {
+        const connection = users.connectionOf(socket);
+        if (connection) {
+          fanout.countDropOnArrival(connection, message);
+        }
       },
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);

@@ -1,5 +1,5 @@
 import type { ServerEventMap } from '../src/protocol/protocol.js';
-import { useTestServer } from './support/fixtures.js';
+import { RATE_LIMITS_OFF, useTestServer } from './support/fixtures.js';
 import { delay, type Received } from './support/test-client.js';
 
 type StateUpdated = ServerEventMap['state_updated'];
@@ -16,7 +16,8 @@ const seqOf = (message: Received) =>
   (message.data as ServerEventMap['message']).message.data!.seq as number;
 
 describe('ordering', () => {
-  const { connect, connectAll } = useTestServer();
+  // Bursts of 50 requests from one client: beyond the default action budget on purpose.
+  const { connect, connectAll } = useTestServer({ env: RATE_LIMITS_OFF });
 
   describe('one connection', () => {
     it('handles join_room before the update_state, broadcast and get_state sent right behind it', async () => {

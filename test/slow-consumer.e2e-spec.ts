@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { UsersService } from '../src/users/users.service.js';
-import { useTestServer } from './support/fixtures.js';
+import { RATE_LIMITS_OFF, useTestServer } from './support/fixtures.js';
 import type { TestClient } from './support/test-client.js';
 
 // A client that stops reading while its room runs at 33 Hz. The TCP buffers between the server
@@ -53,6 +53,7 @@ async function until(condition: () => Promise<boolean> | boolean, timeoutMs: num
 describe('slow consumers', () => {
   const fixture = useTestServer({
     env: {
+      ...RATE_LIMITS_OFF,
       MAX_MESSAGE_BYTES: String(64 * 1024),
       CLIENT_BUFFER_SOFT_BYTES: String(SOFT_BYTES),
       MAX_CLIENT_BUFFER_BYTES: String(MAX_BYTES),

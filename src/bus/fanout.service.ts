@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+import { ClientAction, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import type { OutputLimits } from './client-output.js';
 import { LoadShedder } from './load-shedder.js';
@@ -66,25 +66,37 @@ export class Fanout {
     return result !== 'dropped';
   }
 
+  /** Whether a client message is a broadcast of a throwaway type (a pose, by default). */
+  isThrowawayBroadcast(message: Record<string, unknown>): boolean {
+    if (message.action !== ClientAction.Broadcast) {
+      return false;
+    }
+    const type = (message.message as { type?: unknown } | null | undefined)?.type;
+    return typeof type === 'string' && this.isThrowaway(type);
+  }
+
   /**
-   * Whether to drop a broadcast on arrival, before any handler runs, because the server is behind
-   * (see LoadShedder). Only throwaway types to a room the sender is in are shed (anything else
-   * goes on to be answered); each shed message counts as one drop.
+   * Whether to drop a throwaway broadcast on arrival, before any handler runs, because the
+   * server is behind (see LoadShedder). Only broadcasts to a room the sender is in are shed
+   * (anything else goes on to be answered); each shed message counts as one drop.
    */
   shedOnArrival(sender: Connection, broadcast: Record<string, unknown>): boolean {
-    const { roomId, message } = broadcast;
-    const type = (message as { type?: unknown } | null | undefined)?.type;
-    if (typeof roomId !== 'string' || typeof type !== 'string' || !this.isThrowaway(type)) {
+    if (!this.isSenderRoom(sender, broadcast.roomId) || !this.shedder.shouldShed()) {
       return false;
     }
-    if (!sender.rooms.has(roomId)) {
-      return false;
-    }
-    if (!this.shedder.shouldShed()) {
-      return false;
-    }
-    this.countDrops(roomId, 1);
+    this.countDrops(broadcast.roomId as string, 1);
     return true;
+  }
+
+  /** Counts a throwaway broadcast its sender sent over its pose budget (to a room it is in). */
+  countDropOnArrival(sender: Connection, broadcast: Record<string, unknown>): void {
+    if (this.isSenderRoom(sender, broadcast.roomId)) {
+      this.countDrops(broadcast.roomId as string, 1);
+    }
+  }
+
+  private isSenderRoom(sender: Connection, roomId: unknown): boolean {
+    return typeof roomId === 'string' && sender.rooms.has(roomId);
   }
 
   onOverflow(listener: OverflowListener): void {

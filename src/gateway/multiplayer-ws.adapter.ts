@@ -2,41 +2,51 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
-import type { RawData, ServerOptions, WebSocket, WebSocketServer } from 'ws';
+import type { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
-import { ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
-import {
-  parseClientFrame,
-  REJECTED_FRAME,
-  unknownAction,
-  type ParsedFrame,
-} from './client-frame.parser.js';
+import type { UpgradeDecision } from '../limits/connection-admission.js';
+import type { RateLimits } from '../limits/connection-budget.js';
+import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
+import { ClientInbound } from './client-inbound.js';
 
-/** What the upgrade decides: let the socket in, or refuse it with an HTTP status. */
-export type UpgradeDecision = { ok: true } | { ok: false; status: number; message: string };
+export type { UpgradeDecision } from '../limits/connection-admission.js';
+
+/** A subprotocol that carries a token (browsers cannot set headers); never the one selected. */
+const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
 export interface MultiplayerWsAdapterOptions {
   maxPayload: number;
   perMessageDeflate: boolean;
-  /** Runs before the WebSocket handshake completes: auth, userId checks, shutdown. */
-  verifyUpgrade(request: IncomingMessage): UpgradeDecision;
-  /** Sends a handler's returned `{event, data}` reply. */
+  maxJsonDepth: number;
+  maxPendingMessages: number;
+  rateLimits: RateLimits;
+  /** Runs before the WebSocket handshake completes: admission, auth, shutdown. */
+  verifyUpgrade(request: IncomingMessage): UpgradeDecision | Promise<UpgradeDecision>;
+  /** A socket opened; the returned function is called once when it closes. */
+  opened(socket: WebSocket, request: IncomingMessage): () => void;
+  /** Sends a handler's returned `{event, data}` reply (and the adapter's own RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
+  /** Whether a parsed message is a throwaway broadcast (EPHEMERAL_MESSAGE_TYPES). */
+  isThrowaway(message: Record<string, unknown>): boolean;
   /**
-   * Asked for every `broadcast` before it is dispatched: true drops it on arrival (the server is
-   * overloaded and it is throwaway), so it costs no handler call at all.
+   * Asked for every throwaway broadcast before it is dispatched: true drops it on arrival (the
+   * server is overloaded), so it costs no handler call at all.
    */
   shedBroadcast(socket: WebSocket, message: Record<string, unknown>): boolean;
+  /** Counts a throwaway broadcast dropped because its sender was over its pose budget. */
+  countDrop(socket: WebSocket, message: Record<string, unknown>): void;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
 
 /**
- * The ws adapter with our rules: auth in the upgrade, our payload limit, binary frames refused
- * (1003), and each connection's messages dispatched strictly in arrival order, one at a time.
- * Every action still runs through Nest's handler callback (guards, pipes, filters). Frames are
- * parsed by parseClientFrame rather than the `messageParser` option, because a refused frame
- * (bad JSON, unknown action) must still reach a handler that answers it.
+ * The ws adapter with our rules: admission and auth in the upgrade, our payload limit, binary
+ * frames refused (1003), and each connection's frames parsed, charged to its budget and
+ * dispatched strictly in arrival order, one at a time (ClientInbound). Every action still runs
+ * through Nest's handler callback (guards, pipes, filters). Frames are parsed by
+ * parseClientFrame rather than the `messageParser` option, because a refused frame (bad JSON,
+ * unknown action) must still reach a handler that answers it.
  */
 export class MultiplayerWsAdapter extends WsAdapter {
   private readonly socketLogger = new Logger(MultiplayerWsAdapter.name);
@@ -54,15 +64,33 @@ export class MultiplayerWsAdapter extends WsAdapter {
       maxPayload: this.adapterOptions.maxPayload,
       perMessageDeflate: this.adapterOptions.perMessageDeflate,
       verifyClient: (info, done) => {
-        const decision = this.adapterOptions.verifyUpgrade(info.req);
-        if (decision.ok) {
-          done(true);
-          return;
-        }
-        done(false, decision.status, decision.message);
+        this.verify(info.req).then(
+          (decision) => (decision.ok ? done(true) : done(false, decision.status, decision.message)),
+          (error: unknown) => {
+            this.socketLogger.error(`Upgrade check failed: ${String(error)}`);
+            done(false, 500, 'Internal server error');
+          },
+        );
       },
+      handleProtocols: selectProtocol,
     };
     return super.create(port, serverOptions);
+  }
+
+  /** Counts every socket from open to close, and keeps a failing connection handler contained. */
+  override bindClientConnect(
+    server: WebSocketServer,
+    callback: (...args: unknown[]) => void,
+  ): void {
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      socket.once('close', this.adapterOptions.opened(socket, request));
+      try {
+        callback(socket, request);
+      } catch (error) {
+        this.socketLogger.error(`Connection handler failed: ${String(error)}`);
+        socket.close(CloseCode.InternalError, CloseReason.InternalError);
+      }
+    });
   }
 
   /**
@@ -90,37 +118,37 @@ export class MultiplayerWsAdapter extends WsAdapter {
     }
     const rejectFrame = callbacks.get(REJECTED_FRAME);
     callbacks.delete(REJECTED_FRAME);
-    const dispatch = (frame: ParsedFrame): Promise<void> => {
-      if (frame.rejected) {
-        return this.run(client, rejectFrame, frame.rejection, REJECTED_FRAME);
-      }
-      const callback = callbacks.get(frame.action);
-      if (!callback) {
-        return this.run(
-          client,
-          rejectFrame,
-          unknownAction(frame.action, frame.message),
-          REJECTED_FRAME,
-        );
-      }
-      return this.run(client, callback, frame.message, frame.action);
-    };
-    let queue: Promise<void> = Promise.resolve();
-    client.on('message', (data: RawData, isBinary: boolean) => {
-      if (isBinary) {
-        client.close(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
-        return;
-      }
-      const frame = parseClientFrame(data);
-      if (
-        !frame.rejected &&
-        frame.action === ClientAction.Broadcast &&
-        this.adapterOptions.shedBroadcast(client, frame.message)
-      ) {
-        return;
-      }
-      queue = queue.then(() => dispatch(frame));
-    });
+    const { adapterOptions } = this;
+    const inbound = new ClientInbound(
+      client,
+      {
+        maxJsonDepth: adapterOptions.maxJsonDepth,
+        maxPayload: adapterOptions.maxPayload,
+        maxPendingMessages: adapterOptions.maxPendingMessages,
+        rateLimits: adapterOptions.rateLimits,
+        logger: this.socketLogger,
+        isThrowaway: adapterOptions.isThrowaway,
+        shed: adapterOptions.shedBroadcast,
+        countDrop: adapterOptions.countDrop,
+        reply: adapterOptions.reply,
+      },
+      (frame: ParsedFrame): Promise<void> => {
+        if (frame.rejected) {
+          return this.run(client, rejectFrame, frame.rejection, REJECTED_FRAME);
+        }
+        const callback = callbacks.get(frame.action);
+        if (!callback) {
+          const rejection = unknownAction(frame.action, frame.message);
+          return this.run(client, rejectFrame, rejection, REJECTED_FRAME);
+        }
+        return this.run(client, callback, frame.message, frame.action);
+      },
+    );
+    client.on('message', inbound.receive);
+  }
+
+  private async verify(request: IncomingMessage): Promise<UpgradeDecision> {
+    return this.adapterOptions.verifyUpgrade(request);
   }
 
   private async run(
@@ -129,13 +157,25 @@ export class MultiplayerWsAdapter extends WsAdapter {
     data: unknown,
     action: string,
   ): Promise<void> {
-    try {
-      const result = await callback?.(data, action);
-      if (result !== undefined && result !== null) {
-        this.adapterOptions.reply(client, result);
-      }
-    } catch {
-      // Handler errors already went to the client through the exception filter.
+    // Nest's proxy hands handler errors to the exception filter; what reaches here escaped it.
+    const result = await callback?.(data, action);
+    if (result !== undefined && result !== null) {
+      this.adapterOptions.reply(client, result);
     }
   }
+}
+
+/**
+ * The subprotocol answered to the client: the first it offered that is not a token, else the
+ * token one (a browser that offered only `bearer.<token>` fails the handshake without an answer).
+ */
+function selectProtocol(protocols: Set<string>): string | false {
+  let bearer: string | false = false;
+  for (const protocol of protocols) {
+    if (!protocol.startsWith(BEARER_PROTOCOL_PREFIX)) {
+      return protocol;
+    }
+    bearer ||= protocol;
+  }
+  return bearer;
 }

@@ -16,6 +16,16 @@ export const INITIAL_STATE = {
   sessionSettings: {},
 };
 
+/**
+ * Per-connection rate limits off: for suites whose point is a burst from one client (ordering,
+ * slow consumers) rather than the limits, which test/rate-limits.e2e-spec.ts covers.
+ */
+export const RATE_LIMITS_OFF = {
+  RATE_POSES_PER_SEC: '0',
+  RATE_ACTIONS_PER_SEC: '0',
+  RATE_BYTES_PER_SEC: '0',
+};
+
 /** The clients a test opened, so that they can all be closed after it. */
 export class ClientPool {
   private readonly clients: TestClient[] = [];

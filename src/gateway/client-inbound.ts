@@ -1,0 +1,189 @@
+import type { Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import type { RawData, WebSocket } from 'ws';
+import { CloseCode, CloseReason, ErrorCode, ServerEvent } from '../protocol/protocol.js';
+import { ConnectionBudget, type RateLimits } from '../limits/connection-budget.js';
+import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
+import { requestIdOf } from './protocol-exception.filter.js';
+
+/** How long reading may stay paused behind a slow handler before the connection is closed. */
+export const STALLED_INPUT_CLOSE_MS = 10_000;
+
+export interface InboundOptions {
+  maxJsonDepth: number;
+  maxPayload: number;
+  /** MAX_PENDING_MESSAGES: frames waiting behind a slow handler before reading pauses. */
+  maxPendingMessages: number;
+  rateLimits: RateLimits;
+  logger: Logger;
+  /** Whether a parsed message is a throwaway broadcast (a pose): dropped, never refused. */
+  isThrowaway(message: Record<string, unknown>): boolean;
+  /** Asked for every throwaway broadcast within budget: true drops it (the server is behind). */
+  shed(socket: WebSocket, message: Record<string, unknown>): boolean;
+  /** Counts a throwaway broadcast dropped for being over the sender's budget. */
+  countDrop(socket: WebSocket, message: Record<string, unknown>): void;
+  /** Sends a reply that did not come from a handler (RATE_LIMITED). */
+  reply(socket: WebSocket, reply: unknown): void;
+}
+
+/**
+ * One socket's inbound side: parses each frame once, charges it to the connection's budget,
+ * and queues it so the connection's messages are handled one at a time, in arrival order. Past
+ * MAX_PENDING_MESSAGES queued frames it stops reading the socket until the queue drains; a socket
+ * that stays paused, or keeps sending what is refused, is closed 1008. Nothing a frame does can
+ * throw out of here: an unexpected error closes this one socket with 1011.
+ */
+export class ClientInbound {
+  private readonly budget: ConnectionBudget;
+  private queue: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private paused = false;
+  private stallTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly options: InboundOptions,
+    private readonly dispatch: (frame: ParsedFrame) => Promise<void>,
+  ) {
+    this.budget = new ConnectionBudget(options.rateLimits, options.maxPayload, performance.now());
+  }
+
+  readonly receive = (data: RawData, isBinary: boolean): void => {
+    try {
+      this.accept(data, isBinary);
+    } catch (error) {
+      this.fail(error);
+    }
+  };
+
+  /** Closes the socket after an error nobody answered; the process keeps serving the others. */
+  fail(error: unknown): void {
+    this.options.logger.error(
+      `Unexpected error on a connection; closing it with 1011: ${
+        error instanceof Error ? (error.stack ?? error.message) : String(error)
+      }`,
+    );
+    this.close(CloseCode.InternalError, CloseReason.InternalError);
+  }
+
+  private accept(data: RawData, isBinary: boolean): void {
+    if (this.socket.readyState !== this.socket.OPEN) {
+      return;
+    }
+    if (isBinary) {
+      this.close(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
+      return;
+    }
+    const now = performance.now();
+    const frame = parseClientFrame(data, this.options.maxJsonDepth);
+    const throwaway = frame.rejected ? undefined : this.throwawayMessage(frame.message);
+    const bytesWait = this.budget.chargeBytes(byteLength(data), now);
+    const wait = bytesWait > 0 ? bytesWait : this.budget.chargeMessage(!!throwaway, now);
+    if (wait > 0) {
+      this.overBudget(frame, throwaway, bytesWait > 0, wait, now);
+      return;
+    }
+    if (frame.rejected && frame.rejection.abusive && this.budget.violated(now)) {
+      this.close(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+      return;
+    }
+    if (throwaway && this.options.shed(this.socket, throwaway)) {
+      return;
+    }
+    this.enqueue(() => this.dispatch(frame));
+  }
+
+  private throwawayMessage(message: Record<string, unknown>): Record<string, unknown> | undefined {
+    return this.options.isThrowaway(message) ? message : undefined;
+  }
+
+  /**
+   * A throwaway message over budget is dropped (a refusal only when it also broke the byte
+   * budget); anything else is answered RATE_LIMITED, in order with the connection's replies.
+   */
+  private overBudget(
+    frame: ParsedFrame,
+    throwaway: Record<string, unknown> | undefined,
+    overBytes: boolean,
+    retryAfterMs: number,
+    now: number,
+  ): void {
+    if (throwaway) {
+      this.options.countDrop(this.socket, throwaway);
+      if (!overBytes) {
+        return;
+      }
+    }
+    if (this.budget.violated(now)) {
+      this.close(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+      return;
+    }
+    if (throwaway) {
+      return;
+    }
+    const requestId = requestIdOf(frame.rejected ? frame.rejection : frame.message);
+    const data = {
+      message: `Rate limit exceeded; retry in ${retryAfterMs} ms`,
+      code: ErrorCode.RateLimited,
+      retryAfterMs,
+      ...(requestId !== undefined ? { requestId } : {}),
+    };
+    this.enqueue(() => {
+      this.options.reply(this.socket, { event: ServerEvent.Error, data });
+      return Promise.resolve();
+    });
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.pending++;
+    if (this.pending >= this.options.maxPendingMessages && !this.paused) {
+      this.pause();
+    }
+    this.queue = this.queue.then(task).then(this.settled, this.failed);
+  }
+
+  private readonly settled = (): void => {
+    this.pending--;
+    if (this.paused && this.pending <= this.options.maxPendingMessages / 2) {
+      this.resume();
+    }
+  };
+
+  private readonly failed = (error: unknown): void => {
+    this.settled();
+    this.fail(error);
+  };
+
+  /** Back-pressure: stop reading until the handlers catch up, and give up if they never do. */
+  private pause(): void {
+    this.paused = true;
+    this.socket.pause();
+    this.stallTimer = setTimeout(() => {
+      this.options.logger.warn(
+        `Closing a connection whose input stayed paused for ${STALLED_INPUT_CLOSE_MS} ms`,
+      );
+      this.close(CloseCode.PolicyViolation, CloseReason.StalledInput);
+    }, STALLED_INPUT_CLOSE_MS);
+    this.stallTimer.unref();
+  }
+
+  private resume(): void {
+    this.paused = false;
+    clearTimeout(this.stallTimer);
+    this.socket.resume();
+  }
+
+  private close(code: number, reason: string): void {
+    clearTimeout(this.stallTimer);
+    if (this.socket.readyState === this.socket.OPEN) {
+      this.socket.close(code, reason);
+    }
+  }
+}
+
+function byteLength(data: RawData): number {
+  if (Array.isArray(data)) {
+    return data.reduce((sum, chunk) => sum + chunk.length, 0);
+  }
+  return data.byteLength;
+}

@@ -1,0 +1,69 @@
+import { TokenBucket } from './token-bucket.js';
+
+export interface RateLimits {
+  posesPerSec: number;
+  posesBurst: number;
+  actionsPerSec: number;
+  actionsBurst: number;
+  bytesPerSec: number;
+  violationsBeforeClose: number;
+}
+
+/** Refusals are counted over windows of this length; RATE_VIOLATIONS_BEFORE_CLOSE in one closes. */
+export const VIOLATION_WINDOW_MS = 10_000;
+
+/**
+ * One connection's inbound budget: throwaway broadcasts (poses), other actions and bytes, each a
+ * token bucket (absent when its rate is 0), plus the count of refusals that ends a connection
+ * which keeps ignoring them. Everything is in memory and per connection: nothing is shared, so
+ * clients behind one NAT address do not share a budget.
+ */
+export class ConnectionBudget {
+  private readonly poses?: TokenBucket;
+  private readonly actions?: TokenBucket;
+  private readonly bytes?: TokenBucket;
+  private violations = 0;
+  private windowStart = 0;
+
+  /** @param maxFrameBytes the largest frame allowed: the byte bucket always holds one. */
+  constructor(
+    private readonly limits: RateLimits,
+    maxFrameBytes: number,
+    now: number,
+  ) {
+    if (limits.posesPerSec > 0) {
+      this.poses = new TokenBucket(limits.posesPerSec, limits.posesBurst, now);
+    }
+    if (limits.actionsPerSec > 0) {
+      this.actions = new TokenBucket(limits.actionsPerSec, limits.actionsBurst, now);
+    }
+    if (limits.bytesPerSec > 0) {
+      const burst = Math.max(limits.bytesPerSec, maxFrameBytes);
+      this.bytes = new TokenBucket(limits.bytesPerSec, burst, now);
+    }
+  }
+
+  /** Charges an inbound frame's bytes: 0 when they fit, else the milliseconds until they would. */
+  chargeBytes(frameBytes: number, now: number): number {
+    return this.bytes ? this.bytes.take(frameBytes, now) : 0;
+  }
+
+  /** Charges one message to the pose or the action bucket: 0, or the wait until it would fit. */
+  chargeMessage(throwaway: boolean, now: number): number {
+    const bucket = throwaway ? this.poses : this.actions;
+    return bucket ? bucket.take(1, now) : 0;
+  }
+
+  /** Records a refusal; true once the connection has had too many within the window. */
+  violated(now: number): boolean {
+    if (this.limits.violationsBeforeClose === 0) {
+      return false;
+    }
+    if (now - this.windowStart >= VIOLATION_WINDOW_MS) {
+      this.windowStart = now;
+      this.violations = 0;
+    }
+    this.violations++;
+    return this.violations >= this.limits.violationsBeforeClose;
+  }
+}
