@@ -35,6 +35,9 @@ export default {
         '<rootDir>/test/shutdown\\.e2e-spec\\.ts$',
         // Spawns its own processes and checks DATA_DIR files; test/cluster/ covers Redis + AOF.
         '<rootDir>/test/durability\\.e2e-spec\\.ts$',
+        // Spawn their own server processes: a crash must show as a process exit.
+        '<rootDir>/test/fuzz\\.e2e-spec\\.ts$',
+        '<rootDir>/test/process-guards\\.e2e-spec\\.ts$',
       ],
     },
   ],

@@ -7,6 +7,7 @@ import { AppModule } from './app.module.js';
 import { configureApp, createLogger } from './app.setup.js';
 import { appConfig } from './config/app.config.js';
 import { ConfigValidationError } from './config/environment.js';
+import { installProcessGuards } from './lifecycle/process-guards.js';
 
 async function bootstrap(): Promise<void> {
   // Validated here first, so a bad variable stops the process with one clear message.
@@ -16,6 +17,7 @@ async function bootstrap(): Promise<void> {
     abortOnError: false,
   });
   const config = configureApp(app);
+  installProcessGuards(app, config.shutdownTimeoutMs);
   // Nest runs the shutdown hooks on these signals and then exits 0.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

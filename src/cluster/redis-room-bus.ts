@@ -44,9 +44,14 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.cluster.subscriber.on('message', (channel: string, payload: string) =>
-      this.receive(channel, payload),
-    );
+    this.cluster.subscriber.on('message', (channel: string, payload: string) => {
+      // An error here would surface inside ioredis's reader and stop every room's delivery.
+      try {
+        this.receive(channel, payload);
+      } catch (error) {
+        this.logger.error(`Delivering a message from ${channel} failed: ${String(error)}`);
+      }
+    });
     this.users.membership.onRoomUnused = (roomId) => this.unwatch(roomId);
   }
 

@@ -6,6 +6,7 @@ import {
   OnModuleDestroy,
 } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import type { Connection } from './connection.js';
 import { UsersService } from './users.service.js';
 
 /**
@@ -33,13 +34,21 @@ export class HeartbeatService implements OnApplicationBootstrap, OnModuleDestroy
 
   tick(): void {
     for (const connection of this.users.all()) {
-      if (!connection.alive) {
-        this.logger.log(`Terminating ${connection.userId}: no heartbeat answer`);
-        connection.socket.terminate();
-        continue;
+      try {
+        this.check(connection);
+      } catch (error) {
+        this.logger.error(`Heartbeat of ${connection.userId} failed: ${String(error)}`);
       }
-      connection.alive = false;
-      connection.socket.ping();
     }
+  }
+
+  private check(connection: Connection): void {
+    if (!connection.alive) {
+      this.logger.log(`Terminating ${connection.userId}: no heartbeat answer`);
+      connection.socket.terminate();
+      return;
+    }
+    connection.alive = false;
+    connection.socket.ping();
   }
 }

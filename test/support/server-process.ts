@@ -54,11 +54,12 @@ export class ServerProcess {
 
   /**
    * Starts the server with only PATH from the parent environment plus `env`, so neither the
-   * developer's variables nor jest's NODE_OPTIONS leak into it.
+   * developer's variables nor jest's NODE_OPTIONS leak into it. `nodeArgs` go before the script
+   * (`--import` of a fault to inject, say).
    */
-  static start(env: Record<string, string>): ServerProcess {
+  static start(env: Record<string, string>, nodeArgs: string[] = []): ServerProcess {
     assertBuilt();
-    const child = spawn(process.execPath, [MAIN_JS], {
+    const child = spawn(process.execPath, [...nodeArgs, MAIN_JS], {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,0 +1,32 @@
+import { Logger, type INestApplication } from '@nestjs/common';
+
+/**
+ * The last resort, for errors that escaped every handler. A rejected promise nobody awaited
+ * leaves no half-done synchronous work behind: it is logged and the server keeps serving. An
+ * uncaught exception may have stopped code between two steps that belong together, so the
+ * process shuts down the graceful way (clients get 1001 and reconnect elsewhere) and exits 1 for
+ * the orchestrator to restart it.
+ */
+export function installProcessGuards(app: INestApplication, shutdownTimeoutMs: number): void {
+  const logger = new Logger('ProcessGuard');
+  let exiting = false;
+  process.on('unhandledRejection', (reason: unknown) => {
+    logger.error(`Unhandled promise rejection; still serving: ${describe(reason)}`);
+  });
+  process.on('uncaughtException', (error: Error) => {
+    logger.fatal(`Uncaught exception; shutting down: ${describe(error)}`);
+    if (exiting) {
+      return;
+    }
+    exiting = true;
+    setTimeout(() => process.exit(1), shutdownTimeoutMs).unref();
+    app.close().then(
+      () => process.exit(1),
+      () => process.exit(1),
+    );
+  });
+}
+
+function describe(reason: unknown): string {
+  return reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+}
