@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ClientAction, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
@@ -16,6 +16,7 @@ export type OverflowListener = (connection: Connection) => void;
  */
 @Injectable()
 export class Fanout {
+  private readonly logger = new Logger(Fanout.name);
   private readonly limits: OutputLimits;
   private readonly throwawayTypes: ReadonlySet<string>;
   private dirty: Connection[] = [];
@@ -58,10 +59,7 @@ export class Fanout {
       return true;
     }
     if (result === 'overflow') {
-      output.discard();
-      for (const listener of this.overflowListeners) {
-        listener(connection);
-      }
+      this.overflow(connection);
     }
     return result !== 'dropped';
   }
@@ -99,6 +97,14 @@ export class Fanout {
     return typeof roomId === 'string' && sender.rooms.has(roomId);
   }
 
+  /** Gives up on a connection that cannot keep up: its output is discarded, listeners evict it. */
+  overflow(connection: Connection): void {
+    connection.output.discard();
+    for (const listener of this.overflowListeners) {
+      listener(connection);
+    }
+  }
+
   onOverflow(listener: OverflowListener): void {
     this.overflowListeners.push(listener);
   }
@@ -121,6 +127,17 @@ export class Fanout {
     this.droppedByRoom.set(roomId, (this.droppedByRoom.get(roomId) ?? 0) + count);
   }
 
+  /** One connection's write; a failure there must not cost the others theirs. */
+  private flush(connection: Connection): void {
+    try {
+      connection.output.flush();
+    } catch (error) {
+      this.logger.error(`Write to ${connection.userId} failed; closing it: ${String(error)}`);
+      connection.output.discard();
+      connection.socket.terminate();
+    }
+  }
+
   private markDirty(connection: Connection): void {
     this.dirty.push(connection);
     if (!this.flushScheduled) {
@@ -135,7 +152,7 @@ export class Fanout {
     this.dirty = [];
     this.flushScheduled = false;
     for (const connection of due) {
-      connection.output.flush();
+      this.flush(connection);
     }
     this.shedder.endTurn();
   };

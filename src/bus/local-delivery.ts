@@ -5,6 +5,9 @@ import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
 
+/** Events held back for one joiner while its join is answered; past it the joiner is dropped. */
+export const MAX_HELD_EVENTS = 4096;
+
 /**
  * Delivers a room event to the members connected to this instance: the part of every RoomBus
  * that touches sockets. Events that change local membership (a deleted room, a kick) apply that
@@ -37,12 +40,19 @@ export class LocalDelivery {
         this.fanout.countDrops(roomId, dropped);
       }
     }
-    const pending = membership.pending(roomId);
+    // Throwaway events are not held back for a joiner: the next pose is due within a tick.
+    const pending = frame.throwaway ? undefined : membership.pending(roomId);
     if (pending) {
       for (const [member, held] of pending) {
-        if (member.userId !== exceptUserId) {
-          held.push({ event: message.event, data: message.data, frame });
+        if (member.userId === exceptUserId) {
+          continue;
         }
+        if (held.length >= MAX_HELD_EVENTS) {
+          // Its join has been pending for thousands of events: treat it as a client too slow.
+          this.fanout.overflow(member);
+          continue;
+        }
+        held.push({ event: message.event, data: message.data, frame });
       }
     }
     if (message.event === ServerEvent.RoomDeleted) {

@@ -1,0 +1,54 @@
+import type { WebSocket } from 'ws';
+import { loadAppConfig } from '../config/app.config.js';
+import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { Connection } from '../users/connection.js';
+import { UsersService } from '../users/users.service.js';
+import { Fanout } from './fanout.service.js';
+import { LocalDelivery, MAX_HELD_EVENTS } from './local-delivery.js';
+
+const message = (n: number): ServerMessage<'message'> => ({
+  event: ServerEvent.Message,
+  data: { roomId: 'r', message: { type: 'chat', data: { n } }, senderId: 'bob' },
+});
+
+describe('LocalDelivery: events held back for a joiner', () => {
+  let users: UsersService;
+  let fanout: Fanout;
+  let delivery: LocalDelivery;
+  let joiner: Connection;
+  let overflowed: Connection[];
+
+  beforeEach(() => {
+    users = new UsersService();
+    fanout = new Fanout(loadAppConfig({}));
+    delivery = new LocalDelivery(users, fanout);
+    joiner = new Connection('alice', {} as unknown as WebSocket);
+    overflowed = [];
+    fanout.onOverflow((connection) => overflowed.push(connection));
+    users.membership.beginJoin(joiner, 'r');
+  });
+
+  it('holds every room event for a pending joiner, in order', () => {
+    delivery.publish('r', message(1), 'bob');
+    delivery.publish('r', message(2), 'bob');
+    const held = users.membership.completeJoin(joiner, 'r');
+    expect(
+      held.map((event) => (event.data as { message: { data: unknown } }).message.data),
+    ).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
+  it('does not hold throwaway events (poses)', () => {
+    delivery.publish('r', message(1), 'bob', true);
+    expect(users.membership.completeJoin(joiner, 'r')).toEqual([]);
+  });
+
+  it(`drops a joiner as too slow once ${MAX_HELD_EVENTS} events wait for it`, () => {
+    for (let n = 0; n < MAX_HELD_EVENTS; n++) {
+      delivery.publish('r', message(n), 'bob');
+    }
+    expect(overflowed).toEqual([]);
+    delivery.publish('r', message(MAX_HELD_EVENTS), 'bob');
+    expect(overflowed).toEqual([joiner]);
+    expect(users.membership.pending('r')?.get(joiner)).toHaveLength(MAX_HELD_EVENTS);
+  });
+});

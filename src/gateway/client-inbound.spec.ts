@@ -1,0 +1,213 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import type { WebSocket } from 'ws';
+import { CloseCode, ErrorCode } from '../protocol/protocol.js';
+import type { ParsedFrame } from './client-frame.parser.js';
+import { ClientInbound, STALLED_INPUT_CLOSE_MS, type InboundOptions } from './client-inbound.js';
+
+class FakeSocket {
+  readonly OPEN = 1;
+  readyState = 1;
+  paused = false;
+  closes: Array<[number, string]> = [];
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  close(code: number, reason: string): void {
+    this.closes.push([code, reason]);
+    this.readyState = 2;
+  }
+}
+
+const LIMITS_OFF = {
+  posesPerSec: 0,
+  posesBurst: 1,
+  actionsPerSec: 0,
+  actionsBurst: 1,
+  bytesPerSec: 0,
+  violationsBeforeClose: 3,
+};
+
+function setup(overrides: Partial<InboundOptions> = {}) {
+  const socket = new FakeSocket();
+  const replies: unknown[] = [];
+  const dispatched: ParsedFrame[] = [];
+  const logger = new Logger('test');
+  jest.spyOn(logger, 'error').mockImplementation(() => undefined);
+  jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+  let dispatch: (frame: ParsedFrame) => Promise<void> = (frame) => {
+    dispatched.push(frame);
+    return Promise.resolve();
+  };
+  const options: InboundOptions = {
+    maxJsonDepth: 8,
+    maxPayload: 65536,
+    maxPendingMessages: 4,
+    rateLimits: LIMITS_OFF,
+    logger,
+    isThrowaway: (message) => message.action === 'broadcast',
+    shed: () => false,
+    countDrop: () => undefined,
+    reply: (_socket, reply) => replies.push(reply),
+    ...overrides,
+  };
+  const inbound = new ClientInbound(socket as unknown as WebSocket, options, (frame) =>
+    dispatch(frame),
+  );
+  const send = (text: string) => inbound.receive(Buffer.from(text), false);
+  return {
+    socket,
+    replies,
+    dispatched,
+    logger,
+    send,
+    setDispatch: (fn: typeof dispatch) => (dispatch = fn),
+  };
+}
+
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('ClientInbound', () => {
+  it('dispatches frames one at a time, in arrival order', async () => {
+    const { send, setDispatch } = setup();
+    const order: string[] = [];
+    setDispatch(async (frame) => {
+      const id = frame.rejected ? '?' : String(frame.message.requestId);
+      order.push(`start ${id}`);
+      await flush();
+      order.push(`end ${id}`);
+    });
+    send('{"action":"ping","requestId":"a"}');
+    send('{"action":"ping","requestId":"b"}');
+    await flush();
+    await flush();
+    await flush();
+    expect(order).toEqual(['start a', 'end a', 'start b', 'end b']);
+  });
+
+  it('closes only this socket with 1011 when handling a frame fails unexpectedly', async () => {
+    const { socket, send, setDispatch, logger } = setup();
+    setDispatch(() => Promise.reject(new Error('boom')));
+    send('{"action":"ping"}');
+    await flush();
+    expect(socket.closes).toEqual([[CloseCode.InternalError, 'Internal server error']]);
+    expect(logger.error).toHaveBeenCalledWith(expect.stringContaining('boom'));
+  });
+
+  it('closes with 1011 when the dispatcher throws synchronously', async () => {
+    const { socket, send, setDispatch } = setup();
+    setDispatch(() => {
+      throw new Error('sync boom');
+    });
+    send('{"action":"ping"}');
+    await flush();
+    expect(socket.closes[0]?.[0]).toBe(CloseCode.InternalError);
+  });
+
+  it('pauses reading past MAX_PENDING_MESSAGES and resumes once half have been handled', async () => {
+    const { socket, send, setDispatch, dispatched } = setup();
+    const gates: Array<() => void> = [];
+    setDispatch((frame) => {
+      dispatched.push(frame);
+      return new Promise((resolve) => gates.push(resolve));
+    });
+    for (let i = 0; i < 3; i++) {
+      send('{"action":"ping"}');
+    }
+    expect(socket.paused).toBe(false);
+    send('{"action":"ping"}');
+    expect(socket.paused).toBe(true);
+    for (let i = 0; i < 2; i++) {
+      await flush();
+      gates.shift()?.();
+      await flush();
+    }
+    expect(socket.paused).toBe(false);
+    expect(socket.closes).toEqual([]);
+  });
+
+  it('closes 1008 when reading stays paused for too long', () => {
+    jest.useFakeTimers();
+    try {
+      const { socket, send, setDispatch } = setup();
+      setDispatch(() => new Promise(() => undefined));
+      for (let i = 0; i < 4; i++) {
+        send('{"action":"ping"}');
+      }
+      expect(socket.paused).toBe(true);
+      jest.advanceTimersByTime(STALLED_INPUT_CLOSE_MS - 1);
+      expect(socket.closes).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(socket.closes).toEqual([[CloseCode.PolicyViolation, expect.any(String)]]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('answers a too-deep frame through the handler, and closes 1008 on the third', async () => {
+    const { socket, send, dispatched } = setup();
+    const deep = '{"action":"ping","x":' + '['.repeat(20) + ']'.repeat(20) + '}';
+    send(deep);
+    send(deep);
+    await flush();
+    expect(dispatched.map((frame) => frame.rejected && frame.rejection.code)).toEqual([
+      ErrorCode.ValidationFailed,
+      ErrorCode.ValidationFailed,
+    ]);
+    send(deep);
+    expect(socket.closes).toEqual([[CloseCode.PolicyViolation, 'Too many refused messages']]);
+  });
+
+  it('answers RATE_LIMITED in order, and drops throwaway messages over budget without a word', async () => {
+    const drops: unknown[] = [];
+    const { send, replies, dispatched } = setup({
+      rateLimits: { ...LIMITS_OFF, actionsPerSec: 1, actionsBurst: 1, posesPerSec: 1 },
+      countDrop: (_socket, message) => drops.push(message),
+    });
+    send('{"action":"ping","requestId":"ok"}');
+    send('{"action":"ping","requestId":"late"}');
+    send('{"action":"broadcast","n":1}');
+    send('{"action":"broadcast","n":2}');
+    await flush();
+    expect(dispatched).toHaveLength(2);
+    expect(replies).toEqual([
+      {
+        event: 'error',
+        data: {
+          message: expect.stringMatching(/^Rate limit exceeded; retry in \d+ ms$/),
+          code: ErrorCode.RateLimited,
+          retryAfterMs: expect.any(Number),
+          requestId: 'late',
+        },
+      },
+    ]);
+    expect(drops).toEqual([{ action: 'broadcast', n: 2 }]);
+  });
+
+  it('closes 1003 on a binary frame, then ignores what still arrives', async () => {
+    const { socket, dispatched, send } = setup();
+    const inbound = new ClientInbound(
+      socket as unknown as WebSocket,
+      {
+        maxJsonDepth: 8,
+        maxPayload: 65536,
+        maxPendingMessages: 4,
+        rateLimits: LIMITS_OFF,
+        logger: new Logger('test'),
+        isThrowaway: () => false,
+        shed: () => false,
+        countDrop: () => undefined,
+        reply: () => undefined,
+      },
+      () => Promise.resolve(),
+    );
+    inbound.receive(Buffer.from([1, 2, 3]), true);
+    expect(socket.closes).toEqual([[CloseCode.UnsupportedData, expect.any(String)]]);
+    send('{"action":"ping"}');
+    await flush();
+    expect(dispatched).toEqual([]);
+  });
+});
