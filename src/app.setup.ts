@@ -67,7 +67,14 @@ export function configureApp(app: INestApplication): AppConfig {
       maxPendingMessages: config.maxPendingMessages,
       rateLimits: config.rateLimits,
       verifyUpgrade,
-      opened: (_socket: WebSocket, request: IncomingMessage) => admission.opened(request),
+      closeSocket: (socket: WebSocket, code: number, reason: string) => {
+        const connection = users.connectionOf(socket);
+        if (connection) {
+          connection.close(code, reason);
+        } else {
+          socket.close(code, reason);
+        }
+      },
       isThrowaway: (message: Record<string, unknown>) => fanout.isThrowawayBroadcast(message),
       shedBroadcast: (socket: WebSocket, message: Record<string, unknown>) => {
         const connection = users.connectionOf(socket);

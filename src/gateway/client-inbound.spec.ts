@@ -10,6 +10,8 @@ class FakeSocket {
   readyState = 1;
   paused = false;
   closes: Array<[number, string]> = [];
+  /** What was sent before the close, as ClientInbound's closeSocket sees it. */
+  repliesAtClose?: number;
   pause(): void {
     this.paused = true;
   }
@@ -52,6 +54,10 @@ function setup(overrides: Partial<InboundOptions> = {}) {
     shed: () => false,
     countDrop: () => undefined,
     reply: (_socket, reply) => replies.push(reply),
+    closeSocket: (_socket, code, reason) => {
+      socket.repliesAtClose = replies.length;
+      socket.close(code, reason);
+    },
     ...overrides,
   };
   const inbound = new ClientInbound(socket as unknown as WebSocket, options, (frame) =>
@@ -152,13 +158,31 @@ describe('ClientInbound', () => {
     const deep = '{"action":"ping","x":' + '['.repeat(20) + ']'.repeat(20) + '}';
     send(deep);
     send(deep);
+    send(deep);
+    send('{"action":"ping","requestId":"after the close"}');
+    expect(socket.closes).toEqual([]);
     await flush();
     expect(dispatched.map((frame) => frame.rejected && frame.rejection.code)).toEqual([
       ErrorCode.ValidationFailed,
       ErrorCode.ValidationFailed,
     ]);
-    send(deep);
     expect(socket.closes).toEqual([[CloseCode.PolicyViolation, 'Too many refused messages']]);
+  });
+
+  it('closes for repeated refusals only after answering what came before', async () => {
+    const { socket, send, replies, dispatched } = setup({
+      rateLimits: { ...LIMITS_OFF, actionsPerSec: 1, actionsBurst: 2, violationsBeforeClose: 3 },
+    });
+    for (let i = 0; i < 7; i++) {
+      send(`{"action":"ping","requestId":"r${i}"}`);
+    }
+    await flush();
+    expect(dispatched).toHaveLength(2);
+    expect(
+      replies.map((reply) => (reply as { data: { requestId: string } }).data.requestId),
+    ).toEqual(['r2', 'r3']);
+    expect(socket.closes).toEqual([[CloseCode.PolicyViolation, 'Too many refused messages']]);
+    expect(socket.repliesAtClose).toBe(2);
   });
 
   it('answers RATE_LIMITED in order, and drops throwaway messages over budget without a word', async () => {
@@ -201,6 +225,7 @@ describe('ClientInbound', () => {
         shed: () => false,
         countDrop: () => undefined,
         reply: () => undefined,
+        closeSocket: (_socket, code, reason) => socket.close(code, reason),
       },
       () => Promise.resolve(),
     );

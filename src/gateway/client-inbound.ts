@@ -24,6 +24,8 @@ export interface InboundOptions {
   countDrop(socket: WebSocket, message: Record<string, unknown>): void;
   /** Sends a reply that did not come from a handler (RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
+  /** Closes the socket after what is already queued for it, replies included. */
+  closeSocket(socket: WebSocket, code: number, reason: string): void;
 }
 
 /**
@@ -38,6 +40,8 @@ export class ClientInbound {
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
   private paused = false;
+  /** Set once a close is decided: later frames are ignored, earlier ones still answered. */
+  private closing = false;
   private stallTimer?: NodeJS.Timeout;
 
   constructor(
@@ -67,7 +71,7 @@ export class ClientInbound {
   }
 
   private accept(data: RawData, isBinary: boolean): void {
-    if (this.socket.readyState !== this.socket.OPEN) {
+    if (this.closing || this.socket.readyState !== this.socket.OPEN) {
       return;
     }
     if (isBinary) {
@@ -84,7 +88,7 @@ export class ClientInbound {
       return;
     }
     if (frame.rejected && frame.rejection.abusive && this.budget.violated(now)) {
-      this.close(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+      this.closeAfterQueued(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
       return;
     }
     if (throwaway && this.options.shed(this.socket, throwaway)) {
@@ -115,7 +119,7 @@ export class ClientInbound {
       }
     }
     if (this.budget.violated(now)) {
-      this.close(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+      this.closeAfterQueued(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
       return;
     }
     if (throwaway) {
@@ -173,10 +177,20 @@ export class ClientInbound {
     this.socket.resume();
   }
 
+  /** Closes once the frames before this decision have been answered; ignores what comes after. */
+  private closeAfterQueued(code: number, reason: string): void {
+    this.closing = true;
+    this.enqueue(() => {
+      this.close(code, reason);
+      return Promise.resolve();
+    });
+  }
+
   private close(code: number, reason: string): void {
+    this.closing = true;
     clearTimeout(this.stallTimer);
     if (this.socket.readyState === this.socket.OPEN) {
-      this.socket.close(code, reason);
+      this.options.closeSocket(this.socket, code, reason);
     }
   }
 }

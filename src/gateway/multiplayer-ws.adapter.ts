@@ -23,8 +23,8 @@ export interface MultiplayerWsAdapterOptions {
   rateLimits: RateLimits;
   /** Runs before the WebSocket handshake completes: admission, auth, shutdown. */
   verifyUpgrade(request: IncomingMessage): UpgradeDecision | Promise<UpgradeDecision>;
-  /** A socket opened; the returned function is called once when it closes. */
-  opened(socket: WebSocket, request: IncomingMessage): () => void;
+  /** Closes a socket after writing what is already queued for it (replies before the close). */
+  closeSocket(socket: WebSocket, code: number, reason: string): void;
   /** Sends a handler's returned `{event, data}` reply (and the adapter's own RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
   /** Whether a parsed message is a throwaway broadcast (EPHEMERAL_MESSAGE_TYPES). */
@@ -77,13 +77,12 @@ export class MultiplayerWsAdapter extends WsAdapter {
     return super.create(port, serverOptions);
   }
 
-  /** Counts every socket from open to close, and keeps a failing connection handler contained. */
+  /** Keeps a failing connection handler contained to its own socket. */
   override bindClientConnect(
     server: WebSocketServer,
     callback: (...args: unknown[]) => void,
   ): void {
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-      socket.once('close', this.adapterOptions.opened(socket, request));
       try {
         callback(socket, request);
       } catch (error) {
@@ -131,6 +130,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         shed: adapterOptions.shedBroadcast,
         countDrop: adapterOptions.countDrop,
         reply: adapterOptions.reply,
+        closeSocket: adapterOptions.closeSocket,
       },
       (frame: ParsedFrame): Promise<void> => {
         if (frame.rejected) {

@@ -38,6 +38,11 @@ export class ConnectionAdmission implements OnModuleInit {
     }
   }
 
+  /**
+   * Admits an upgrade and holds its place at once, so upgrades still being authenticated count
+   * too; the place is given back when the request's TCP socket closes (a refused handshake just
+   * after, an open WebSocket when it ends).
+   */
   admit(request: IncomingMessage): UpgradeDecision {
     const origin = request.headers.origin;
     // Browsers always send Origin; other clients may omit it, and could forge it anyway.
@@ -52,6 +57,8 @@ export class ConnectionAdmission implements OnModuleInit {
     if (perIp > 0 && (this.openPerAddress.get(address) ?? 0) >= perIp) {
       return { ok: false, status: 429, message: 'Too many connections from this address' };
     }
+    this.hold(address);
+    request.socket.once('close', () => this.release(address));
     return ADMITTED;
   }
 
@@ -65,27 +72,22 @@ export class ConnectionAdmission implements OnModuleInit {
     return address;
   }
 
-  /** Counts an open socket; call the returned function once when it closes. */
-  opened(request: IncomingMessage): () => void {
-    const address = this.addressOf(request);
+  private hold(address: string): void {
     this.openTotal++;
     this.openPerAddress.set(address, (this.openPerAddress.get(address) ?? 0) + 1);
-    let released = false;
-    return () => {
-      if (released) {
-        return;
-      }
-      released = true;
-      this.openTotal--;
-      const left = (this.openPerAddress.get(address) ?? 1) - 1;
-      if (left > 0) {
-        this.openPerAddress.set(address, left);
-      } else {
-        this.openPerAddress.delete(address);
-      }
-    };
   }
 
+  private release(address: string): void {
+    this.openTotal--;
+    const left = (this.openPerAddress.get(address) ?? 1) - 1;
+    if (left > 0) {
+      this.openPerAddress.set(address, left);
+    } else {
+      this.openPerAddress.delete(address);
+    }
+  }
+
+  /** Sockets open or being admitted. */
   openConnections(): number {
     return this.openTotal;
   }
