@@ -170,6 +170,15 @@ describe('bad input', () => {
         'targetUserId',
       ],
       ['requestId an object', 'ping', { requestId: { id: 1 } }, 'requestId'],
+      // Found by the fuzz test: arrays passed where objects belong.
+      ['config an array', 'create_room', { roomId: 'g', config: [{ maxUsers: 5 }] }, 'config'],
+      ['userInfo an array', 'join_room', { roomId: 'g', userInfo: [{ name: 'a' }] }, 'userInfo'],
+      [
+        'userInfo.avatar an array',
+        'join_room',
+        { roomId: 'g', userInfo: { avatar: [{ type: 'x' }] } },
+        'userInfo.avatar',
+      ],
     ])(
       'refuses %s with VALIDATION_FAILED naming the field',
       async (_case, action, fields, field) => {
@@ -200,6 +209,20 @@ describe('bad input', () => {
       const created = alice.request('create_room', { roomId: 'g' });
       expect((await alice.reply(created)).event).toBe('room_created');
     });
+  });
+
+  it('refuses update_state ops that are arrays with VALIDATION_FAILED, not INTERNAL_ERROR', async () => {
+    const alice = await connect('alice');
+    await alice.join('g');
+    for (const ops of [[[]], [[{ op: 'add', collection: 'annotations', id: 'a', item: {} }]]]) {
+      const requestId = alice.request('update_state', { roomId: 'g', ops });
+      expect(await alice.error(requestId)).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        field: 'ops',
+        requestId,
+      });
+    }
+    await expectServed(alice);
   });
 
   describe('frames the socket cannot take', () => {

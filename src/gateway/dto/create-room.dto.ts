@@ -3,6 +3,7 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsObject,
   IsOptional,
   IsString,
   Max,
@@ -25,5 +26,5 @@ export class RoomConfigDto {
 export class CreateRoomDto {
   @OptionalRequestId() requestId?: string;
   @IsOptional() @IsProtocolId() roomId?: string;
-  @IsOptional() @ValidateNested() @Type(() => RoomConfigDto) config?: RoomConfigDto;
+  @IsOptional() @ValidateNested() @IsObject() @Type(() => RoomConfigDto) config?: RoomConfigDto;
 }

@@ -1,6 +1,7 @@
 import { Type } from 'class-transformer';
 import {
   IsIn,
+  IsObject,
   IsOptional,
   IsString,
   Matches,
@@ -24,12 +25,12 @@ export class UserInfoDto {
   @IsOptional() @IsProtocolId() userId?: string;
   @IsOptional() @IsString() @MinLength(1) @MaxLength(64) name?: string;
   @IsOptional() @IsIn(ROLES) role?: Role;
-  @IsOptional() @ValidateNested() @Type(() => AvatarDto) avatar?: AvatarDto;
+  @IsOptional() @ValidateNested() @IsObject() @Type(() => AvatarDto) avatar?: AvatarDto;
 }
 
 export class JoinRoomDto {
   @OptionalRequestId() requestId?: string;
   @IsProtocolId() roomId: string;
   @IsOptional() @IsString() @MaxLength(128) password?: string;
-  @IsOptional() @ValidateNested() @Type(() => UserInfoDto) userInfo?: UserInfoDto;
+  @IsOptional() @ValidateNested() @IsObject() @Type(() => UserInfoDto) userInfo?: UserInfoDto;
 }

@@ -57,6 +57,7 @@ export class UpdateStateDto {
   @ArrayMinSize(1)
   @ArrayMaxSize(100)
   @ValidateNested({ each: true })
+  @IsObject({ each: true, message: 'each of ops must be an object' })
   @Type(() => StateOpDto)
   ops?: StateOpDto[];
 }
