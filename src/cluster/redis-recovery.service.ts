@@ -46,13 +46,18 @@ export class RedisRecoveryService implements OnModuleInit {
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
         const profile = connection.profiles.get(roomId);
+        const maxRole = this.rooms.maxRoleOf(connection, roomId);
         try {
+          // A member still on record stays as it is; one Redis lost is admitted again with the
+          // cap it joined with. A room Redis lost comes back without a password or an owner.
           await this.store.join({
             roomId,
             userId: connection.userId,
             name: profile?.name ?? connection.userId,
             avatar: profile?.avatar,
             requestedRole: profile?.role,
+            ...(maxRole ? { maxRole } : {}),
+            restore: true,
             now: Date.now(),
             configForNewRoom: {
               maxUsers: this.config.maxUsersPerRoom,

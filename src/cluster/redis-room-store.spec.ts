@@ -8,6 +8,7 @@ import {
   config,
   describeRoomStoreContract,
   joinRequest,
+  quota,
   rejection,
   T0,
 } from '../../test/support/room-store-contract.js';
@@ -226,6 +227,51 @@ describe('RedisRoomStore in Redis', () => {
       expect(await keysOfTest()).toEqual([`${prefix}rooms:seq`]);
     });
 
+    it('keeps owners and caps in keys of their own, and leaves nothing of them behind', async () => {
+      const keys = new RedisKeys(prefix);
+      await store.join(joinRequest('r', 'alice', { quota: quota('ann', 5) }));
+      await store.join(joinRequest('r', 'bob', { maxRole: 'viewer' }));
+      expect(await admin.smembers(keys.ownerRooms('user', 'ann'))).toEqual(['r']);
+      expect(await admin.hget(keys.room('r').meta, 'owner')).toBe('user:ann');
+      expect(await admin.hgetall(keys.room('r').caps)).toEqual({ bob: 'viewer' });
+      expect(await admin.hget(keys.room('r').members, 'bob')).toMatch(/^viewer\n/);
+
+      await store.leave('r', 'bob', T0 + 1);
+      expect(await admin.exists(keys.room('r').caps)).toBe(0);
+      await store.join(joinRequest('r', 'bob', { maxRole: 'editor' }));
+      await store.delete('r');
+      expect(await keysOfTest()).toEqual([`${prefix}rooms:seq`]);
+    });
+
+    it('checks the ban of a member that joins again, too', async () => {
+      await store.join(joinRequest('r', 'alice'));
+      await store.join(joinRequest('r', 'bob'));
+      // a ban on record for a member: the rejoin must not slip past it
+      await admin.hset(new RedisKeys(prefix).room('r').bans, 'bob', T0 + 60_000);
+      const error = await rejection(() => store.join(joinRequest('r', 'bob')));
+      expect(error.code).toBe(ErrorCode.Kicked);
+      const after = await store.join(joinRequest('r', 'bob', { now: T0 + 60_000 }));
+      expect(after.alreadyMember).toBe(true);
+    });
+
+    it('drops rooms that are gone from a full owner set instead of counting them', async () => {
+      const keys = new RedisKeys(prefix);
+      await store.create(
+        { roomId: 'real', config: config(), createdAt: T0, quota: quota('ann', 2) },
+        10,
+      );
+      // what a deletion path that forgot the owner would leave behind
+      await admin.sadd(keys.ownerRooms('user', 'ann'), 'ghost');
+      await store.create(
+        { roomId: 'second', config: config(), createdAt: T0, quota: quota('ann', 2) },
+        10,
+      );
+      expect((await admin.smembers(keys.ownerRooms('user', 'ann'))).sort()).toEqual([
+        'real',
+        'second',
+      ]);
+    });
+
     it('gives persistent rooms no expiry in Redis', async () => {
       await store.create({ roomId: 'p', config: config({ persistent: true }), createdAt: T0 }, 10);
       await store.applyStateChange('p', addAnnotation('a'), 262144);
@@ -282,6 +328,24 @@ describe('RedisRoomStore in Redis', () => {
       expect(values).toHaveLength(10);
       expect(codes).toEqual(Array(50).fill(ErrorCode.RoomLimit));
       expect(await store.list()).toHaveLength(10);
+    });
+
+    it("holds an owner's room quota across instances creating rooms at once", async () => {
+      const racers = await instances(5);
+      const { values, codes } = await settle<unknown>(
+        Array.from({ length: 30 }, (_, i) => {
+          const racer = racers[i % racers.length];
+          return i % 2 === 0
+            ? racer.create(
+                { roomId: `room-${i}`, config: config(), createdAt: T0, quota: quota('ann', 3) },
+                100,
+              )
+            : racer.join(joinRequest(`room-${i}`, 'ann', { quota: quota('ann', 3) }));
+        }),
+      );
+      expect(values).toHaveLength(3);
+      expect(codes).toEqual(Array(27).fill(ErrorCode.RoomQuota));
+      expect(await store.list()).toHaveLength(3);
     });
 
     it('accepts one of several changes with the same baseVersion', async () => {
@@ -390,6 +454,52 @@ describe('RedisRoomStore in Redis', () => {
       expect(await c.removeGhost('s', 'bob', 'instance-0', T0 + 3)).toBeUndefined();
       expect(await c.roomsOf('bob')).toEqual(['s']);
       expect(await c.membersOf('instance-0')).toEqual([]);
+    });
+  });
+
+  describe('persistent idle expiry', () => {
+    it('schedules persistent rooms stored before the idle schedule existed', async () => {
+      const keys = new RedisKeys(prefix);
+      await store.create(
+        { roomId: 'old', config: config({ persistent: true }), createdAt: T0 },
+        10,
+      );
+      await store.create({ roomId: 'plain', config: config(), createdAt: T0 }, 10);
+      // as a Redis written by an earlier version has them: no expiry:persistent
+      await admin.del(keys.global.expiryPersistent);
+      const policy = {
+        now: T0 + 10_000,
+        emptyRoomTtlMs: 60_000,
+        roomTimeoutMs: 60_000,
+        persistentRoomIdleMs: 5000,
+      };
+      const fresh = storeOn(await connect(), 'instance-b');
+      await fresh.schedulePersistentRooms();
+      expect(await fresh.deleteExpired(policy)).toEqual([
+        { roomId: 'old', reason: 'idle_timeout', memberIds: [] },
+      ]);
+      expect((await store.list()).map((room) => room.roomId)).toEqual(['plain']);
+    });
+
+    it('starts that from the first sweep with idle expiry on, in the background', async () => {
+      await store.create(
+        { roomId: 'old', config: config({ persistent: true }), createdAt: T0 },
+        10,
+      );
+      await admin.del(new RedisKeys(prefix).global.expiryPersistent);
+      const policy = {
+        now: T0 + 10_000,
+        emptyRoomTtlMs: 60_000,
+        roomTimeoutMs: 60_000,
+        persistentRoomIdleMs: 5000,
+      };
+      const fresh = storeOn(await connect(), 'instance-b');
+      let expired: unknown[] = [];
+      const deadline = Date.now() + 2000;
+      while (expired.length === 0 && Date.now() < deadline) {
+        expired = await fresh.deleteExpired(policy);
+      }
+      expect(expired).toEqual([{ roomId: 'old', reason: 'idle_timeout', memberIds: [] }]);
     });
   });
 

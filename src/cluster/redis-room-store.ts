@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProtocolError } from '../protocol/protocol-error.js';
@@ -11,7 +11,8 @@ import {
   type RoomUser,
   type ServerMessage,
 } from '../protocol/protocol.js';
-import { verifyPassword } from '../rooms/password.js';
+import { hashPassword, verifyPassword } from '../rooms/password.js';
+import { RoomErrors } from '../rooms/room-errors.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type ExpiredRoom,
@@ -21,6 +22,7 @@ import {
   type LeaveOutcome,
   type NewRoom,
   type RoomConfig,
+  type RoomQuota,
   type RoomStore,
   type RoomSummary,
   type StateChange,
@@ -63,7 +65,7 @@ const JOIN_ATTEMPTS = 5;
  * Every Redis failure (unreachable, timed out, overloaded) is thrown as a ProtocolError with code
  * UNAVAILABLE; configure the client with ROOM_STORE_REDIS_OPTIONS so that this happens within 2 s.
  */
-export class RedisRoomStore implements RoomStore {
+export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
   readonly publishesStateUpdates = true;
   private readonly logger = new Logger(RedisRoomStore.name);
   private readonly keys: RedisKeys;
@@ -72,6 +74,8 @@ export class RedisRoomStore implements RoomStore {
   private readonly initialState = JSON.stringify(initialRoomState());
   /** Set while touch is failing, so an outage is logged once rather than per broadcast. */
   private touchFailing = false;
+  /** Set once this store started scheduling persistent rooms stored before the idle schedule. */
+  private schedulingPersistentRooms?: Promise<void>;
 
   constructor(
     private readonly redis: Redis,
@@ -86,20 +90,25 @@ export class RedisRoomStore implements RoomStore {
   }
 
   async create(room: NewRoom, maxRooms: number): Promise<void> {
-    const [status] = await this.run(
+    const reply = await this.run(
       this.scripts.gmsCreateRoom(
         ...this.head(room.roomId),
         maxRooms,
         room.createdAt,
         ...configArgs(room.config),
         this.initialState,
+        ...quotaArgs(room.quota),
       ),
     );
+    const [status] = reply;
     if (status === 'ROOM_EXISTS') {
       throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
     }
+    if (status === 'ROOM_QUOTA') {
+      throw RoomErrors.quota(Number(reply[1]), room.quota?.maxRooms ?? 0);
+    }
     if (status === 'ROOM_LIMIT') {
-      throw roomLimit(maxRooms);
+      throw RoomErrors.roomLimit(maxRooms);
     }
   }
 
@@ -111,9 +120,10 @@ export class RedisRoomStore implements RoomStore {
       connected: true,
       lastSeen: request.now,
     });
-    // A room created by this join gets the joiner's own password: check that one up front.
-    let checkedHash = request.configForNewRoom.passwordHash ?? '';
-    let passwordOk = checkedHash !== '' && verifyPassword(request.password, checkedHash);
+    // Hashed only when the script says it creates the room; checked only against a room's hash.
+    let newRoomHash = '';
+    let checkedHash = '';
+    let passwordOk = false;
     for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
       const reply = await this.run(
         this.scripts.gmsJoinRoom(
@@ -121,32 +131,43 @@ export class RedisRoomStore implements RoomStore {
           request.userId,
           request.now,
           request.maxRooms,
-          ...configArgs(request.configForNewRoom),
+          ...configArgs({ ...request.configForNewRoom, passwordHash: newRoomHash }),
           this.initialState,
           request.requestedRole ?? '',
           this.instanceId,
           profile,
           checkedHash,
           passwordOk ? '1' : '0',
+          request.mayCreate === false ? '0' : '1',
+          ...quotaArgs(request.quota),
+          request.maxRole ?? '',
+          request.restore ? '1' : '0',
+          request.password ? '1' : '0',
         ),
       );
       const [status] = reply;
       switch (status) {
+        case 'HASH':
+          newRoomHash = await hashPassword(request.password ?? '');
+          checkedHash = newRoomHash;
+          passwordOk = true;
+          continue;
         case 'VERIFY':
           checkedHash = String(reply[1]);
-          passwordOk = verifyPassword(request.password, checkedHash);
+          passwordOk = await verifyPassword(request.password, checkedHash);
           continue;
+        case 'ROOM_NOT_FOUND':
+          throw ProtocolError.roomNotFound(request.roomId);
+        case 'ROOM_QUOTA':
+          throw RoomErrors.quota(Number(reply[1]), request.quota?.maxRooms ?? 0);
         case 'ROOM_LIMIT':
-          throw roomLimit(request.maxRooms);
+          throw RoomErrors.roomLimit(request.maxRooms);
         case 'KICKED':
-          throw new ProtocolError(
-            ErrorCode.Kicked,
-            `You were removed from ${request.roomId}; try later`,
-          );
+          throw RoomErrors.kicked(request.roomId);
         case 'INVALID_PASSWORD':
-          throw new ProtocolError(ErrorCode.InvalidPassword, 'Wrong or missing room password');
+          throw RoomErrors.invalidPassword();
         case 'ROOM_FULL':
-          throw new ProtocolError(ErrorCode.RoomFull, 'Room is full');
+          throw RoomErrors.roomFull();
         default:
           return joinOutcome(request, reply);
       }
@@ -217,6 +238,9 @@ export class RedisRoomStore implements RoomStore {
   async setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]> {
     const reply = await this.run(this.scripts.gmsSetRole(...this.head(roomId), targetUserId, role));
     this.throwMembershipFailure(reply, roomId, targetUserId);
+    if (reply[0] === 'FORBIDDEN') {
+      throw RoomErrors.roleCap(targetUserId, String(reply[1]) as Role);
+    }
     return reply.slice(1).map((record) => decodeMember(String(record)).user);
   }
 
@@ -357,14 +381,22 @@ export class RedisRoomStore implements RoomStore {
    * rules again: two instances sweeping at once never both report a room.
    */
   async deleteExpired(policy: ExpiryPolicy): Promise<ExpiredRoom[]> {
-    const { expiryEmpty, expiryActivity } = this.keys.global;
+    const { expiryEmpty, expiryActivity, expiryPersistent } = this.keys.global;
+    const persistentIdleMs = policy.persistentRoomIdleMs ?? 0;
+    if (persistentIdleMs > 0) {
+      this.startSchedulingPersistentRooms();
+    }
     const idleBefore = policy.now - policy.roomTimeoutMs - LAST_ACTIVITY_RESOLUTION_MS;
-    const [empty, idle] = (await this.transaction((multi) =>
+    const persistentIdleBefore = policy.now - persistentIdleMs - LAST_ACTIVITY_RESOLUTION_MS;
+    const [empty, idle, idlePersistent] = (await this.transaction((multi) => {
       multi
         .zrangebyscore(expiryEmpty, '-inf', policy.now - policy.emptyRoomTtlMs)
-        .zrangebyscore(expiryActivity, '-inf', idleBefore),
-    )) as [string[], string[]];
-    const candidates = [...new Set([...empty, ...idle])];
+        .zrangebyscore(expiryActivity, '-inf', idleBefore);
+      return persistentIdleMs > 0
+        ? multi.zrangebyscore(expiryPersistent, '-inf', persistentIdleBefore)
+        : multi;
+    })) as [string[], string[], string[] | undefined];
+    const candidates = [...new Set([...empty, ...idle, ...(idlePersistent ?? [])])];
     const claims = await Promise.all(
       candidates.map((roomId) =>
         this.run(
@@ -375,6 +407,7 @@ export class RedisRoomStore implements RoomStore {
             policy.emptyRoomTtlMs,
             policy.roomTimeoutMs,
             LAST_ACTIVITY_RESOLUTION_MS,
+            persistentIdleMs,
           ),
         ),
       ),
@@ -394,6 +427,47 @@ export class RedisRoomStore implements RoomStore {
     });
     // Creation order, as MemoryRoomStore reports them.
     return expired.sort((a, b) => a.epoch - b.epoch).map(({ room }) => room);
+  }
+
+  /** Schedules the persistent rooms an earlier version stored, without holding up the boot. */
+  onApplicationBootstrap(): void {
+    this.startSchedulingPersistentRooms();
+  }
+
+  /**
+   * Runs schedulePersistentRooms in the background, once per store unless it fails: a departure
+   * waits for a sweep, and later sweeps find those rooms.
+   */
+  private startSchedulingPersistentRooms(): void {
+    if (this.schedulingPersistentRooms) {
+      return;
+    }
+    this.schedulingPersistentRooms = this.schedulePersistentRooms().catch((error: unknown) => {
+      this.schedulingPersistentRooms = undefined;
+      this.logger.warn(`Could not schedule the idle expiry of persistent rooms: ${String(error)}`);
+    });
+  }
+
+  /**
+   * Puts the persistent rooms stored before the idle schedule existed (`expiry:persistent`) on
+   * it, from their lastActivity. Started at boot, and by deleteExpired (with idle expiry on) if
+   * that failed; harmless to run again.
+   */
+  async schedulePersistentRooms(): Promise<void> {
+    const roomIds = await this.run(this.redis.zrange(this.keys.global.registry, 0, '-1'));
+    for (let start = 0; start < roomIds.length; start += LIST_BATCH) {
+      const batch = roomIds.slice(start, start + LIST_BATCH);
+      const flags = await this.transaction((multi) => {
+        for (const roomId of batch) {
+          multi.hget(this.keys.room(roomId).meta, 'persistent');
+        }
+        return multi;
+      });
+      const persistent = batch.filter((_, index) => flags[index] === '1');
+      await Promise.all(
+        persistent.map((roomId) => this.run(this.scripts.gmsTouchRoom(...this.head(roomId), ''))),
+      );
+    }
   }
 
   /** KEYS then ARGV[1..2], the same for every room script. */
@@ -474,14 +548,12 @@ function configArgs(config: RoomConfig): string[] {
   ];
 }
 
-function roomLimit(maxRooms: number): ProtocolError {
-  return new ProtocolError(
-    ErrorCode.RoomLimit,
-    `The server holds its maximum of ${maxRooms} rooms`,
-  );
+/** ARGV of a room quota, as the create and join scripts read it: owner or '', its maximum. */
+function quotaArgs(quota: RoomQuota | undefined): string[] {
+  return quota ? [`${quota.owner.kind}:${quota.owner.id}`, String(quota.maxRooms)] : ['', '0'];
 }
 
-/** {'JOINED' | 'MEMBER', created, createdAt, state JSON, member records...}. */
+/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, member records...}. */
 function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
   const users = reply.slice(4).map((record) => decodeMember(String(record)).user);
   const roomInfo: RoomInfo = {
@@ -494,7 +566,8 @@ function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
   return {
     roomInfo,
     user: { ...user },
-    alreadyMember: reply[0] === 'MEMBER',
+    alreadyMember: reply[0] !== 'JOINED',
+    ...(reply[0] === 'DEMOTED' ? { roleChanged: true } : {}),
     createdRoom: reply[1] === 1,
   };
 }

@@ -129,6 +129,25 @@ describe('FileRoomPersistence', () => {
     expect(await persistence.loadAll()).toEqual([locked]);
   });
 
+  it('keeps the owner of a room (its room quota), and loads files written before owners', async () => {
+    const owned = room('owned', 1, { owner: { kind: 'ip', id: '2001:db8::1' } });
+    await persistence.save(owned);
+    await persistence.save(room('older', 1));
+    expect(await persistence.loadAll()).toEqual([room('older', 1), owned]);
+    expect(JSON.parse(readFileSync(join(dir, 'room-older.json'), 'utf8'))).not.toHaveProperty(
+      'owner',
+    );
+  });
+
+  it.each([
+    ['not an object', 'ann'],
+    ['of an unknown kind', { kind: 'team', id: 'x' }],
+    ['without an id', { kind: 'user', id: '' }],
+  ])('loads a room whose owner is %s as owned by nobody', async (_label, owner) => {
+    writeFileSync(join(dir, 'room-odd.json'), JSON.stringify({ format: 1, ...room('odd'), owner }));
+    expect(await persistence.loadAll()).toEqual([room('odd')]);
+  });
+
   it('writes one file per room, owner-only, and leaves no temporary file behind', async () => {
     await persistence.save(room('a', 1));
     await persistence.save(room('a', 2));

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { prepareDataDir } from '../config/environment.js';
 import { ID_PATTERN, type RoomState, type StateItem } from '../protocol/protocol.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
-import type { GrantableRole, RoomConfig } from './room-store.js';
+import type { GrantableRole, RoomConfig, RoomOwner } from './room-store.js';
 
 const FORMAT = 1;
 const ROOM_FILE = /^room-([a-z0-9._~-]{1,128})\.json$/;
@@ -186,13 +186,31 @@ export function parseRoomFile(text: string, roomId: string): PersistedRoom {
   check(file.roomId === roomId, `its roomId ${JSON.stringify(file.roomId)} is not ${roomId}`);
   check(isTime(file.createdAt), 'createdAt is not a time');
   check(isTime(file.lastActivity), 'lastActivity is not a time');
+  const owner = parseOwner(file.owner);
   return {
     roomId,
     config: parseConfig(file.config),
     createdAt: file.createdAt,
     lastActivity: file.lastActivity,
+    ...(owner ? { owner } : {}),
     state: parseState(file.state),
   };
+}
+
+/**
+ * Files written before room quotas have no owner, and one that cannot be read is dropped rather
+ * than the room: either way the room counts against nobody.
+ */
+function parseOwner(owner: unknown): RoomOwner | undefined {
+  if (
+    isObject(owner) &&
+    (owner.kind === 'user' || owner.kind === 'ip') &&
+    typeof owner.id === 'string' &&
+    owner.id.length > 0
+  ) {
+    return { kind: owner.kind, id: owner.id };
+  }
+  return undefined;
 }
 
 function parseConfig(config: unknown): RoomConfig {

@@ -1,16 +1,19 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import {
   config,
   describeRoomStoreContract,
   joinRequest,
   MAX_ROOMS,
+  quota,
   rejection,
   T0,
 } from '../../test/support/room-store-contract.js';
 import { ErrorCode } from '../protocol/protocol.js';
-import { MemoryRoomStore } from './memory-room-store.js';
+import { MemoryRoomStore, SAVED_ACTIVITY_INTERVAL_MS } from './memory-room-store.js';
 import { hashPassword } from './password.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
-import type { RoomConfig } from './room-store.js';
+import { LAST_ACTIVITY_RESOLUTION_MS, type RoomConfig } from './room-store.js';
 
 /** What a write does: succeed at once, wait for the test, or fail. */
 type WriteMode = 'instant' | 'held' | 'failing';
@@ -108,7 +111,7 @@ describe('MemoryRoomStore', () => {
         focusPoints: [],
         sessionSettings: { quality: 'high' },
       };
-      const passwordHash = hashPassword('pw');
+      const passwordHash = await hashPassword('pw');
       store = new MemoryRoomStore(
         new FakePersistence([
           {
@@ -318,6 +321,96 @@ describe('MemoryRoomStore', () => {
       await persistence.release();
       await Promise.all([applying, draining]);
       expect(drained).toBe(true);
+    });
+
+    describe('idle expiry (persistentRoomIdleMs)', () => {
+      const IDLE = 30 * 86_400_000;
+      const policy = (now: number) => ({
+        now,
+        emptyRoomTtlMs: 0,
+        roomTimeoutMs: 1000,
+        persistentRoomIdleMs: IDLE,
+      });
+      const expiresAt = T0 + IDLE + LAST_ACTIVITY_RESOLUTION_MS;
+
+      it('removes the file of an idle persistent room before the room is gone', async () => {
+        await createPersistent('p');
+        await store.join(joinRequest('p', 'alice'));
+        persistence.mode = 'held';
+        const sweeping = store.deleteExpired(policy(expiresAt));
+        await settle();
+        expect(persistence.calls).toEqual(['save p v0', 'remove p']);
+        expect(await store.list()).toHaveLength(1);
+        await persistence.release();
+        expect(await sweeping).toEqual([
+          { roomId: 'p', reason: 'idle_timeout', memberIds: ['alice'] },
+        ]);
+        expect(await store.list()).toEqual([]);
+        expect(persistence.files.has('p')).toBe(false);
+      });
+
+      it('keeps an idle room whose file could not be removed, logs it, and tries again', async () => {
+        const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+        await createPersistent('p');
+        persistence.mode = 'failing';
+        expect(await store.deleteExpired(policy(expiresAt))).toEqual([]);
+        expect(await store.list()).toHaveLength(1);
+        expect(String(errors.mock.calls[0]?.[0])).toMatch(/idle persistent room p: .*disk full/);
+        persistence.mode = 'instant';
+        expect(await store.deleteExpired(policy(expiresAt))).toHaveLength(1);
+        errors.mockRestore();
+      });
+
+      it('keeps a room that got activity while its sweep waited for earlier writes', async () => {
+        await createPersistent('p');
+        persistence.mode = 'held';
+        const applying = addAnnotation('p', 'a');
+        const sweeping = store.deleteExpired(policy(Date.now() + 10));
+        await persistence.release();
+        await applying;
+        expect(await sweeping).toEqual([]);
+        expect(await store.list()).toHaveLength(1);
+      });
+
+      it('writes activity to the record at most once an interval, so a restart keeps it', async () => {
+        await createPersistent('p');
+        await store.join(joinRequest('p', 'alice', { now: T0 + SAVED_ACTIVITY_INTERVAL_MS - 1 }));
+        await store.touch('p', T0 + SAVED_ACTIVITY_INTERVAL_MS);
+        await settle();
+        expect(persistence.calls).toEqual(['save p v0', 'save p v0']);
+        expect(persistence.files.get('p')?.lastActivity).toBe(T0 + SAVED_ACTIVITY_INTERVAL_MS);
+        await store.touch('p', T0 + SAVED_ACTIVITY_INTERVAL_MS + 1000);
+        await store.leave('p', 'alice', T0 + SAVED_ACTIVITY_INTERVAL_MS + 2000);
+        await settle();
+        expect(persistence.calls).toHaveLength(2);
+      });
+    });
+
+    describe('room owners', () => {
+      it('writes the owner with the room and counts a restored room against it', async () => {
+        await store.create(
+          { roomId: 'p', config: persistentConfig(), createdAt: T0, quota: quota('ann', 1) },
+          MAX_ROOMS,
+        );
+        expect(persistence.files.get('p')?.owner).toEqual({ kind: 'user', id: 'ann' });
+
+        const restarted = new MemoryRoomStore(new FakePersistence([...persistence.files.values()]));
+        await restarted.onModuleInit();
+        const error = await rejection(() =>
+          restarted.join(joinRequest('another', 'ann', { quota: quota('ann', 1) })),
+        );
+        expect(error.code).toBe(ErrorCode.RoomQuota);
+        await restarted.delete('p');
+        await restarted.join(joinRequest('another', 'ann', { quota: quota('ann', 1) }));
+      });
+
+      it('restores a room saved without an owner as counting against nobody', async () => {
+        await createPersistent('p');
+        expect(persistence.files.get('p')).not.toHaveProperty('owner');
+        const restarted = new MemoryRoomStore(new FakePersistence([...persistence.files.values()]));
+        await restarted.onModuleInit();
+        await restarted.join(joinRequest('another', 'ann', { quota: quota('ann', 1) }));
+      });
     });
 
     it('keeps persistent rooms in memory only when no persistence is provided', async () => {

@@ -1,6 +1,7 @@
 import {
   Inject,
   Injectable,
+  Logger,
   Optional,
   type OnApplicationShutdown,
   type OnModuleInit,
@@ -14,7 +15,8 @@ import {
   type RoomUser,
 } from '../protocol/protocol.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
-import { verifyPassword } from './password.js';
+import { hashPassword, verifyPassword } from './password.js';
+import { cappedRole, RoomErrors } from './room-errors.js';
 import { ROOM_PERSISTENCE, type PersistedRoom, type RoomPersistence } from './room-persistence.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
@@ -25,6 +27,8 @@ import {
   type LeaveOutcome,
   type NewRoom,
   type RoomConfig,
+  type RoomOwner,
+  type RoomQuota,
   type RoomStore,
   type RoomSummary,
   type StateChange,
@@ -35,13 +39,28 @@ interface StoredRoom {
   config: RoomConfig;
   createdAt: number;
   lastActivity: number;
+  /** The lastActivity its record on disk holds (persistent rooms). */
+  savedActivity: number;
+  /** Who created it, for the room quota. */
+  owner?: RoomOwner;
   /** Insertion order is join order: the first entry is the longest-present member. */
   members: Map<string, RoomUser>;
+  /** The highest role a member may hold, for members that have a cap. */
+  caps: Map<string, Role>;
   state: RoomState;
   bans: Map<string, number>;
   /** Set while the room has no members. */
   emptySince?: number;
 }
+
+/**
+ * A persistent room's record is written again for activity alone (joins, leaves, broadcasts) at
+ * most this often, so that its idle deadline survives a restart within this much.
+ */
+export const SAVED_ACTIVITY_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Rounds of join: more than two only if a room is replaced while a password is checked. */
+const JOIN_ATTEMPTS = 5;
 
 /**
  * The single-instance RoomStore: plain maps, so every method is atomic by construction.
@@ -55,8 +74,11 @@ interface StoredRoom {
 @Injectable()
 export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationShutdown {
   readonly publishesStateUpdates = false;
+  private readonly logger = new Logger(MemoryRoomStore.name);
   private readonly rooms = new Map<string, StoredRoom>();
   private readonly roomsOfUser = new Map<string, Set<string>>();
+  /** `<kind>:<id>` of an owner -> the ids of the rooms it created that still exist. */
+  private readonly roomsOfOwner = new Map<string, Set<string>>();
   /** Per persistent room with writes in flight: the end of its sequence (never rejects). */
   private readonly writes = new Map<string, Promise<void>>();
 
@@ -84,6 +106,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     if (this.rooms.has(room.roomId)) {
       throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
     }
+    this.checkQuota(room.quota);
     const stored = this.insertRoom(room, maxRooms);
     const persistence = this.persistenceOf(stored);
     if (!persistence) {
@@ -102,43 +125,47 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     });
   }
 
-  join(request: JoinRequest): Promise<JoinOutcome> {
-    let room = this.rooms.get(request.roomId);
-    const createdRoom = !room;
-    if (!room) {
-      room = this.insertRoom(
-        { roomId: request.roomId, config: request.configForNewRoom, createdAt: request.now },
-        request.maxRooms,
-      );
+  /**
+   * Atomic like every method here, though a password is hashed or checked before the checks run:
+   * what it was checked against (a room, or the absence of one) is looked up again after, and
+   * the join starts over when that changed meanwhile.
+   */
+  async join(request: JoinRequest): Promise<JoinOutcome> {
+    for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
+      const room = this.rooms.get(request.roomId);
+      if (!room) {
+        this.checkCreation(request);
+        const passwordHash = request.password ? await hashPassword(request.password) : undefined;
+        if (this.rooms.has(request.roomId)) {
+          continue;
+        }
+        this.checkCreation(request);
+        const created = this.insertRoom(
+          {
+            roomId: request.roomId,
+            config: { ...request.configForNewRoom, ...(passwordHash ? { passwordHash } : {}) },
+            createdAt: request.now,
+            quota: request.quota,
+          },
+          request.maxRooms,
+        );
+        return this.admit(created, request, true, true);
+      }
+      if (request.restore && room.members.has(request.userId)) {
+        return this.admit(room, request, true, false);
+      }
+      if (!room.config.passwordHash) {
+        return this.admit(room, request, true, false);
+      }
+      const passwordOk = await verifyPassword(request.password, room.config.passwordHash);
+      if (this.rooms.get(request.roomId) === room) {
+        return this.admit(room, request, passwordOk, false);
+      }
     }
-    const existing = room.members.get(request.userId);
-    if (existing) {
-      return Promise.resolve({
-        roomInfo: this.roomInfo(room),
-        user: existing,
-        alreadyMember: true,
-        createdRoom,
-      });
-    }
-    this.checkAdmission(room, request);
-    const user: RoomUser = {
-      id: request.userId,
-      name: request.name,
-      role: this.grantedRole(room, request.requestedRole),
-      ...(request.avatar ? { avatar: request.avatar } : {}),
-      connected: true,
-      lastSeen: request.now,
-    };
-    room.members.set(user.id, user);
-    room.emptySince = undefined;
-    room.lastActivity = request.now;
-    this.indexMembership(user.id, room.roomId, true);
-    return Promise.resolve({
-      roomInfo: this.roomInfo(room),
-      user,
-      alreadyMember: false,
-      createdRoom,
-    });
+    throw new ProtocolError(
+      ErrorCode.Unavailable,
+      `Room ${request.roomId} keeps changing; try again`,
+    );
   }
 
   leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined> {
@@ -156,6 +183,10 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
   setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]> {
     const room = this.requireRoom(roomId);
     const target = this.requireMember(room, targetUserId);
+    const cap = room.caps.get(targetUserId);
+    if (cappedRole(role, cap) !== role) {
+      throw RoomErrors.roleCap(targetUserId, cap as Role);
+    }
     const changed: RoomUser[] = [];
     if (role === 'host' && target.role !== 'host') {
       for (const member of room.members.values()) {
@@ -210,6 +241,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       await persistence.save(persistedRoom(room, next, now));
       room.state = next;
       room.lastActivity = now;
+      room.savedActivity = now;
       return next.version;
     });
   }
@@ -235,7 +267,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
   touch(roomId: string, now: number): Promise<void> {
     const room = this.rooms.get(roomId);
     if (room) {
-      room.lastActivity = now;
+      this.markActivity(room, now);
     }
     return Promise.resolve();
   }
@@ -252,29 +284,48 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     return Promise.resolve(summaries);
   }
 
-  deleteExpired(policy: ExpiryPolicy): Promise<ExpiredRoom[]> {
-    const expired: ExpiredRoom[] = [];
-    for (const room of this.rooms.values()) {
-      const reason = this.expiryReason(room, policy);
+  /**
+   * Non-persistent rooms go at once. An idle persistent room goes inside its sequence of writes,
+   * once its record is removed; if that fails it stays (logged), for the next sweep to retry.
+   */
+  async deleteExpired(policy: ExpiryPolicy): Promise<ExpiredRoom[]> {
+    const expiring: Array<Promise<ExpiredRoom | undefined>> = [];
+    for (const room of [...this.rooms.values()]) {
+      if (room.config.persistent) {
+        if (isIdlePersistent(room, policy)) {
+          expiring.push(this.deleteIdlePersistent(room, policy));
+        }
+        continue;
+      }
+      const reason = expiryReason(room, policy);
       if (reason) {
-        expired.push({ roomId: room.roomId, reason, memberIds: this.deleteRoom(room) });
+        const memberIds = this.deleteRoom(room);
+        expiring.push(Promise.resolve({ roomId: room.roomId, reason, memberIds }));
       }
     }
-    return Promise.resolve(expired);
+    const expired = await Promise.all(expiring);
+    return expired.filter((room): room is ExpiredRoom => room !== undefined);
   }
 
-  private expiryReason(room: StoredRoom, policy: ExpiryPolicy): ExpiredRoom['reason'] | undefined {
-    // Also what keeps a persistent room's deletion, and its file's removal, in its sequence.
-    if (room.config.persistent) {
+  private deleteIdlePersistent(
+    room: StoredRoom,
+    policy: ExpiryPolicy,
+  ): Promise<ExpiredRoom | undefined> {
+    const removeRecord = async (): Promise<ExpiredRoom | undefined> => {
+      // Checked again in the sequence: activity or a deletion may have come first.
+      if (this.rooms.get(room.roomId) !== room || !isIdlePersistent(room, policy)) {
+        return undefined;
+      }
+      await this.persistence?.remove(room.roomId);
+      return { roomId: room.roomId, reason: 'idle_timeout', memberIds: this.deleteRoom(room) };
+    };
+    if (!this.persistence) {
+      return removeRecord();
+    }
+    return this.inSequence(room.roomId, removeRecord).catch((error: unknown) => {
+      this.logger.error(`Could not remove idle persistent room ${room.roomId}: ${String(error)}`);
       return undefined;
-    }
-    if (room.emptySince !== undefined && policy.now - room.emptySince >= policy.emptyRoomTtlMs) {
-      return 'empty';
-    }
-    if (policy.now - room.lastActivity >= policy.roomTimeoutMs + LAST_ACTIVITY_RESOLUTION_MS) {
-      return 'idle_timeout';
-    }
-    return undefined;
+    });
   }
 
   private persistenceOf(room: StoredRoom): RoomPersistence | undefined {
@@ -314,50 +365,139 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       config: saved.config,
       createdAt: saved.createdAt,
       lastActivity: saved.lastActivity,
+      savedActivity: saved.lastActivity,
+      ...(saved.owner ? { owner: saved.owner } : {}),
       members: new Map(),
+      caps: new Map(),
       state: saved.state,
       bans: new Map(),
       emptySince: now,
     });
+    this.indexOwnership(saved.owner, saved.roomId, true);
+  }
+
+  /** What a join that creates the room checks first: may it, the owner's quota, MAX_ROOMS. */
+  private checkCreation(request: JoinRequest): void {
+    if (request.mayCreate === false) {
+      throw ProtocolError.roomNotFound(request.roomId);
+    }
+    this.checkQuota(request.quota);
+    this.checkRoomLimit(request.maxRooms);
+  }
+
+  private checkQuota(quota: RoomQuota | undefined): void {
+    if (!quota || quota.maxRooms <= 0) {
+      return;
+    }
+    const count = this.roomsOfOwner.get(ownerKey(quota.owner))?.size ?? 0;
+    if (count >= quota.maxRooms) {
+      throw RoomErrors.quota(count, quota.maxRooms);
+    }
+  }
+
+  private checkRoomLimit(maxRooms: number): void {
+    if (this.rooms.size >= maxRooms) {
+      throw RoomErrors.roomLimit(maxRooms);
+    }
   }
 
   private insertRoom(room: NewRoom, maxRooms: number): StoredRoom {
-    if (this.rooms.size >= maxRooms) {
-      throw new ProtocolError(
-        ErrorCode.RoomLimit,
-        `The server holds its maximum of ${maxRooms} rooms`,
-      );
-    }
+    this.checkRoomLimit(maxRooms);
+    const owner = room.quota?.owner;
     const stored: StoredRoom = {
       roomId: room.roomId,
       config: room.config,
       createdAt: room.createdAt,
       lastActivity: room.createdAt,
+      savedActivity: room.createdAt,
+      ...(owner ? { owner: { kind: owner.kind, id: owner.id } } : {}),
       members: new Map(),
+      caps: new Map(),
       state: initialRoomState(),
       bans: new Map(),
       emptySince: room.createdAt,
     };
     this.rooms.set(room.roomId, stored);
+    this.indexOwnership(stored.owner, stored.roomId, true);
     return stored;
   }
 
-  private checkAdmission(room: StoredRoom, request: JoinRequest): void {
+  /**
+   * The checks and writes of a join, with the password already checked (`passwordOk`): KICKED,
+   * INVALID_PASSWORD (a member joining again too), then ROOM_FULL for a newcomer.
+   */
+  private admit(
+    room: StoredRoom,
+    request: JoinRequest,
+    passwordOk: boolean,
+    createdRoom: boolean,
+  ): JoinOutcome {
+    const existing = room.members.get(request.userId);
+    if (existing && request.restore) {
+      return {
+        roomInfo: this.roomInfo(room),
+        user: { ...existing },
+        alreadyMember: true,
+        createdRoom,
+      };
+    }
     const bannedUntil = room.bans.get(request.userId);
     if (bannedUntil !== undefined) {
       if (bannedUntil > request.now) {
-        throw new ProtocolError(
-          ErrorCode.Kicked,
-          `You were removed from ${room.roomId}; try later`,
-        );
+        throw RoomErrors.kicked(room.roomId);
       }
       room.bans.delete(request.userId);
     }
-    if (room.config.passwordHash && !verifyPassword(request.password, room.config.passwordHash)) {
-      throw new ProtocolError(ErrorCode.InvalidPassword, 'Wrong or missing room password');
+    if (!passwordOk) {
+      throw RoomErrors.invalidPassword();
+    }
+    if (existing) {
+      return this.admitAgain(room, existing, request, createdRoom);
     }
     if (room.members.size >= room.config.maxUsers) {
-      throw new ProtocolError(ErrorCode.RoomFull, 'Room is full');
+      throw RoomErrors.roomFull();
+    }
+    const user: RoomUser = {
+      id: request.userId,
+      name: request.name,
+      role: cappedRole(this.grantedRole(room, request.requestedRole), request.maxRole),
+      ...(request.avatar ? { avatar: request.avatar } : {}),
+      connected: true,
+      lastSeen: request.now,
+    };
+    room.members.set(user.id, user);
+    this.setCap(room, user.id, request.maxRole);
+    room.emptySince = undefined;
+    this.markActivity(room, request.now);
+    this.indexMembership(user.id, room.roomId, true);
+    return { roomInfo: this.roomInfo(room), user: { ...user }, alreadyMember: false, createdRoom };
+  }
+
+  /** A member joining again keeps its profile and role, but takes the cap it comes with now. */
+  private admitAgain(
+    room: StoredRoom,
+    member: RoomUser,
+    request: JoinRequest,
+    createdRoom: boolean,
+  ): JoinOutcome {
+    this.setCap(room, member.id, request.maxRole);
+    const capped = cappedRole(member.role, request.maxRole);
+    const roleChanged = capped !== member.role;
+    member.role = capped;
+    return {
+      roomInfo: this.roomInfo(room),
+      user: { ...member },
+      alreadyMember: true,
+      ...(roleChanged ? { roleChanged } : {}),
+      createdRoom,
+    };
+  }
+
+  private setCap(room: StoredRoom, userId: string, maxRole: Role | undefined): void {
+    if (maxRole === undefined || maxRole === 'host') {
+      room.caps.delete(userId);
+    } else {
+      room.caps.set(userId, maxRole);
     }
   }
 
@@ -373,10 +513,12 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     return requested;
   }
 
+  /** The host's successor is the longest-present member its cap lets host, if any. */
   private removeMember(room: StoredRoom, userId: string, now: number): LeaveOutcome {
     const leaving = room.members.get(userId);
     room.members.delete(userId);
-    room.lastActivity = now;
+    room.caps.delete(userId);
+    this.markActivity(room, now);
     this.indexMembership(userId, room.roomId, false);
     if (room.members.size === 0) {
       room.emptySince = now;
@@ -385,9 +527,34 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     if (leaving?.role !== 'host') {
       return { remaining: room.members.size };
     }
-    const successor = room.members.values().next().value as RoomUser;
-    successor.role = 'host';
-    return { newHost: { ...successor }, remaining: room.members.size };
+    for (const successor of room.members.values()) {
+      if (!room.caps.has(successor.id)) {
+        successor.role = 'host';
+        return { newHost: { ...successor }, remaining: room.members.size };
+      }
+    }
+    return { remaining: room.members.size };
+  }
+
+  /**
+   * Records activity; a persistent room's record takes it too, at most once an interval, in the
+   * room's sequence (a failed write is only logged: the next activity tries again).
+   */
+  private markActivity(room: StoredRoom, now: number): void {
+    room.lastActivity = now;
+    const persistence = this.persistenceOf(room);
+    if (!persistence || now - room.savedActivity < SAVED_ACTIVITY_INTERVAL_MS) {
+      return;
+    }
+    room.savedActivity = now;
+    this.inSequence(room.roomId, async () => {
+      if (this.rooms.get(room.roomId) === room) {
+        await persistence.save(persistedRoom(room, room.state));
+      }
+    }).catch((error: unknown) => {
+      room.savedActivity = 0;
+      this.logger.warn(`Could not record activity of room ${room.roomId}: ${String(error)}`);
+    });
   }
 
   private deleteRoom(room: StoredRoom): string[] {
@@ -396,7 +563,28 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       this.indexMembership(userId, room.roomId, false);
     }
     this.rooms.delete(room.roomId);
+    this.indexOwnership(room.owner, room.roomId, false);
     return memberIds;
+  }
+
+  private indexOwnership(owner: RoomOwner | undefined, roomId: string, owned: boolean): void {
+    if (!owner) {
+      return;
+    }
+    const key = ownerKey(owner);
+    let rooms = this.roomsOfOwner.get(key);
+    if (owned) {
+      if (!rooms) {
+        rooms = new Set();
+        this.roomsOfOwner.set(key, rooms);
+      }
+      rooms.add(roomId);
+      return;
+    }
+    rooms?.delete(roomId);
+    if (rooms?.size === 0) {
+      this.roomsOfOwner.delete(key);
+    }
   }
 
   private indexMembership(userId: string, roomId: string, member: boolean): void {
@@ -447,6 +635,27 @@ function persistedRoom(room: StoredRoom, state: RoomState, lastActivity = room.l
     config: room.config,
     createdAt: room.createdAt,
     lastActivity,
+    ...(room.owner ? { owner: room.owner } : {}),
     state,
   } satisfies PersistedRoom;
+}
+
+function ownerKey(owner: RoomOwner): string {
+  return `${owner.kind}:${owner.id}`;
+}
+
+/** Why a non-persistent room expired under the policy, if it did. */
+function expiryReason(room: StoredRoom, policy: ExpiryPolicy): ExpiredRoom['reason'] | undefined {
+  if (room.emptySince !== undefined && policy.now - room.emptySince >= policy.emptyRoomTtlMs) {
+    return 'empty';
+  }
+  if (policy.now - room.lastActivity >= policy.roomTimeoutMs + LAST_ACTIVITY_RESOLUTION_MS) {
+    return 'idle_timeout';
+  }
+  return undefined;
+}
+
+function isIdlePersistent(room: StoredRoom, policy: ExpiryPolicy): boolean {
+  const idleMs = policy.persistentRoomIdleMs ?? 0;
+  return idleMs > 0 && policy.now - room.lastActivity >= idleMs + LAST_ACTIVITY_RESOLUTION_MS;
 }

@@ -1,5 +1,5 @@
 import type { RoomState } from '../protocol/protocol.js';
-import type { RoomConfig } from './room-store.js';
+import type { RoomConfig, RoomOwner } from './room-store.js';
 
 export const ROOM_PERSISTENCE = Symbol('ROOM_PERSISTENCE');
 
@@ -9,6 +9,8 @@ export interface PersistedRoom {
   config: RoomConfig;
   createdAt: number;
   lastActivity: number;
+  /** Who created it, so that it still counts against that owner's room quota after a restart. */
+  owner?: RoomOwner;
   state: RoomState;
 }
 

@@ -21,10 +21,27 @@ export interface RoomConfig {
   defaultRole: GrantableRole;
 }
 
+/** Who a room counts against for the room quota: a verified user, or a client IP. */
+export interface RoomOwner {
+  kind: 'user' | 'ip';
+  id: string;
+}
+
+/**
+ * The owner a new room is recorded against, and how many rooms that owner may have at once:
+ * the rooms it created that still exist. `maxRooms` 0 records the room without a limit.
+ */
+export interface RoomQuota {
+  owner: RoomOwner;
+  maxRooms: number;
+}
+
 export interface NewRoom {
   roomId: string;
   config: RoomConfig;
   createdAt: number;
+  /** ROOM_QUOTA when the owner has its maximum already. */
+  quota?: RoomQuota;
 }
 
 export interface JoinRequest {
@@ -33,18 +50,34 @@ export interface JoinRequest {
   name: string;
   avatar?: Avatar;
   requestedRole?: Role;
+  /** The highest role this membership may hold, kept with it (never sent to clients). */
+  maxRole?: Role;
   password?: string;
   now: number;
-  /** Used when the join creates the room. */
-  configForNewRoom: RoomConfig;
+  /**
+   * Used when the join creates the room. Such a room is protected by the joiner's `password`,
+   * which the store hashes only then.
+   */
+  configForNewRoom: Omit<RoomConfig, 'passwordHash'>;
+  /** False: a missing room is ROOM_NOT_FOUND rather than created. Default true. */
+  mayCreate?: boolean;
+  /** The quota a room created by this join counts against. */
+  quota?: RoomQuota;
   maxRooms: number;
+  /**
+   * Registering a live membership again (after a Redis outage): a member on record is answered
+   * as it is, without the admission checks and without touching its cap.
+   */
+  restore?: boolean;
 }
 
 export interface JoinOutcome {
   roomInfo: RoomInfo;
   user: RoomUser;
-  /** The user was a member already: nothing changed. */
+  /** The user was a member already: nothing changed but, maybe, its role (see roleChanged). */
   alreadyMember: boolean;
+  /** A member joining again with a lower maxRole was demoted to it. */
+  roleChanged?: boolean;
   createdRoom: boolean;
 }
 
@@ -94,6 +127,11 @@ export interface ExpiryPolicy {
   now: number;
   emptyRoomTtlMs: number;
   roomTimeoutMs: number;
+  /**
+   * A persistent room without activity (joins, leaves, state changes, broadcasts) for this long
+   * is deleted, reason `idle_timeout`; 0 or absent: never.
+   */
+  persistentRoomIdleMs?: number;
 }
 
 /**
@@ -107,15 +145,21 @@ export interface RoomStore {
    * the caller then delivers it to this instance's members only.
    */
   readonly publishesStateUpdates: boolean;
-  /** ROOM_EXISTS, ROOM_LIMIT. */
+  /** ROOM_EXISTS, ROOM_QUOTA, ROOM_LIMIT. */
   create(room: NewRoom, maxRooms: number): Promise<void>;
-  /** Creates the room when missing. KICKED, INVALID_PASSWORD, ROOM_FULL, ROOM_LIMIT. */
+  /**
+   * Creates the room when missing (ROOM_NOT_FOUND when it may not; ROOM_QUOTA, ROOM_LIMIT).
+   * KICKED, INVALID_PASSWORD, then ROOM_FULL: a member joining again passes the first two again.
+   */
   join(request: JoinRequest): Promise<JoinOutcome>;
   /** undefined when the user was not a member. */
   leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined>;
   /** ROOM_NOT_FOUND; undefined when the user is not a member. */
   roleOf(roomId: string, userId: string): Promise<Role | undefined>;
-  /** Returns the users whose role changed, in the order they changed; the target comes last. */
+  /**
+   * Returns the users whose role changed, in the order they changed; the target comes last.
+   * FORBIDDEN above the target's maxRole.
+   */
   setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]>;
   /** Removes the target and bans it until `bannedUntil`. USER_NOT_FOUND. */
   kick(

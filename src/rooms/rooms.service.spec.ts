@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { WebSocket } from 'ws';
 import { Fanout } from '../bus/fanout.service.js';
@@ -710,7 +711,123 @@ describe('RoomsService', () => {
     });
   });
 
+  describe('token rules: mayCreateRoom, owners and quotas, maxRole', () => {
+    const ann = { kind: 'user', id: 'ann' } as const;
+    const address = { kind: 'ip', id: '203.0.113.9' } as const;
+
+    it('refuses create_room to a token that may not create rooms, with FORBIDDEN', async () => {
+      const error = await rejection(() => rooms.create({ roomId: 'r', mayCreateRoom: false }));
+      expect(error.code).toBe(ErrorCode.Forbidden);
+      expect(error.message).toBe('Your token does not allow creating rooms');
+      expect(await store.list()).toEqual([]);
+    });
+
+    it('answers a join of a missing room with ROOM_NOT_FOUND for such a token, and joins one that exists', async () => {
+      const alice = connect('alice');
+      const error = await rejection(() => rooms.join(alice, { roomId: 'r', mayCreateRoom: false }));
+      expect(error.code).toBe(ErrorCode.RoomNotFound);
+      expect(alice.rooms.has('r')).toBe(false);
+      await rooms.create({ roomId: 'r' });
+      await rooms.join(alice, { roomId: 'r', mayCreateRoom: false });
+      expect(alice.rooms.has('r')).toBe(true);
+    });
+
+    it('holds a user to MAX_ROOMS_PER_USER, by create and by a join that creates', async () => {
+      await moduleRef.close();
+      await setup({ MAX_ROOMS_PER_USER: '2' });
+      await rooms.create({ roomId: 'r1', owner: ann });
+      await rooms.join(connect('ann'), { roomId: 'r2', owner: ann });
+      const error = await rejection(() => rooms.create({ roomId: 'r3', owner: ann }));
+      expect(error.code).toBe(ErrorCode.RoomQuota);
+      expect(error.message).toBe('You already have 2 rooms; at most 2');
+      expect(
+        (await rejection(() => rooms.join(connect('bob'), { roomId: 'r4', owner: ann }))).code,
+      ).toBe(ErrorCode.RoomQuota);
+      // an IP has no quota by default, and rooms without an owner count for nobody
+      await rooms.create({ roomId: 'r5', owner: address });
+      await rooms.create({ roomId: 'r6' });
+    });
+
+    it('holds an IP to MAX_ROOMS_PER_IP, and a user to nothing with MAX_ROOMS_PER_USER=0', async () => {
+      await moduleRef.close();
+      await setup({ MAX_ROOMS_PER_IP: '1', MAX_ROOMS_PER_USER: '0' });
+      await rooms.create({ roomId: 'r1', owner: address });
+      const error = await rejection(() => rooms.create({ roomId: 'r2', owner: address }));
+      expect(error.message).toBe('You already have 1 rooms; at most 1');
+      for (const roomId of ['u1', 'u2', 'u3']) {
+        await rooms.create({ roomId, owner: ann });
+      }
+    });
+
+    it('caps the role granted at join, and remembers the cap the connection joined with', async () => {
+      const alice = connect('alice');
+      await rooms.join(alice, { roomId: 'r', maxRole: 'editor' });
+      expect(await store.roleOf('r', 'alice')).toBe('editor');
+      expect(rooms.maxRoleOf(alice, 'r')).toBe('editor');
+      const bob = await joined('bob', 'r');
+      expect(rooms.maxRoleOf(bob, 'r')).toBeUndefined();
+      await rooms.leave(alice, 'r');
+      expect(rooms.maxRoleOf(alice, 'r')).toBeUndefined();
+    });
+
+    it("refuses set_role above the target's cap with FORBIDDEN", async () => {
+      const alice = await joined('alice', 'r');
+      const bob = connect('bob');
+      await rooms.join(bob, { roomId: 'r', maxRole: 'viewer' });
+      const error = await rejection(() => rooms.setRole(alice, 'r', 'bob', 'editor'));
+      expect(error.code).toBe(ErrorCode.Forbidden);
+      expect(error.message).toBe("bob's token allows at most viewer in this room");
+    });
+
+    it('demotes a member that joins again with a lower cap and tells the others', async () => {
+      await joined('alice', 'r');
+      const bob = await joined('bob', 'r');
+      await rooms.join(bob, { roomId: 'r', maxRole: 'viewer' }, 'again');
+      expect(log.map((sent) => [sent.via, sent.event, sent.to ?? sent.except])).toEqual([
+        ['send', 'room_joined', 'bob'],
+        ['publish', 'user_updated', 'bob'],
+      ]);
+      expect(log[1].data).toEqual({
+        roomId: 'r',
+        user: expect.objectContaining({ id: 'bob', role: 'viewer' }),
+      });
+      expect(bob.profiles.get('r')?.role).toBe('viewer');
+    });
+
+    it('checks the password of a member that joins again', async () => {
+      await rooms.create({ roomId: 'locked', password: 'pw' });
+      const alice = connect('alice');
+      await rooms.join(alice, { roomId: 'locked', password: 'pw' });
+      const error = await rejection(() => rooms.join(alice, { roomId: 'locked' }));
+      expect(error.code).toBe(ErrorCode.InvalidPassword);
+      expect(alice.rooms.has('locked')).toBe(true);
+    });
+  });
+
   describe('deleteExpiredRooms', () => {
+    it('deletes a persistent room idle for PERSISTENT_ROOM_IDLE_MS and tells its members', async () => {
+      await moduleRef.close();
+      await setup({ PERSISTENT_ROOM_IDLE_MS: '60000' });
+      await rooms.create({ roomId: 'p', persistent: true });
+      await joined('alice', 'p');
+      const later = Date.now() + 62_000;
+      const clock = jest.spyOn(Date, 'now').mockReturnValue(later);
+      try {
+        await rooms.deleteExpiredRooms();
+      } finally {
+        clock.mockRestore();
+      }
+      expect(log).toEqual([
+        {
+          via: 'publish',
+          roomId: 'p',
+          event: 'room_deleted',
+          data: { roomId: 'p', reason: 'idle_timeout' },
+        },
+      ]);
+      expect(await store.list()).toEqual([]);
+    });
+
     it('deletes a room nobody joined without telling anyone when the TTL is 0', async () => {
       await moduleRef.close();
       await setup({ EMPTY_ROOM_TTL_MS: '0' });

@@ -23,8 +23,12 @@ import {
   type GrantableRole,
   type LeaveOutcome,
   type RoomConfig,
+  type RoomOwner,
+  type RoomQuota,
   type RoomStore,
 } from './room-store.js';
+
+export type { RoomOwner } from './room-store.js';
 
 export interface CreateRoomCommand {
   roomId?: string;
@@ -33,6 +37,10 @@ export interface CreateRoomCommand {
   password?: string;
   persistent?: boolean;
   defaultRole?: GrantableRole;
+  /** The room counts against this owner's quota (MAX_ROOMS_PER_USER / _IP); none: no quota. */
+  owner?: RoomOwner;
+  /** False when the caller's token does not allow creating rooms; default true. */
+  mayCreateRoom?: boolean;
 }
 
 export interface JoinRoomCommand {
@@ -41,12 +49,20 @@ export interface JoinRoomCommand {
   name?: string;
   role?: Role;
   avatar?: Avatar;
+  /** The highest role this membership may ever hold (from the caller's token); none = no cap. */
+  maxRole?: Role;
+  /** False: a missing room is ROOM_NOT_FOUND instead of being created; default true. */
+  mayCreateRoom?: boolean;
+  /** The owner a room created by this join counts against. */
+  owner?: RoomOwner;
 }
 
 /** Room lifecycle, membership and roles. Replies whose order matters are sent from here. */
 @Injectable()
 export class RoomsService {
   private readonly logger = new Logger(RoomsService.name);
+  /** The maxRole each connection joined its rooms with, for RedisRecoveryService. */
+  private readonly maxRoles = new WeakMap<Connection, Map<string, Role>>();
 
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
@@ -57,6 +73,9 @@ export class RoomsService {
   ) {}
 
   async create(command: CreateRoomCommand): Promise<string> {
+    if (command.mayCreateRoom === false) {
+      throw ProtocolError.forbidden('Your token does not allow creating rooms');
+    }
     const roomId = command.roomId ?? generateRoomId();
     const maxUsers = command.maxUsers ?? this.config.maxUsersPerRoom;
     if (maxUsers > this.config.maxUsersPerRoom) {
@@ -68,11 +87,15 @@ export class RoomsService {
     const config: RoomConfig = {
       ...(command.name !== undefined ? { name: command.name } : {}),
       maxUsers,
-      ...(command.password ? { passwordHash: hashPassword(command.password) } : {}),
+      ...(command.password ? { passwordHash: await hashPassword(command.password) } : {}),
       persistent: command.persistent ?? false,
       defaultRole: command.defaultRole ?? 'editor',
     };
-    await this.store.create({ roomId, config, createdAt: Date.now() }, this.config.maxRooms);
+    const quota = this.quotaOf(command.owner);
+    await this.store.create(
+      { roomId, config, createdAt: Date.now(), ...(quota ? { quota } : {}) },
+      this.config.maxRooms,
+    );
     this.logger.log(`Room ${roomId} created${config.persistent ? ' (persistent)' : ''}`);
     return roomId;
   }
@@ -93,20 +116,23 @@ export class RoomsService {
     let outcome;
     try {
       await this.bus.watch(roomId);
+      const quota = this.quotaOf(command.owner);
       outcome = await this.store.join({
         roomId,
         userId: connection.userId,
         name: command.name ?? connection.userId,
         avatar: command.avatar,
         requestedRole: command.role,
+        ...(command.maxRole ? { maxRole: command.maxRole } : {}),
         password: command.password,
         now,
         configForNewRoom: {
           maxUsers: this.config.maxUsersPerRoom,
-          ...(command.password ? { passwordHash: hashPassword(command.password) } : {}),
           persistent: false,
           defaultRole: 'editor',
         },
+        ...(command.mayCreateRoom === false ? { mayCreate: false } : {}),
+        ...(quota ? { quota } : {}),
         maxRooms: this.config.maxRooms,
       });
     } catch (error) {
@@ -122,12 +148,20 @@ export class RoomsService {
     });
     const isNews = newsFilter(outcome.roomInfo);
     connection.profiles.set(roomId, outcome.user);
+    this.rememberMaxRole(connection, roomId, command.maxRole);
     for (const held of membership.completeJoin(connection, roomId)) {
       if (isNews(held)) {
         this.fanout.sendFrame(connection, held.frame);
       }
     }
     if (outcome.alreadyMember) {
+      if (outcome.roleChanged) {
+        this.bus.publish(
+          roomId,
+          { event: ServerEvent.UserUpdated, data: { roomId, user: outcome.user } },
+          connection.userId,
+        );
+      }
       return;
     }
     this.bus.publish(
@@ -140,6 +174,7 @@ export class RoomsService {
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
     const outcome = await this.store.leave(roomId, connection.userId, Date.now());
     this.users.membership.remove(connection, roomId);
+    this.maxRoles.get(connection)?.delete(roomId);
     this.fanout.send(connection, {
       event: ServerEvent.RoomLeft,
       data: withRequestId(requestId, { roomId }),
@@ -158,6 +193,11 @@ export class RoomsService {
         await this.announceDeparture(roomId, connection.userId, outcome);
       }
     }
+  }
+
+  /** The maxRole a connection joined a room with (for registering it again), if it had one. */
+  maxRoleOf(connection: Connection, roomId: string): Role | undefined {
+    return this.maxRoles.get(connection)?.get(roomId);
   }
 
   roleOf(roomId: string, userId: string): Promise<Role | undefined> {
@@ -222,6 +262,7 @@ export class RoomsService {
       now: Date.now(),
       emptyRoomTtlMs: this.config.emptyRoomTtlMs,
       roomTimeoutMs: this.config.roomTimeoutMs,
+      persistentRoomIdleMs: this.config.persistentRoomIdleMs,
     });
     for (const room of expired) {
       this.fanout.forgetRoom(room.roomId);
@@ -260,6 +301,29 @@ export class RoomsService {
     requestId: string | undefined,
   ): void {
     publishWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
+  }
+
+  /** The quota a room created for `owner` counts against (0: none); no owner or id, no quota. */
+  private quotaOf(owner: RoomOwner | undefined): RoomQuota | undefined {
+    if (!owner?.id) {
+      return undefined;
+    }
+    const maxRooms =
+      owner.kind === 'user' ? this.config.maxRoomsPerUser : this.config.maxRoomsPerIp;
+    return { owner: { kind: owner.kind, id: owner.id }, maxRooms };
+  }
+
+  private rememberMaxRole(connection: Connection, roomId: string, maxRole: Role | undefined): void {
+    let roles = this.maxRoles.get(connection);
+    if (maxRole === undefined) {
+      roles?.delete(roomId);
+      return;
+    }
+    if (!roles) {
+      roles = new Map();
+      this.maxRoles.set(connection, roles);
+    }
+    roles.set(roomId, maxRole);
   }
 
   private checkRoomsPerConnection(connection: Connection): void {

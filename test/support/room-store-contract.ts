@@ -4,7 +4,9 @@ import { hashPassword } from '../../src/rooms/password.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type JoinRequest,
+  type NewRoom,
   type RoomConfig,
+  type RoomQuota,
   type RoomStore,
 } from '../../src/rooms/room-store.js';
 
@@ -20,6 +22,12 @@ import {
 
 export const T0 = 1_700_000_000_000;
 export const MAX_ROOMS = 100;
+
+/** A quota of `maxRooms` for the user (or, with kind, the IP) `id`. */
+export const quota = (id: string, maxRooms: number, kind: 'user' | 'ip' = 'user'): RoomQuota => ({
+  owner: { kind, id },
+  maxRooms,
+});
 
 export const config = (overrides: Partial<RoomConfig> = {}): RoomConfig => ({
   maxUsers: 50,
@@ -215,7 +223,7 @@ export function describeRoomStoreContract(
           await store.create(
             {
               roomId: 'locked',
-              config: config({ passwordHash: hashPassword('s3cret') }),
+              config: config({ passwordHash: await hashPassword('s3cret') }),
               createdAt: T0,
             },
             10,
@@ -240,12 +248,7 @@ export function describeRoomStoreContract(
         });
 
         it('lets a room created on join keep the password it was created with', async () => {
-          await store.join(
-            joinRequest('auto', 'alice', {
-              password: 'pw',
-              configForNewRoom: config({ passwordHash: hashPassword('pw') }),
-            }),
-          );
+          await store.join(joinRequest('auto', 'alice', { password: 'pw' }));
           const error = await rejection(() =>
             store.join(joinRequest('auto', 'bob', { password: 'other' })),
           );
@@ -588,6 +591,299 @@ export function describeRoomStoreContract(
       });
     });
 
+    describe('joining again', () => {
+      beforeEach(async () => {
+        await store.create(
+          {
+            roomId: 'locked',
+            config: config({ passwordHash: await hashPassword('pw') }),
+            createdAt: T0,
+          },
+          MAX_ROOMS,
+        );
+        await store.join(joinRequest('locked', 'alice', { password: 'pw' }));
+      });
+
+      it.each([
+        ['a wrong', 'guess'],
+        ['a missing', undefined],
+      ])(
+        'refuses a member that joins a password room again with %s password, and keeps it',
+        async (_label, password) => {
+          const error = await rejection(() =>
+            store.join(joinRequest('locked', 'alice', { password })),
+          );
+          expect(error.code).toBe(ErrorCode.InvalidPassword);
+          expect(await roleOf('locked', 'alice')).toBe('host');
+        },
+      );
+
+      it('answers a member that joins again with the right password', async () => {
+        const again = await store.join(joinRequest('locked', 'alice', { password: 'pw' }));
+        expect(again.alreadyMember).toBe(true);
+        expect(again.roleChanged).toBeUndefined();
+      });
+
+      it('answers a member registered again (restore) as it is, without the checks', async () => {
+        const again = await store.join(joinRequest('locked', 'alice', { restore: true }));
+        expect(again.alreadyMember).toBe(true);
+        expect(again.user.role).toBe('host');
+      });
+
+      it('still checks a newcomer that comes with restore', async () => {
+        const error = await rejection(() =>
+          store.join(joinRequest('locked', 'bob', { restore: true })),
+        );
+        expect(error.code).toBe(ErrorCode.InvalidPassword);
+      });
+    });
+
+    describe('mayCreate', () => {
+      it('refuses to create a missing room with ROOM_NOT_FOUND, and creates nothing', async () => {
+        const error = await rejection(() =>
+          store.join(joinRequest('nope', 'alice', { mayCreate: false })),
+        );
+        expect(error.code).toBe(ErrorCode.RoomNotFound);
+        expect(await store.list()).toEqual([]);
+        expect(await store.shareRoom('alice', 'alice')).toBeUndefined();
+      });
+
+      it('still joins a room that exists', async () => {
+        await store.create({ roomId: 'r', config: config(), createdAt: T0 }, MAX_ROOMS);
+        const outcome = await store.join(joinRequest('r', 'alice', { mayCreate: false }));
+        expect(outcome.createdRoom).toBe(false);
+        expect(outcome.user.role).toBe('host');
+      });
+    });
+
+    describe('room quotas', () => {
+      const create = (roomId: string, roomQuota?: RoomQuota, overrides: Partial<NewRoom> = {}) =>
+        store.create(
+          {
+            roomId,
+            config: config(),
+            createdAt: T0,
+            ...(roomQuota ? { quota: roomQuota } : {}),
+            ...overrides,
+          },
+          MAX_ROOMS,
+        );
+
+      it('refuses an owner a room beyond its maximum with ROOM_QUOTA, by create and by join', async () => {
+        await create('a1', quota('ann', 2));
+        await store.join(joinRequest('a2', 'ann', { quota: quota('ann', 2) }));
+
+        const byCreate = await rejection(() => create('a3', quota('ann', 2)));
+        expect(byCreate.code).toBe(ErrorCode.RoomQuota);
+        expect(byCreate.message).toBe('You already have 2 rooms; at most 2');
+        const byJoin = await rejection(() =>
+          store.join(joinRequest('a4', 'ann', { quota: quota('ann', 2) })),
+        );
+        expect(byJoin.code).toBe(ErrorCode.RoomQuota);
+        expect((await store.list()).map((room) => room.roomId)).toEqual(['a1', 'a2']);
+        expect(await store.shareRoom('ann', 'ann')).toBe('a2');
+      });
+
+      it('counts rooms per owner, users and IPs apart, and rooms without an owner for nobody', async () => {
+        await create('a1', quota('x', 1));
+        await create('free');
+        await create('b1', quota('bob', 1));
+        await create('ip1', quota('x', 1, 'ip'));
+        expect((await rejection(() => create('a2', quota('x', 1)))).code).toBe(ErrorCode.RoomQuota);
+        expect((await rejection(() => create('ip2', quota('x', 1, 'ip')))).code).toBe(
+          ErrorCode.RoomQuota,
+        );
+      });
+
+      it('does not count joining a room that exists, or joining a room one owns again', async () => {
+        await create('a1', quota('ann', 1));
+        await store.create({ roomId: 'other', config: config(), createdAt: T0 }, MAX_ROOMS);
+        expect(
+          (await store.join(joinRequest('other', 'ann', { quota: quota('ann', 1) }))).createdRoom,
+        ).toBe(false);
+        expect(
+          (await store.join(joinRequest('a1', 'ann', { quota: quota('ann', 1) }))).createdRoom,
+        ).toBe(false);
+      });
+
+      it('frees a slot when one of the rooms is deleted', async () => {
+        await create('a1', quota('ann', 1));
+        await store.delete('a1');
+        await create('a2', quota('ann', 1));
+        expect((await store.list()).map((room) => room.roomId)).toEqual(['a2']);
+      });
+
+      it('frees a slot when one of the rooms expires', async () => {
+        await store.join(joinRequest('a1', 'ann', { quota: quota('ann', 1) }));
+        await store.leave('a1', 'ann', T0 + 1);
+        await store.deleteExpired({ now: T0 + 1, emptyRoomTtlMs: 0, roomTimeoutMs: 86_400_000 });
+        await store.join(joinRequest('a2', 'ann', { quota: quota('ann', 1) }));
+        expect((await store.list()).map((room) => room.roomId)).toEqual(['a2']);
+      });
+
+      it('records rooms made without a limit (0), so that a limit counts them later', async () => {
+        await create('a1', quota('ann', 0));
+        await create('a2', quota('ann', 0));
+        const error = await rejection(() => create('a3', quota('ann', 2)));
+        expect(error.message).toBe('You already have 2 rooms; at most 2');
+      });
+
+      it('does not count a room that was created again under the same id by someone else', async () => {
+        await create('r', quota('ann', 1));
+        await store.delete('r');
+        await create('r', quota('bob', 1));
+        await create('mine', quota('ann', 1));
+        expect((await rejection(() => create('r2', quota('bob', 1)))).code).toBe(
+          ErrorCode.RoomQuota,
+        );
+      });
+
+      it('answers ROOM_EXISTS rather than ROOM_QUOTA for an id that is taken', async () => {
+        await create('a1', quota('ann', 1));
+        expect((await rejection(() => create('a1', quota('ann', 1)))).code).toBe(
+          ErrorCode.RoomExists,
+        );
+      });
+    });
+
+    describe('role caps (maxRole)', () => {
+      it('grants the first joiner capped at editor editor, and leaves the room without host', async () => {
+        const outcome = await store.join(joinRequest('r', 'alice', { maxRole: 'editor' }));
+        expect(outcome.user.role).toBe('editor');
+        const bob = await store.join(joinRequest('r', 'bob', { requestedRole: 'editor' }));
+        expect(bob.user.role).toBe('editor');
+        expect(bob.roomInfo.users.map((user) => user.role)).toEqual(['editor', 'editor']);
+      });
+
+      it.each<[Role | undefined, Role | undefined, Role]>([
+        [undefined, 'viewer', 'viewer'],
+        ['editor', 'viewer', 'viewer'],
+        ['viewer', 'editor', 'viewer'],
+        ['viewer', undefined, 'viewer'],
+        ['host', 'editor', 'editor'],
+      ])('asking for %s with maxRole %s grants %s', async (requested, maxRole, granted) => {
+        await store.join(joinRequest('r', 'alice'));
+        const outcome = await store.join(
+          joinRequest('r', 'bob', {
+            ...(requested ? { requestedRole: requested } : {}),
+            ...(maxRole ? { maxRole } : {}),
+          }),
+        );
+        expect(outcome.user.role).toBe(granted);
+      });
+
+      it('keeps the cap off the member: users carry only their usual fields', async () => {
+        const outcome = await store.join(joinRequest('r', 'alice', { maxRole: 'viewer' }));
+        expect(outcome.user).toStrictEqual({
+          id: 'alice',
+          name: 'alice',
+          role: 'viewer',
+          connected: true,
+          lastSeen: T0,
+        });
+        expect(outcome.roomInfo.users).toStrictEqual([outcome.user]);
+      });
+
+      describe('setRole', () => {
+        beforeEach(async () => {
+          await store.join(joinRequest('r', 'alice'));
+          await store.join(joinRequest('r', 'bob', { maxRole: 'editor' }));
+          await store.join(joinRequest('r', 'carol', { maxRole: 'viewer' }));
+        });
+
+        it("refuses a role above the target's cap with FORBIDDEN and changes nothing", async () => {
+          const error = await rejection(() => store.setRole('r', 'bob', 'host'));
+          expect(error.code).toBe(ErrorCode.Forbidden);
+          expect(error.message).toBe("bob's token allows at most editor in this room");
+          expect(await roleOf('r', 'alice')).toBe('host');
+          expect(await roleOf('r', 'bob')).toBe('editor');
+          const viewer = await rejection(() => store.setRole('r', 'carol', 'editor'));
+          expect(viewer.message).toBe("carol's token allows at most viewer in this room");
+        });
+
+        it('allows any role up to the cap', async () => {
+          await store.setRole('r', 'bob', 'viewer');
+          await store.setRole('r', 'bob', 'editor');
+          await store.setRole('r', 'carol', 'viewer');
+          expect(await roleOf('r', 'bob')).toBe('editor');
+        });
+      });
+
+      describe('host handover', () => {
+        beforeEach(async () => {
+          await store.join(joinRequest('r', 'alice'));
+          await store.join(joinRequest('r', 'bob', { maxRole: 'editor' }));
+          await store.join(joinRequest('r', 'carol', { maxRole: 'host' }));
+          await store.join(joinRequest('r', 'dave'));
+        });
+
+        it('skips members whose cap is below host when the host leaves', async () => {
+          const outcome = await store.leave('r', 'alice', T0 + 1);
+          expect(outcome?.newHost).toEqual(expect.objectContaining({ id: 'carol', role: 'host' }));
+          expect(await roleOf('r', 'bob')).toBe('editor');
+        });
+
+        it('skips them when the host is kicked too', async () => {
+          const outcome = await store.kick('r', 'alice', T0 + 60_000, T0 + 1);
+          expect(outcome.newHost?.id).toBe('carol');
+        });
+
+        it('leaves the room without host when nobody may host', async () => {
+          await store.leave('r', 'carol', T0 + 1);
+          await store.leave('r', 'dave', T0 + 1);
+          expect(await store.leave('r', 'alice', T0 + 2)).toEqual({ remaining: 1 });
+          expect(await roleOf('r', 'bob')).toBe('editor');
+        });
+
+        it('forgets the cap of a member that left', async () => {
+          await store.leave('r', 'bob', T0 + 1);
+          await store.join(joinRequest('r', 'bob', { now: T0 + 2 }));
+          await store.setRole('r', 'bob', 'host');
+          expect(await roleOf('r', 'bob')).toBe('host');
+        });
+      });
+
+      describe('joining again', () => {
+        beforeEach(async () => {
+          await store.join(joinRequest('r', 'alice'));
+          await store.join(joinRequest('r', 'bob'));
+        });
+
+        it('demotes a member that comes back with a lower cap, and says so', async () => {
+          const again = await store.join(joinRequest('r', 'alice', { maxRole: 'viewer' }));
+          expect(again.alreadyMember).toBe(true);
+          expect(again.roleChanged).toBe(true);
+          expect(again.user.role).toBe('viewer');
+          expect(again.roomInfo.users.map((user) => [user.id, user.role])).toEqual([
+            ['alice', 'viewer'],
+            ['bob', 'editor'],
+          ]);
+          expect(await roleOf('r', 'alice')).toBe('viewer');
+          const error = await rejection(() => store.setRole('r', 'alice', 'editor'));
+          expect(error.code).toBe(ErrorCode.Forbidden);
+        });
+
+        it('keeps a role within the new cap, and lifts the cap when it comes back without one', async () => {
+          const capped = await store.join(joinRequest('r', 'bob', { maxRole: 'editor' }));
+          expect(capped.roleChanged).toBeUndefined();
+          expect((await rejection(() => store.setRole('r', 'bob', 'host'))).code).toBe(
+            ErrorCode.Forbidden,
+          );
+          await store.join(joinRequest('r', 'bob'));
+          await store.setRole('r', 'bob', 'host');
+          expect(await roleOf('r', 'bob')).toBe('host');
+        });
+
+        it('keeps the cap of a member registered again (restore)', async () => {
+          await store.join(joinRequest('r', 'bob', { maxRole: 'viewer' }));
+          await store.join(joinRequest('r', 'bob', { restore: true }));
+          expect((await rejection(() => store.setRole('r', 'bob', 'editor'))).code).toBe(
+            ErrorCode.Forbidden,
+          );
+        });
+      });
+    });
+
     describe('deleteExpired', () => {
       const DAY = 86_400_000;
       const policy = (now: number, emptyRoomTtlMs = 30_000, roomTimeoutMs = DAY) => ({
@@ -658,6 +954,77 @@ export function describeRoomStoreContract(
         await store.join(joinRequest('idle', 'alice'));
         expect(await store.deleteExpired(policy(T0 + 10 * DAY, 0, 1000))).toEqual([]);
         expect((await store.list()).map((room) => room.roomId)).toEqual(['empty', 'idle']);
+      });
+
+      describe('of persistent rooms (persistentRoomIdleMs)', () => {
+        const IDLE = 30 * DAY;
+        const idleAfter = IDLE + LAST_ACTIVITY_RESOLUTION_MS;
+        const persistentPolicy = (now: number, persistentRoomIdleMs = IDLE) => ({
+          ...policy(now, 0, 1000),
+          persistentRoomIdleMs,
+        });
+        const createPersistent = (roomId: string, createdAt = T0) =>
+          store.create(
+            { roomId, config: config({ persistent: true }), createdAt, quota: quota('ann', 0) },
+            MAX_ROOMS,
+          );
+
+        it('deletes a persistent room without activity for that long, empty or not', async () => {
+          await createPersistent('empty');
+          await createPersistent('quiet');
+          await store.join(joinRequest('quiet', 'alice'));
+          await store.join(joinRequest('quiet', 'bob'));
+          expect(await store.deleteExpired(persistentPolicy(T0 + idleAfter - 1))).toEqual([]);
+          const expired = await store.deleteExpired(persistentPolicy(T0 + idleAfter));
+          expect(expired).toEqual([
+            { roomId: 'empty', reason: 'idle_timeout', memberIds: [] },
+            { roomId: 'quiet', reason: 'idle_timeout', memberIds: ['alice', 'bob'] },
+          ]);
+          expect(await store.list()).toEqual([]);
+          expect(await store.shareRoom('alice', 'bob')).toBeUndefined();
+        });
+
+        it("frees the owner's quota slot", async () => {
+          await createPersistent('p');
+          await store.deleteExpired(persistentPolicy(T0 + idleAfter));
+          await store.create(
+            { roomId: 'next', config: config(), createdAt: T0, quota: quota('ann', 1) },
+            MAX_ROOMS,
+          );
+        });
+
+        it('counts joins, touches and state changes as activity', async () => {
+          await createPersistent('joined');
+          await createPersistent('touched');
+          await createPersistent('changed');
+          await store.join(joinRequest('joined', 'alice', { now: T0 + DAY }));
+          await store.touch('touched', T0 + DAY);
+          await store.applyStateChange(
+            'changed',
+            { ops: [{ op: 'add', collection: 'annotations', id: 'a', item: {} }] },
+            262144,
+          );
+          const expired = await store.deleteExpired(persistentPolicy(T0 + idleAfter));
+          expect(expired).toEqual([]);
+          const later = await store.deleteExpired(persistentPolicy(T0 + DAY + idleAfter));
+          expect(later.map((room) => room.roomId)).toEqual(['joined', 'touched']);
+          expect((await store.list()).map((room) => room.roomId)).toEqual(['changed']);
+        });
+
+        it('never deletes one with a persistentRoomIdleMs of 0', async () => {
+          await createPersistent('p');
+          expect(await store.deleteExpired(persistentPolicy(T0 + 1000 * DAY, 0))).toEqual([]);
+          expect(await store.list()).toHaveLength(1);
+        });
+
+        it('leaves non-persistent rooms to the other rules', async () => {
+          await store.join(joinRequest('r', 'alice'));
+          const expired = await store.deleteExpired({
+            ...policy(T0 + 10_000, 0, DAY),
+            persistentRoomIdleMs: 1000,
+          });
+          expect(expired).toEqual([]);
+        });
       });
 
       it('deletes only the expired rooms', async () => {

@@ -5,7 +5,8 @@ import { PRELUDE_LUA } from './prelude.js';
  * here, so a room that got a member or activity since it was listed stays).
  *
  * ARGV[3] `delete` | `expire`; for `expire`: [4] now, [5] emptyRoomTtlMs, [6] roomTimeoutMs,
- * [7] the lastActivity resolution (ms) the idle rule allows for.
+ * [7] the lastActivity resolution (ms) the idle rules allow for, [8] persistentRoomIdleMs (0:
+ * persistent rooms never expire).
  *
  * Answers {'OK', reason (`deleted` | `empty` | `idle_timeout`), epoch, member ids in join
  * order...} | {'ROOM_NOT_FOUND'} | {'KEEP'} (expire: not expired).
@@ -18,10 +19,15 @@ if redis.call('EXISTS', meta_key) == 0 then
 end
 
 local function expiry_reason()
+  local now = tonumber(ARGV[4])
   if is_persistent() then
+    local idle_ms = tonumber(ARGV[8])
+    local last_activity = tonumber(redis.call('HGET', meta_key, 'lastActivity'))
+    if idle_ms > 0 and now - last_activity >= idle_ms + tonumber(ARGV[7]) then
+      return 'idle_timeout'
+    end
     return nil
   end
-  local now = tonumber(ARGV[4])
   local empty_since = redis.call('HGET', meta_key, 'emptySince')
   if empty_since and now - tonumber(empty_since) >= tonumber(ARGV[5]) then
     return 'empty'
@@ -47,9 +53,14 @@ for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
   forget_membership(member_id, instance_id)
   reply[#reply + 1] = member_id
 end
-redis.call('UNLINK', meta_key, state_key, order_key, members_key, bans_key)
+local owner = redis.call('HGET', meta_key, 'owner')
+if owner then
+  redis.call('SREM', owner_rooms_key(owner), room_id)
+end
+redis.call('UNLINK', meta_key, state_key, order_key, members_key, bans_key, caps_key)
 redis.call('ZREM', registry_key, room_id)
 redis.call('ZREM', empty_key, room_id)
 redis.call('ZREM', activity_key, room_id)
+redis.call('ZREM', persistent_key, room_id)
 return reply
 `;

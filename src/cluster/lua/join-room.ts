@@ -1,25 +1,34 @@
 import { PRELUDE_LUA } from './prelude.js';
 
 /**
- * join(request): creates the room when missing, then admits the user, all checks in one step:
- * ROOM_LIMIT, then (MemoryRoomStore's order) KICKED, INVALID_PASSWORD, ROOM_FULL.
+ * join(request): creates the room when missing and allowed, then admits the user, all checks in
+ * one step: ROOM_NOT_FOUND (may not create), ROOM_QUOTA, ROOM_LIMIT, then (MemoryRoomStore's
+ * order) KICKED, INVALID_PASSWORD, ROOM_FULL. A member joining again passes the ban and the
+ * password again, and takes the cap it comes with now (demoted to it if above).
  *
  * ARGV[3] userId, [4] now, [5] maxRooms, [6..10] config for a new room (as in create-room),
  * [11] initial state JSON, [12] requested role or '', [13] instanceId, [14] profile JSON,
- * [15] the password hash the caller verified the password against, or '', [16] `1` if it matched.
+ * [15] the password hash the caller verified the password against, or '', [16] `1` if it matched,
+ * [17] `1` if the join may create the room, [18] owner of a new room or '', [19] the owner's
+ * maximum of rooms (0: none), [20] maxRole or '', [21] `1`: restore (a member on record is
+ * answered as it is, no checks), [22] `1` if the joiner gave a password.
  *
- * Passwords are checked in TypeScript (verifyPassword): when the room's hash is not the one the
- * caller checked, the script writes nothing that matters and answers {'VERIFY', hash}, and the
- * caller runs it again with that hash checked.
+ * Passwords are hashed and checked in TypeScript: when the room's hash is not the one the caller
+ * checked, the script writes nothing that matters and answers {'VERIFY', hash}, and the caller
+ * runs it again with that hash checked; when it would create the room with a password but got no
+ * hash for it, it answers {'HASH'}, and the caller runs it again with the hash of the password.
  *
- * Answers {'JOINED' | 'MEMBER', createdRoom 0/1, createdAt, state JSON, member records in join
- * order...} | {'VERIFY', hash} | {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' | 'ROOM_FULL'}.
+ * Answers {'JOINED' | 'MEMBER' | 'DEMOTED', createdRoom 0/1, createdAt, state JSON, member
+ * records in join order...} | {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} |
+ * {'ROOM_QUOTA', rooms the owner has} | {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' |
+ * 'ROOM_FULL'}. DEMOTED: a member joining again whose role its new cap lowered.
  */
 export const JOIN_ROOM_LUA =
   PRELUDE_LUA +
   String.raw`
 local user_id, now = ARGV[3], tonumber(ARGV[4])
 local checked_hash, password_ok = ARGV[15], ARGV[16] == '1'
+local instance_id, max_role = ARGV[13], ARGV[20]
 
 local function room_info(status, created)
   local reply = { status, created, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key) }
@@ -29,26 +38,52 @@ local function room_info(status, created)
   return reply
 end
 
+-- A member that was on another instance (a session that moved) is on this one now.
+local function move_here(record)
+  local role, old_instance, profile = parse_member(record)
+  if old_instance ~= instance_id then
+    redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. profile)
+    redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
+    redis.call('SADD', instance_members_key(instance_id), room_id .. '\n' .. user_id)
+  end
+end
+
+-- A cap of host is no cap.
+local function store_cap()
+  if max_role == '' or max_role == 'host' then
+    redis.call('HDEL', caps_key, user_id)
+  else
+    redis.call('HSET', caps_key, user_id, max_role)
+  end
+end
+
 local created = 0
+local member = false
 if redis.call('EXISTS', meta_key) == 0 then
+  if ARGV[17] ~= '1' then
+    return { 'ROOM_NOT_FOUND' }
+  end
+  local owned = quota_exceeded(ARGV[18], ARGV[19])
+  if owned then
+    return { 'ROOM_QUOTA', owned }
+  end
   if redis.call('ZCARD', registry_key) >= tonumber(ARGV[5]) then
     return { 'ROOM_LIMIT' }
+  end
+  if ARGV[22] == '1' and ARGV[10] == '' then
+    return { 'HASH' }
   end
   if ARGV[10] ~= '' and ARGV[10] ~= checked_hash then
     return { 'VERIFY', ARGV[10] }
   end
-  insert_room(ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+  insert_room(ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[18])
   created = 1
-elseif redis.call('ZSCORE', order_key, user_id) then
-  -- Already a member, maybe through another instance (a session that moved): it is here now.
-  local record = redis.call('HGET', members_key, user_id)
-  local role, old_instance, profile = parse_member(record)
-  if old_instance ~= ARGV[13] then
-    redis.call('HSET', members_key, user_id, role .. '\n' .. ARGV[13] .. '\n' .. profile)
-    redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
-    redis.call('SADD', instance_members_key(ARGV[13]), room_id .. '\n' .. user_id)
+else
+  member = redis.call('HGET', members_key, user_id)
+  if member and ARGV[21] == '1' then
+    move_here(member)
+    return room_info('MEMBER', 0)
   end
-  return room_info('MEMBER', 0)
 end
 
 local banned_until = redis.call('HGET', bans_key, user_id)
@@ -69,12 +104,24 @@ if password_hash then
   end
 end
 
+if member then
+  move_here(member)
+  store_cap()
+  local role = parse_member(redis.call('HGET', members_key, user_id))
+  if max_role ~= '' and ROLE_RANK[role] > ROLE_RANK[max_role] then
+    redis.call('HSET', members_key, user_id, with_role(redis.call('HGET', members_key, user_id), max_role))
+    return room_info('DEMOTED', 0)
+  end
+  return room_info('MEMBER', 0)
+end
+
 local count = redis.call('ZCARD', order_key)
 if count >= tonumber(redis.call('HGET', meta_key, 'maxUsers')) then
   return { 'ROOM_FULL' }
 end
 
--- The first member hosts; others get what they ask for, capped at the room's default role.
+-- The first member hosts; others get what they ask for, capped at the room's default role;
+-- either capped at the joiner's maxRole.
 local role = 'host'
 if count > 0 then
   role = redis.call('HGET', meta_key, 'defaultRole')
@@ -83,10 +130,13 @@ if count > 0 then
     role = requested
   end
 end
+if max_role ~= '' and ROLE_RANK[role] > ROLE_RANK[max_role] then
+  role = max_role
+end
 
-local instance_id = ARGV[13]
 redis.call('ZADD', order_key, redis.call('HINCRBY', meta_key, 'joins', 1), user_id)
 redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. ARGV[14])
+store_cap()
 redis.call('HDEL', meta_key, 'emptySince')
 redis.call('ZREM', empty_key, room_id)
 mark_activity(ARGV[4])

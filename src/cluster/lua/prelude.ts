@@ -1,23 +1,55 @@
 /**
  * Shared head of every room script (Lua, sent with EVALSHA through ioredis `defineCommand`).
  *
- * KEYS (redis-keys.ts `scriptKeys`): the room's meta, state, order, members, bans, then the
- * global registry, seq, expiry:empty, expiry:activity. ARGV[1] is the key prefix, ARGV[2] the room
- * id; each script's own arguments follow. Scripts answer with a table whose first element is a
+ * KEYS (redis-keys.ts `scriptKeys`): the room's meta, state, order, members, bans, caps, then the
+ * global registry, seq, expiry:empty, expiry:activity, expiry:persistent. ARGV[1] is the key
+ * prefix, ARGV[2] the room id; each script's own arguments follow. Scripts answer with a table whose first element is a
  * status string, and leave error messages to TypeScript so that they match MemoryRoomStore's.
  */
 export const PRELUDE_LUA = String.raw`
-local meta_key, state_key, order_key, members_key, bans_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local registry_key, seq_key, empty_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta_key, state_key, order_key, members_key, bans_key, caps_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local registry_key, seq_key, empty_key, activity_key, persistent_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local prefix, room_id = ARGV[1], ARGV[2]
 local ROLE_RANK = { viewer = 0, editor = 1, host = 2 }
 
--- Global keys named after a member: keep in step with RedisKeys.userRooms / instanceMembers.
+-- Keys named after a member, an owner or another room: keep in step with RedisKeys.userRooms,
+-- instanceMembers, ownerRooms and room().meta.
 local function user_rooms_key(user_id)
   return prefix .. 'user:' .. user_id .. ':rooms'
 end
 local function instance_members_key(instance_id)
   return prefix .. 'instance:' .. instance_id .. ':members'
+end
+local function owner_rooms_key(owner)
+  return prefix .. 'owner:' .. owner .. ':rooms'
+end
+local function meta_key_of(other_room_id)
+  return prefix .. '{' .. other_room_id .. '}:meta'
+end
+
+-- nil when the owner ('' for none) may create one more room under max_rooms (0: no limit), else
+-- how many it has. Entries of rooms that are gone or owned anew are dropped first, so a count
+-- never drifts for long.
+local function quota_exceeded(owner, max_rooms)
+  max_rooms = tonumber(max_rooms)
+  if owner == '' or max_rooms <= 0 then
+    return nil
+  end
+  local key = owner_rooms_key(owner)
+  local count = redis.call('SCARD', key)
+  if count < max_rooms then
+    return nil
+  end
+  for _, owned in ipairs(redis.call('SMEMBERS', key)) do
+    if redis.call('HGET', meta_key_of(owned), 'owner') ~= owner then
+      redis.call('SREM', key, owned)
+      count = count - 1
+    end
+  end
+  if count < max_rooms then
+    return nil
+  end
+  return count
 end
 
 -- A member record is "<role>\n<instanceId>\n<profile JSON>", so a role changes without JSON.
@@ -35,7 +67,9 @@ end
 
 local function mark_activity(now)
   redis.call('HSET', meta_key, 'lastActivity', now)
-  if not is_persistent() then
+  if is_persistent() then
+    redis.call('ZADD', persistent_key, now, room_id)
+  else
     redis.call('ZADD', activity_key, now, room_id)
   end
 end
@@ -45,10 +79,10 @@ local function forget_membership(user_id, instance_id)
   redis.call('SREM', instance_members_key(instance_id), room_id .. '\n' .. user_id)
 end
 
--- A new room: no members, the initial state, empty since its creation.
-local function insert_room(created_at, persistent, max_users, default_role, name, password_hash, initial_state)
+-- A new room: no members, the initial state, empty since its creation; owner '' for none.
+local function insert_room(created_at, persistent, max_users, default_role, name, password_hash, initial_state, owner)
   local epoch = redis.call('INCR', seq_key)
-  redis.call('DEL', order_key, members_key, bans_key)
+  redis.call('DEL', order_key, members_key, bans_key, caps_key)
   redis.call('HSET', meta_key, 'createdAt', created_at, 'lastActivity', created_at,
     'emptySince', created_at, 'maxUsers', max_users, 'defaultRole', default_role,
     'persistent', persistent, 'version', 0, 'epoch', epoch, 'joins', 0)
@@ -58,20 +92,27 @@ local function insert_room(created_at, persistent, max_users, default_role, name
   if password_hash ~= '' then
     redis.call('HSET', meta_key, 'passwordHash', password_hash)
   end
+  if owner ~= '' then
+    redis.call('HSET', meta_key, 'owner', owner)
+    redis.call('SADD', owner_rooms_key(owner), room_id)
+  end
   redis.call('SET', state_key, initial_state)
   redis.call('ZADD', registry_key, epoch, room_id)
-  if persistent ~= '1' then
+  if persistent == '1' then
+    redis.call('ZADD', persistent_key, created_at, room_id)
+  else
     redis.call('ZADD', empty_key, created_at, room_id)
     redis.call('ZADD', activity_key, created_at, room_id)
   end
 end
 
--- Removes a member; the longest-present one becomes host if the host left.
--- Answers {'OK', remaining[, promoted record]}.
+-- Removes a member; if the host left, the longest-present member whose cap allows it becomes
+-- host (none may). Answers {'OK', remaining[, promoted record]}.
 local function remove_member(user_id, now)
   local role, instance_id = parse_member(redis.call('HGET', members_key, user_id))
   redis.call('ZREM', order_key, user_id)
   redis.call('HDEL', members_key, user_id)
+  redis.call('HDEL', caps_key, user_id)
   forget_membership(user_id, instance_id)
   mark_activity(now)
   local remaining = redis.call('ZCARD', order_key)
@@ -85,9 +126,13 @@ local function remove_member(user_id, now)
   if role ~= 'host' then
     return { 'OK', remaining }
   end
-  local successor = redis.call('ZRANGE', order_key, 0, 0)[1]
-  local promoted = with_role(redis.call('HGET', members_key, successor), 'host')
-  redis.call('HSET', members_key, successor, promoted)
-  return { 'OK', remaining, promoted }
+  for _, successor in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
+    if redis.call('HEXISTS', caps_key, successor) == 0 then
+      local promoted = with_role(redis.call('HGET', members_key, successor), 'host')
+      redis.call('HSET', members_key, successor, promoted)
+      return { 'OK', remaining, promoted }
+    end
+  end
+  return { 'OK', remaining }
 end
 `;

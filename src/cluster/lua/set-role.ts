@@ -2,10 +2,10 @@ import { PRELUDE_LUA } from './prelude.js';
 
 /**
  * setRole. ARGV[3] target userId, [4] role. Making someone host demotes every other host to
- * editor first, in join order.
+ * editor first, in join order. A role above the target's cap changes nothing.
  *
  * Answers {'OK', changed records..., target record last} | {'ROOM_NOT_FOUND'} |
- * {'USER_NOT_FOUND'}.
+ * {'USER_NOT_FOUND'} | {'FORBIDDEN', the target's cap}.
  */
 export const SET_ROLE_LUA =
   PRELUDE_LUA +
@@ -17,6 +17,10 @@ end
 local target = redis.call('HGET', members_key, target_id)
 if not target then
   return { 'USER_NOT_FOUND' }
+end
+local cap = redis.call('HGET', caps_key, target_id)
+if cap and ROLE_RANK[role] > ROLE_RANK[cap] then
+  return { 'FORBIDDEN', cap }
 end
 local reply = { 'OK' }
 if role == 'host' and parse_member(target) ~= 'host' then
