@@ -1,15 +1,14 @@
 import { ConsoleLogger, type INestApplication, type LogLevel } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { ApiKeyService } from './auth/api-key.service.js';
-import { credentialsOf } from './auth/credentials.js';
+import { AuthService } from './auth/auth.service.js';
 import { Fanout } from './bus/fanout.service.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
 import type { LogLevelName } from './config/environment.js';
 import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
 import { ShutdownService } from './lifecycle/shutdown.service.js';
 import { ConnectionAdmission } from './limits/connection-admission.js';
-import { ID_PATTERN, type ServerMessage } from './protocol/protocol.js';
+import type { ServerMessage } from './protocol/protocol.js';
 import { UsersService } from './users/users.service.js';
 
 const LEVELS_FROM: Record<LogLevelName, LogLevel[]> = {
@@ -31,13 +30,13 @@ export function createLogger(config: AppConfig): ConsoleLogger {
 export function configureApp(app: INestApplication): AppConfig {
   const config = app.get<AppConfig>(appConfig.KEY);
   app.useLogger(createLogger(config));
-  const apiKeys = app.get(ApiKeyService);
+  const auth = app.get(AuthService);
   const shutdown = app.get(ShutdownService);
   const users = app.get(UsersService);
   const fanout = app.get(Fanout);
   const admission = app.get(ConnectionAdmission);
 
-  const verifyUpgrade = (request: IncomingMessage): UpgradeDecision => {
+  const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
       return { ok: false, status: 503, message: 'Server shutting down' };
     }
@@ -45,18 +44,8 @@ export function configureApp(app: INestApplication): AppConfig {
     if (!admitted.ok) {
       return admitted;
     }
-    const { userId, apiKey } = credentialsOf(request);
-    if (!apiKeys.accepts(apiKey)) {
-      return { ok: false, status: 401, message: 'Unauthorized' };
-    }
-    if (userId !== undefined && !ID_PATTERN.test(userId)) {
-      return {
-        ok: false,
-        status: 400,
-        message: 'userId must be 1-64 characters of [A-Za-z0-9._-]',
-      };
-    }
-    return { ok: true };
+    const result = await auth.authenticate(request, admission.addressOf(request));
+    return result.ok ? { ok: true } : result;
   };
 
   app.useWebSocketAdapter(

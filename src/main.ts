@@ -4,14 +4,18 @@ import { NestFactory } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
+import { JwtVerifier } from './auth/jwt-verifier.js';
 import { configureApp, createLogger } from './app.setup.js';
 import { appConfig } from './config/app.config.js';
 import { ConfigValidationError } from './config/environment.js';
 import { installProcessGuards } from './lifecycle/process-guards.js';
 
 async function bootstrap(): Promise<void> {
-  // Validated here first, so a bad variable stops the process with one clear message.
+  // Validated here first, so a bad variable (or JWT key) stops the process with one clear message.
   const bootConfig = appConfig();
+  if (bootConfig.authMode === 'jwt') {
+    JwtVerifier.fromSettings(bootConfig.jwt);
+  }
   const app = await NestFactory.create(AppModule, {
     logger: createLogger(bootConfig),
     abortOnError: false,

@@ -2,31 +2,32 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 
-/** Checks the shared API key (REQUIRE_API_KEY) in constant time. */
+/** Checks the shared API key (AUTH_MODE=api-key, or API_KEY for /stats) in constant time. */
 @Injectable()
 export class ApiKeyService {
-  private readonly expectedDigest?: Buffer;
+  private readonly keyDigest?: Buffer;
+  /** AUTH_MODE=api-key: every upgrade needs the key. */
+  readonly required: boolean;
 
   constructor(@Inject(appConfig.KEY) config: AppConfig) {
-    if (config.requireApiKey && config.apiKey) {
-      this.expectedDigest = digest(config.apiKey);
+    if (config.apiKey) {
+      this.keyDigest = digest(config.apiKey);
     }
-  }
-
-  get required(): boolean {
-    return this.expectedDigest !== undefined;
+    this.required = config.requireApiKey && this.keyDigest !== undefined;
   }
 
   /** True when no key is required or `presented` is the key. */
   accepts(presented: string | undefined): boolean {
-    if (!this.expectedDigest) {
-      return true;
-    }
-    if (presented === undefined) {
+    return !this.required || this.isKey(presented);
+  }
+
+  /** True when an API key is configured and `presented` is it, whatever AUTH_MODE is. */
+  isKey(presented: string | undefined): boolean {
+    if (!this.keyDigest || presented === undefined) {
       return false;
     }
     // Comparing fixed-length digests keeps the time independent of the key's length too.
-    return timingSafeEqual(digest(presented), this.expectedDigest);
+    return timingSafeEqual(digest(presented), this.keyDigest);
   }
 }
 

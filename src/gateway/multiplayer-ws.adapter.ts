@@ -4,6 +4,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
+import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
 import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
@@ -11,9 +12,6 @@ import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.
 import { ClientInbound } from './client-inbound.js';
 
 export type { UpgradeDecision } from '../limits/connection-admission.js';
-
-/** A subprotocol that carries a token (browsers cannot set headers); never the one selected. */
-const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
 export interface MultiplayerWsAdapterOptions {
   maxPayload: number;

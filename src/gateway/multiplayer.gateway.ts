@@ -1,4 +1,4 @@
-import { Logger, UseFilters } from '@nestjs/common';
+import { Inject, Logger, UseFilters } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -10,20 +10,25 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import { AuthService } from '../auth/auth.service.js';
+import type { Identity } from '../auth/identity.js';
+import { InvalidTokenError } from '../auth/invalid-token.error.js';
+import { SessionExpiryService } from '../auth/session-expiry.service.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { withRequestId } from '../bus/reply.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ClientAction,
+  CloseCode,
+  CloseReason,
   ErrorCode,
   ServerEvent,
   type Avatar,
   type ServerMessage,
 } from '../protocol/protocol.js';
-
-const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
 import { RelayService } from '../rooms/relay.service.js';
-import { RoomsService } from '../rooms/rooms.service.js';
+import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
@@ -36,13 +41,15 @@ import { JoinRoomDto, type AvatarDto } from './dto/join-room.dto.js';
 import { KickUserDto } from './dto/kick-user.dto.js';
 import { LeaveRoomDto } from './dto/leave-room.dto.js';
 import { PingDto } from './dto/ping.dto.js';
+import { RefreshTokenDto } from './dto/refresh-token.dto.js';
 import { SendMessageDto } from './dto/send-message.dto.js';
 import { SetRoleDto } from './dto/set-role.dto.js';
 import { UpdateStateDto } from './dto/update-state.dto.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
 import { ProtocolExceptionFilter } from './protocol-exception.filter.js';
 import { protocolValidationPipe as validated } from './protocol-validation.pipe.js';
-import { credentialsOf } from '../auth/credentials.js';
+
+const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
 
 /**
  * The protocol's entry point: each handler validates, authorizes and hands the request to a
@@ -59,13 +66,29 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     private readonly relay: RelayService,
     private readonly state: StateService,
     private readonly fanout: Fanout,
+    private readonly auth: AuthService,
+    private readonly expiry: SessionExpiryService,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
-    const userId = credentialsOf(request).userId ?? `user-${randomUUID()}`;
-    const { connection } = this.users.connect(userId, socket, request.socket);
+    const identity = this.auth.identityOf(request);
+    if (!identity) {
+      // Every upgrade is authenticated first (app.setup.ts); one that was not is refused.
+      this.logger.error('A socket opened without going through authentication; closing it');
+      socket.close(CloseCode.InternalError, CloseReason.InternalError);
+      return;
+    }
+    const userId = identity.userId ?? `user-${randomUUID()}`;
+    const { connection } = this.users.connect(userId, socket, request.socket, {
+      ...identity,
+      userId,
+    });
     this.fanout.send(connection, { event: ServerEvent.Connected, data: { userId } });
-    this.logger.log(`User ${userId} connected`);
+    if (identity.expiresAt !== undefined) {
+      this.expiry.schedule(connection, identity.expiresAt);
+    }
+    this.logger.log(`User ${userId} connected${identity.verified ? ' (verified)' : ''}`);
   }
 
   async handleDisconnect(socket: WebSocket): Promise<void> {
@@ -83,9 +106,16 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
 
   @SubscribeMessage(ClientAction.CreateRoom)
   async createRoom(
+    @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: CreateRoomDto,
   ): Promise<ServerMessage<'room_created'>> {
-    const roomId = await this.rooms.create({ roomId: body.roomId, ...body.config });
+    const { identity } = this.connectionOf(socket);
+    const roomId = await this.rooms.create({
+      roomId: body.roomId,
+      ...body.config,
+      owner: ownerOf(identity),
+      mayCreateRoom: identity.mayCreateRooms,
+    });
     return { event: ServerEvent.RoomCreated, data: withRequestId(body.requestId, { roomId }) };
   }
 
@@ -99,14 +129,22 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (userInfo.userId !== undefined && userInfo.userId !== connection.userId) {
       throw ProtocolError.forbidden('userInfo.userId must be the userId you connected with');
     }
+    const { identity } = connection;
+    const maxRole = roleCapOf(identity, body.roomId);
+    if (identity.verified && this.config.jwt.roomsRequired && maxRole === undefined) {
+      throw ProtocolError.forbidden(`Your token does not list room ${body.roomId}`);
+    }
     await this.rooms.join(
       connection,
       {
         roomId: body.roomId,
         password: body.password,
-        name: userInfo.name,
+        name: userInfo.name ?? identity.name,
         role: userInfo.role,
         avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
+        maxRole,
+        mayCreateRoom: identity.mayCreateRooms,
+        owner: ownerOf(identity),
       },
       body.requestId,
     );
@@ -201,6 +239,34 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     await this.rooms.delete(this.connectionOf(socket), body.roomId, body.requestId);
   }
 
+  /** AUTH_MODE=jwt: a fresh token for the same user moves the session's end; its claims apply. */
+  @SubscribeMessage(ClientAction.RefreshToken)
+  async refreshToken(
+    @ConnectedSocket() socket: WebSocket,
+    @MessageBody(validated) body: RefreshTokenDto,
+  ): Promise<ServerMessage<'token_refreshed'>> {
+    const connection = this.connectionOf(socket);
+    if (!this.auth.jwtEnabled) {
+      throw ProtocolError.forbidden('refresh_token needs AUTH_MODE=jwt');
+    }
+    let identity: Identity;
+    try {
+      identity = await this.auth.refresh(connection.identity, body.token);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) {
+        throw new ProtocolError(ErrorCode.InvalidToken, `Invalid token: ${error.message}`);
+      }
+      throw error;
+    }
+    const expiresAt = identity.expiresAt as number;
+    connection.identity = identity;
+    this.expiry.schedule(connection, expiresAt);
+    return {
+      event: ServerEvent.TokenRefreshed,
+      data: withRequestId(body.requestId, { expiresAt }),
+    };
+  }
+
   /** Frames the parser refused (bad JSON, no action, unknown action): answered with an error. */
   @SubscribeMessage(REJECTED_FRAME)
   rejectFrame(@MessageBody() rejected: RejectedFrame): never {
@@ -217,6 +283,19 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     }
     return connection;
   }
+}
+
+/** A verified user's rooms count against the user; anyone else's against the address. */
+function ownerOf(identity: Identity): RoomOwner {
+  return identity.verified && identity.userId !== undefined
+    ? { kind: 'user', id: identity.userId }
+    : { kind: 'ip', id: identity.address };
+}
+
+/** The token's `rooms` cap for `roomId`, if it lists the room. */
+function roleCapOf(identity: Identity, roomId: string) {
+  const roles = identity.roomRoles;
+  return roles !== undefined && Object.hasOwn(roles, roomId) ? roles[roomId] : undefined;
 }
 
 /** Keeps only the avatar fields we know, so nothing else a client adds is stored or relayed. */

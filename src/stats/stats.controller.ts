@@ -1,11 +1,25 @@
-import { Controller, Get, Inject, ServiceUnavailableException, UseGuards } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Inject,
+  Req,
+  ServiceUnavailableException,
+  UseGuards,
+} from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
+import { AuthService } from '../auth/auth.service.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { InstancePresenceService } from '../cluster/instance-presence.service.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
 
-/** `/stats`: the spec's fields, with new ones beside them. Needs the API key when one is set. */
+/**
+ * `/stats`: the spec's fields, with new ones beside them. AUTH_MODE=api-key: needs the key.
+ * AUTH_MODE=jwt: room ids and names only for the API key or a token with `admin: true`;
+ * anyone else gets the counts.
+ */
 @Controller('stats')
 @UseGuards(ApiKeyGuard)
 export class StatsController {
@@ -14,10 +28,12 @@ export class StatsController {
     private readonly users: UsersService,
     private readonly fanout: Fanout,
     private readonly presence: InstancePresenceService,
+    private readonly auth: AuthService,
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
   @Get()
-  async stats() {
+  async stats(@Req() request: IncomingMessage) {
     let summaries;
     let cluster;
     try {
@@ -29,13 +45,14 @@ export class StatsController {
       ...room,
       droppedMessages: this.fanout.droppedMessagesIn(room.roomId),
     }));
-    return {
-      rooms,
+    const counts = {
       totalUsers: rooms.reduce((sum, room) => sum + room.userCount, 0),
       totalRooms: rooms.length,
       connections: cluster?.connections ?? this.users.count(),
       droppedMessages: cluster?.droppedMessages ?? this.fanout.droppedMessages(),
       ...(cluster ? { instances: cluster.instances } : {}),
     };
+    const showRooms = this.config.authMode === 'none' || (await this.auth.isAdmin(request));
+    return showRooms ? { rooms, ...counts } : counts;
   }
 }

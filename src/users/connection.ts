@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { Identity } from '../auth/identity.js';
 import { ClientOutput } from '../bus/client-output.js';
 import type { RoomUser } from '../protocol/protocol.js';
 
@@ -14,17 +15,28 @@ export class Connection {
   /** Cleared on every heartbeat tick; the socket's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();
+  /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
+  identity: Identity;
 
   /**
    * @param transport the TCP socket the WebSocket runs on (the upgrade request's socket); frames
    *   are written to it directly. Without it, frames go through `ws`.
+   * @param identity default: an unverified identity for `userId`.
    */
   constructor(
     readonly userId: string,
     readonly socket: WebSocket,
     transport?: Duplex,
+    identity?: Identity,
   ) {
     this.output = new ClientOutput(socket, transport);
+    this.identity = identity ?? {
+      userId,
+      verified: false,
+      mayCreateRooms: true,
+      admin: false,
+      address: '',
+    };
   }
 
   /** Closes the socket after writing what is already queued for it. */

@@ -56,6 +56,20 @@ describe('UsersService', () => {
     expect(socket.closes).toEqual([]);
   });
 
+  it('keeps the identity the upgrade gave, or an unverified one for the userId', () => {
+    const identity = {
+      userId: 'alice',
+      verified: true,
+      mayCreateRooms: false,
+      admin: false,
+      address: '203.0.113.7',
+    };
+    const alice = users.connect('alice', asWebSocket(fakeSocket()), undefined, identity);
+    expect(alice.connection.identity).toBe(identity);
+    const bob = users.connect('bob', asWebSocket(fakeSocket())).connection;
+    expect(bob.identity).toMatchObject({ userId: 'bob', verified: false, mayCreateRooms: true });
+  });
+
   it('keeps different users apart', () => {
     const alice = users.connect('alice', asWebSocket(fakeSocket())).connection;
     const bob = users.connect('bob', asWebSocket(fakeSocket())).connection;

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { Identity } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import { Connection } from './connection.js';
 import { LocalMembership } from './local-membership.js';
@@ -25,9 +26,17 @@ export class UsersService {
     this.connectListeners.push(listener);
   }
 
-  /** @param transport the TCP socket under the WebSocket; see Connection. */
-  connect(userId: string, socket: WebSocket, transport?: Duplex): ConnectResult {
-    const connection = new Connection(userId, socket, transport);
+  /**
+   * @param transport the TCP socket under the WebSocket; see Connection.
+   * @param identity who the upgrade said this is; see Connection.
+   */
+  connect(
+    userId: string,
+    socket: WebSocket,
+    transport?: Duplex,
+    identity?: Identity,
+  ): ConnectResult {
+    const connection = new Connection(userId, socket, transport, identity);
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
     this.bySocket.set(socket, connection);
