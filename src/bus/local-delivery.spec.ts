@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import type { WebSocket } from 'ws';
 import { loadAppConfig } from '../config/app.config.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
@@ -50,5 +51,24 @@ describe('LocalDelivery: events held back for a joiner', () => {
     delivery.publish('r', message(MAX_HELD_EVENTS), 'bob');
     expect(overflowed).toEqual([joiner]);
     expect(users.membership.pending('r')?.get(joiner)).toHaveLength(MAX_HELD_EVENTS);
+  });
+
+  it('does not deliver a state update the joiner already had in its snapshot, or twice', () => {
+    users.membership.completeJoin(joiner, 'r', 2);
+    const sent: string[] = [];
+    jest.spyOn(fanout, 'sendFrame').mockImplementation((_connection, frame) => {
+      sent.push(frame.json);
+      return true;
+    });
+    const update = (version: number): ServerMessage<'state_updated'> => ({
+      event: ServerEvent.StateUpdated,
+      data: { roomId: 'r', version, ops: [], updatedBy: 'bob' },
+    });
+    for (const version of [2, 3, 3, 4]) {
+      delivery.publish('r', update(version), 'bob');
+    }
+    expect(
+      sent.map((json) => (JSON.parse(json) as { data: { version: number } }).data.version),
+    ).toEqual([3, 4]);
   });
 });

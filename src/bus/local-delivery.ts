@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { ServerEvent, type ServerEventMap, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
@@ -30,9 +30,19 @@ export class LocalDelivery {
     const membership = this.users.membership;
     const members = membership.members(roomId);
     if (members) {
+      const stateVersion = stateVersionOf(message);
       let dropped = 0;
       for (const member of members) {
-        if (member.userId !== exceptUserId && !this.fanout.sendFrame(member, frame)) {
+        if (member.userId === exceptUserId) {
+          continue;
+        }
+        if (
+          stateVersion !== undefined &&
+          !membership.admitsStateVersion(member, roomId, stateVersion)
+        ) {
+          continue;
+        }
+        if (!this.fanout.sendFrame(member, frame)) {
           dropped++;
         }
       }
@@ -96,4 +106,10 @@ export class LocalDelivery {
       this.users.membership.remove(connection, roomId);
     }
   }
+}
+
+function stateVersionOf(message: { event: string; data: unknown }): number | undefined {
+  return message.event === ServerEvent.StateUpdated
+    ? (message.data as ServerEventMap['state_updated']).version
+    : undefined;
 }

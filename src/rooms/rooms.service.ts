@@ -146,10 +146,13 @@ export class RoomsService {
       event: ServerEvent.RoomJoined,
       data: withRequestId(requestId, { roomInfo: outcome.roomInfo }),
     });
-    const isNews = newsFilter(outcome.roomInfo);
+    const isNews = newsFilter(outcome.roomInfo, (version) =>
+      membership.admitsStateVersion(connection, roomId, version),
+    );
     connection.profiles.set(roomId, outcome.user);
     this.rememberMaxRole(connection, roomId, command.maxRole);
-    for (const held of membership.completeJoin(connection, roomId)) {
+    const snapshotVersion = outcome.roomInfo.state.version;
+    for (const held of membership.completeJoin(connection, roomId, snapshotVersion)) {
       if (isNews(held)) {
         this.fanout.sendFrame(connection, held.frame);
       }
@@ -356,13 +359,16 @@ function rejectSelfTarget(actor: Connection, targetUserId: string): void {
  * walking them in order: state updates newer than its version, arrivals of users it does not
  * list (yet), departures of users it lists (still).
  */
-function newsFilter(snapshot: RoomInfo): (held: BufferedEvent) => boolean {
+function newsFilter(
+  snapshot: RoomInfo,
+  admitsStateVersion: (version: number) => boolean,
+): (held: BufferedEvent) => boolean {
   const present = new Set(snapshot.users.map((user) => user.id));
   return (held) => {
     const data = held.data as { version?: number; user?: { id: string }; userId?: string };
     switch (held.event) {
       case ServerEvent.StateUpdated:
-        return (data.version ?? 0) > snapshot.state.version;
+        return admitsStateVersion(data.version ?? 0);
       case ServerEvent.UserJoined:
         return toggle(present, data.user?.id, true);
       case ServerEvent.UserLeft:

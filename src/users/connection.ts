@@ -12,6 +12,11 @@ export class Connection {
   readonly output: ClientOutput;
   /** How this connection joined each room (name, avatar, role), to register it again later. */
   readonly profiles = new Map<string, RoomUser>();
+  /**
+   * The newest state version this connection has been given per room (its join snapshot's, then
+   * each `state_updated`): an older or repeated one is not sent again. See LocalMembership.
+   */
+  readonly stateVersions = new Map<string, number>();
   /** Cleared on every heartbeat tick; the socket's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();

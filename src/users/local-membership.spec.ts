@@ -196,4 +196,28 @@ describe('LocalMembership', () => {
       expect(membership.roomCount()).toBe(0);
     });
   });
+
+  describe('state versions', () => {
+    it('admits only versions newer than the join snapshot, each once', () => {
+      const alice = connection('alice');
+      membership.beginJoin(alice, 'r');
+      membership.completeJoin(alice, 'r', 4);
+      expect(membership.admitsStateVersion(alice, 'r', 3)).toBe(false);
+      expect(membership.admitsStateVersion(alice, 'r', 4)).toBe(false);
+      expect(membership.admitsStateVersion(alice, 'r', 5)).toBe(true);
+      expect(membership.admitsStateVersion(alice, 'r', 5)).toBe(false);
+      expect(membership.admitsStateVersion(alice, 'r', 6)).toBe(true);
+    });
+
+    it('starts afresh after leaving the room, and moves with a replaced session', () => {
+      const alice = connection('alice');
+      membership.completeJoin(alice, 'r', 9);
+      const replacement = connection('alice');
+      membership.transfer(alice, replacement);
+      expect(membership.admitsStateVersion(replacement, 'r', 9)).toBe(false);
+      membership.remove(replacement, 'r');
+      membership.completeJoin(replacement, 'r');
+      expect(membership.admitsStateVersion(replacement, 'r', 1)).toBe(true);
+    });
+  });
 });

@@ -44,14 +44,35 @@ export class LocalMembership {
     this.roomEntry(roomId).pending.set(connection, []);
   }
 
-  /** Makes the join effective and returns what was held back while it was pending. */
-  completeJoin(connection: Connection, roomId: string): BufferedEvent[] {
+  /**
+   * Makes the join effective and returns what was held back while it was pending.
+   * @param snapshotVersion the state version of the snapshot the joiner was sent, when it was.
+   */
+  completeJoin(connection: Connection, roomId: string, snapshotVersion?: number): BufferedEvent[] {
+    if (snapshotVersion !== undefined) {
+      connection.stateVersions.set(roomId, snapshotVersion);
+    }
     const room = this.roomEntry(roomId);
     const buffered = room.pending.get(connection) ?? [];
     room.pending.delete(connection);
     room.members.add(connection);
     connection.rooms.add(roomId);
     return buffered;
+  }
+
+  /**
+   * Whether a `state_updated` of this version is news to the connection, and if so records it.
+   * With Redis, the snapshot of a join and the events published just before it travel on two
+   * connections with no order between them, so an update the snapshot already holds can still
+   * arrive after the join: it is not delivered twice.
+   */
+  admitsStateVersion(connection: Connection, roomId: string, version: number): boolean {
+    const seen = connection.stateVersions.get(roomId);
+    if (seen !== undefined && version <= seen) {
+      return false;
+    }
+    connection.stateVersions.set(roomId, version);
+    return true;
   }
 
   abortJoin(connection: Connection, roomId: string): void {
@@ -67,6 +88,7 @@ export class LocalMembership {
     const room = this.rooms.get(roomId);
     connection.rooms.delete(roomId);
     connection.profiles.delete(roomId);
+    connection.stateVersions.delete(roomId);
     if (!room) {
       return false;
     }
@@ -87,6 +109,7 @@ export class LocalMembership {
     for (const connection of dropped) {
       connection.rooms.delete(roomId);
       connection.profiles.delete(roomId);
+      connection.stateVersions.delete(roomId);
     }
     this.onRoomUnused(roomId);
     return dropped;
@@ -106,9 +129,14 @@ export class LocalMembership {
       if (profile) {
         to.profiles.set(roomId, profile);
       }
+      const version = from.stateVersions.get(roomId);
+      if (version !== undefined) {
+        to.stateVersions.set(roomId, version);
+      }
     }
     from.rooms.clear();
     from.profiles.clear();
+    from.stateVersions.clear();
   }
 
   roomCount(): number {
