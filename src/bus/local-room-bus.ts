@@ -22,9 +22,10 @@ export class LocalRoomBus implements RoomBus {
     message: ServerMessage<E>,
     exceptUserId: string,
     delivered: () => void,
-  ): void {
+  ): Promise<void> {
     this.publish(roomId, message, exceptUserId);
     delivered();
+    return Promise.resolve();
   }
 
   sendToMember<E extends ServerEvent>(

@@ -11,10 +11,8 @@ export function withRequestId<T extends object>(
   return requestId !== undefined ? { requestId, ...data } : data;
 }
 
-/**
- * Sends a room event to everyone: the actor's copy is its reply (with `requestId`), the others'
- * copies carry none. `othersAlreadyTold`: other instances got it already (from a shared store).
- */
+/** Sends a room event to everyone: the actor's copy is its reply (with `requestId`), the others'
+ * copies carry none. */
 export function publishWithReply<E extends ServerEvent>(
   bus: RoomBus,
   fanout: Fanout,
@@ -22,14 +20,32 @@ export function publishWithReply<E extends ServerEvent>(
   roomId: string,
   message: ServerMessage<E>,
   requestId: string | undefined,
-  othersAlreadyTold = false,
 ): void {
-  const reply = () =>
-    fanout.send(actor, { event: message.event, data: withRequestId(requestId, message.data) });
-  if (othersAlreadyTold) {
-    bus.deliverCommitted(roomId, message, actor.userId, reply);
-    return;
-  }
   bus.publish(roomId, message, actor.userId);
-  reply();
+  fanout.send(actor, replyTo(message, requestId));
+}
+
+/**
+ * The same for an event a shared store already published to the other instances (a commit):
+ * resolves once this instance's members and the actor have it, so that the actor's next request
+ * is not answered before this one.
+ */
+export function deliverCommittedWithReply<E extends ServerEvent>(
+  bus: RoomBus,
+  fanout: Fanout,
+  actor: Connection,
+  roomId: string,
+  message: ServerMessage<E>,
+  requestId: string | undefined,
+): Promise<void> {
+  return bus.deliverCommitted(roomId, message, actor.userId, () =>
+    fanout.send(actor, replyTo(message, requestId)),
+  );
+}
+
+function replyTo<E extends ServerEvent>(
+  message: ServerMessage<E>,
+  requestId: string | undefined,
+): ServerMessage<E> {
+  return { event: message.event, data: withRequestId(requestId, message.data) };
 }

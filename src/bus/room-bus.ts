@@ -22,13 +22,14 @@ export interface RoomBus {
    * An event the store has already published to the other instances, in the same step as its
    * commit (`state_updated`): delivers it to this instance's members in commit order, then calls
    * `delivered` (where the actor's reply goes out, so the actor sees versions in order too).
+   * Resolves once that has happened (or the echo's wait ran out and it was delivered anyway).
    */
   deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId: string,
     delivered: () => void,
-  ): void;
+  ): Promise<void>;
 
   /** Sends an event to one member of the room; false when that member is not reachable. */
   sendToMember<E extends ServerEvent>(

@@ -31,7 +31,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
    * store's answer, a fallback timer while waiting for the echo, 'fell-back' once delivered
    * without it (a late echo is then ignored).
    */
-  private readonly commits = new Map<string, 'echoed' | 'fell-back' | NodeJS.Timeout>();
+  private readonly commits = new Map<string, 'echoed' | 'fell-back' | AwaitedEcho>();
   /** Rooms subscribed (or being subscribed) on this instance. */
   private readonly watched = new Map<string, Promise<void>>();
   private publishFailing = false;
@@ -77,19 +77,22 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     message: ServerMessage<E>,
     exceptUserId: string,
     delivered: () => void,
-  ): void {
+  ): Promise<void> {
     const key = committedKey(roomId, message);
     if (this.commits.get(key) === 'echoed') {
       this.commits.delete(key);
-      return;
+      return Promise.resolve();
     }
-    const timer = setTimeout(() => {
-      this.commits.set(key, 'fell-back');
-      this.local.publish(roomId, message, exceptUserId);
-      delivered();
-    }, COMMIT_ECHO_TIMEOUT_MS);
-    timer.unref();
-    this.commits.set(key, timer);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.commits.set(key, 'fell-back');
+        this.local.publish(roomId, message, exceptUserId);
+        delivered();
+        resolve();
+      }, COMMIT_ECHO_TIMEOUT_MS);
+      timer.unref();
+      this.commits.set(key, { timer, resolve });
+    });
   }
 
   sendToMember<E extends ServerEvent>(
@@ -179,7 +182,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       this.forgetStaleCommits();
       this.commits.set(key, 'echoed');
     } else if (seen !== 'echoed') {
-      clearTimeout(seen);
+      clearTimeout(seen.timer);
       this.commits.delete(key);
     }
     this.deliver(roomId, envelope);
@@ -191,6 +194,9 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
         event: ServerEvent.StateUpdated,
         data: withRequestId(envelope.requestId, update.data),
       });
+    }
+    if (typeof seen === 'object') {
+      seen.resolve();
     }
   }
 
@@ -261,6 +267,12 @@ function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
       },
     );
   });
+}
+
+/** An own commit whose echo is awaited: the fallback's timer and the caller waiting for either. */
+interface AwaitedEcho {
+  timer: NodeJS.Timeout;
+  resolve: () => void;
 }
 
 /** Own commits tracked at most at once before echoed ones that were never claimed are dropped. */

@@ -41,9 +41,10 @@ class RecordingBus implements RoomBus {
     message: ServerMessage<E>,
     except: string,
     delivered: () => void,
-  ) {
+  ): Promise<void> {
     this.publish(roomId, message, except);
     delivered();
+    return Promise.resolve();
   }
 
   sendToMember<E extends ServerEvent>(roomId: string, userId: string, message: ServerMessage<E>) {

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
-import { publishWithReply } from '../bus/reply.js';
+import { deliverCommittedWithReply, publishWithReply } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ServerEvent, type RoomState } from '../protocol/protocol.js';
@@ -35,15 +35,12 @@ export class StateService {
       ...(change.ops ? { ops: change.ops } : {}),
       updatedBy: actor.userId,
     };
-    publishWithReply(
-      this.bus,
-      this.fanout,
-      actor,
-      roomId,
-      { event: ServerEvent.StateUpdated, data },
-      requestId,
-      this.store.publishesStateUpdates,
-    );
+    const message = { event: ServerEvent.StateUpdated, data };
+    if (this.store.publishesStateUpdates) {
+      await deliverCommittedWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
+      return;
+    }
+    publishWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
   }
 
   get(roomId: string): Promise<RoomState> {
