@@ -38,6 +38,7 @@ export default {
         // Spawn their own server processes: a crash must show as a process exit.
         '<rootDir>/test/fuzz\\.e2e-spec\\.ts$',
         '<rootDir>/test/process-guards\\.e2e-spec\\.ts$',
+        '<rootDir>/test/log-secrets\\.e2e-spec\\.ts$',
       ],
     },
   ],

@@ -333,6 +333,41 @@ describe('AUTH_MODE=jwt', () => {
       });
     });
 
+    describe('bans and passwords follow the verified identity', () => {
+      it('keeps a kicked sub out, on the same socket and on a new one', async () => {
+        const alice = await connectAs(await sign({ sub: 'alice' }));
+        await alice.join('gallery');
+        const bob = await connectAs(await sign({ sub: 'bob' }));
+        await bob.join('gallery');
+        await replyOf(
+          alice,
+          alice.request('kick_user', { roomId: 'gallery', targetUserId: 'bob' }),
+          'user_left',
+        );
+        await bob.next('kicked');
+        expect((await bob.error(bob.request('join_room', { roomId: 'gallery' }))).code).toBe(
+          'KICKED',
+        );
+        const bobAgain = await connectAs(await sign({ sub: 'bob', name: 'Bob, again' }));
+        expect(
+          (await bobAgain.error(bobAgain.request('join_room', { roomId: 'gallery' }))).code,
+        ).toBe('KICKED');
+      });
+
+      it('checks the room password again when a member joins again', async () => {
+        const alice = await connectAs(await sign({ sub: 'alice' }));
+        await replyOf(
+          alice,
+          alice.request('create_room', { roomId: 'locked', config: { password: 'p4ssw0rd' } }),
+          'room_created',
+        );
+        await alice.join('locked', { password: 'p4ssw0rd' });
+        const again = await alice.error(alice.request('join_room', { roomId: 'locked' }));
+        expect(again.code).toBe('INVALID_PASSWORD');
+        expect((await alice.join('locked', { password: 'p4ssw0rd' })).roomId).toBe('locked');
+      });
+    });
+
     describe('/stats and /health', () => {
       const get = (path: string, headers: Record<string, string> = {}) =>
         fetch(`${fixture.server.httpUrl}${path}`, { headers });

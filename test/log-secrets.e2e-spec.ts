@@ -1,0 +1,98 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { ServerProcess } from './support/server-process.js';
+import { delay, TestClient } from './support/test-client.js';
+
+const SECRET = 'log-secret-jwt-key-0123456789abcdef';
+const API_KEY = 'log-secret-api-key-42';
+const PASSWORD = 'log-secret-room-password';
+const WRONG_PASSWORD = 'log-secret-wrong-password';
+
+const sign = (sub: string, key = SECRET) =>
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(sub)
+    .setExpirationTime('10m')
+    .sign(new TextEncoder().encode(key));
+
+describe('logs never carry a secret', () => {
+  let server: ServerProcess | undefined;
+
+  afterEach(async () => {
+    await server?.stop();
+  });
+
+  it('writes no token, API key or password at LOG_LEVEL=debug, whatever the clients do', async () => {
+    server = ServerProcess.start({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      AUTH_MODE: 'jwt',
+      JWT_SECRET: SECRET,
+      API_KEY,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'gms-log-secrets-')),
+    });
+    const port = await server.port();
+    const wsUrl = `ws://127.0.0.1:${port}/`;
+    const [aliceToken, bobToken, forgedToken, refreshToken] = await Promise.all([
+      sign('alice'),
+      sign('bob'),
+      sign('mallory', 'a-different-key-that-is-32-chars-long'),
+      sign('carol'),
+    ]);
+
+    // Tokens in every place, accepted and refused.
+    const alice = await TestClient.connect(`${wsUrl}?token=${aliceToken}`);
+    const bob = await TestClient.connect(wsUrl, {
+      headers: { authorization: `Bearer ${bobToken}` },
+    });
+    expect(await TestClient.refusedStatus(`${wsUrl}?token=${forgedToken}`)).toBe(401);
+    expect(
+      await TestClient.refusedStatus(wsUrl, {
+        headers: { authorization: `Bearer ${forgedToken}` },
+      }),
+    ).toBe(401);
+
+    // Passwords, right and wrong; a refused refresh; /stats with the key and with a token.
+    const created = alice.request('create_room', {
+      roomId: 'vault',
+      config: { password: PASSWORD },
+    });
+    expect((await alice.reply(created)).event).toBe('room_created');
+    await alice.join('vault', { password: PASSWORD });
+    const wrong = bob.request('join_room', { roomId: 'vault', password: WRONG_PASSWORD });
+    expect((await bob.error(wrong)).code).toBe('INVALID_PASSWORD');
+    const refresh = bob.request('refresh_token', { token: refreshToken });
+    expect((await bob.error(refresh)).code).toBe('INVALID_TOKEN');
+    const garbage = bob.request('refresh_token', { token: `${forgedToken}x` });
+    expect((await bob.error(garbage)).code).toBe('INVALID_TOKEN');
+    const stats = await fetch(`http://127.0.0.1:${port}/stats?apiKey=${API_KEY}`);
+    expect(stats.status).toBe(200);
+    const statsByToken = await fetch(`http://127.0.0.1:${port}/stats?token=${forgedToken}`);
+    expect(statsByToken.status).toBe(200);
+    alice.close();
+    bob.close();
+    await delay(200);
+
+    const log = server.stdoutLines.join('\n') + server.stderr;
+    expect(log).toMatch(/User alice connected/);
+    for (const secret of [
+      SECRET,
+      API_KEY,
+      PASSWORD,
+      WRONG_PASSWORD,
+      aliceToken,
+      bobToken,
+      forgedToken,
+      refreshToken,
+    ]) {
+      expect({ secret, found: log.includes(secret) }).toEqual({ secret, found: false });
+    }
+    // A token's signature alone is a secret too; so is its payload part in a URL.
+    for (const token of [aliceToken, bobToken, forgedToken]) {
+      expect(log.includes(token.split('.')[2])).toBe(false);
+    }
+  });
+});
