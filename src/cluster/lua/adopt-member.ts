@@ -12,11 +12,6 @@ local record = redis.call('HGET', members_key, user_id)
 if not record then
   return { 'NONE' }
 end
-local role, old_instance, profile = parse_member(record)
-if old_instance ~= instance_id then
-  redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. profile)
-  redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
-  redis.call('SADD', instance_members_key(instance_id), room_id .. '\n' .. user_id)
-end
+move_member_here(user_id, record, instance_id)
 return { 'OK' }
 `;

@@ -38,15 +38,6 @@ local function room_info(status, created)
   return reply
 end
 
--- A member that was on another instance (a session that moved) is on this one now.
-local function move_here(record)
-  local role, old_instance, profile = parse_member(record)
-  if old_instance ~= instance_id then
-    redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. profile)
-    redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
-    redis.call('SADD', instance_members_key(instance_id), room_id .. '\n' .. user_id)
-  end
-end
 
 -- A cap of host is no cap.
 local function store_cap()
@@ -81,7 +72,7 @@ if redis.call('EXISTS', meta_key) == 0 then
 else
   member = redis.call('HGET', members_key, user_id)
   if member and ARGV[21] == '1' then
-    move_here(member)
+    move_member_here(user_id, member, instance_id)
     return room_info('MEMBER', 0)
   end
 end
@@ -105,7 +96,7 @@ if password_hash then
 end
 
 if member then
-  move_here(member)
+  move_member_here(user_id, member, instance_id)
   store_cap()
   local role = parse_member(redis.call('HGET', members_key, user_id))
   if max_role ~= '' and ROLE_RANK[role] > ROLE_RANK[max_role] then

@@ -56,6 +56,16 @@ end
 local function parse_member(record)
   return string.match(record, '^([^\n]*)\n([^\n]*)\n(.*)$')
 end
+-- A member whose session moved from another instance (record: its member record) is on this
+-- instance now: its record and both instances' member sets say so.
+local function move_member_here(user_id, record, instance_id)
+  local role, old_instance, profile = parse_member(record)
+  if old_instance ~= instance_id then
+    redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. profile)
+    redis.call('SREM', instance_members_key(old_instance), room_id .. '\n' .. user_id)
+    redis.call('SADD', instance_members_key(instance_id), room_id .. '\n' .. user_id)
+  end
+end
 local function with_role(record, role)
   local _, instance_id, profile = parse_member(record)
   return role .. '\n' .. instance_id .. '\n' .. profile
