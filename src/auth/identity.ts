@@ -22,3 +22,9 @@ export interface Identity {
   /** The client's address (see clientAddressOf): per-IP quotas key on it. */
   address: string;
 }
+
+/** The token's cap on the user's role in `roomId`, if its `rooms` claim lists the room. */
+export function roleCapOf(identity: Identity, roomId: string): Role | undefined {
+  const roles = identity.roomRoles;
+  return roles !== undefined && Object.hasOwn(roles, roomId) ? roles[roomId] : undefined;
+}

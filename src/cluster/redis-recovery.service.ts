@@ -1,3 +1,4 @@
+import { roleCapOf } from '../auth/identity.js';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
@@ -46,10 +47,10 @@ export class RedisRecoveryService implements OnModuleInit {
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
         const profile = connection.profiles.get(roomId);
-        const maxRole = this.rooms.maxRoleOf(connection, roomId);
+        const maxRole = roleCapOf(connection.identity, roomId);
         try {
           // A member still on record stays as it is; one Redis lost is admitted again with the
-          // cap it joined with. A room Redis lost comes back without a password or an owner.
+          // cap its token gives it. A room Redis lost comes back without a password or an owner.
           await this.store.join({
             roomId,
             userId: connection.userId,

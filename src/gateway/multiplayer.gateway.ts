@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { AuthService } from '../auth/auth.service.js';
-import type { Identity } from '../auth/identity.js';
+import { roleCapOf, type Identity } from '../auth/identity.js';
 import { InvalidTokenError } from '../auth/invalid-token.error.js';
 import { SessionExpiryService } from '../auth/session-expiry.service.js';
 import { Fanout } from '../bus/fanout.service.js';
@@ -290,12 +290,6 @@ function ownerOf(identity: Identity): RoomOwner {
   return identity.verified && identity.userId !== undefined
     ? { kind: 'user', id: identity.userId }
     : { kind: 'ip', id: identity.address };
-}
-
-/** The token's `rooms` cap for `roomId`, if it lists the room. */
-function roleCapOf(identity: Identity, roomId: string) {
-  const roles = identity.roomRoles;
-  return roles !== undefined && Object.hasOwn(roles, roomId) ? roles[roomId] : undefined;
 }
 
 /** Keeps only the avatar fields we know, so nothing else a client adds is stored or relayed. */

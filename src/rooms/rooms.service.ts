@@ -61,8 +61,6 @@ export interface JoinRoomCommand {
 @Injectable()
 export class RoomsService {
   private readonly logger = new Logger(RoomsService.name);
-  /** The maxRole each connection joined its rooms with, for RedisRecoveryService. */
-  private readonly maxRoles = new WeakMap<Connection, Map<string, Role>>();
 
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
@@ -150,7 +148,6 @@ export class RoomsService {
       membership.admitsStateVersion(connection, roomId, version),
     );
     connection.profiles.set(roomId, outcome.user);
-    this.rememberMaxRole(connection, roomId, command.maxRole);
     const snapshotVersion = outcome.roomInfo.state.version;
     for (const held of membership.completeJoin(connection, roomId, snapshotVersion)) {
       if (isNews(held)) {
@@ -177,7 +174,6 @@ export class RoomsService {
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
     const outcome = await this.store.leave(roomId, connection.userId, Date.now());
     this.users.membership.remove(connection, roomId);
-    this.maxRoles.get(connection)?.delete(roomId);
     this.fanout.send(connection, {
       event: ServerEvent.RoomLeft,
       data: withRequestId(requestId, { roomId }),
@@ -196,11 +192,6 @@ export class RoomsService {
         await this.announceDeparture(roomId, connection.userId, outcome);
       }
     }
-  }
-
-  /** The maxRole a connection joined a room with (for registering it again), if it had one. */
-  maxRoleOf(connection: Connection, roomId: string): Role | undefined {
-    return this.maxRoles.get(connection)?.get(roomId);
   }
 
   roleOf(roomId: string, userId: string): Promise<Role | undefined> {
@@ -314,19 +305,6 @@ export class RoomsService {
     const maxRooms =
       owner.kind === 'user' ? this.config.maxRoomsPerUser : this.config.maxRoomsPerIp;
     return { owner: { kind: owner.kind, id: owner.id }, maxRooms };
-  }
-
-  private rememberMaxRole(connection: Connection, roomId: string, maxRole: Role | undefined): void {
-    let roles = this.maxRoles.get(connection);
-    if (maxRole === undefined) {
-      roles?.delete(roomId);
-      return;
-    }
-    if (!roles) {
-      roles = new Map();
-      this.maxRoles.set(connection, roles);
-    }
-    roles.set(roomId, maxRole);
   }
 
   private checkRoomsPerConnection(connection: Connection): void {
