@@ -16,7 +16,7 @@ async function bootstrap(): Promise<void> {
   if (bootConfig.authMode === 'jwt') {
     JwtVerifier.fromSettings(bootConfig.jwt);
   }
-  const app = await NestFactory.create(AppModule, {
+  const app = await NestFactory.create(AppModule.forRoot({ config: bootConfig }), {
     logger: createLogger(bootConfig),
     abortOnError: false,
   });

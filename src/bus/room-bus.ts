@@ -19,8 +19,9 @@ export interface RoomBus {
   ): void;
 
   /**
-   * An event the store has already published to the other instances, in the same step as its
-   * commit (`state_updated`): delivers it to this instance's members in commit order, then calls
+   * A committed `state_updated`. The bus that comes with a shared store finds it already published
+   * to the other instances, in the same step as the commit; a single-instance bus publishes it.
+   * Either way it is delivered to this instance's members in commit order, then calls
    * `delivered` (where the actor's reply goes out, so the actor sees versions in order too).
    * Resolves once that has happened (or the echo's wait ran out and it was delivered anyway).
    */

@@ -1,105 +1,58 @@
-import { Global, Inject, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
+import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { BusModule } from '../bus/bus.module.js';
+import { ROOM_BUS } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ROOM_STORE } from '../rooms/room-store.js';
+import { RoomsModule } from '../rooms/rooms.module.js';
+import { UsersModule } from '../users/users.module.js';
+import { CLUSTER_COORDINATOR } from './cluster-coordinator.js';
 import { CLUSTER, type Cluster } from './cluster.js';
-import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
-
-/** How long the boot waits for Redis before it gives up, naming REDIS_URL. */
-const BOOT_CONNECT_TIMEOUT_MS = 10_000;
+import { InstancePresenceService } from './instance-presence.service.js';
+import { connectCluster } from './redis-connection.js';
+import { RedisRecoveryService } from './redis-recovery.service.js';
+import { RedisRoomBus } from './redis-room-bus.js';
+import { RedisRoomStore } from './redis-room-store.js';
+import { SessionTakeoverService } from './session-takeover.service.js';
 
 /**
- * Provides CLUSTER: the Redis connections and this instance's id when REDIS_URL is set, null
- * otherwise. Global, so the stores, buses and health checks of every module can ask for it.
+ * Scale-out (REDIS_URL set): rooms, memberships and state in Redis, events through each room's
+ * Redis channel, and what keeps memberships right across instances (presence and ghost removal,
+ * session takeover, registering live members again after a Redis outage). It provides the same
+ * tokens as StandaloneModule; AppModule.forRoot imports one or the other, so nothing here runs
+ * in single-instance mode and nothing outside this folder knows Redis.
  */
 @Global()
 @Module({
+  imports: [BusModule, UsersModule, RoomsModule],
   providers: [
     {
       provide: CLUSTER,
       inject: [appConfig.KEY],
-      useFactory: (config: AppConfig): Promise<Cluster | null> => connectCluster(config),
+      useFactory: (config: AppConfig): Promise<Cluster> => connectCluster(config),
     },
+    {
+      provide: RedisRoomStore,
+      inject: [CLUSTER],
+      useFactory: (cluster: Cluster) =>
+        new RedisRoomStore(cluster.publisher, {
+          keyPrefix: cluster.keyPrefix,
+          instanceId: cluster.instanceId,
+        }),
+    },
+    { provide: ROOM_STORE, useExisting: RedisRoomStore },
+    RedisRoomBus,
+    { provide: ROOM_BUS, useExisting: RedisRoomBus },
+    InstancePresenceService,
+    { provide: CLUSTER_COORDINATOR, useExisting: InstancePresenceService },
+    SessionTakeoverService,
+    RedisRecoveryService,
   ],
-  exports: [CLUSTER],
+  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR],
 })
 export class ClusterModule implements OnApplicationShutdown {
-  constructor(@Inject(CLUSTER) private readonly cluster: Cluster | null) {}
+  constructor(@Inject(CLUSTER) private readonly cluster: Cluster) {}
 
   async onApplicationShutdown(): Promise<void> {
-    if (!this.cluster) {
-      return;
-    }
     await Promise.allSettled([this.cluster.publisher.quit(), this.cluster.subscriber.quit()]);
   }
-}
-
-async function connectCluster(config: AppConfig): Promise<Cluster | null> {
-  if (!config.redisUrl) {
-    return null;
-  }
-  const logger = new Logger('Cluster');
-  // Loaded only in cluster mode: ioredis costs ~20 MB of memory that one instance never needs.
-  const { Redis } = await import('ioredis');
-  const publisher = new Redis(config.redisUrl, {
-    ...ROOM_STORE_REDIS_OPTIONS,
-    lazyConnect: true,
-    connectionName: 'gms-commands',
-  });
-  // The subscriber queues while reconnecting and resubscribes its channels by itself.
-  const subscriber = new Redis(config.redisUrl, {
-    lazyConnect: true,
-    connectionName: 'gms-subscriber',
-    retryStrategy: (times: number) => Math.min(times * 100, 1000),
-  });
-  for (const [name, connection] of [
-    ['commands', publisher],
-    ['subscriber', subscriber],
-  ] as const) {
-    let failing = false;
-    connection.on('error', (error: Error) => {
-      if (!failing) {
-        failing = true;
-        logger.warn(`Redis ${name} connection: ${error.message}`);
-      }
-    });
-    connection.on('ready', () => {
-      if (failing) {
-        failing = false;
-        logger.log(`Redis ${name} connection is back`);
-      }
-    });
-  }
-  try {
-    await withTimeout(Promise.all([publisher.connect(), subscriber.connect()]));
-  } catch (error) {
-    publisher.disconnect();
-    subscriber.disconnect();
-    throw new Error(
-      `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${String(error)})`,
-      { cause: error },
-    );
-  }
-  const instanceId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-  logger.log(`Cluster mode: instance ${instanceId}, key prefix "${config.redisKeyPrefix}"`);
-  return { instanceId, keyPrefix: config.redisKeyPrefix, publisher, subscriber };
-}
-
-function withTimeout<T>(promise: Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no answer within ${BOOT_CONNECT_TIMEOUT_MS} ms`)),
-      BOOT_CONNECT_TIMEOUT_MS,
-    );
-    promise.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
-}
-
-/** The URL without its password, for logs. */
-function redactedUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) {
-    parsed.password = '***';
-  }
-  return parsed.toString();
 }

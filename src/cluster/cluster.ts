@@ -4,7 +4,7 @@ export const CLUSTER = Symbol('CLUSTER');
 
 /**
  * This instance's place in a cluster (REDIS_URL set): its id, the key prefix and the two Redis
- * connections. `null` is provided under this token in the default single-instance mode.
+ * connections. Provided by ClusterModule only.
  */
 export interface Cluster {
   /** Unique per process: member records and envelopes name the instance they come from. */

@@ -7,20 +7,18 @@ import {
 } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import { UsersService } from '../users/users.service.js';
+import type {
+  ClusterCoordinator,
+  ClusterDependency,
+  ClusterTotals,
+} from './cluster-coordinator.js';
 import { CLUSTER, type Cluster } from './cluster.js';
 import { RedisRoomStore } from './redis-room-store.js';
 
 /** What an instance reports about itself in its presence key, for cluster-wide /stats. */
 interface InstanceReport {
-  connections: number;
-  droppedMessages: number;
-}
-
-export interface ClusterTotals {
-  instances: number;
   connections: number;
   droppedMessages: number;
 }
@@ -34,7 +32,9 @@ export interface ClusterTotals {
  * so ghosts are gone within PRESENCE_TTL_MS. On shutdown an instance removes its own at once.
  */
 @Injectable()
-export class InstancePresenceService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class InstancePresenceService
+  implements ClusterCoordinator, OnApplicationBootstrap, BeforeApplicationShutdown
+{
   private readonly logger = new Logger(InstancePresenceService.name);
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -46,9 +46,14 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
    */
   private sweepNotBefore = 0;
 
+  /** Readiness needs Redis: without it this instance cannot admit anyone to a room. */
+  readonly dependencies: readonly ClusterDependency[] = [
+    { name: 'redis', ping: async () => void (await this.cluster.publisher.ping()) },
+  ];
+
   constructor(
-    @Inject(CLUSTER) private readonly cluster: Cluster | null,
-    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(CLUSTER) private readonly cluster: Cluster,
+    private readonly store: RedisRoomStore,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
@@ -56,9 +61,6 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    if (!this.cluster) {
-      return;
-    }
     await this.beat().catch((error: unknown) => this.warn('register', error));
     this.timer = setInterval(() => void this.tick(), this.config.presenceTtlMs / 6);
     this.timer.unref();
@@ -66,12 +68,9 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
 
   /** After ShutdownService has closed the sockets: whoever is still here leaves now. */
   async beforeApplicationShutdown(): Promise<void> {
-    if (!this.cluster) {
-      return;
-    }
     clearInterval(this.timer);
     for (const connection of [...this.users.all()]) {
-      this.users.disconnect(connection.socket);
+      this.users.disconnect(connection.handle);
       await this.rooms.leaveAll(connection).catch((error: unknown) => this.warn('leave', error));
     }
     await this.removeMembersOf(this.cluster.instanceId).catch((error: unknown) =>
@@ -87,10 +86,7 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   }
 
   /** Connections and drops summed over the live instances. */
-  async clusterTotals(): Promise<ClusterTotals | undefined> {
-    if (!this.cluster) {
-      return undefined;
-    }
+  async clusterTotals(): Promise<ClusterTotals> {
     const { publisher } = this.cluster;
     const ids = await publisher.smembers(this.instancesKey());
     const reports = ids.length > 0 ? await publisher.mget(ids.map((id) => this.aliveKey(id))) : [];
@@ -133,7 +129,7 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   }
 
   private async beat(): Promise<void> {
-    const { publisher, instanceId } = this.cluster!;
+    const { publisher, instanceId } = this.cluster;
     const report: InstanceReport = {
       connections: this.users.count(),
       droppedMessages: this.fanout.droppedMessages(),
@@ -151,7 +147,7 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   }
 
   private async sweep(): Promise<void> {
-    const { publisher, instanceId } = this.cluster!;
+    const { publisher, instanceId } = this.cluster;
     for (const id of await publisher.smembers(this.instancesKey())) {
       if (id === instanceId || (await publisher.exists(this.aliveKey(id))) === 1) {
         continue;
@@ -165,9 +161,6 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   }
 
   private async removeMembersOf(instanceId: string): Promise<void> {
-    if (!(this.store instanceof RedisRoomStore)) {
-      return;
-    }
     for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
       const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
       if (outcome) {
@@ -177,11 +170,11 @@ export class InstancePresenceService implements OnApplicationBootstrap, BeforeAp
   }
 
   private aliveKey(instanceId: string): string {
-    return `${this.cluster!.keyPrefix}instance:${instanceId}:alive`;
+    return `${this.cluster.keyPrefix}instance:${instanceId}:alive`;
   }
 
   private instancesKey(): string {
-    return `${this.cluster!.keyPrefix}instances`;
+    return `${this.cluster.keyPrefix}instances`;
   }
 
   private warn(what: string, error: unknown): void {

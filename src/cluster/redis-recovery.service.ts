@@ -1,7 +1,6 @@
 import { roleCapOf } from '../auth/identity.js';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
@@ -19,17 +18,14 @@ export class RedisRecoveryService implements OnModuleInit {
   private wasDown = false;
 
   constructor(
-    @Inject(CLUSTER) private readonly cluster: Cluster | null,
-    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(CLUSTER) private readonly cluster: Cluster,
+    private readonly store: RedisRoomStore,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly users: UsersService,
     private readonly rooms: RoomsService,
   ) {}
 
   onModuleInit(): void {
-    if (!this.cluster) {
-      return;
-    }
     const { publisher } = this.cluster;
     publisher.on('close', () => {
       this.wasDown = true;
@@ -87,10 +83,7 @@ export class RedisRecoveryService implements OnModuleInit {
 
   /** Members on record for this instance whose socket closed while Redis was away. */
   private async removeDeparted(): Promise<number> {
-    if (!(this.store instanceof RedisRoomStore)) {
-      return 0;
-    }
-    const { instanceId } = this.cluster!;
+    const { instanceId } = this.cluster;
     let removed = 0;
     for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
       if (this.users.byUser(userId)?.rooms.has(roomId)) {

@@ -66,7 +66,6 @@ const JOIN_ATTEMPTS = 5;
  * UNAVAILABLE; configure the client with ROOM_STORE_REDIS_OPTIONS so that this happens within 2 s.
  */
 export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
-  readonly publishesStateUpdates = true;
   private readonly logger = new Logger(RedisRoomStore.name);
   private readonly keys: RedisKeys;
   private readonly scripts: RoomScripts;

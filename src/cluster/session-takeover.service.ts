@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
-import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
@@ -22,16 +21,13 @@ export class SessionTakeoverService implements OnModuleInit {
   private readonly logger = new Logger(SessionTakeoverService.name);
 
   constructor(
-    @Inject(CLUSTER) private readonly cluster: Cluster | null,
-    @Inject(ROOM_STORE) private readonly store: RoomStore,
+    @Inject(CLUSTER) private readonly cluster: Cluster,
+    private readonly store: RedisRoomStore,
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     private readonly users: UsersService,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    if (!this.cluster) {
-      return;
-    }
     const channel = this.channel();
     this.cluster.subscriber.on('message', (from: string, payload: string) => {
       if (from === channel) {
@@ -44,17 +40,14 @@ export class SessionTakeoverService implements OnModuleInit {
 
   /** Tells the other instances, then makes this socket a member of the user's rooms here. */
   private async takeOver(connection: Connection): Promise<void> {
-    const { publisher, instanceId } = this.cluster!;
+    const { publisher, instanceId } = this.cluster;
     const notice: SessionNotice = { userId: connection.userId, origin: instanceId };
     try {
       await publisher.publish(this.channel(), JSON.stringify(notice));
-      if (!(this.store instanceof RedisRoomStore)) {
-        return;
-      }
       for (const roomId of await this.store.roomsOf(connection.userId)) {
         if (
           connection.rooms.has(roomId) ||
-          this.users.connectionOf(connection.socket) !== connection
+          this.users.connectionOf(connection.handle) !== connection
         ) {
           continue;
         }
@@ -70,14 +63,14 @@ export class SessionTakeoverService implements OnModuleInit {
 
   /** Another instance got this user: its socket here goes, its memberships stay in the store. */
   private onNotice(notice: SessionNotice): void {
-    if (notice.origin === this.cluster!.instanceId) {
+    if (notice.origin === this.cluster.instanceId) {
       return;
     }
     const replaced = this.users.byUser(notice.userId);
     if (!replaced) {
       return;
     }
-    this.users.disconnect(replaced.socket);
+    this.users.disconnect(replaced.handle);
     for (const roomId of [...replaced.rooms]) {
       this.users.membership.remove(replaced, roomId);
     }
@@ -86,6 +79,6 @@ export class SessionTakeoverService implements OnModuleInit {
   }
 
   private channel(): string {
-    return `${this.cluster!.keyPrefix}sessions`;
+    return `${this.cluster.keyPrefix}sessions`;
   }
 }

@@ -5,7 +5,11 @@ import {
   HealthIndicatorService,
   type HealthIndicatorFunction,
 } from '@nestjs/terminus';
-import { CLUSTER, type Cluster } from '../cluster/cluster.js';
+import {
+  CLUSTER_COORDINATOR,
+  type ClusterCoordinator,
+  type ClusterDependency,
+} from '../cluster/cluster-coordinator.js';
 import { ShutdownService } from '../lifecycle/shutdown.service.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
@@ -19,7 +23,7 @@ export class HealthController {
     private readonly shutdown: ShutdownService,
     private readonly users: UsersService,
     @Inject(ROOM_STORE) private readonly store: RoomStore,
-    @Inject(CLUSTER) private readonly cluster: Cluster | null,
+    @Inject(CLUSTER_COORDINATOR) private readonly cluster: ClusterCoordinator,
   ) {}
 
   @Get()
@@ -56,8 +60,8 @@ export class HealthController {
   @HealthCheck()
   ready() {
     const checks: HealthIndicatorFunction[] = [() => this.shutdownIndicator()];
-    if (this.cluster) {
-      checks.push(() => this.redisIndicator(this.cluster!));
+    for (const dependency of this.cluster.dependencies) {
+      checks.push(() => this.dependencyIndicator(dependency));
     }
     return this.health.check(checks);
   }
@@ -76,10 +80,10 @@ export class HealthController {
     }
   }
 
-  private async redisIndicator(cluster: Cluster) {
-    const indicator = this.indicators.check('redis');
+  private async dependencyIndicator(dependency: ClusterDependency) {
+    const indicator = this.indicators.check(dependency.name);
     try {
-      await cluster.publisher.ping();
+      await dependency.ping();
       return indicator.up();
     } catch (error) {
       return indicator.down({ message: String(error) });

@@ -73,7 +73,6 @@ const JOIN_ATTEMPTS = 5;
  */
 @Injectable()
 export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationShutdown {
-  readonly publishesStateUpdates = false;
   private readonly logger = new Logger(MemoryRoomStore.name);
   private readonly rooms = new Map<string, StoredRoom>();
   private readonly roomsOfUser = new Map<string, Set<string>>();

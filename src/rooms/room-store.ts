@@ -139,12 +139,6 @@ export interface ExpiryPolicy {
  * implementation can make it atomic. Methods throw ProtocolError for rule violations.
  */
 export interface RoomStore {
-  /**
-   * True when applyStateChange itself publishes `state_updated` to the other instances (a shared
-   * store does, in the same atomic step as the commit, so every member sees versions in order);
-   * the caller then delivers it to this instance's members only.
-   */
-  readonly publishesStateUpdates: boolean;
   /** ROOM_EXISTS, ROOM_QUOTA, ROOM_LIMIT. */
   create(room: NewRoom, maxRooms: number): Promise<void>;
   /**
@@ -170,7 +164,11 @@ export interface RoomStore {
   ): Promise<LeaveOutcome>;
   /** Returns the ids of the members it had; ROOM_NOT_FOUND. */
   delete(roomId: string): Promise<string[]>;
-  /** Compare-and-set on the version; returns the new version. */
+  /**
+   * Compare-and-set on the version; returns the new version. A shared store also publishes the
+   * `state_updated` to the other instances in the same atomic step (so every member sees versions
+   * in order); the RoomBus provided with it knows that (deliverCommitted).
+   */
   applyStateChange(
     roomId: string,
     change: StateChange,

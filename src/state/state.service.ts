@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
-import { deliverCommittedWithReply, publishWithReply } from '../bus/reply.js';
+import { deliverCommittedWithReply } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ServerEvent, type RoomState } from '../protocol/protocol.js';
@@ -36,11 +36,7 @@ export class StateService {
       updatedBy: actor.userId,
     };
     const message = { event: ServerEvent.StateUpdated, data };
-    if (this.store.publishesStateUpdates) {
-      await deliverCommittedWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
-      return;
-    }
-    publishWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
+    await deliverCommittedWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
   }
 
   get(roomId: string): Promise<RoomState> {

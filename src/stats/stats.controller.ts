@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
 import { AuthService } from '../auth/auth.service.js';
 import { Fanout } from '../bus/fanout.service.js';
-import { InstancePresenceService } from '../cluster/instance-presence.service.js';
+import { CLUSTER_COORDINATOR, type ClusterCoordinator } from '../cluster/cluster-coordinator.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
@@ -27,7 +27,7 @@ export class StatsController {
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     private readonly users: UsersService,
     private readonly fanout: Fanout,
-    private readonly presence: InstancePresenceService,
+    @Inject(CLUSTER_COORDINATOR) private readonly cluster: ClusterCoordinator,
     private readonly auth: AuthService,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
@@ -35,9 +35,9 @@ export class StatsController {
   @Get()
   async stats(@Req() request: IncomingMessage) {
     let summaries;
-    let cluster;
+    let totals;
     try {
-      [summaries, cluster] = await Promise.all([this.store.list(), this.presence.clusterTotals()]);
+      [summaries, totals] = await Promise.all([this.store.list(), this.cluster.clusterTotals()]);
     } catch (error) {
       throw new ServiceUnavailableException(`Room store unavailable: ${String(error)}`);
     }
@@ -48,9 +48,9 @@ export class StatsController {
     const counts = {
       totalUsers: rooms.reduce((sum, room) => sum + room.userCount, 0),
       totalRooms: rooms.length,
-      connections: cluster?.connections ?? this.users.count(),
-      droppedMessages: cluster?.droppedMessages ?? this.fanout.droppedMessages(),
-      ...(cluster ? { instances: cluster.instances } : {}),
+      connections: totals?.connections ?? this.users.count(),
+      droppedMessages: totals?.droppedMessages ?? this.fanout.droppedMessages(),
+      ...(totals ? { instances: totals.instances } : {}),
     };
     const showRooms = this.config.authMode === 'none' || (await this.auth.isAdmin(request));
     return showRooms ? { rooms, ...counts } : counts;

@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
 import { BusModule } from '../bus/bus.module.js';
-import { ClusterMembershipModule } from '../cluster/cluster-membership.module.js';
 import { RoomsModule } from '../rooms/rooms.module.js';
 import { UsersModule } from '../users/users.module.js';
 import { StatsController } from './stats.controller.js';
 
 @Module({
-  imports: [AuthModule, BusModule, ClusterMembershipModule, RoomsModule, UsersModule],
+  imports: [AuthModule, BusModule, RoomsModule, UsersModule],
   controllers: [StatsController],
 })
 export class StatsModule {}

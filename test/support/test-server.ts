@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppModule } from '../../src/app.module.js';
+import { AppModule, type AppModuleOptions } from '../../src/app.module.js';
 import { configureApp } from '../../src/app.setup.js';
-import { appConfig, loadAppConfig } from '../../src/config/app.config.js';
+import { loadAppConfig } from '../../src/config/app.config.js';
 
 export interface TestServer {
   app: INestApplication;
@@ -19,16 +19,18 @@ export interface TestServer {
 
 /**
  * Boots the real AppModule on an ephemeral port with the given environment variables (validated
- * exactly as at boot), the same way main.ts does.
+ * exactly as at boot), the same way main.ts does, plus any extension modules in `options.imports`.
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: Omit<AppModuleOptions, 'config'> = {},
+): Promise<TestServer> {
   // Each server gets its own DATA_DIR, so persistent rooms of one test never show up in another.
   const dataDir = env.DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'gms-test-data-')));
   const config = loadAppConfig({ LOG_LEVEL: 'error', ...env, DATA_DIR: dataDir });
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] })
-    .overrideProvider(appConfig.KEY)
-    .useValue(config)
-    .compile();
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.forRoot({ ...options, config })],
+  }).compile();
   const app = moduleRef.createNestApplication({ logger: ['error'] });
   configureApp(app);
   await app.listen(0, '127.0.0.1');

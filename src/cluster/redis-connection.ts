@@ -1,0 +1,83 @@
+import { Logger } from '@nestjs/common';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { AppConfig } from '../config/app.config.js';
+import type { Cluster } from './cluster.js';
+import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
+
+/** How long the boot waits for Redis before it gives up, naming REDIS_URL. */
+const BOOT_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Connects the two Redis connections of this instance and names it. Fails the boot, naming
+ * REDIS_URL, when Redis does not answer within 10 s.
+ */
+export async function connectCluster(config: AppConfig): Promise<Cluster> {
+  if (!config.redisUrl) {
+    throw new Error('REDIS_URL: the cluster module needs it');
+  }
+  const logger = new Logger('Cluster');
+  // Loaded only in cluster mode: ioredis costs ~20 MB of memory that one instance never needs.
+  const { Redis } = await import('ioredis');
+  const publisher = new Redis(config.redisUrl, {
+    ...ROOM_STORE_REDIS_OPTIONS,
+    lazyConnect: true,
+    connectionName: 'gms-commands',
+  });
+  // The subscriber queues while reconnecting and resubscribes its channels by itself.
+  const subscriber = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    connectionName: 'gms-subscriber',
+    retryStrategy: (times: number) => Math.min(times * 100, 1000),
+  });
+  for (const [name, connection] of [
+    ['commands', publisher],
+    ['subscriber', subscriber],
+  ] as const) {
+    let failing = false;
+    connection.on('error', (error: Error) => {
+      if (!failing) {
+        failing = true;
+        logger.warn(`Redis ${name} connection: ${error.message}`);
+      }
+    });
+    connection.on('ready', () => {
+      if (failing) {
+        failing = false;
+        logger.log(`Redis ${name} connection is back`);
+      }
+    });
+  }
+  try {
+    await withTimeout(Promise.all([publisher.connect(), subscriber.connect()]));
+  } catch (error) {
+    publisher.disconnect();
+    subscriber.disconnect();
+    throw new Error(
+      `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${String(error)})`,
+      { cause: error },
+    );
+  }
+  const instanceId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  logger.log(`Cluster mode: instance ${instanceId}, key prefix "${config.redisKeyPrefix}"`);
+  return { instanceId, keyPrefix: config.redisKeyPrefix, publisher, subscriber };
+}
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no answer within ${BOOT_CONNECT_TIMEOUT_MS} ms`)),
+      BOOT_CONNECT_TIMEOUT_MS,
+    );
+    promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+/** The URL without its password, for logs. */
+function redactedUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) {
+    parsed.password = '***';
+  }
+  return parsed.toString();
+}

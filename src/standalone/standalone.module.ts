@@ -1,0 +1,36 @@
+import { Global, Module } from '@nestjs/common';
+import { BusModule } from '../bus/bus.module.js';
+import { LocalRoomBus } from '../bus/local-room-bus.js';
+import { ROOM_BUS } from '../bus/room-bus.js';
+import { CLUSTER_COORDINATOR } from '../cluster/cluster-coordinator.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
+import { FileRoomPersistence } from '../rooms/file-room-persistence.js';
+import { MemoryRoomStore } from '../rooms/memory-room-store.js';
+import { ROOM_PERSISTENCE } from '../rooms/room-persistence.js';
+import { ROOM_STORE } from '../rooms/room-store.js';
+import { SingleInstanceCoordinator } from './single-instance-coordinator.js';
+
+/**
+ * The default deployment, one instance (REDIS_URL unset): rooms in memory (persistent ones also
+ * on disk under DATA_DIR), events straight to this process's sockets. ClusterModule provides the
+ * same three tokens with Redis behind them; AppModule.forRoot imports one or the other.
+ */
+@Global()
+@Module({
+  imports: [BusModule],
+  providers: [
+    {
+      // DATA_DIR is checked (and created) while the app is created, before anything listens.
+      provide: ROOM_PERSISTENCE,
+      inject: [appConfig.KEY],
+      useFactory: (config: AppConfig) => FileRoomPersistence.open(config.dataDir),
+    },
+    MemoryRoomStore,
+    { provide: ROOM_STORE, useExisting: MemoryRoomStore },
+    LocalRoomBus,
+    { provide: ROOM_BUS, useExisting: LocalRoomBus },
+    { provide: CLUSTER_COORDINATOR, useClass: SingleInstanceCoordinator },
+  ],
+  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR],
+})
+export class StandaloneModule {}
