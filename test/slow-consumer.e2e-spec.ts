@@ -191,7 +191,7 @@ describe('slow consumers', () => {
     const toldAt = Date.now();
     // The paused socket cannot read the close frame; the server destroys the connection.
     await until(
-      () => carolOnServer?.socket.readyState === WebSocket.CLOSED,
+      () => (carolOnServer?.handle as WebSocket | undefined)?.readyState === WebSocket.CLOSED,
       6000,
       "the server closing carol's socket",
     );

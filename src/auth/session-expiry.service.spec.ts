@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
+import type { ClientLink } from '../users/client-link.js';
 import { Connection } from '../users/connection.js';
 import { SessionExpiryService } from './session-expiry.service.js';
 
@@ -16,6 +17,22 @@ class FakeSocket extends EventEmitter {
   send(): void {}
 }
 
+/** The link a transport gives for this socket: its state, its close and its close event. */
+function linkOf(socket: FakeSocket): ClientLink {
+  return {
+    pendingBytes: () => 0,
+    hasQueued: () => false,
+    enqueue: () => 'queued',
+    flush: () => undefined,
+    discard: () => undefined,
+    isOpen: () => socket.readyState === WebSocket.OPEN,
+    close: (code, reason) => socket.close(code, reason),
+    terminate: () => undefined,
+    ping: () => undefined,
+    onClose: (listener) => void socket.once('close', listener),
+  };
+}
+
 describe('SessionExpiryService', () => {
   let expiry: SessionExpiryService;
   let socket: FakeSocket;
@@ -25,7 +42,7 @@ describe('SessionExpiryService', () => {
     jest.useFakeTimers({ now: 1_000_000 });
     expiry = new SessionExpiryService();
     socket = new FakeSocket();
-    connection = new Connection('alice', socket as unknown as WebSocket);
+    connection = new Connection('alice', socket, linkOf(socket));
   });
 
   afterEach(() => {

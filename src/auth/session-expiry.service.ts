@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
-import { WebSocket } from 'ws';
 import type { Connection } from '../users/connection.js';
 
 /** setTimeout's longest delay (about 24.8 days); a later expiry is reached in steps. */
@@ -18,11 +17,11 @@ export class SessionExpiryService {
   schedule(connection: Connection, expiresAt: number): void {
     const known = this.timers.has(connection);
     this.clear(connection);
-    if (connection.socket.readyState >= WebSocket.CLOSING) {
+    if (!connection.output.isOpen()) {
       return;
     }
     if (!known) {
-      connection.socket.once('close', () => this.clear(connection));
+      connection.output.onClose(() => this.clear(connection));
     }
     this.arm(connection, expiresAt);
   }

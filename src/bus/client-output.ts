@@ -1,16 +1,8 @@
 import type { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
-import type { OutgoingFrame } from './outgoing-frame.js';
+import type { ClientLink, EnqueueResult, OutputLimits, QueuedFrame } from '../users/client-link.js';
 
-export interface OutputLimits {
-  /** Above this many pending bytes, throwaway frames are dropped. */
-  readonly softBytes: number;
-  /** Above this many pending bytes, the client is too slow and is disconnected. */
-  readonly maxBytes: number;
-}
-
-/** `closed`: the client is being disconnected and takes nothing more. */
-export type EnqueueResult = 'queued' | 'dropped' | 'overflow' | 'closed';
+export type { EnqueueResult, OutputLimits } from '../users/client-link.js';
 
 /**
  * One client's outgoing frames for the current event-loop turn. Frames are written once per turn,
@@ -21,9 +13,9 @@ export type EnqueueResult = 'queued' | 'dropped' | 'overflow' | 'closed';
  * handle), already framed. A socket that negotiated permessage-deflate goes through `ws` instead,
  * which compresses per socket.
  */
-export class ClientOutput {
-  private urgent: OutgoingFrame[] = [];
-  private throwaway: OutgoingFrame[] = [];
+export class ClientOutput implements ClientLink {
+  private urgent: QueuedFrame[] = [];
+  private throwaway: QueuedFrame[] = [];
   private queuedBytes = 0;
   /** Set once the client is being disconnected: nothing more is queued for it. */
   private closed = false;
@@ -47,7 +39,7 @@ export class ClientOutput {
     return this.queuedBytes > 0;
   }
 
-  enqueue(frame: OutgoingFrame, limits: OutputLimits): EnqueueResult {
+  enqueue(frame: QueuedFrame, limits: OutputLimits): EnqueueResult {
     if (this.closed) {
       return 'closed';
     }
@@ -91,6 +83,30 @@ export class ClientOutput {
     this.urgent.length = 0;
     this.throwaway.length = 0;
     this.queuedBytes = 0;
+  }
+
+  isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+
+  terminate(): void {
+    this.socket.terminate();
+  }
+
+  ping(): void {
+    this.socket.ping();
+  }
+
+  onClose(listener: () => void): void {
+    if (this.socket.readyState === WebSocket.CLOSED) {
+      listener();
+      return;
+    }
+    this.socket.once('close', () => listener());
   }
 
   private writeDirect(): void {

@@ -2,9 +2,9 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ClientAction, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
-import type { OutputLimits } from './client-output.js';
+import type { OutputLimits, QueuedFrame } from '../users/client-link.js';
 import { LoadShedder } from './load-shedder.js';
-import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
+import { toOutgoingFrame } from './outgoing-frame.js';
 
 export type OverflowListener = (connection: Connection) => void;
 
@@ -48,7 +48,7 @@ export class Fanout {
    * Queues a frame for this turn's write. Returns false when a throwaway frame was dropped for a
    * slow client; the caller counts drops (countDrops), once per fan-out rather than per client.
    */
-  sendFrame(connection: Connection, frame: OutgoingFrame): boolean {
+  sendFrame(connection: Connection, frame: QueuedFrame): boolean {
     const output = connection.output;
     const wasEmpty = !output.hasQueued();
     const result = output.enqueue(frame, this.limits);
@@ -134,7 +134,7 @@ export class Fanout {
     } catch (error) {
       this.logger.error(`Write to ${connection.userId} failed; closing it: ${String(error)}`);
       connection.output.discard();
-      connection.socket.terminate();
+      connection.output.terminate();
     }
   }
 

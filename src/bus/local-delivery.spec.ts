@@ -4,6 +4,7 @@ import { loadAppConfig } from '../config/app.config.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
+import { ClientOutput } from './client-output.js';
 import { Fanout } from './fanout.service.js';
 import { LocalDelivery, MAX_HELD_EVENTS } from './local-delivery.js';
 
@@ -23,7 +24,7 @@ describe('LocalDelivery: events held back for a joiner', () => {
     users = new UsersService();
     fanout = new Fanout(loadAppConfig({}));
     delivery = new LocalDelivery(users, fanout);
-    joiner = new Connection('alice', {} as unknown as WebSocket);
+    joiner = new Connection('alice', {}, new ClientOutput({} as unknown as WebSocket, undefined));
     overflowed = [];
     fanout.onOverflow((connection) => overflowed.push(connection));
     users.membership.beginJoin(joiner, 'r');

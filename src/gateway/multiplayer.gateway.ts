@@ -14,6 +14,7 @@ import { AuthService } from '../auth/auth.service.js';
 import { roleCapOf, type Identity } from '../auth/identity.js';
 import { InvalidTokenError } from '../auth/invalid-token.error.js';
 import { SessionExpiryService } from '../auth/session-expiry.service.js';
+import { ClientOutput } from '../bus/client-output.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { withRequestId } from '../bus/reply.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
@@ -80,9 +81,10 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       return;
     }
     const userId = identity.userId ?? `user-${randomUUID()}`;
-    const { connection } = this.users.connect(userId, socket, request.socket, {
-      ...identity,
-      userId,
+    const output = new ClientOutput(socket, request.socket);
+    const { connection } = this.users.connect(userId, socket, output, { ...identity, userId });
+    socket.on('pong', () => {
+      connection.alive = true;
     });
     this.fanout.send(connection, { event: ServerEvent.Connected, data: { userId } });
     if (identity.expiresAt !== undefined) {

@@ -1,6 +1,4 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { once } from 'node:events';
-import { WebSocket } from 'ws';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
@@ -28,9 +26,9 @@ export class ShutdownService implements OnModuleDestroy {
     this.shuttingDown = true;
     const connections = [...this.users.all()];
     this.logger.log(`Shutting down: closing ${connections.length} connection(s) with 1001`);
-    const closed = connections
-      .filter((connection) => connection.socket.readyState !== WebSocket.CLOSED)
-      .map((connection) => once(connection.socket, 'close'));
+    const closed = connections.map(
+      (connection) => new Promise<void>((resolve) => connection.output.onClose(resolve)),
+    );
     for (const connection of connections) {
       connection.close(CloseCode.GoingAway, CloseReason.GoingAway);
     }

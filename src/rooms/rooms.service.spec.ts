@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { Test, type TestingModule } from '@nestjs/testing';
 import type { WebSocket } from 'ws';
+import { ClientOutput } from '../bus/client-output.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
@@ -97,8 +98,9 @@ class HookedStore extends MemoryRoomStore {
 
 const MAX_STATE = 262144;
 
-function fakeSocket(): WebSocket {
-  return { readyState: 1, on: () => undefined, close: () => undefined } as unknown as WebSocket;
+function fakeLink(): ClientOutput {
+  const socket = { readyState: 1, on: () => undefined, close: () => undefined };
+  return new ClientOutput(socket as unknown as WebSocket, undefined);
 }
 
 async function rejection(action: () => Promise<unknown>): Promise<ProtocolError> {
@@ -142,7 +144,7 @@ describe('RoomsService', () => {
     store = moduleRef.get<HookedStore>(ROOM_STORE);
   }
 
-  const connect = (userId: string): Connection => users.connect(userId, fakeSocket()).connection;
+  const connect = (userId: string): Connection => users.connect(userId, {}, fakeLink()).connection;
 
   /** Joins and forgets what was sent, to set a scene. */
   async function joined(userId: string, roomId: string): Promise<Connection> {

@@ -29,12 +29,12 @@ export class SlowClientService implements OnModuleInit {
   }
 
   evict(connection: Connection): void {
-    if (!this.users.disconnect(connection.socket)) {
+    if (!this.users.disconnect(connection.handle)) {
       return;
     }
     this.logger.warn(`Disconnecting ${connection.userId}: it is not reading its messages`);
-    connection.socket.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
-    setTimeout(() => connection.socket.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
+    connection.output.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+    setTimeout(() => connection.output.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
     this.rooms.leaveAll(connection).catch((error: unknown) => {
       this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
     });

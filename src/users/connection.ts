@@ -1,15 +1,13 @@
-import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/identity.js';
-import { ClientOutput } from '../bus/client-output.js';
 import type { RoomUser } from '../protocol/protocol.js';
+import type { ClientLink } from './client-link.js';
 
-/** One client socket on this instance and the rooms it is a member of here. */
+/** One connected client on this instance and the rooms it is a member of here. */
 export class Connection {
   /** Rooms this connection has joined and receives events of. */
   readonly rooms = new Set<string>();
-  /** Frames waiting for this turn's write; only the Fanout fills it. */
-  readonly output: ClientOutput;
+  /** How to reach the client: frames waiting for this turn's write (only the Fanout fills it). */
+  readonly output: ClientLink;
   /** How this connection joined each room (name, avatar, role), to register it again later. */
   readonly profiles = new Map<string, RoomUser>();
   /**
@@ -17,24 +15,24 @@ export class Connection {
    * each `state_updated`): an older or repeated one is not sent again. See LocalMembership.
    */
   readonly stateVersions = new Map<string, number>();
-  /** Cleared on every heartbeat tick; the socket's pong sets it again. */
+  /** Cleared on every heartbeat tick; the client's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
 
   /**
-   * @param transport the TCP socket the WebSocket runs on (the upgrade request's socket); frames
-   *   are written to it directly. Without it, frames go through `ws`.
+   * @param handle the transport's own object for this client (its WebSocket), by which the
+   *   gateway finds the connection; opaque here.
    * @param identity default: an unverified identity for `userId`.
    */
   constructor(
     readonly userId: string,
-    readonly socket: WebSocket,
-    transport?: Duplex,
+    readonly handle: object,
+    output: ClientLink,
     identity?: Identity,
   ) {
-    this.output = new ClientOutput(socket, transport);
+    this.output = output;
     this.identity = identity ?? {
       userId,
       verified: false,
@@ -44,9 +42,9 @@ export class Connection {
     };
   }
 
-  /** Closes the socket after writing what is already queued for it. */
+  /** Closes the client after writing what is already queued for it. */
   close(code: number, reason: string): void {
     this.output.flush();
-    this.socket.close(code, reason);
+    this.output.close(code, reason);
   }
 }

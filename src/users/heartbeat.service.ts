@@ -10,7 +10,7 @@ import type { Connection } from './connection.js';
 import { UsersService } from './users.service.js';
 
 /**
- * Pings every socket each interval; a socket that has not answered since the previous tick is
+ * Pings every client each interval; a client that has not answered since the previous tick is
  * terminated, and its close handler removes it from its rooms.
  */
 @Injectable()
@@ -45,10 +45,10 @@ export class HeartbeatService implements OnApplicationBootstrap, OnModuleDestroy
   private check(connection: Connection): void {
     if (!connection.alive) {
       this.logger.log(`Terminating ${connection.userId}: no heartbeat answer`);
-      connection.socket.terminate();
+      connection.output.terminate();
       return;
     }
     connection.alive = false;
-    connection.socket.ping();
+    connection.output.ping();
   }
 }

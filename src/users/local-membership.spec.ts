@@ -1,14 +1,32 @@
-import type { WebSocket } from 'ws';
-import { toOutgoingFrame } from '../bus/outgoing-frame.js';
+import type { ClientLink } from './client-link.js';
 import { Connection } from './connection.js';
 import { LocalMembership, type BufferedEvent } from './local-membership.js';
 
-const connection = (userId: string) => new Connection(userId, {} as unknown as WebSocket);
+/** A link that queues nothing: these tests look at membership, not at what is written. */
+const silentLink = (): ClientLink => ({
+  pendingBytes: () => 0,
+  hasQueued: () => false,
+  enqueue: () => 'queued',
+  flush: () => undefined,
+  discard: () => undefined,
+  isOpen: () => true,
+  close: () => undefined,
+  terminate: () => undefined,
+  ping: () => undefined,
+  onClose: () => undefined,
+});
+
+const connection = (userId: string) => new Connection(userId, {}, silentLink());
+
+const frameOf = (message: unknown) => {
+  const json = JSON.stringify(message);
+  return { json, bytes: Buffer.from(json), throwaway: false };
+};
 
 const event = (name: string, data: unknown): BufferedEvent => ({
   event: name,
   data,
-  frame: toOutgoingFrame({ event: name, data }),
+  frame: frameOf({ event: name, data }),
 });
 
 describe('LocalMembership', () => {

@@ -1,11 +1,11 @@
-import type { OutgoingFrame } from '../bus/outgoing-frame.js';
+import type { QueuedFrame } from './client-link.js';
 import type { Connection } from './connection.js';
 
 /** An event that reached a connection while its join was still being answered. */
 export interface BufferedEvent {
   readonly event: string;
   readonly data: unknown;
-  readonly frame: OutgoingFrame;
+  readonly frame: QueuedFrame;
 }
 
 interface LocalRoom {

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { WebSocket } from 'ws';
+import type { ClientLink } from './client-link.js';
 import { UsersService } from './users.service.js';
 
 interface FakeSocket {
@@ -31,7 +31,21 @@ function fakeSocket(): FakeSocket {
   return socket;
 }
 
-const asWebSocket = (socket: FakeSocket) => socket as unknown as WebSocket;
+/** The link a transport would give for this socket: closing it closes the socket. */
+function linkOf(socket: FakeSocket): ClientLink {
+  return {
+    pendingBytes: () => 0,
+    hasQueued: () => false,
+    enqueue: () => 'queued',
+    flush: () => undefined,
+    discard: () => undefined,
+    isOpen: () => socket.readyState === 1,
+    close: (code, reason) => socket.close(code, reason),
+    terminate: () => undefined,
+    ping: () => undefined,
+    onClose: () => undefined,
+  };
+}
 
 describe('UsersService', () => {
   let users: UsersService;
@@ -44,14 +58,19 @@ describe('UsersService', () => {
     users = new UsersService();
   });
 
+  const connectFresh = (userId: string) => {
+    const socket = fakeSocket();
+    return users.connect(userId, socket, linkOf(socket));
+  };
+
   it('registers a connection by userId and by socket', () => {
     const socket = fakeSocket();
-    const { connection, replaced } = users.connect('alice', asWebSocket(socket));
+    const { connection, replaced } = users.connect('alice', socket, linkOf(socket));
     expect(replaced).toBeUndefined();
     expect(connection.userId).toBe('alice');
-    expect(connection.socket).toBe(socket);
+    expect(connection.handle).toBe(socket);
     expect(users.byUser('alice')).toBe(connection);
-    expect(users.connectionOf(asWebSocket(socket))).toBe(connection);
+    expect(users.connectionOf(socket)).toBe(connection);
     expect(users.count()).toBe(1);
     expect(socket.closes).toEqual([]);
   });
@@ -64,47 +83,40 @@ describe('UsersService', () => {
       admin: false,
       address: '203.0.113.7',
     };
-    const alice = users.connect('alice', asWebSocket(fakeSocket()), undefined, identity);
+    const handle = fakeSocket();
+    const alice = users.connect('alice', handle, linkOf(handle), identity);
     expect(alice.connection.identity).toBe(identity);
-    const bob = users.connect('bob', asWebSocket(fakeSocket())).connection;
+    const bob = connectFresh('bob').connection;
     expect(bob.identity).toMatchObject({ userId: 'bob', verified: false, mayCreateRooms: true });
   });
 
   it('keeps different users apart', () => {
-    const alice = users.connect('alice', asWebSocket(fakeSocket())).connection;
-    const bob = users.connect('bob', asWebSocket(fakeSocket())).connection;
+    const alice = connectFresh('alice').connection;
+    const bob = connectFresh('bob').connection;
     expect(users.count()).toBe(2);
     expect([...users.all()]).toEqual([alice, bob]);
-  });
-
-  it('marks a connection alive on pong', () => {
-    const socket = fakeSocket();
-    const { connection } = users.connect('alice', asWebSocket(socket));
-    connection.alive = false;
-    socket.emit('pong');
-    expect(connection.alive).toBe(true);
   });
 
   describe('session replacement', () => {
     it('closes the older socket with 4000 "Session replaced" and keeps the new one', () => {
       const oldSocket = fakeSocket();
       const newSocket = fakeSocket();
-      const first = users.connect('alice', asWebSocket(oldSocket)).connection;
-      const second = users.connect('alice', asWebSocket(newSocket));
+      const first = users.connect('alice', oldSocket, linkOf(oldSocket)).connection;
+      const second = users.connect('alice', newSocket, linkOf(newSocket));
 
       expect(second.replaced).toBe(first);
       expect(oldSocket.closes).toEqual([[4000, 'Session replaced']]);
       expect(newSocket.closes).toEqual([]);
       expect(users.byUser('alice')).toBe(second.connection);
       expect(users.count()).toBe(1);
-      expect(users.connectionOf(asWebSocket(oldSocket))).toBeUndefined();
+      expect(users.connectionOf(oldSocket)).toBeUndefined();
     });
 
     it('moves the older connection’s rooms to the new one', () => {
-      const first = users.connect('alice', asWebSocket(fakeSocket())).connection;
+      const first = connectFresh('alice').connection;
       users.membership.completeJoin(first, 'r1');
       users.membership.completeJoin(first, 'r2');
-      const second = users.connect('alice', asWebSocket(fakeSocket())).connection;
+      const second = connectFresh('alice').connection;
 
       expect([...second.rooms].sort()).toEqual(['r1', 'r2']);
       expect(first.rooms.size).toBe(0);
@@ -113,11 +125,11 @@ describe('UsersService', () => {
 
     it('returns undefined when the replaced socket disconnects, leaving the new one', () => {
       const oldSocket = fakeSocket();
-      users.connect('alice', asWebSocket(oldSocket));
-      const { connection } = users.connect('alice', asWebSocket(fakeSocket()));
+      users.connect('alice', oldSocket, linkOf(oldSocket));
+      const { connection } = connectFresh('alice');
       users.membership.completeJoin(connection, 'r');
 
-      expect(users.disconnect(asWebSocket(oldSocket))).toBeUndefined();
+      expect(users.disconnect(oldSocket)).toBeUndefined();
       expect(users.byUser('alice')).toBe(connection);
       expect(users.count()).toBe(1);
       expect(connection.rooms.has('r')).toBe(true);
@@ -127,17 +139,17 @@ describe('UsersService', () => {
   describe('disconnect', () => {
     it('returns the current connection once and forgets it', () => {
       const socket = fakeSocket();
-      const { connection } = users.connect('alice', asWebSocket(socket));
-      expect(users.disconnect(asWebSocket(socket))).toBe(connection);
+      const { connection } = users.connect('alice', socket, linkOf(socket));
+      expect(users.disconnect(socket)).toBe(connection);
       expect(users.byUser('alice')).toBeUndefined();
-      expect(users.connectionOf(asWebSocket(socket))).toBeUndefined();
+      expect(users.connectionOf(socket)).toBeUndefined();
       expect(users.count()).toBe(0);
-      expect(users.disconnect(asWebSocket(socket))).toBeUndefined();
+      expect(users.disconnect(socket)).toBeUndefined();
     });
 
     it('returns undefined for a socket it never saw', () => {
-      users.connect('alice', asWebSocket(fakeSocket()));
-      expect(users.disconnect(asWebSocket(fakeSocket()))).toBeUndefined();
+      connectFresh('alice');
+      expect(users.disconnect(fakeSocket())).toBeUndefined();
       expect(users.count()).toBe(1);
     });
   });

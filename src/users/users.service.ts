@@ -1,8 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import type { ClientLink } from './client-link.js';
 import { Connection } from './connection.js';
 import { LocalMembership } from './local-membership.js';
 
@@ -12,12 +11,15 @@ export interface ConnectResult {
   replaced?: Connection;
 }
 
-/** Connected users on this instance: socket <-> userId, and the rooms each one is in here. */
+/**
+ * Connected users on this instance: transport handle (the gateway's socket) <-> userId, and the
+ * rooms each one is in here.
+ */
 @Injectable()
 export class UsersService {
   private readonly logger = new Logger(UsersService.name);
   private readonly byUserId = new Map<string, Connection>();
-  private readonly bySocket = new WeakMap<WebSocket, Connection>();
+  private readonly byHandle = new WeakMap<object, Connection>();
   readonly membership = new LocalMembership();
   private readonly connectListeners: Array<(connection: Connection) => void> = [];
 
@@ -27,25 +29,17 @@ export class UsersService {
   }
 
   /**
-   * @param transport the TCP socket under the WebSocket; see Connection.
+   * @param handle the transport's object for this client; see Connection.
    * @param identity who the upgrade said this is; see Connection.
    */
-  connect(
-    userId: string,
-    socket: WebSocket,
-    transport?: Duplex,
-    identity?: Identity,
-  ): ConnectResult {
-    const connection = new Connection(userId, socket, transport, identity);
+  connect(userId: string, handle: object, output: ClientLink, identity?: Identity): ConnectResult {
+    const connection = new Connection(userId, handle, output, identity);
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
-    this.bySocket.set(socket, connection);
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
+    this.byHandle.set(handle, connection);
     if (replaced) {
       this.membership.transfer(replaced, connection);
-      this.bySocket.delete(replaced.socket);
+      this.byHandle.delete(replaced.handle);
       replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
       this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
     }
@@ -55,21 +49,21 @@ export class UsersService {
     return { connection, replaced };
   }
 
-  /** Forgets a closed socket; returns its connection only if it was still the user's current one. */
-  disconnect(socket: WebSocket): Connection | undefined {
-    const connection = this.bySocket.get(socket);
+  /** Forgets a closed client; returns its connection only if it was still the user's current one. */
+  disconnect(handle: object): Connection | undefined {
+    const connection = this.byHandle.get(handle);
     if (!connection) {
       return undefined;
     }
-    this.bySocket.delete(socket);
+    this.byHandle.delete(handle);
     if (this.byUserId.get(connection.userId) === connection) {
       this.byUserId.delete(connection.userId);
     }
     return connection;
   }
 
-  connectionOf(socket: WebSocket): Connection | undefined {
-    return this.bySocket.get(socket);
+  connectionOf(handle: object): Connection | undefined {
+    return this.byHandle.get(handle);
   }
 
   byUser(userId: string): Connection | undefined {
