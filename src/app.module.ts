@@ -3,6 +3,7 @@ import { AuthModule } from './auth/auth.module.js';
 import { ClusterModule } from './cluster/cluster.module.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
 import { AppConfigModule } from './config/config.module.js';
+import { ExtensionsModule } from './extensions/extensions.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
@@ -33,6 +34,7 @@ export class AppModule {
       imports: [
         AppConfigModule.forRoot(config),
         config.redisUrl ? ClusterModule : StandaloneModule,
+        ExtensionsModule,
         AuthModule,
         LimitsModule,
         LifecycleModule,

@@ -164,7 +164,7 @@ export class InstancePresenceService
     for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
       const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
       if (outcome) {
-        await this.rooms.announceDeparture(roomId, userId, outcome);
+        await this.rooms.announceDeparture(roomId, userId, outcome, 'gone');
       }
     }
   }

@@ -92,7 +92,7 @@ export class RedisRecoveryService implements OnModuleInit {
       const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
       if (outcome) {
         removed++;
-        await this.rooms.announceDeparture(roomId, userId, outcome);
+        await this.rooms.announceDeparture(roomId, userId, outcome, 'disconnected');
       }
     }
     return removed;

@@ -1,12 +1,19 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { BusModule } from '../bus/bus.module.js';
 import { RoomsModule } from '../rooms/rooms.module.js';
 import { StateModule } from '../state/state.module.js';
 import { UsersModule } from '../users/users.module.js';
 import { MultiplayerGateway } from './multiplayer.gateway.js';
+import { Senders } from './senders.js';
 
+/**
+ * The built-in actions. Global, so that a team's own action gateway (@ActionGateway) can use
+ * Senders, @RequireRoomRole and the protocol's exception filter without importing our modules.
+ */
+@Global()
 @Module({
   imports: [BusModule, RoomsModule, StateModule, UsersModule],
-  providers: [MultiplayerGateway],
+  providers: [MultiplayerGateway, Senders],
+  exports: [Senders, BusModule, RoomsModule, UsersModule],
 })
 export class GatewayModule {}

@@ -48,6 +48,13 @@ type HandlerCallback = (data: unknown, action: unknown) => unknown;
  */
 export class MultiplayerWsAdapter extends WsAdapter {
   private readonly socketLogger = new Logger(MultiplayerWsAdapter.name);
+  /**
+   * Each socket's actions, from every gateway on the server (ours and a team's custom action
+   * gateways): one inbound queue per socket dispatches them all in arrival order.
+   */
+  private readonly actionsOf = new WeakMap<WebSocket, Map<string, HandlerCallback>>();
+  /** Action names a second gateway tried to take; each is logged once. */
+  private readonly reportedDuplicates = new Set<string>();
 
   constructor(
     app: INestApplicationContext,
@@ -109,12 +116,15 @@ export class MultiplayerWsAdapter extends WsAdapter {
     handlers: MessageMappingProperties[],
     _transform: (data: unknown) => Observable<unknown>,
   ): void {
-    const callbacks = new Map<string, HandlerCallback>();
-    for (const handler of handlers) {
-      callbacks.set(handler.message as string, handler.callback as HandlerCallback);
+    const known = this.actionsOf.get(client);
+    if (known) {
+      // Another gateway on the same socket: its actions join the socket's one queue.
+      this.addActions(known, handlers);
+      return;
     }
-    const rejectFrame = callbacks.get(REJECTED_FRAME);
-    callbacks.delete(REJECTED_FRAME);
+    const callbacks = new Map<string, HandlerCallback>();
+    this.actionsOf.set(client, callbacks);
+    this.addActions(callbacks, handlers);
     const { adapterOptions } = this;
     const inbound = new ClientInbound(
       client,
@@ -131,10 +141,12 @@ export class MultiplayerWsAdapter extends WsAdapter {
         closeSocket: adapterOptions.closeSocket,
       },
       (frame: ParsedFrame): Promise<void> => {
+        const rejectFrame = callbacks.get(REJECTED_FRAME);
         if (frame.rejected) {
           return this.run(client, rejectFrame, frame.rejection, REJECTED_FRAME);
         }
-        const callback = callbacks.get(frame.action);
+        // REJECTED_FRAME is the adapter's own route; a client naming it is like any unknown name.
+        const callback = frame.action === REJECTED_FRAME ? undefined : callbacks.get(frame.action);
         if (!callback) {
           const rejection = unknownAction(frame.action, frame.message);
           return this.run(client, rejectFrame, rejection, REJECTED_FRAME);
@@ -143,6 +155,28 @@ export class MultiplayerWsAdapter extends WsAdapter {
       },
     );
     client.on('message', inbound.receive);
+  }
+
+  /** The first gateway to handle an action keeps it: a custom one cannot replace a built-in. */
+  private addActions(
+    callbacks: Map<string, HandlerCallback>,
+    handlers: MessageMappingProperties[],
+  ): void {
+    for (const handler of handlers) {
+      const action = handler.message as string;
+      if (callbacks.has(action)) {
+        this.reportDuplicate(action);
+        continue;
+      }
+      callbacks.set(action, handler.callback as HandlerCallback);
+    }
+  }
+
+  private reportDuplicate(action: string): void {
+    if (!this.reportedDuplicates.has(action)) {
+      this.reportedDuplicates.add(action);
+      this.socketLogger.error(`Action "${action}" has two handlers; the first one registered runs`);
+    }
   }
 
   private async verify(request: IncomingMessage): Promise<UpgradeDecision> {

@@ -47,6 +47,7 @@ import { SendMessageDto } from './dto/send-message.dto.js';
 import { SetRoleDto } from './dto/set-role.dto.js';
 import { UpdateStateDto } from './dto/update-state.dto.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
+import { Senders } from './senders.js';
 import { ProtocolExceptionFilter } from './protocol-exception.filter.js';
 import { protocolValidationPipe as validated } from './protocol-validation.pipe.js';
 
@@ -63,6 +64,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
 
   constructor(
     private readonly users: UsersService,
+    private readonly senders: Senders,
     private readonly rooms: RoomsService,
     private readonly relay: RelayService,
     private readonly state: StateService,
@@ -117,6 +119,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       ...body.config,
       owner: ownerOf(identity),
       mayCreateRoom: identity.mayCreateRooms,
+      createdBy: this.senders.of(socket).userId,
     });
     return { event: ServerEvent.RoomCreated, data: withRequestId(body.requestId, { roomId }) };
   }
@@ -278,12 +281,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   }
 
   private connectionOf(socket: WebSocket): Connection {
-    const connection = this.users.connectionOf(socket);
-    if (!connection) {
-      // The socket was replaced by a newer session of the same user.
-      throw new ProtocolError(ErrorCode.Forbidden, 'This session was replaced');
-    }
-    return connection;
+    return this.senders.of(socket);
   }
 }
 

@@ -7,6 +7,8 @@ import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, loadAppConfig } from '../config/app.config.js';
+import { RoomEvents } from '../extensions/room-events.service.js';
+import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
@@ -127,6 +129,8 @@ describe('RoomsService', () => {
         RoomsService,
         UsersService,
         Fanout,
+        RoomEvents,
+        RoomHooks,
         { provide: ROOM_STORE, useClass: HookedStore },
         { provide: ROOM_BUS, useClass: LocalRoomBus },
         { provide: appConfig.KEY, useFactory: () => loadAppConfig({}) },

@@ -4,6 +4,9 @@ import { Fanout } from '../bus/fanout.service.js';
 import { publishWithReply, withRequestId } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import type { LeaveReason } from '../extensions/room-events.js';
+import { RoomEvents } from '../extensions/room-events.service.js';
+import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ErrorCode,
@@ -41,6 +44,8 @@ export interface CreateRoomCommand {
   owner?: RoomOwner;
   /** False when the caller's token does not allow creating rooms; default true. */
   mayCreateRoom?: boolean;
+  /** The userId of the creator, for the `room.created` event. */
+  createdBy?: string;
 }
 
 export interface JoinRoomCommand {
@@ -68,6 +73,8 @@ export class RoomsService {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly users: UsersService,
     private readonly fanout: Fanout,
+    private readonly events: RoomEvents,
+    private readonly hooks: RoomHooks,
   ) {}
 
   async create(command: CreateRoomCommand): Promise<string> {
@@ -95,6 +102,11 @@ export class RoomsService {
       this.config.maxRooms,
     );
     this.logger.log(`Room ${roomId} created${config.persistent ? ' (persistent)' : ''}`);
+    this.events.emit('room.created', {
+      roomId,
+      persistent: config.persistent,
+      ...(command.createdBy !== undefined ? { createdBy: command.createdBy } : {}),
+    });
     return roomId;
   }
 
@@ -103,12 +115,13 @@ export class RoomsService {
    * store takes the snapshot, so `room_joined` goes out before any other event of the room, and
    * nothing published meanwhile is lost or repeated.
    */
-  async join(connection: Connection, command: JoinRoomCommand, requestId?: string): Promise<void> {
-    const { roomId } = command;
+  async join(connection: Connection, request: JoinRoomCommand, requestId?: string): Promise<void> {
+    const { roomId } = request;
     const membership = this.users.membership;
     if (!membership.isMember(connection, roomId)) {
       this.checkRoomsPerConnection(connection);
     }
+    const command = await this.runJoinHooks(connection, request);
     membership.beginJoin(connection, roomId);
     const now = Date.now();
     let outcome;
@@ -139,6 +152,11 @@ export class RoomsService {
     }
     if (outcome.createdRoom) {
       this.logger.log(`Room ${roomId} created on join`);
+      this.events.emit('room.created', {
+        roomId,
+        persistent: false,
+        createdBy: connection.userId,
+      });
     }
     this.fanout.send(connection, {
       event: ServerEvent.RoomJoined,
@@ -161,6 +179,11 @@ export class RoomsService {
           { event: ServerEvent.UserUpdated, data: { roomId, user: outcome.user } },
           connection.userId,
         );
+        this.events.emit('member.role_changed', {
+          roomId,
+          userId: outcome.user.id,
+          role: outcome.user.role,
+        });
       }
       return;
     }
@@ -169,6 +192,26 @@ export class RoomsService {
       { event: ServerEvent.UserJoined, data: { roomId, user: outcome.user } },
       connection.userId,
     );
+    this.events.emit('member.joined', { roomId, user: outcome.user });
+  }
+
+  /** The beforeJoin hooks may veto the join (they throw) or change its name, role and avatar. */
+  private async runJoinHooks(
+    connection: Connection,
+    command: JoinRoomCommand,
+  ): Promise<JoinRoomCommand> {
+    if (!this.hooks.hasJoinHooks) {
+      return command;
+    }
+    const hooked = await this.hooks.runBeforeJoin({
+      roomId: command.roomId,
+      userId: connection.userId,
+      identity: connection.identity,
+      name: command.name ?? connection.userId,
+      ...(command.role !== undefined ? { role: command.role } : {}),
+      ...(command.avatar !== undefined ? { avatar: command.avatar } : {}),
+    });
+    return { ...command, name: hooked.name, role: hooked.role, avatar: hooked.avatar };
   }
 
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
@@ -179,7 +222,7 @@ export class RoomsService {
       data: withRequestId(requestId, { roomId }),
     });
     if (outcome) {
-      await this.announceDeparture(roomId, connection.userId, outcome);
+      await this.announceDeparture(roomId, connection.userId, outcome, 'left');
     }
   }
 
@@ -189,7 +232,7 @@ export class RoomsService {
       this.users.membership.remove(connection, roomId);
       const outcome = await this.store.leave(roomId, connection.userId, Date.now());
       if (outcome) {
-        await this.announceDeparture(roomId, connection.userId, outcome);
+        await this.announceDeparture(roomId, connection.userId, outcome, 'disconnected');
       }
     }
   }
@@ -217,6 +260,14 @@ export class RoomsService {
       { event: ServerEvent.UserUpdated, data: { roomId, user: target } },
       requestId,
     );
+    for (const user of [...changed, target]) {
+      this.events.emit('member.role_changed', {
+        roomId,
+        userId: user.id,
+        role: user.role,
+        by: actor.userId,
+      });
+    }
   }
 
   async kick(
@@ -236,6 +287,13 @@ export class RoomsService {
       requestId,
     );
     this.logger.log(`User ${targetUserId} kicked from room ${roomId} by ${actor.userId}`);
+    this.events.emit('member.left', {
+      roomId,
+      userId: targetUserId,
+      reason: 'kicked',
+      by: actor.userId,
+      ...(outcome.newHost ? { newHost: outcome.newHost } : {}),
+    });
     await this.announceNewHost(roomId, outcome);
   }
 
@@ -248,6 +306,7 @@ export class RoomsService {
       requestId,
     );
     this.logger.log(`Room ${roomId} deleted by ${actor.userId}`);
+    this.events.emit('room.deleted', { roomId, reason: 'deleted', by: actor.userId });
   }
 
   /** Deletes empty and idle rooms whose time is up and tells members of idle ones. */
@@ -267,12 +326,24 @@ export class RoomsService {
         });
       }
       this.logger.log(`Room ${room.roomId} deleted (${room.reason})`);
+      this.events.emit('room.deleted', { roomId: room.roomId, reason: room.reason });
     }
   }
 
   /** Tells the room a member is gone (and who hosts now): for leaves and for ghosts removed. */
-  async announceDeparture(roomId: string, userId: string, outcome: LeaveOutcome): Promise<void> {
+  async announceDeparture(
+    roomId: string,
+    userId: string,
+    outcome: LeaveOutcome,
+    reason: LeaveReason,
+  ): Promise<void> {
     this.bus.publish(roomId, { event: ServerEvent.UserLeft, data: { roomId, userId } });
+    this.events.emit('member.left', {
+      roomId,
+      userId,
+      reason,
+      ...(outcome.newHost ? { newHost: outcome.newHost } : {}),
+    });
     await this.announceNewHost(roomId, outcome);
   }
 
