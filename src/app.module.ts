@@ -3,6 +3,7 @@ import { AuthModule } from './auth/auth.module.js';
 import { ClusterModule } from './cluster/cluster.module.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
 import { AppConfigModule } from './config/config.module.js';
+import { DeliveryModule } from './delivery/delivery.module.js';
 import { ExtensionsModule } from './extensions/extensions.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
@@ -34,6 +35,7 @@ export class AppModule {
       imports: [
         AppConfigModule.forRoot(config),
         config.redisUrl ? ClusterModule : StandaloneModule,
+        DeliveryModule,
         ExtensionsModule,
         AuthModule,
         LimitsModule,

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { AuthService } from './auth/auth.service.js';
 import { Fanout } from './bus/fanout.service.js';
+import { Replies } from './delivery/replies.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
 import type { LogLevelName } from './config/environment.js';
 import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
@@ -35,6 +36,7 @@ export function configureApp(app: INestApplication): AppConfig {
   const users = app.get(UsersService);
   const fanout = app.get(Fanout);
   const admission = app.get(ConnectionAdmission);
+  const replies = app.get(Replies);
 
   const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
@@ -78,7 +80,7 @@ export function configureApp(app: INestApplication): AppConfig {
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {
-          fanout.send(connection, reply as ServerMessage);
+          replies.send(connection, reply as ServerMessage);
         }
       },
     }),

@@ -10,8 +10,7 @@ export const MAX_HELD_EVENTS = 4096;
 
 /**
  * Delivers a room event to the members connected to this instance: the part of every RoomBus
- * that touches sockets. Events that change local membership (a deleted room, a kick) apply that
- * change as they are delivered.
+ * that touches sockets. It changes no membership: the room service does.
  */
 @Injectable()
 export class LocalDelivery {
@@ -65,10 +64,6 @@ export class LocalDelivery {
         held.push({ event: message.event, data: message.data, frame });
       }
     }
-    if (message.event === ServerEvent.RoomDeleted) {
-      membership.removeRoom(roomId);
-      this.fanout.forgetRoom(roomId);
-    }
   }
 
   /** Serializes the event once and delivers it here, when anyone here would receive it. */
@@ -95,16 +90,9 @@ export class LocalDelivery {
     return connection?.rooms.has(roomId) ? connection : undefined;
   }
 
-  /** One member (a direct message, a kick notice); a kicked member stops receiving the room. */
-  toMember<E extends ServerEvent>(
-    connection: Connection,
-    roomId: string,
-    message: ServerMessage<E>,
-  ): void {
+  /** One member (a direct message, a kick notice). */
+  toMember<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
     this.fanout.send(connection, message);
-    if (message.event === ServerEvent.Kicked) {
-      this.users.membership.remove(connection, roomId);
-    }
   }
 }
 

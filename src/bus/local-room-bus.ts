@@ -37,9 +37,12 @@ export class LocalRoomBus implements RoomBus {
     if (!connection) {
       return false;
     }
-    this.local.toMember(connection, roomId, message);
+    this.local.toMember(connection, message);
     return true;
   }
+
+  /** Never called: on one instance, the room service makes every membership change itself. */
+  onMembershipEnded(): void {}
 
   watch(): Promise<void> {
     return Promise.resolve();

@@ -2,6 +2,9 @@ import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
 
 export const ROOM_BUS = Symbol('ROOM_BUS');
 
+/** A room ended here by another instance: deleted (no userId), or a member here kicked. */
+export type MembershipEndedListener = (roomId: string, userId?: string) => void;
+
 /**
  * Delivers room events to the members of a room wherever they are connected. The local
  * implementation reaches this instance's sockets; a clustered one also relays through Redis.
@@ -44,4 +47,11 @@ export interface RoomBus {
    * before the store takes the joiner's snapshot, so nothing published after it is missed.
    */
   watch(roomId: string): Promise<void>;
+
+  /**
+   * Who to tell when an event from another instance ends a membership on this one (a kick
+   * notice, a deleted room), after the event was delivered: the room service, which owns
+   * memberships. A single-instance bus never calls it.
+   */
+  onMembershipEnded(listener: MembershipEndedListener): void;
 }

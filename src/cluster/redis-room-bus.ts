@@ -2,8 +2,8 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
-import { withRequestId } from '../bus/reply.js';
-import type { RoomBus } from '../bus/room-bus.js';
+import type { MembershipEndedListener, RoomBus } from '../bus/room-bus.js';
+import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
@@ -35,11 +35,13 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   /** Rooms subscribed (or being subscribed) on this instance. */
   private readonly watched = new Map<string, Promise<void>>();
   private publishFailing = false;
+  private membershipEnded: MembershipEndedListener = () => undefined;
 
   constructor(
     private readonly local: LocalDelivery,
     private readonly fanout: Fanout,
     private readonly users: UsersService,
+    private readonly replies: Replies,
     @Inject(CLUSTER) private readonly cluster: Cluster,
   ) {}
 
@@ -102,7 +104,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   ): boolean {
     const connection = this.local.memberHere(roomId, userId);
     if (connection) {
-      this.local.toMember(connection, roomId, message);
+      this.local.toMember(connection, message);
       return true;
     }
     // The store said the target is a member; the instance it is connected to delivers it.
@@ -111,6 +113,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       envelopeJson(this.cluster.instanceId, undefined, userId, JSON.stringify(message)),
     );
     return true;
+  }
+
+  onMembershipEnded(listener: MembershipEndedListener): void {
+    this.membershipEnded = listener;
   }
 
   /** Fails with UNAVAILABLE at once while the subscriber is down, or within 1.5 s. */
@@ -190,10 +196,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       envelope.except === null ? undefined : this.local.memberHere(roomId, envelope.except);
     if (actor) {
       const update = envelope.message as ServerMessage<typeof ServerEvent.StateUpdated>;
-      this.fanout.send(actor, {
-        event: ServerEvent.StateUpdated,
-        data: withRequestId(envelope.requestId, update.data),
-      });
+      this.replies.send(actor, update, envelope.requestId);
     }
     if (typeof seen === 'object') {
       seen.resolve();
@@ -212,16 +215,27 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
   }
 
+  /**
+   * Another instance's event for members here. A kick notice or a deleted room also ends the
+   * membership here: the room service is told after the event went out.
+   */
   private deliver(roomId: string, { message, except, to }: RoomEnvelope): void {
     if (to !== null) {
       const connection = this.local.memberHere(roomId, to);
       if (connection) {
-        this.local.toMember(connection, roomId, message);
+        this.local.toMember(connection, message);
+        if (message.event === ServerEvent.Kicked) {
+          this.membershipEnded(roomId, to);
+        }
       }
       return;
     }
     const frame = toOutgoingFrame(message, { throwaway: this.isThrowaway(message), roomId });
     this.local.toRoom(roomId, message, frame, except);
+    if (message.event === ServerEvent.RoomDeleted) {
+      this.fanout.forgetRoom(roomId);
+      this.membershipEnded(roomId);
+    }
   }
 
   private isThrowaway(message: ServerMessage): boolean {

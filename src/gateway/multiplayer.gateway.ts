@@ -13,10 +13,9 @@ import type { WebSocket } from 'ws';
 import { AuthService } from '../auth/auth.service.js';
 import { roleCapOf, type Identity } from '../auth/identity.js';
 import { InvalidTokenError } from '../auth/invalid-token.error.js';
-import { SessionExpiryService } from '../auth/session-expiry.service.js';
+import { SessionExpiryService } from '../users/session-expiry.service.js';
 import { ClientOutput } from '../bus/client-output.js';
-import { Fanout } from '../bus/fanout.service.js';
-import { withRequestId } from '../bus/reply.js';
+import { Replies, withRequestId } from '../delivery/replies.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
@@ -68,7 +67,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     private readonly rooms: RoomsService,
     private readonly relay: RelayService,
     private readonly state: StateService,
-    private readonly fanout: Fanout,
+    private readonly replies: Replies,
     private readonly auth: AuthService,
     private readonly expiry: SessionExpiryService,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
@@ -88,7 +87,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     socket.on('pong', () => {
       connection.alive = true;
     });
-    this.fanout.send(connection, { event: ServerEvent.Connected, data: { userId } });
+    this.replies.send(connection, { event: ServerEvent.Connected, data: { userId } });
     if (identity.expiresAt !== undefined) {
       this.expiry.schedule(connection, identity.expiresAt);
     }

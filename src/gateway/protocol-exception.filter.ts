@@ -1,7 +1,7 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
-import { Fanout } from '../bus/fanout.service.js';
+import { Replies } from '../delivery/replies.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
@@ -13,7 +13,7 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
 
   constructor(
     private readonly users: UsersService,
-    private readonly fanout: Fanout,
+    private readonly replies: Replies,
   ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
@@ -27,7 +27,7 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     if (requestId !== undefined) {
       payload.requestId = requestId;
     }
-    this.fanout.send(connection, { event: ServerEvent.Error, data: payload });
+    this.replies.send(connection, { event: ServerEvent.Error, data: payload });
   }
 
   private toPayload(exception: unknown): ErrorPayload {

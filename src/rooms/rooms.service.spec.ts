@@ -1,20 +1,22 @@
 import { jest } from '@jest/globals';
 import { Test, type TestingModule } from '@nestjs/testing';
-import type { WebSocket } from 'ws';
-import { ClientOutput } from '../bus/client-output.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, loadAppConfig } from '../config/app.config.js';
+import { Replies } from '../delivery/replies.js';
+import { RoomDelivery } from '../delivery/room-delivery.service.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import type { ClientLink } from '../users/client-link.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
-import { MemoryRoomStore } from './memory-room-store.js';
+import { MemoryRoomStore } from '../standalone/memory-room-store.js';
 import { ROOM_STORE, type JoinOutcome, type JoinRequest } from './room-store.js';
+import { ROOM_CHANGE_DELIVERY } from './room-changes.js';
 import { RoomsService } from './rooms.service.js';
 
 /** One thing the service sent, in the order it was sent, whichever path it took. */
@@ -58,6 +60,8 @@ class RecordingBus implements RoomBus {
   watch() {
     return Promise.resolve();
   }
+
+  onMembershipEnded() {}
 }
 
 class RecordingFanout {
@@ -100,9 +104,20 @@ class HookedStore extends MemoryRoomStore {
 
 const MAX_STATE = 262144;
 
-function fakeLink(): ClientOutput {
-  const socket = { readyState: 1, on: () => undefined, close: () => undefined };
-  return new ClientOutput(socket as unknown as WebSocket, undefined);
+/** What the delivery sends goes to RecordingFanout; the link itself takes nothing. */
+function fakeLink(): ClientLink {
+  return {
+    pendingBytes: () => 0,
+    hasQueued: () => false,
+    enqueue: () => 'queued',
+    flush: () => undefined,
+    discard: () => undefined,
+    isOpen: () => true,
+    close: () => undefined,
+    terminate: () => undefined,
+    ping: () => undefined,
+    onClose: () => undefined,
+  };
 }
 
 async function rejection(action: () => Promise<unknown>): Promise<ProtocolError> {
@@ -131,6 +146,9 @@ describe('RoomsService', () => {
         Fanout,
         RoomEvents,
         RoomHooks,
+        Replies,
+        RoomDelivery,
+        { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery },
         { provide: ROOM_STORE, useClass: HookedStore },
         { provide: ROOM_BUS, useClass: LocalRoomBus },
         { provide: appConfig.KEY, useFactory: () => loadAppConfig({}) },

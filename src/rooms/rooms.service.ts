@@ -1,26 +1,21 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { Fanout } from '../bus/fanout.service.js';
-import { publishWithReply, withRequestId } from '../bus/reply.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { LeaveReason } from '../extensions/room-events.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import {
-  ErrorCode,
-  ServerEvent,
-  type Avatar,
-  type Role,
-  type RoomInfo,
-  type RoomUser,
-  type ServerMessage,
-} from '../protocol/protocol.js';
+import { ErrorCode, type Avatar, type Role, type RoomUser } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
-import type { BufferedEvent } from '../users/local-membership.js';
 import { UsersService } from '../users/users.service.js';
 import { hashPassword } from './password.js';
+import {
+  ROOM_CHANGE_DELIVERY,
+  type RequestOrigin,
+  type RoomChange,
+  type RoomChangeDelivery,
+} from './room-changes.js';
 import {
   ROOM_STORE,
   type GrantableRole,
@@ -62,7 +57,11 @@ export interface JoinRoomCommand {
   owner?: RoomOwner;
 }
 
-/** Room lifecycle, membership and roles. Replies whose order matters are sent from here. */
+/**
+ * Room lifecycle, membership and roles: the rules, the store's check-and-writes and this
+ * instance's memberships. What changed goes to the delivery (ROOM_CHANGE_DELIVERY), which
+ * decides the events and replies, and to extensions as lifecycle events (RoomEvents).
+ */
 @Injectable()
 export class RoomsService {
   private readonly logger = new Logger(RoomsService.name);
@@ -72,10 +71,12 @@ export class RoomsService {
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly users: UsersService,
-    private readonly fanout: Fanout,
+    @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     private readonly events: RoomEvents,
     private readonly hooks: RoomHooks,
-  ) {}
+  ) {
+    this.bus.onMembershipEnded((roomId, userId) => this.endLocalMembership(roomId, userId));
+  }
 
   async create(command: CreateRoomCommand): Promise<string> {
     if (command.mayCreateRoom === false) {
@@ -158,41 +159,28 @@ export class RoomsService {
         createdBy: connection.userId,
       });
     }
-    this.fanout.send(connection, {
-      event: ServerEvent.RoomJoined,
-      data: withRequestId(requestId, { roomInfo: outcome.roomInfo }),
-    });
-    const isNews = newsFilter(outcome.roomInfo, (version) =>
-      membership.admitsStateVersion(connection, roomId, version),
-    );
     connection.profiles.set(roomId, outcome.user);
-    const snapshotVersion = outcome.roomInfo.state.version;
-    for (const held of membership.completeJoin(connection, roomId, snapshotVersion)) {
-      if (isNews(held)) {
-        this.fanout.sendFrame(connection, held.frame);
-      }
-    }
-    if (outcome.alreadyMember) {
-      if (outcome.roleChanged) {
-        this.bus.publish(
-          roomId,
-          { event: ServerEvent.UserUpdated, data: { roomId, user: outcome.user } },
-          connection.userId,
-        );
-        this.events.emit('member.role_changed', {
-          roomId,
-          userId: outcome.user.id,
-          role: outcome.user.role,
-        });
-      }
-      return;
-    }
-    this.bus.publish(
+    // Completed and delivered in one step: nothing of the room can reach the joiner in between.
+    const held = membership.completeJoin(connection, roomId, outcome.roomInfo.state.version);
+    this.deliver({
+      kind: 'member_joined',
       roomId,
-      { event: ServerEvent.UserJoined, data: { roomId, user: outcome.user } },
-      connection.userId,
-    );
-    this.events.emit('member.joined', { roomId, user: outcome.user });
+      origin: { connection, requestId },
+      roomInfo: outcome.roomInfo,
+      user: outcome.user,
+      held,
+      alreadyMember: outcome.alreadyMember,
+      roleChanged: outcome.roleChanged === true,
+    });
+    if (!outcome.alreadyMember) {
+      this.events.emit('member.joined', { roomId, user: outcome.user });
+    } else if (outcome.roleChanged) {
+      this.events.emit('member.role_changed', {
+        roomId,
+        userId: outcome.user.id,
+        role: outcome.user.role,
+      });
+    }
   }
 
   /** The beforeJoin hooks may veto the join (they throw) or change its name, role and avatar. */
@@ -217,13 +205,18 @@ export class RoomsService {
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
     const outcome = await this.store.leave(roomId, connection.userId, Date.now());
     this.users.membership.remove(connection, roomId);
-    this.fanout.send(connection, {
-      event: ServerEvent.RoomLeft,
-      data: withRequestId(requestId, { roomId }),
-    });
-    if (outcome) {
-      await this.announceDeparture(roomId, connection.userId, outcome, 'left');
+    if (!outcome) {
+      // Not on record any more (already gone from the store): the sender is answered, nobody told.
+      this.deliver({
+        kind: 'member_left',
+        roomId,
+        userId: connection.userId,
+        origin: { connection, requestId },
+        announce: false,
+      });
+      return;
     }
+    await this.departed(roomId, connection.userId, outcome, 'left', { connection, requestId });
   }
 
   /** A closed or dead socket leaves every room it was in; nobody gets a reply. */
@@ -251,15 +244,13 @@ export class RoomsService {
     rejectSelfTarget(actor, targetUserId);
     const changed = await this.store.setRole(roomId, targetUserId, role);
     const target = changed.pop() as RoomUser;
-    for (const demoted of changed) {
-      this.bus.publish(roomId, { event: ServerEvent.UserUpdated, data: { roomId, user: demoted } });
-    }
-    this.publishWithReply(
-      actor,
+    this.deliver({
+      kind: 'roles_changed',
       roomId,
-      { event: ServerEvent.UserUpdated, data: { roomId, user: target } },
-      requestId,
-    );
+      alsoChanged: changed,
+      target,
+      origin: { connection: actor, requestId },
+    });
     for (const user of [...changed, target]) {
       this.events.emit('member.role_changed', {
         roomId,
@@ -279,32 +270,26 @@ export class RoomsService {
     rejectSelfTarget(actor, targetUserId);
     const now = Date.now();
     const outcome = await this.store.kick(roomId, targetUserId, now + this.config.kickBanMs, now);
-    this.bus.sendToMember(roomId, targetUserId, { event: ServerEvent.Kicked, data: { roomId } });
-    this.publishWithReply(
-      actor,
-      roomId,
-      { event: ServerEvent.UserLeft, data: { roomId, userId: targetUserId } },
-      requestId,
-    );
+    // The notice reaches the member while it is still one; then it stops receiving the room.
+    this.deliver({ kind: 'member_kicked', roomId, userId: targetUserId });
+    this.forgetLocalMember(roomId, targetUserId);
     this.logger.log(`User ${targetUserId} kicked from room ${roomId} by ${actor.userId}`);
-    this.events.emit('member.left', {
-      roomId,
-      userId: targetUserId,
-      reason: 'kicked',
-      by: actor.userId,
-      ...(outcome.newHost ? { newHost: outcome.newHost } : {}),
+    await this.departed(roomId, targetUserId, outcome, 'kicked', {
+      connection: actor,
+      requestId,
     });
-    await this.announceNewHost(roomId, outcome);
   }
 
   async delete(actor: Connection, roomId: string, requestId?: string): Promise<void> {
     await this.store.delete(roomId);
-    this.publishWithReply(
-      actor,
+    this.deliver({
+      kind: 'room_deleted',
       roomId,
-      { event: ServerEvent.RoomDeleted, data: { roomId, reason: 'deleted' } },
-      requestId,
-    );
+      reason: 'deleted',
+      origin: { connection: actor, requestId },
+      announce: true,
+    });
+    this.users.membership.removeRoom(roomId);
     this.logger.log(`Room ${roomId} deleted by ${actor.userId}`);
     this.events.emit('room.deleted', { roomId, reason: 'deleted', by: actor.userId });
   }
@@ -318,40 +303,69 @@ export class RoomsService {
       persistentRoomIdleMs: this.config.persistentRoomIdleMs,
     });
     for (const room of expired) {
-      this.fanout.forgetRoom(room.roomId);
-      if (room.memberIds.length > 0 || this.users.membership.members(room.roomId)) {
-        this.bus.publish(room.roomId, {
-          event: ServerEvent.RoomDeleted,
-          data: { roomId: room.roomId, reason: 'idle_timeout' },
-        });
-      }
+      this.deliver({
+        kind: 'room_deleted',
+        roomId: room.roomId,
+        reason: 'idle_timeout',
+        announce:
+          room.memberIds.length > 0 || this.users.membership.members(room.roomId) !== undefined,
+      });
+      this.users.membership.removeRoom(room.roomId);
       this.logger.log(`Room ${room.roomId} deleted (${room.reason})`);
       this.events.emit('room.deleted', { roomId: room.roomId, reason: room.reason });
     }
   }
 
   /** Tells the room a member is gone (and who hosts now): for leaves and for ghosts removed. */
-  async announceDeparture(
+  announceDeparture(
     roomId: string,
     userId: string,
     outcome: LeaveOutcome,
     reason: LeaveReason,
   ): Promise<void> {
-    this.bus.publish(roomId, { event: ServerEvent.UserLeft, data: { roomId, userId } });
+    return this.departed(roomId, userId, outcome, reason);
+  }
+
+  /**
+   * Another instance ended this instance's membership in a room: the room was deleted (no
+   * userId) or a member connected here was kicked.
+   */
+  private endLocalMembership(roomId: string, userId?: string): void {
+    if (userId === undefined) {
+      this.users.membership.removeRoom(roomId);
+      return;
+    }
+    this.forgetLocalMember(roomId, userId);
+  }
+
+  private async departed(
+    roomId: string,
+    userId: string,
+    outcome: LeaveOutcome,
+    reason: LeaveReason,
+    origin?: RequestOrigin,
+  ): Promise<void> {
+    this.deliver({
+      kind: 'member_left',
+      roomId,
+      userId,
+      ...(outcome.newHost ? { newHost: outcome.newHost } : {}),
+      ...(origin ? { origin } : {}),
+      ...(reason === 'kicked' ? { kicked: true } : {}),
+    });
     this.events.emit('member.left', {
       roomId,
       userId,
       reason,
+      ...(reason === 'kicked' && origin ? { by: origin.connection.userId } : {}),
       ...(outcome.newHost ? { newHost: outcome.newHost } : {}),
     });
-    await this.announceNewHost(roomId, outcome);
-  }
-
-  private async announceNewHost(roomId: string, outcome: LeaveOutcome): Promise<void> {
     if (outcome.newHost) {
-      this.bus.publish(roomId, {
-        event: ServerEvent.UserUpdated,
-        data: { roomId, user: outcome.newHost },
+      // The host left: the server handed the room over.
+      this.events.emit('member.role_changed', {
+        roomId,
+        userId: outcome.newHost.id,
+        role: outcome.newHost.role,
       });
     }
     if (outcome.remaining === 0 && this.config.emptyRoomTtlMs === 0) {
@@ -359,13 +373,15 @@ export class RoomsService {
     }
   }
 
-  private publishWithReply<E extends ServerEvent>(
-    actor: Connection,
-    roomId: string,
-    message: ServerMessage<E>,
-    requestId: string | undefined,
-  ): void {
-    publishWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
+  private forgetLocalMember(roomId: string, userId: string): void {
+    const connection = this.users.byUser(userId);
+    if (connection?.rooms.has(roomId)) {
+      this.users.membership.remove(connection, roomId);
+    }
+  }
+
+  private deliver(change: RoomChange): void {
+    void this.delivery.deliver(change);
   }
 
   /** The quota a room created for `owner` counts against (0: none); no owner or id, no quota. */
@@ -401,42 +417,4 @@ function rejectSelfTarget(actor: Connection, targetUserId: string): void {
   if (actor.userId === targetUserId) {
     throw ProtocolError.validation('targetUserId', 'You cannot target yourself');
   }
-}
-
-/**
- * Decides which events held back during a join are news to a joiner holding this snapshot,
- * walking them in order: state updates newer than its version, arrivals of users it does not
- * list (yet), departures of users it lists (still).
- */
-function newsFilter(
-  snapshot: RoomInfo,
-  admitsStateVersion: (version: number) => boolean,
-): (held: BufferedEvent) => boolean {
-  const present = new Set(snapshot.users.map((user) => user.id));
-  return (held) => {
-    const data = held.data as { version?: number; user?: { id: string }; userId?: string };
-    switch (held.event) {
-      case ServerEvent.StateUpdated:
-        return admitsStateVersion(data.version ?? 0);
-      case ServerEvent.UserJoined:
-        return toggle(present, data.user?.id, true);
-      case ServerEvent.UserLeft:
-        return toggle(present, data.userId, false);
-      default:
-        return true;
-    }
-  };
-}
-
-/** Moves `userId` in or out of `present`; true when that changed something. */
-function toggle(present: Set<string>, userId: string | undefined, joined: boolean): boolean {
-  if (userId === undefined || present.has(userId) === joined) {
-    return false;
-  }
-  if (joined) {
-    present.add(userId);
-  } else {
-    present.delete(userId);
-  }
-  return true;
 }

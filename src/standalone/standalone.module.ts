@@ -4,9 +4,9 @@ import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS } from '../bus/room-bus.js';
 import { CLUSTER_COORDINATOR } from '../cluster/cluster-coordinator.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { FileRoomPersistence } from '../rooms/file-room-persistence.js';
-import { MemoryRoomStore } from '../rooms/memory-room-store.js';
-import { ROOM_PERSISTENCE } from '../rooms/room-persistence.js';
+import { FileRoomPersistence } from './file-room-persistence.js';
+import { MemoryRoomStore } from './memory-room-store.js';
+import { ROOM_PERSISTENCE } from './room-persistence.js';
 import { ROOM_STORE } from '../rooms/room-store.js';
 import { SingleInstanceCoordinator } from './single-instance-coordinator.js';
 

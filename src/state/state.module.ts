@@ -1,10 +1,8 @@
 import { Module } from '@nestjs/common';
-import { BusModule } from '../bus/bus.module.js';
-import { RoomsModule } from '../rooms/rooms.module.js';
 import { StateService } from './state.service.js';
 
+/** Versioned room state. The store and the delivery come by token (ROOM_STORE, ROOM_CHANGE_DELIVERY). */
 @Module({
-  imports: [BusModule, RoomsModule],
   providers: [StateService],
   exports: [StateService],
 })

@@ -1,22 +1,19 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Fanout } from '../bus/fanout.service.js';
-import { deliverCommittedWithReply } from '../bus/reply.js';
-import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { RoomHooks } from '../extensions/room-hooks.service.js';
-import { ServerEvent, type RoomState } from '../protocol/protocol.js';
+import type { RoomState } from '../protocol/protocol.js';
+import { ROOM_CHANGE_DELIVERY, type RoomChangeDelivery } from '../rooms/room-changes.js';
 import { ROOM_STORE, type RoomStore, type StateChange } from '../rooms/room-store.js';
 import type { Connection } from '../users/connection.js';
 
-/** Versioned room state: compare-and-set through the store, then `state_updated` to everyone. */
+/** Versioned room state: hooks, then compare-and-set through the store, then the delivery. */
 @Injectable()
 export class StateService {
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
-    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
-    private readonly fanout: Fanout,
     private readonly events: RoomEvents,
     private readonly hooks: RoomHooks,
   ) {}
@@ -33,16 +30,19 @@ export class StateService {
       actorUserId: actor.userId,
       requestId,
     });
-    const data = {
+    const committed = {
       roomId,
       version,
       ...(change.patch ? { patch: change.patch } : {}),
       ...(change.ops ? { ops: change.ops } : {}),
-      updatedBy: actor.userId,
     };
-    const message = { event: ServerEvent.StateUpdated, data };
-    await deliverCommittedWithReply(this.bus, this.fanout, actor, roomId, message, requestId);
-    this.events.emit('state.committed', data);
+    // Resolves once delivered, so the sender's next request is not answered before this one.
+    await this.delivery.deliver({
+      kind: 'state_committed',
+      ...committed,
+      origin: { connection: actor, requestId },
+    });
+    this.events.emit('state.committed', { ...committed, updatedBy: actor.userId });
   }
 
   /** The beforeStateCommit hooks may veto the change (they throw) or replace its patch or ops. */

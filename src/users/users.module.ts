@@ -1,9 +1,10 @@
 import { Module } from '@nestjs/common';
 import { HeartbeatService } from './heartbeat.service.js';
+import { SessionExpiryService } from './session-expiry.service.js';
 import { UsersService } from './users.service.js';
 
 @Module({
-  providers: [UsersService, HeartbeatService],
-  exports: [UsersService],
+  providers: [UsersService, HeartbeatService, SessionExpiryService],
+  exports: [UsersService, SessionExpiryService],
 })
 export class UsersModule {}

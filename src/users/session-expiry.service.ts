@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
-import type { Connection } from '../users/connection.js';
+import type { Connection } from './connection.js';
 
 /** setTimeout's longest delay (about 24.8 days); a later expiry is reached in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -11,9 +11,9 @@ import {
 } from '../../test/support/room-store-contract.js';
 import { ErrorCode } from '../protocol/protocol.js';
 import { MemoryRoomStore, SAVED_ACTIVITY_INTERVAL_MS } from './memory-room-store.js';
-import { hashPassword } from './password.js';
+import { hashPassword } from '../rooms/password.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
-import { LAST_ACTIVITY_RESOLUTION_MS, type RoomConfig } from './room-store.js';
+import { LAST_ACTIVITY_RESOLUTION_MS, type RoomConfig } from '../rooms/room-store.js';
 
 /** What a write does: succeed at once, wait for the test, or fail. */
 type WriteMode = 'instant' | 'held' | 'failing';

@@ -1,17 +1,21 @@
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { WebSocket } from 'ws';
-import type { ClientLink } from '../users/client-link.js';
-import { Connection } from '../users/connection.js';
+import type { ClientLink } from './client-link.js';
+import { Connection } from './connection.js';
 import { SessionExpiryService } from './session-expiry.service.js';
 
+/** The WebSocket readyState values the fake goes through. */
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
 class FakeSocket extends EventEmitter {
-  readyState: number = WebSocket.OPEN;
+  readyState: number = OPEN;
   readonly closes: Array<[number, string]> = [];
 
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
-    this.readyState = WebSocket.CLOSED;
+    this.readyState = CLOSED;
   }
 
   send(): void {}
@@ -25,7 +29,7 @@ function linkOf(socket: FakeSocket): ClientLink {
     enqueue: () => 'queued',
     flush: () => undefined,
     discard: () => undefined,
-    isOpen: () => socket.readyState === WebSocket.OPEN,
+    isOpen: () => socket.readyState === OPEN,
     close: (code, reason) => socket.close(code, reason),
     terminate: () => undefined,
     ping: () => undefined,
@@ -83,7 +87,7 @@ describe('SessionExpiryService', () => {
   });
 
   it('schedules nothing for a socket already closing', () => {
-    socket.readyState = WebSocket.CLOSING;
+    socket.readyState = CLOSING;
     expiry.schedule(connection, Date.now() + 1000);
     expect(expiry.size).toBe(0);
   });

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { prepareDataDir } from '../config/environment.js';
 import { ID_PATTERN, type RoomState, type StateItem } from '../protocol/protocol.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
-import type { GrantableRole, RoomConfig, RoomOwner } from './room-store.js';
+import type { GrantableRole, RoomConfig, RoomOwner } from '../rooms/room-store.js';
 
 const FORMAT = 1;
 const ROOM_FILE = /^room-([a-z0-9._~-]{1,128})\.json$/;

@@ -15,8 +15,8 @@ import {
   type RoomUser,
 } from '../protocol/protocol.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
-import { hashPassword, verifyPassword } from './password.js';
-import { cappedRole, RoomErrors } from './room-errors.js';
+import { hashPassword, verifyPassword } from '../rooms/password.js';
+import { cappedRole, RoomErrors } from '../rooms/room-errors.js';
 import { ROOM_PERSISTENCE, type PersistedRoom, type RoomPersistence } from './room-persistence.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
@@ -32,7 +32,7 @@ import {
   type RoomStore,
   type RoomSummary,
   type StateChange,
-} from './room-store.js';
+} from '../rooms/room-store.js';
 
 interface StoredRoom {
   roomId: string;

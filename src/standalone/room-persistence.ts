@@ -1,5 +1,5 @@
 import type { RoomState } from '../protocol/protocol.js';
-import type { RoomConfig, RoomOwner } from './room-store.js';
+import type { RoomConfig, RoomOwner } from '../rooms/room-store.js';
 
 export const ROOM_PERSISTENCE = Symbol('ROOM_PERSISTENCE');
 

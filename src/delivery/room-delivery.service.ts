@@ -1,0 +1,197 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Fanout } from '../bus/fanout.service.js';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { ServerEvent, type RoomInfo, type ServerMessage } from '../protocol/protocol.js';
+import type { RequestOrigin, RoomChange, RoomChangeDelivery } from '../rooms/room-changes.js';
+import type { BufferedEvent } from '../users/local-membership.js';
+import { UsersService } from '../users/users.service.js';
+import { Replies } from './replies.js';
+
+type ChangeOf<K extends RoomChange['kind']> = Extract<RoomChange, { kind: K }>;
+
+/**
+ * The one place that decides who gets which event when a room changes, and what the request's
+ * sender gets as its reply: the room and state services only say what changed.
+ */
+@Injectable()
+export class RoomDelivery implements RoomChangeDelivery {
+  constructor(
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    private readonly fanout: Fanout,
+    private readonly users: UsersService,
+    private readonly replies: Replies,
+  ) {}
+
+  deliver(change: RoomChange): Promise<void> | void {
+    switch (change.kind) {
+      case 'member_joined':
+        return this.memberJoined(change);
+      case 'member_left':
+        return this.memberLeft(change);
+      case 'member_kicked':
+        this.bus.sendToMember(change.roomId, change.userId, {
+          event: ServerEvent.Kicked,
+          data: { roomId: change.roomId },
+        });
+        return;
+      case 'roles_changed':
+        return this.rolesChanged(change);
+      case 'room_deleted':
+        return this.roomDeleted(change);
+      case 'state_committed':
+        return this.stateCommitted(change);
+    }
+  }
+
+  /**
+   * The joiner gets `room_joined` first, then what was held back for it while its join was
+   * pending (only what its snapshot does not already hold); the others get `user_joined`, or
+   * `user_updated` when a member joined again with another role.
+   */
+  private memberJoined(change: ChangeOf<'member_joined'>): void {
+    const { roomId, origin, user } = change;
+    const { connection } = origin;
+    this.replies.send(
+      connection,
+      { event: ServerEvent.RoomJoined, data: { roomInfo: change.roomInfo } },
+      origin.requestId,
+    );
+    const isNews = newsFilter(change.roomInfo, (version) =>
+      this.users.membership.admitsStateVersion(connection, roomId, version),
+    );
+    for (const held of change.held) {
+      if (isNews(held)) {
+        this.fanout.sendFrame(connection, held.frame);
+      }
+    }
+    if (!change.alreadyMember) {
+      this.bus.publish(
+        roomId,
+        { event: ServerEvent.UserJoined, data: { roomId, user } },
+        connection.userId,
+      );
+    } else if (change.roleChanged) {
+      this.bus.publish(
+        roomId,
+        { event: ServerEvent.UserUpdated, data: { roomId, user } },
+        connection.userId,
+      );
+    }
+  }
+
+  /** `leave_room`'s sender gets `room_left`; a kick's sender gets the `user_left` as its reply. */
+  private memberLeft(change: ChangeOf<'member_left'>): void {
+    const { roomId, userId, origin } = change;
+    const userLeft = { event: ServerEvent.UserLeft, data: { roomId, userId } };
+    if (origin && change.kicked) {
+      this.publishWithReply(origin, roomId, userLeft);
+    } else {
+      if (origin) {
+        this.replies.send(
+          origin.connection,
+          { event: ServerEvent.RoomLeft, data: { roomId } },
+          origin.requestId,
+        );
+      }
+      if (change.announce !== false) {
+        this.bus.publish(roomId, userLeft);
+      }
+    }
+    if (change.newHost) {
+      this.bus.publish(roomId, {
+        event: ServerEvent.UserUpdated,
+        data: { roomId, user: change.newHost },
+      });
+    }
+  }
+
+  private rolesChanged(change: ChangeOf<'roles_changed'>): void {
+    const { roomId, origin } = change;
+    for (const user of change.alsoChanged) {
+      this.bus.publish(roomId, { event: ServerEvent.UserUpdated, data: { roomId, user } });
+    }
+    this.publishWithReply(origin, roomId, {
+      event: ServerEvent.UserUpdated,
+      data: { roomId, user: change.target },
+    });
+  }
+
+  private roomDeleted(change: ChangeOf<'room_deleted'>): void {
+    const { roomId, origin } = change;
+    const message = { event: ServerEvent.RoomDeleted, data: { roomId, reason: change.reason } };
+    if (origin) {
+      this.publishWithReply(origin, roomId, message);
+    } else if (change.announce) {
+      this.bus.publish(roomId, message);
+    }
+    this.fanout.forgetRoom(roomId);
+  }
+
+  /** Every member gets it in commit order; the sender's copy is its reply. */
+  private stateCommitted(change: ChangeOf<'state_committed'>): Promise<void> {
+    const { roomId, origin } = change;
+    const message = {
+      event: ServerEvent.StateUpdated,
+      data: {
+        roomId,
+        version: change.version,
+        ...(change.patch ? { patch: change.patch } : {}),
+        ...(change.ops ? { ops: change.ops } : {}),
+        updatedBy: origin.connection.userId,
+      },
+    };
+    // A shared store published it with the commit; this instance's members and the sender get
+    // it in commit order, and this resolves once they have.
+    return this.bus.deliverCommitted(roomId, message, origin.connection.userId, () =>
+      this.replies.send(origin.connection, message, origin.requestId),
+    );
+  }
+
+  /** The room gets the event; the sender's copy is its reply (with its requestId). */
+  private publishWithReply<E extends ServerEvent>(
+    origin: RequestOrigin,
+    roomId: string,
+    message: ServerMessage<E>,
+  ): void {
+    this.bus.publish(roomId, message, origin.connection.userId);
+    this.replies.send(origin.connection, message, origin.requestId);
+  }
+}
+
+/**
+ * Decides which events held back during a join are news to a joiner holding this snapshot,
+ * walking them in order: state updates newer than its version, arrivals of users it does not
+ * list (yet), departures of users it lists (still).
+ */
+function newsFilter(
+  snapshot: RoomInfo,
+  admitsStateVersion: (version: number) => boolean,
+): (held: BufferedEvent) => boolean {
+  const present = new Set(snapshot.users.map((user) => user.id));
+  return (held) => {
+    const data = held.data as { version?: number; user?: { id: string }; userId?: string };
+    switch (held.event) {
+      case ServerEvent.StateUpdated:
+        return admitsStateVersion(data.version ?? 0);
+      case ServerEvent.UserJoined:
+        return toggle(present, data.user?.id, true);
+      case ServerEvent.UserLeft:
+        return toggle(present, data.userId, false);
+      default:
+        return true;
+    }
+  };
+}
+
+/** Moves `userId` in or out of `present`; true when that changed something. */
+function toggle(present: Set<string>, userId: string | undefined, joined: boolean): boolean {
+  if (userId === undefined || present.has(userId) === joined) {
+    return false;
+  }
+  if (joined) {
+    present.add(userId);
+  } else {
+    present.delete(userId);
+  }
+  return true;
+}
