@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EXTENSION_MODULES } from './app.extensions.js';
 import { AppModule } from './app.module.js';
 import { JwtVerifier } from './auth/jwt-verifier.js';
 import { configureApp, createLogger } from './app.setup.js';
@@ -16,10 +17,13 @@ async function bootstrap(): Promise<void> {
   if (bootConfig.authMode === 'jwt') {
     JwtVerifier.fromSettings(bootConfig.jwt);
   }
-  const app = await NestFactory.create(AppModule.forRoot({ config: bootConfig }), {
-    logger: createLogger(bootConfig),
-    abortOnError: false,
-  });
+  const app = await NestFactory.create(
+    AppModule.forRoot({ config: bootConfig, imports: EXTENSION_MODULES }),
+    {
+      logger: createLogger(bootConfig),
+      abortOnError: false,
+    },
+  );
   const config = configureApp(app);
   installProcessGuards(app, config.shutdownTimeoutMs);
   // Nest runs the shutdown hooks on these signals and then exits 0.

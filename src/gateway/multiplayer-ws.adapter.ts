@@ -7,7 +7,7 @@ import type { Observable } from 'rxjs';
 import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
 import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
-import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 
@@ -37,6 +37,12 @@ export interface MultiplayerWsAdapterOptions {
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
+
+/** Names only the built-in gateway may handle. */
+const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
+  ...Object.values(ClientAction),
+  REJECTED_FRAME,
+]);
 
 /**
  * The ws adapter with our rules: admission and auth in the upgrade, our payload limit, binary
@@ -157,14 +163,19 @@ export class MultiplayerWsAdapter extends WsAdapter {
     client.on('message', inbound.receive);
   }
 
-  /** The first gateway to handle an action keeps it: a custom one cannot replace a built-in. */
+  /**
+   * Built-in actions always keep their handler, whatever order Nest binds the gateways in (the
+   * built-in gateway is the one that answers REJECTED_FRAME); among custom gateways the first
+   * one to handle a name keeps it. Every clash is logged once.
+   */
   private addActions(
     callbacks: Map<string, HandlerCallback>,
     handlers: MessageMappingProperties[],
   ): void {
+    const builtIn = handlers.some((handler) => handler.message === REJECTED_FRAME);
     for (const handler of handlers) {
       const action = handler.message as string;
-      if (callbacks.has(action)) {
+      if (!builtIn && (RESERVED_ACTIONS.has(action) || callbacks.has(action))) {
         this.reportDuplicate(action);
         continue;
       }
@@ -175,7 +186,9 @@ export class MultiplayerWsAdapter extends WsAdapter {
   private reportDuplicate(action: string): void {
     if (!this.reportedDuplicates.has(action)) {
       this.reportedDuplicates.add(action);
-      this.socketLogger.error(`Action "${action}" has two handlers; the first one registered runs`);
+      this.socketLogger.error(
+        `Action "${action}" has two handlers; the built-in (or first registered) one runs`,
+      );
     }
   }
 
