@@ -5,6 +5,7 @@
 export { AppModule, type AppModuleOptions } from './app.module.js';
 export type { Identity } from './auth/identity.js';
 export { withRequestId } from './delivery/replies.js';
+export { RoomMessenger } from './delivery/room-messenger.service.js';
 export type {
   LeaveReason,
   RoomDeletedReason,
@@ -23,7 +24,6 @@ export {
   type JoinEnrichment,
   type StateCommitEnrichment,
 } from './extensions/room-hooks.service.js';
-export { RoomMessenger } from './extensions/room-messenger.service.js';
 export { ActionGateway } from './gateway/action-gateway.decorator.js';
 export { RoomRequestDto } from './gateway/dto/room-request.dto.js';
 export { protocolValidationPipe } from './gateway/protocol-validation.pipe.js';

@@ -7,6 +7,7 @@ import {
   ActionGateway,
   RoomEvents,
   RoomHooks,
+  RoomMessenger,
   withRequestId,
   type RoomEventMap,
 } from '../src/extension-api.js';
@@ -16,6 +17,8 @@ import { startTestServer, type TestServer } from './support/test-server.js';
 
 const roleChanges: Array<RoomEventMap['member.role_changed']> = [];
 const joins: Array<RoomEventMap['member.joined']> = [];
+/** Every lifecycle event but joins and role changes, as `[name, payload]`. */
+const lifecycle: Array<[string, unknown]> = [];
 
 /** A custom gateway that (wrongly) names a built-in action, and adds one of its own. */
 @ActionGateway()
@@ -29,6 +32,17 @@ class PingShadow {
   echo(@MessageBody() body: { requestId?: string }) {
     return { event: 'shadow_echoed', data: withRequestId(body.requestId, {}) };
   }
+
+  /** Tells one member of a room, and answers whether that member was there to tell. */
+  @SubscribeMessage('nudge')
+  async nudge(@MessageBody() body: { requestId?: string; roomId: string; userId: string }) {
+    const delivered = await this.messenger.toMember(body.roomId, body.userId, 'nudged', {
+      roomId: body.roomId,
+    });
+    return { event: 'nudge_sent', data: withRequestId(body.requestId, { delivered }) };
+  }
+
+  constructor(private readonly messenger: RoomMessenger) {}
 }
 
 @Injectable()
@@ -48,6 +62,26 @@ class Recorder implements OnModuleInit {
     this.hooks.beforeJoin(({ userId }) =>
       userId === 'bob' ? { name: 'Bob from LDAP' } : undefined,
     );
+    for (const name of [
+      'room.created',
+      'member.left',
+      'room.deleted',
+      'state.committed',
+    ] as const) {
+      this.events.on(name, (event) => void lifecycle.push([name, event]));
+    }
+    // Enrich a state change by replacing it; or hand back one that is not valid (an op
+    // without its item), which is the extension's bug and must not reach the state.
+    this.hooks.beforeStateCommit(({ userId, patch }) => {
+      const settings = patch?.sessionSettings as { stamp?: boolean; broken?: boolean } | undefined;
+      if (settings?.broken) {
+        return { ops: [{ op: 'upsert', collection: 'annotations', id: 'a1' }] as never };
+      }
+      if (settings?.stamp) {
+        return { patch: { sessionSettings: { stampedBy: userId } } };
+      }
+      return undefined;
+    });
   }
 }
 
@@ -60,7 +94,8 @@ describe('extension API', () => {
   beforeEach(async () => {
     roleChanges.length = 0;
     joins.length = 0;
-    server = await startTestServer({}, { imports: [ShadowModule] });
+    lifecycle.length = 0;
+    server = await startTestServer({ EMPTY_ROOM_TTL_MS: '0' }, { imports: [ShadowModule] });
   });
 
   afterEach(() => server.close());
@@ -107,6 +142,75 @@ describe('extension API', () => {
     expect(joins.map((event) => [event.user.id, event.user.name])).toEqual([
       ['alice', 'alice'],
       ['bob', 'Bob from LDAP'],
+    ]);
+    alice.close();
+    bob.close();
+  });
+
+  it('checks what a state hook hands back: a replacement commits, an invalid one is refused', async () => {
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    await alice.join('g');
+    await bob.join('g');
+    const stamped = alice.request('update_state', {
+      roomId: 'g',
+      baseVersion: 0,
+      patch: { sessionSettings: { stamp: true } },
+    });
+    expect(await replyOf(alice, stamped, 'state_updated')).toMatchObject({
+      version: 1,
+      patch: { sessionSettings: { stampedBy: 'alice' } },
+    });
+    expect(await bob.next('state_updated')).toMatchObject({
+      patch: { sessionSettings: { stampedBy: 'alice' } },
+    });
+    const broken = alice.request('update_state', {
+      roomId: 'g',
+      baseVersion: 1,
+      patch: { sessionSettings: { broken: true } },
+    });
+    expect(await replyOf(alice, broken, 'error')).toMatchObject({
+      code: 'INTERNAL_ERROR',
+      requestId: broken,
+    });
+    const state = alice.request('get_state', { roomId: 'g' });
+    expect(await replyOf(alice, state, 'state')).toMatchObject({
+      version: 1,
+      state: { sessionSettings: { stampedBy: 'alice' }, annotations: {} },
+    });
+    alice.close();
+    bob.close();
+  });
+
+  it('reaches a member with toMember, and says false for a user who is not one', async () => {
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    await alice.join('g');
+    await bob.join('g');
+    const toBob = alice.request('nudge', { roomId: 'g', userId: 'bob' });
+    expect(await replyOf(alice, toBob, 'nudge_sent')).toMatchObject({ delivered: true });
+    const nudged = await bob.nextAny();
+    expect(nudged).toEqual({ event: 'nudged', data: { roomId: 'g' } });
+    const toNobody = alice.request('nudge', { roomId: 'g', userId: 'zoe' });
+    expect(await replyOf(alice, toNobody, 'nudge_sent')).toMatchObject({ delivered: false });
+    alice.close();
+    bob.close();
+  });
+
+  it('reports a kick and the deletion of the emptied room, once each, in order', async () => {
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    await alice.join('k');
+    await bob.join('k');
+    const kick = alice.request('kick_user', { roomId: 'k', targetUserId: 'bob' });
+    await replyOf(alice, kick, 'user_left');
+    await replyOf(alice, alice.request('leave_room', { roomId: 'k' }), 'room_left');
+    await delay(100);
+    expect(lifecycle).toEqual([
+      ['room.created', { roomId: 'k', persistent: false, createdBy: 'alice' }],
+      ['member.left', { roomId: 'k', userId: 'bob', reason: 'kicked', by: 'alice' }],
+      ['member.left', { roomId: 'k', userId: 'alice', reason: 'left' }],
+      ['room.deleted', { roomId: 'k', reason: 'empty' }],
     ]);
     alice.close();
     bob.close();

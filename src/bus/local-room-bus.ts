@@ -41,7 +41,7 @@ export class LocalRoomBus implements RoomBus {
     return true;
   }
 
-  /** Never called: on one instance, the room service makes every membership change itself. */
+  /** The listener is never needed: on one instance, the room service makes every change itself. */
   onMembershipEnded(): void {}
 
   watch(): Promise<void> {

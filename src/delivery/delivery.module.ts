@@ -4,6 +4,7 @@ import { ROOM_CHANGE_DELIVERY } from '../rooms/room-changes.js';
 import { UsersModule } from '../users/users.module.js';
 import { Replies } from './replies.js';
 import { RoomDelivery } from './room-delivery.service.js';
+import { RoomMessenger } from './room-messenger.service.js';
 
 /**
  * From what happened to frames: room changes to the events each member gets, requests to their
@@ -12,7 +13,12 @@ import { RoomDelivery } from './room-delivery.service.js';
 @Global()
 @Module({
   imports: [BusModule, UsersModule],
-  providers: [Replies, RoomDelivery, { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery }],
-  exports: [Replies, ROOM_CHANGE_DELIVERY],
+  providers: [
+    Replies,
+    RoomDelivery,
+    { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery },
+    RoomMessenger,
+  ],
+  exports: [Replies, ROOM_CHANGE_DELIVERY, RoomMessenger],
 })
 export class DeliveryModule {}

@@ -14,7 +14,10 @@ export interface BeforeJoinContext {
   readonly avatar?: Avatar;
 }
 
-/** What a beforeJoin hook may change; the room's rules (role caps, capacity) still apply. */
+/**
+ * What a beforeJoin hook may change, checked like the client's own userInfo (an invalid value
+ * fails the join with INTERNAL_ERROR, logged); the room's rules (role caps, capacity) still apply.
+ */
 export interface JoinEnrichment {
   name?: string;
   role?: Role;
@@ -31,7 +34,11 @@ export interface BeforeStateCommitContext {
   readonly ops?: StateOp[];
 }
 
-/** What a beforeStateCommit hook may replace; the room's state rules (sections, size) still apply. */
+/**
+ * What a beforeStateCommit hook returns replaces the change's patch and ops (its baseVersion
+ * stays), checked like the client's own update_state: an invalid result fails the request with
+ * INTERNAL_ERROR, logged. The state's size limit still applies.
+ */
 export interface StateCommitEnrichment {
   patch?: StatePatch;
   ops?: StateOp[];
@@ -65,8 +72,9 @@ export class HookRejection extends ProtocolError {
 /**
  * Hooks that run before a change is committed, in the order they were added, each awaited and
  * seeing what the ones before it returned. Throwing (best: a HookRejection) vetoes the request;
- * returning fields enriches it. They run on the instance that received the request, inside the
- * request's turn: keep them fast (cache what you look up).
+ * returning fields enriches it. They run in the gateway, after the request's own validation and
+ * role check and before the store's checks (password, capacity, version), on the instance that
+ * received the request, inside the request's turn: keep them fast (cache what you look up).
  */
 @Injectable()
 export class RoomHooks {
@@ -95,13 +103,13 @@ export class RoomHooks {
     return current;
   }
 
-  /** Runs the beforeStateCommit hooks; returns the change as they left it. */
+  /** Runs the beforeStateCommit hooks; returns the change as they left it (see StateCommitEnrichment). */
   async runBeforeStateCommit(context: BeforeStateCommitContext): Promise<BeforeStateCommitContext> {
     let current = context;
     for (const hook of this.stateHooks) {
-      const enrichment = await hook(current);
-      if (enrichment) {
-        current = { ...current, ...definedFields(enrichment) };
+      const replacement = await hook(current);
+      if (replacement) {
+        current = { ...current, patch: replacement.patch, ops: replacement.ops };
       }
     }
     return current;

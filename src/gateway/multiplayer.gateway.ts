@@ -25,9 +25,12 @@ import {
   ErrorCode,
   ServerEvent,
   type Avatar,
+  type Role,
   type ServerMessage,
 } from '../protocol/protocol.js';
+import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { RelayService } from '../rooms/relay.service.js';
+import type { StateChange } from '../rooms/room-store.js';
 import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
@@ -37,7 +40,7 @@ import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
 import { CreateRoomDto } from './dto/create-room.dto.js';
 import { DeleteRoomDto } from './dto/delete-room.dto.js';
 import { GetStateDto } from './dto/get-state.dto.js';
-import { JoinRoomDto, type AvatarDto } from './dto/join-room.dto.js';
+import { JoinRoomDto, UserInfoDto, type AvatarDto } from './dto/join-room.dto.js';
 import { KickUserDto } from './dto/kick-user.dto.js';
 import { LeaveRoomDto } from './dto/leave-room.dto.js';
 import { PingDto } from './dto/ping.dto.js';
@@ -48,13 +51,17 @@ import { UpdateStateDto } from './dto/update-state.dto.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
 import { Senders } from './senders.js';
 import { ProtocolExceptionFilter } from './protocol-exception.filter.js';
-import { protocolValidationPipe as validated } from './protocol-validation.pipe.js';
+import {
+  assertHookResultValid,
+  protocolValidationPipe as validated,
+} from './protocol-validation.pipe.js';
 
 const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
 
 /**
- * The protocol's entry point: each handler validates, authorizes and hands the request to a
- * service. Replies whose order matters are sent by the services; the rest are returned here.
+ * The protocol's entry point: each handler validates, authorizes, runs the extensions' hooks and
+ * hands the request to a service. Replies that must go out in order with room events are sent by
+ * the delivery (RoomDelivery); the others are returned here.
  */
 @WebSocketGateway()
 @UseFilters(ProtocolExceptionFilter)
@@ -64,6 +71,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   constructor(
     private readonly users: UsersService,
     private readonly senders: Senders,
+    private readonly hooks: RoomHooks,
     private readonly rooms: RoomsService,
     private readonly relay: RelayService,
     private readonly state: StateService,
@@ -112,13 +120,13 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: CreateRoomDto,
   ): Promise<ServerMessage<'room_created'>> {
-    const { identity } = this.connectionOf(socket);
+    const { identity, userId } = this.connectionOf(socket);
     const roomId = await this.rooms.create({
       roomId: body.roomId,
       ...body.config,
       owner: ownerOf(identity),
       mayCreateRoom: identity.mayCreateRooms,
-      createdBy: this.senders.of(socket).userId,
+      createdBy: userId,
     });
     return { event: ServerEvent.RoomCreated, data: withRequestId(body.requestId, { roomId }) };
   }
@@ -138,20 +146,51 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (identity.verified && this.config.jwt.roomsRequired && maxRole === undefined) {
       throw ProtocolError.forbidden(`Your token does not list room ${body.roomId}`);
     }
+    const profile = await this.joinProfile(socket, connection, body.roomId, {
+      name: userInfo.name ?? identity.name,
+      role: userInfo.role,
+      avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
+    });
     await this.rooms.join(
       connection,
       {
         roomId: body.roomId,
         password: body.password,
-        name: userInfo.name ?? identity.name,
-        role: userInfo.role,
-        avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
+        ...profile,
         maxRole,
         mayCreateRoom: identity.mayCreateRooms,
         owner: ownerOf(identity),
       },
       body.requestId,
     );
+  }
+
+  /**
+   * The name, role and avatar a join asks for, as the beforeJoin hooks leave them (they may veto
+   * by throwing). What they return is checked like the client's own userInfo; the role cap from
+   * the token still applies in the store.
+   */
+  private async joinProfile(
+    socket: WebSocket,
+    connection: Connection,
+    roomId: string,
+    asked: { name?: string; role?: Role; avatar?: Avatar },
+  ): Promise<{ name?: string; role?: Role; avatar?: Avatar }> {
+    if (!this.hooks.hasJoinHooks) {
+      return asked;
+    }
+    const hooked = await this.hooks.runBeforeJoin({
+      roomId,
+      userId: connection.userId,
+      identity: connection.identity,
+      name: asked.name ?? connection.userId,
+      ...(asked.role !== undefined ? { role: asked.role } : {}),
+      ...(asked.avatar !== undefined ? { avatar: asked.avatar } : {}),
+    });
+    const profile = { name: hooked.name, role: hooked.role, avatar: hooked.avatar };
+    await assertHookResultValid(UserInfoDto, definedOnly(profile), 'beforeJoin');
+    this.assertStillConnected(socket, connection);
+    return { ...profile, avatar: profile.avatar && pickAvatar(profile.avatar) };
   }
 
   @SubscribeMessage(ClientAction.LeaveRoom)
@@ -196,12 +235,49 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     @MessageBody(validated) body: UpdateStateDto,
   ): Promise<void> {
     const { roomId, baseVersion, patch, ops, requestId } = body;
-    await this.state.update(
-      this.connectionOf(socket),
-      roomId,
-      { baseVersion, patch, ops },
-      requestId,
+    const connection = this.connectionOf(socket);
+    const change = await this.stateChange(socket, connection, body, { baseVersion, patch, ops });
+    await this.state.update(connection, roomId, change, requestId);
+  }
+
+  /**
+   * The change as the beforeStateCommit hooks leave it (they may veto by throwing). A returned
+   * `{patch, ops}` replaces the change (its baseVersion stays) and is checked like the client's.
+   */
+  private async stateChange(
+    socket: WebSocket,
+    connection: Connection,
+    body: UpdateStateDto,
+    change: StateChange,
+  ): Promise<StateChange> {
+    if (!this.hooks.hasStateHooks) {
+      return change;
+    }
+    const hooked = await this.hooks.runBeforeStateCommit({
+      roomId: body.roomId,
+      userId: connection.userId,
+      identity: connection.identity,
+      ...definedOnly(change),
+    });
+    const result = definedOnly({
+      baseVersion: change.baseVersion,
+      patch: hooked.patch,
+      ops: hooked.ops,
+    });
+    await assertHookResultValid(
+      UpdateStateDto,
+      { roomId: body.roomId, ...result },
+      'beforeStateCommit',
     );
+    this.assertStillConnected(socket, connection);
+    return result;
+  }
+
+  /** After an await on a hook: a connection closed or replaced meanwhile is not acted for. */
+  private assertStillConnected(socket: WebSocket, connection: Connection): void {
+    if (this.senders.of(socket) !== connection || !connection.output.isOpen()) {
+      throw ProtocolError.forbidden('This connection closed while its request was checked');
+    }
   }
 
   @SubscribeMessage(ClientAction.GetState)
@@ -300,4 +376,15 @@ function pickAvatar(avatar: AvatarDto): Avatar {
     }
   }
   return picked;
+}
+
+/** The fields that are set: what a DTO check and a spread should see. */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  const defined: Partial<T> = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (field !== undefined) {
+      (defined as Record<string, unknown>)[key] = field;
+    }
+  }
+  return defined;
 }

@@ -31,6 +31,24 @@ export class ProtocolValidationPipe implements PipeTransform<unknown, Promise<un
 
 export const protocolValidationPipe = new ProtocolValidationPipe();
 
+/**
+ * Checks what a hook handed back against the request's DTO. A failure is the extension's bug,
+ * not the client's: it is thrown as a plain Error, so the client gets INTERNAL_ERROR and the log
+ * names the hook and the field.
+ */
+export async function assertHookResultValid(
+  metatype: DtoClass,
+  value: object,
+  hook: string,
+): Promise<void> {
+  try {
+    await protocolValidationPipe.transform(value, { metatype, type: 'body' });
+  } catch (error) {
+    const detail = error instanceof ProtocolError ? error.message : String(error);
+    throw new Error(`A ${hook} hook returned an invalid request: ${detail}`, { cause: error });
+  }
+}
+
 export function toProtocolError(errors: ValidationError[]): ProtocolError {
   let path = '';
   let error: ValidationError | undefined = errors[0];

@@ -8,7 +8,6 @@ import { appConfig, loadAppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
 import { RoomDelivery } from '../delivery/room-delivery.service.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
-import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import type { ClientLink } from '../users/client-link.js';
@@ -145,7 +144,6 @@ describe('RoomsService', () => {
         UsersService,
         Fanout,
         RoomEvents,
-        RoomHooks,
         Replies,
         RoomDelivery,
         { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery },

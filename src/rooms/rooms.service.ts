@@ -4,7 +4,6 @@ import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { LeaveReason } from '../extensions/room-events.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
-import { RoomHooks } from '../extensions/room-hooks.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type Avatar, type Role, type RoomUser } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
@@ -73,7 +72,6 @@ export class RoomsService {
     private readonly users: UsersService,
     @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     private readonly events: RoomEvents,
-    private readonly hooks: RoomHooks,
   ) {
     this.bus.onMembershipEnded((roomId, userId) => this.endLocalMembership(roomId, userId));
   }
@@ -116,13 +114,12 @@ export class RoomsService {
    * store takes the snapshot, so `room_joined` goes out before any other event of the room, and
    * nothing published meanwhile is lost or repeated.
    */
-  async join(connection: Connection, request: JoinRoomCommand, requestId?: string): Promise<void> {
-    const { roomId } = request;
+  async join(connection: Connection, command: JoinRoomCommand, requestId?: string): Promise<void> {
+    const { roomId } = command;
     const membership = this.users.membership;
     if (!membership.isMember(connection, roomId)) {
       this.checkRoomsPerConnection(connection);
     }
-    const command = await this.runJoinHooks(connection, request);
     membership.beginJoin(connection, roomId);
     const now = Date.now();
     let outcome;
@@ -181,25 +178,6 @@ export class RoomsService {
         role: outcome.user.role,
       });
     }
-  }
-
-  /** The beforeJoin hooks may veto the join (they throw) or change its name, role and avatar. */
-  private async runJoinHooks(
-    connection: Connection,
-    command: JoinRoomCommand,
-  ): Promise<JoinRoomCommand> {
-    if (!this.hooks.hasJoinHooks) {
-      return command;
-    }
-    const hooked = await this.hooks.runBeforeJoin({
-      roomId: command.roomId,
-      userId: connection.userId,
-      identity: connection.identity,
-      name: command.name ?? connection.userId,
-      ...(command.role !== undefined ? { role: command.role } : {}),
-      ...(command.avatar !== undefined ? { avatar: command.avatar } : {}),
-    });
-    return { ...command, name: hooked.name, role: hooked.role, avatar: hooked.avatar };
   }
 
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {

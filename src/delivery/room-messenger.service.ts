@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 
 const CUSTOM_EVENT = /^[a-z][a-z0-9_]{0,63}$/;
@@ -12,7 +13,10 @@ const BUILT_IN_EVENTS: ReadonlySet<string> = new Set(Object.values(ServerEvent))
  */
 @Injectable()
 export class RoomMessenger {
-  constructor(@Inject(ROOM_BUS) private readonly bus: RoomBus) {}
+  constructor(
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    @Inject(ROOM_STORE) private readonly store: RoomStore,
+  ) {}
 
   /** `{event, data}` to every member of the room, except `exceptUserId` when given. */
   toRoom(
@@ -24,9 +28,21 @@ export class RoomMessenger {
     this.bus.publish(roomId, customMessage(event, data), exceptUserId);
   }
 
-  /** `{event, data}` to one member of the room; false when it is not a member anywhere. */
-  toMember(roomId: string, userId: string, event: string, data: Record<string, unknown>): boolean {
-    return this.bus.sendToMember(roomId, userId, customMessage(event, data));
+  /**
+   * `{event, data}` to one member of the room, on whichever instance it is connected; false when
+   * the room has no such member. ROOM_NOT_FOUND (a ProtocolError) when there is no such room.
+   */
+  async toMember(
+    roomId: string,
+    userId: string,
+    event: string,
+    data: Record<string, unknown>,
+  ): Promise<boolean> {
+    const message = customMessage(event, data);
+    if ((await this.store.roleOf(roomId, userId)) === undefined) {
+      return false;
+    }
+    return this.bus.sendToMember(roomId, userId, message);
   }
 }
 
