@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { Fanout } from '../bus/fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
@@ -10,7 +11,6 @@ import { RoomDelivery } from '../delivery/room-delivery.service.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
-import type { ClientLink } from '../users/client-link.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { MemoryRoomStore } from '../standalone/memory-room-store.js';
@@ -103,22 +103,6 @@ class HookedStore extends MemoryRoomStore {
 
 const MAX_STATE = 262144;
 
-/** What the delivery sends goes to RecordingFanout; the link itself takes nothing. */
-function fakeLink(): ClientLink {
-  return {
-    pendingBytes: () => 0,
-    hasQueued: () => false,
-    enqueue: () => 'queued',
-    flush: () => undefined,
-    discard: () => undefined,
-    isOpen: () => true,
-    close: () => undefined,
-    terminate: () => undefined,
-    ping: () => undefined,
-    onClose: () => undefined,
-  };
-}
-
 async function rejection(action: () => Promise<unknown>): Promise<ProtocolError> {
   try {
     await action();
@@ -164,7 +148,8 @@ describe('RoomsService', () => {
     store = moduleRef.get<HookedStore>(ROOM_STORE);
   }
 
-  const connect = (userId: string): Connection => users.connect(userId, {}, fakeLink()).connection;
+  const connect = (userId: string): Connection =>
+    users.connect(userId, {}, fakeClientLink()).connection;
 
   /** Joins and forgets what was sent, to set a scene. */
   async function joined(userId: string, roomId: string): Promise<Connection> {

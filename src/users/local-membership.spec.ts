@@ -1,22 +1,8 @@
-import type { ClientLink } from './client-link.js';
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { Connection } from './connection.js';
 import { LocalMembership, type BufferedEvent } from './local-membership.js';
 
-/** A link that queues nothing: these tests look at membership, not at what is written. */
-const silentLink = (): ClientLink => ({
-  pendingBytes: () => 0,
-  hasQueued: () => false,
-  enqueue: () => 'queued',
-  flush: () => undefined,
-  discard: () => undefined,
-  isOpen: () => true,
-  close: () => undefined,
-  terminate: () => undefined,
-  ping: () => undefined,
-  onClose: () => undefined,
-});
-
-const connection = (userId: string) => new Connection(userId, {}, silentLink());
+const connection = (userId: string) => new Connection(userId, {}, fakeClientLink());
 
 const frameOf = (message: unknown) => {
   const json = JSON.stringify(message);

@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import type { ClientLink } from './client-link.js';
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { Connection } from './connection.js';
 import { SessionExpiryService } from './session-expiry.service.js';
 
@@ -22,20 +22,12 @@ class FakeSocket extends EventEmitter {
 }
 
 /** The link a transport gives for this socket: its state, its close and its close event. */
-function linkOf(socket: FakeSocket): ClientLink {
-  return {
-    pendingBytes: () => 0,
-    hasQueued: () => false,
-    enqueue: () => 'queued',
-    flush: () => undefined,
-    discard: () => undefined,
+const linkOf = (socket: FakeSocket) =>
+  fakeClientLink({
     isOpen: () => socket.readyState === OPEN,
     close: (code, reason) => socket.close(code, reason),
-    terminate: () => undefined,
-    ping: () => undefined,
     onClose: (listener) => void socket.once('close', listener),
-  };
-}
+  });
 
 describe('SessionExpiryService', () => {
   let expiry: SessionExpiryService;

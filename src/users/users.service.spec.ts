@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { ClientLink } from './client-link.js';
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { UsersService } from './users.service.js';
 
 interface FakeSocket {
@@ -32,20 +32,11 @@ function fakeSocket(): FakeSocket {
 }
 
 /** The link a transport would give for this socket: closing it closes the socket. */
-function linkOf(socket: FakeSocket): ClientLink {
-  return {
-    pendingBytes: () => 0,
-    hasQueued: () => false,
-    enqueue: () => 'queued',
-    flush: () => undefined,
-    discard: () => undefined,
+const linkOf = (socket: FakeSocket) =>
+  fakeClientLink({
     isOpen: () => socket.readyState === 1,
     close: (code, reason) => socket.close(code, reason),
-    terminate: () => undefined,
-    ping: () => undefined,
-    onClose: () => undefined,
-  };
-}
+  });
 
 describe('UsersService', () => {
   let users: UsersService;
