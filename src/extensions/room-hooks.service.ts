@@ -124,7 +124,8 @@ export class RoomHooks {
   }
 }
 
-function definedFields<T extends object>(value: T): Partial<T> {
+/** The fields that are set: what a merge, a spread or a DTO check should see. */
+export function definedFields<T extends object>(value: T): Partial<T> {
   const defined: Partial<T> = {};
   for (const [key, field] of Object.entries(value)) {
     if (field !== undefined) {

@@ -28,7 +28,7 @@ import {
   type Role,
   type ServerMessage,
 } from '../protocol/protocol.js';
-import { RoomHooks } from '../extensions/room-hooks.service.js';
+import { definedFields, RoomHooks } from '../extensions/room-hooks.service.js';
 import { RelayService } from '../rooms/relay.service.js';
 import type { StateChange } from '../rooms/room-store.js';
 import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
@@ -188,7 +188,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       ...(asked.avatar !== undefined ? { avatar: asked.avatar } : {}),
     });
     const profile = { name: hooked.name, role: hooked.role, avatar: hooked.avatar };
-    await assertHookResultValid(UserInfoDto, definedOnly(profile), 'beforeJoin');
+    await assertHookResultValid(UserInfoDto, definedFields(profile), 'beforeJoin');
     this.assertStillConnected(socket, connection);
     return { ...profile, avatar: profile.avatar && pickAvatar(profile.avatar) };
   }
@@ -257,9 +257,9 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       roomId: body.roomId,
       userId: connection.userId,
       identity: connection.identity,
-      ...definedOnly(change),
+      ...definedFields(change),
     });
-    const result = definedOnly({
+    const result = definedFields({
       baseVersion: change.baseVersion,
       patch: hooked.patch,
       ops: hooked.ops,
@@ -376,15 +376,4 @@ function pickAvatar(avatar: AvatarDto): Avatar {
     }
   }
   return picked;
-}
-
-/** The fields that are set: what a DTO check and a spread should see. */
-function definedOnly<T extends object>(value: T): Partial<T> {
-  const defined: Partial<T> = {};
-  for (const [key, field] of Object.entries(value)) {
-    if (field !== undefined) {
-      (defined as Record<string, unknown>)[key] = field;
-    }
-  }
-  return defined;
 }

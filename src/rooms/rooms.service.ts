@@ -194,7 +194,10 @@ export class RoomsService {
       });
       return;
     }
-    await this.departed(roomId, connection.userId, outcome, 'left', { connection, requestId });
+    await this.announceDeparture(roomId, connection.userId, outcome, 'left', {
+      connection,
+      requestId,
+    });
   }
 
   /** A closed or dead socket leaves every room it was in; nobody gets a reply. */
@@ -252,7 +255,7 @@ export class RoomsService {
     this.deliver({ kind: 'member_kicked', roomId, userId: targetUserId });
     this.forgetLocalMember(roomId, targetUserId);
     this.logger.log(`User ${targetUserId} kicked from room ${roomId} by ${actor.userId}`);
-    await this.departed(roomId, targetUserId, outcome, 'kicked', {
+    await this.announceDeparture(roomId, targetUserId, outcome, 'kicked', {
       connection: actor,
       requestId,
     });
@@ -294,16 +297,6 @@ export class RoomsService {
     }
   }
 
-  /** Tells the room a member is gone (and who hosts now): for leaves and for ghosts removed. */
-  announceDeparture(
-    roomId: string,
-    userId: string,
-    outcome: LeaveOutcome,
-    reason: LeaveReason,
-  ): Promise<void> {
-    return this.departed(roomId, userId, outcome, reason);
-  }
-
   /**
    * Another instance ended this instance's membership in a room: the room was deleted (no
    * userId) or a member connected here was kicked.
@@ -316,7 +309,11 @@ export class RoomsService {
     this.forgetLocalMember(roomId, userId);
   }
 
-  private async departed(
+  /**
+   * Tells the room a member is gone (and who hosts now): for leaves, kicks and ghosts removed.
+   * `origin`: the request to answer (`leave_room`, or the host's `kick_user`).
+   */
+  async announceDeparture(
     roomId: string,
     userId: string,
     outcome: LeaveOutcome,
