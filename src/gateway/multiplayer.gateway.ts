@@ -146,7 +146,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (identity.verified && this.config.jwt.roomsRequired && maxRole === undefined) {
       throw ProtocolError.forbidden(`Your token does not list room ${body.roomId}`);
     }
-    const profile = await this.joinProfile(socket, connection, body.roomId, {
+    const profile = await this.joinProfile(connection, body.roomId, {
       name: userInfo.name ?? identity.name,
       role: userInfo.role,
       avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
@@ -171,7 +171,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
    * the token still applies in the store.
    */
   private async joinProfile(
-    socket: WebSocket,
     connection: Connection,
     roomId: string,
     asked: { name?: string; role?: Role; avatar?: Avatar },
@@ -189,7 +188,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     });
     const profile = { name: hooked.name, role: hooked.role, avatar: hooked.avatar };
     await assertHookResultValid(UserInfoDto, definedFields(profile), 'beforeJoin');
-    this.assertStillConnected(socket, connection);
+    this.assertStillConnected(connection);
     return { ...profile, avatar: profile.avatar && pickAvatar(profile.avatar) };
   }
 
@@ -236,7 +235,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   ): Promise<void> {
     const { roomId, baseVersion, patch, ops, requestId } = body;
     const connection = this.connectionOf(socket);
-    const change = await this.stateChange(socket, connection, body, { baseVersion, patch, ops });
+    const change = await this.stateChange(connection, body, { baseVersion, patch, ops });
     await this.state.update(connection, roomId, change, requestId);
   }
 
@@ -245,7 +244,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
    * `{patch, ops}` replaces the change (its baseVersion stays) and is checked like the client's.
    */
   private async stateChange(
-    socket: WebSocket,
     connection: Connection,
     body: UpdateStateDto,
     change: StateChange,
@@ -269,13 +267,13 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       { roomId: body.roomId, ...result },
       'beforeStateCommit',
     );
-    this.assertStillConnected(socket, connection);
+    this.assertStillConnected(connection);
     return result;
   }
 
   /** After an await on a hook: a connection closed or replaced meanwhile is not acted for. */
-  private assertStillConnected(socket: WebSocket, connection: Connection): void {
-    if (this.senders.of(socket) !== connection || !connection.output.isOpen()) {
+  private assertStillConnected(connection: Connection): void {
+    if (!this.users.isCurrent(connection)) {
       throw ProtocolError.forbidden('This connection closed while its request was checked');
     }
   }

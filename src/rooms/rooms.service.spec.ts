@@ -469,6 +469,34 @@ describe('RoomsService', () => {
       expect(bob.rooms.size).toBe(0);
     });
 
+    it('undoes a join whose connection closed while the store took it, leaving no ghost', async () => {
+      await joined('alice', 'r');
+      const bob = connect('bob');
+      store.afterSnapshot = async () => {
+        // The socket closes now: the gateway forgets it and removes it from the rooms it is in.
+        users.disconnect(bob.handle);
+        await rooms.leaveAll(bob);
+      };
+      const error = await rejection(() => rooms.join(bob, { roomId: 'r' }));
+      expect(error.code).toBe(ErrorCode.Forbidden);
+      expect(await store.roleOf('r', 'bob')).toBeUndefined();
+      expect(log).toEqual([]);
+      expect(users.membership.pending('r')).toBeUndefined();
+      expect(bob.rooms.size).toBe(0);
+    });
+
+    it('removes the room a closed connection created by its join, when rooms go at once', async () => {
+      await moduleRef.close();
+      await setup({ EMPTY_ROOM_TTL_MS: '0' });
+      const bob = connect('bob');
+      store.afterSnapshot = () => {
+        users.disconnect(bob.handle);
+        return Promise.resolve();
+      };
+      await rejection(() => rooms.join(bob, { roomId: 'fresh' }));
+      expect(await store.list()).toEqual([]);
+    });
+
     it('refuses a kicked user with KICKED', async () => {
       await joined('alice', 'r');
       const bob = await joined('bob', 'r');
@@ -567,6 +595,23 @@ describe('RoomsService', () => {
       await rooms.leave(alice, 'r');
       expect(await store.list()).toEqual([]);
       expect(log.map((sent) => sent.event)).toEqual(['room_left', 'user_left']);
+    });
+
+    it('leaves the other rooms of a closed connection when the store fails for one', async () => {
+      const alice = await joined('alice', 'r1');
+      await joined('alice', 'r2');
+      await joined('bob', 'r2');
+      const leave = store.leave.bind(store);
+      store.leave = (roomId, userId, now) =>
+        roomId === 'r1'
+          ? Promise.reject(new Error('store down for r1'))
+          : leave(roomId, userId, now);
+      await rooms.leaveAll(alice);
+      expect(await store.roleOf('r2', 'alice')).toBeUndefined();
+      expect(log.filter((sent) => sent.event === 'user_left').map((sent) => sent.roomId)).toEqual([
+        'r2',
+      ]);
+      expect(alice.rooms.size).toBe(0);
     });
 
     it('leaves every room of a closed connection without replying', async () => {

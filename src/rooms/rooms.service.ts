@@ -148,6 +148,12 @@ export class RoomsService {
       membership.abortJoin(connection, roomId);
       throw error;
     }
+    if (!this.users.isCurrent(connection)) {
+      // It closed (or was replaced) while the store took the join: nobody was told of it yet.
+      membership.abortJoin(connection, roomId);
+      await this.undoJoin(roomId, connection.userId, outcome.alreadyMember);
+      throw ProtocolError.forbidden('This connection closed while it was joining');
+    }
     if (outcome.createdRoom) {
       this.logger.log(`Room ${roomId} created on join`);
       this.events.emit('room.created', {
@@ -200,14 +206,35 @@ export class RoomsService {
     });
   }
 
-  /** A closed or dead socket leaves every room it was in; nobody gets a reply. */
+  /**
+   * A closed or dead socket leaves every room it was in; nobody gets a reply. A room the store
+   * fails for is logged and the others are still left (in cluster mode, recovery removes the
+   * rest when Redis answers again).
+   */
   async leaveAll(connection: Connection): Promise<void> {
     for (const roomId of [...connection.rooms]) {
       this.users.membership.remove(connection, roomId);
-      const outcome = await this.store.leave(roomId, connection.userId, Date.now());
-      if (outcome) {
-        await this.announceDeparture(roomId, connection.userId, outcome, 'disconnected');
+      try {
+        const outcome = await this.store.leave(roomId, connection.userId, Date.now());
+        if (outcome) {
+          await this.announceDeparture(roomId, connection.userId, outcome, 'disconnected');
+        }
+      } catch (error) {
+        this.logger.error(
+          `Could not remove ${connection.userId} from room ${roomId}: ${String(error)}`,
+        );
       }
+    }
+  }
+
+  /** Takes back a join nobody heard of; a member from before keeps its membership. */
+  private async undoJoin(roomId: string, userId: string, wasMember: boolean): Promise<void> {
+    if (wasMember) {
+      return;
+    }
+    const outcome = await this.store.leave(roomId, userId, Date.now());
+    if (outcome?.remaining === 0 && this.config.emptyRoomTtlMs === 0) {
+      await this.deleteExpiredRooms();
     }
   }
 

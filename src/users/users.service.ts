@@ -62,6 +62,11 @@ export class UsersService {
     return connection;
   }
 
+  /** Whether this is still its client's connection here: not closed, not replaced. */
+  isCurrent(connection: Connection): boolean {
+    return this.byHandle.get(connection.handle) === connection && connection.output.isOpen();
+  }
+
   connectionOf(handle: object): Connection | undefined {
     return this.byHandle.get(handle);
   }
