@@ -101,6 +101,10 @@ export class ClientOutput implements ClientLink {
     this.socket.ping();
   }
 
+  onPong(listener: () => void): void {
+    this.socket.on('pong', () => listener());
+  }
+
   onClose(listener: () => void): void {
     if (this.socket.readyState === WebSocket.CLOSED) {
       listener();

@@ -92,9 +92,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     const userId = identity.userId ?? `user-${randomUUID()}`;
     const output = new ClientOutput(socket, request.socket);
     const { connection } = this.users.connect(userId, socket, output, { ...identity, userId });
-    socket.on('pong', () => {
-      connection.alive = true;
-    });
     this.replies.send(connection, { event: ServerEvent.Connected, data: { userId } });
     if (identity.expiresAt !== undefined) {
       this.expiry.schedule(connection, identity.expiresAt);

@@ -38,8 +38,10 @@ export interface ClientLink {
   close(code: number, reason: string): void;
   /** Destroys the socket at once. */
   terminate(): void;
-  /** A heartbeat probe; the answer sets Connection.alive. */
+  /** A heartbeat probe; the answer calls the onPong listener. */
   ping(): void;
+  /** Calls `listener` on every answer to a ping. */
+  onPong(listener: () => void): void;
   /** Calls `listener` once the socket has closed (at once if it already has). */
   onClose(listener: () => void): void;
 }

@@ -36,6 +36,7 @@ const linkOf = (socket: FakeSocket) =>
   fakeClientLink({
     isOpen: () => socket.readyState === 1,
     close: (code, reason) => socket.close(code, reason),
+    onPong: (listener) => void socket.on('pong', listener),
   });
 
 describe('UsersService', () => {
@@ -86,6 +87,14 @@ describe('UsersService', () => {
     const bob = connectFresh('bob').connection;
     expect(users.count()).toBe(2);
     expect([...users.all()]).toEqual([alice, bob]);
+  });
+
+  it('marks a connection alive on pong', () => {
+    const socket = fakeSocket();
+    const { connection } = users.connect('alice', socket, linkOf(socket));
+    connection.alive = false;
+    socket.emit('pong');
+    expect(connection.alive).toBe(true);
   });
 
   describe('session replacement', () => {

@@ -37,6 +37,9 @@ export class UsersService {
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
     this.byHandle.set(handle, connection);
+    output.onPong(() => {
+      connection.alive = true;
+    });
     if (replaced) {
       this.membership.transfer(replaced, connection);
       this.byHandle.delete(replaced.handle);

@@ -15,6 +15,7 @@ export function fakeClientLink(overrides: Partial<ClientLink> = {}): ClientLink 
     close: () => undefined,
     terminate: () => undefined,
     ping: () => undefined,
+    onPong: () => undefined,
     onClose: () => undefined,
     ...overrides,
   };
