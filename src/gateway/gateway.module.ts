@@ -4,6 +4,7 @@ import { RoomsModule } from '../rooms/rooms.module.js';
 import { StateModule } from '../state/state.module.js';
 import { UsersModule } from '../users/users.module.js';
 import { MultiplayerGateway } from './multiplayer.gateway.js';
+import { RequestHooks } from './request-hooks.js';
 import { Senders } from './senders.js';
 
 /**
@@ -13,7 +14,7 @@ import { Senders } from './senders.js';
 @Global()
 @Module({
   imports: [BusModule, RoomsModule, StateModule, UsersModule],
-  providers: [MultiplayerGateway, Senders],
+  providers: [MultiplayerGateway, Senders, RequestHooks],
   exports: [Senders, BusModule, RoomsModule, UsersModule],
 })
 export class GatewayModule {}

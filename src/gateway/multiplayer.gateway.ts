@@ -24,13 +24,9 @@ import {
   CloseReason,
   ErrorCode,
   ServerEvent,
-  type Avatar,
-  type Role,
   type ServerMessage,
 } from '../protocol/protocol.js';
-import { definedFields, RoomHooks } from '../extensions/room-hooks.service.js';
 import { RelayService } from '../rooms/relay.service.js';
-import type { StateChange } from '../rooms/room-store.js';
 import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
@@ -40,7 +36,7 @@ import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
 import { CreateRoomDto } from './dto/create-room.dto.js';
 import { DeleteRoomDto } from './dto/delete-room.dto.js';
 import { GetStateDto } from './dto/get-state.dto.js';
-import { JoinRoomDto, UserInfoDto, type AvatarDto } from './dto/join-room.dto.js';
+import { JoinRoomDto, pickAvatar } from './dto/join-room.dto.js';
 import { KickUserDto } from './dto/kick-user.dto.js';
 import { LeaveRoomDto } from './dto/leave-room.dto.js';
 import { PingDto } from './dto/ping.dto.js';
@@ -48,15 +44,11 @@ import { RefreshTokenDto } from './dto/refresh-token.dto.js';
 import { SendMessageDto } from './dto/send-message.dto.js';
 import { SetRoleDto } from './dto/set-role.dto.js';
 import { UpdateStateDto } from './dto/update-state.dto.js';
+import { RequestHooks } from './request-hooks.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
 import { Senders } from './senders.js';
 import { ProtocolExceptionFilter } from './protocol-exception.filter.js';
-import {
-  assertHookResultValid,
-  protocolValidationPipe as validated,
-} from './protocol-validation.pipe.js';
-
-const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
+import { protocolValidationPipe as validated } from './protocol-validation.pipe.js';
 
 /**
  * The protocol's entry point: each handler validates, authorizes, runs the extensions' hooks and
@@ -71,7 +63,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   constructor(
     private readonly users: UsersService,
     private readonly senders: Senders,
-    private readonly hooks: RoomHooks,
+    private readonly requestHooks: RequestHooks,
     private readonly rooms: RoomsService,
     private readonly relay: RelayService,
     private readonly state: StateService,
@@ -143,7 +135,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (identity.verified && this.config.jwt.roomsRequired && maxRole === undefined) {
       throw ProtocolError.forbidden(`Your token does not list room ${body.roomId}`);
     }
-    const profile = await this.joinProfile(connection, body.roomId, {
+    const profile = await this.requestHooks.joinProfile(connection, body.roomId, {
       name: userInfo.name ?? identity.name,
       role: userInfo.role,
       avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
@@ -160,33 +152,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       },
       body.requestId,
     );
-  }
-
-  /**
-   * The name, role and avatar a join asks for, as the beforeJoin hooks leave them (they may veto
-   * by throwing). What they return is checked like the client's own userInfo; the role cap from
-   * the token still applies in the store.
-   */
-  private async joinProfile(
-    connection: Connection,
-    roomId: string,
-    asked: { name?: string; role?: Role; avatar?: Avatar },
-  ): Promise<{ name?: string; role?: Role; avatar?: Avatar }> {
-    if (!this.hooks.hasJoinHooks) {
-      return asked;
-    }
-    const hooked = await this.hooks.runBeforeJoin({
-      roomId,
-      userId: connection.userId,
-      identity: connection.identity,
-      name: asked.name ?? connection.userId,
-      ...(asked.role !== undefined ? { role: asked.role } : {}),
-      ...(asked.avatar !== undefined ? { avatar: asked.avatar } : {}),
-    });
-    const profile = { name: hooked.name, role: hooked.role, avatar: hooked.avatar };
-    await assertHookResultValid(UserInfoDto, definedFields(profile), 'beforeJoin');
-    this.assertStillConnected(connection);
-    return { ...profile, avatar: profile.avatar && pickAvatar(profile.avatar) };
   }
 
   @SubscribeMessage(ClientAction.LeaveRoom)
@@ -232,47 +197,12 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   ): Promise<void> {
     const { roomId, baseVersion, patch, ops, requestId } = body;
     const connection = this.connectionOf(socket);
-    const change = await this.stateChange(connection, body, { baseVersion, patch, ops });
+    const change = await this.requestHooks.stateChange(connection, roomId, {
+      baseVersion,
+      patch,
+      ops,
+    });
     await this.state.update(connection, roomId, change, requestId);
-  }
-
-  /**
-   * The change as the beforeStateCommit hooks leave it (they may veto by throwing). A returned
-   * `{patch, ops}` replaces the change (its baseVersion stays) and is checked like the client's.
-   */
-  private async stateChange(
-    connection: Connection,
-    body: UpdateStateDto,
-    change: StateChange,
-  ): Promise<StateChange> {
-    if (!this.hooks.hasStateHooks) {
-      return change;
-    }
-    const hooked = await this.hooks.runBeforeStateCommit({
-      roomId: body.roomId,
-      userId: connection.userId,
-      identity: connection.identity,
-      ...definedFields(change),
-    });
-    const result = definedFields({
-      baseVersion: change.baseVersion,
-      patch: hooked.patch,
-      ops: hooked.ops,
-    });
-    await assertHookResultValid(
-      UpdateStateDto,
-      { roomId: body.roomId, ...result },
-      'beforeStateCommit',
-    );
-    this.assertStillConnected(connection);
-    return result;
-  }
-
-  /** After an await on a hook: a connection closed or replaced meanwhile is not acted for. */
-  private assertStillConnected(connection: Connection): void {
-    if (!this.users.isCurrent(connection)) {
-      throw ProtocolError.forbidden('This connection closed while its request was checked');
-    }
   }
 
   @SubscribeMessage(ClientAction.GetState)
@@ -360,15 +290,4 @@ function ownerOf(identity: Identity): RoomOwner {
   return identity.verified && identity.userId !== undefined
     ? { kind: 'user', id: identity.userId }
     : { kind: 'ip', id: identity.address };
-}
-
-/** Keeps only the avatar fields we know, so nothing else a client adds is stored or relayed. */
-function pickAvatar(avatar: AvatarDto): Avatar {
-  const picked: Avatar = {};
-  for (const key of AVATAR_FIELDS) {
-    if (avatar[key] !== undefined) {
-      picked[key] = avatar[key];
-    }
-  }
-  return picked;
 }

@@ -9,7 +9,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { ROLES, type Role } from '../../protocol/protocol.js';
+import { ROLES, type Avatar, type Role } from '../../protocol/protocol.js';
 import { IsProtocolId, OptionalRequestId } from './validators.js';
 
 export class AvatarDto {
@@ -19,6 +19,19 @@ export class AvatarDto {
   color?: string;
   @IsOptional() @IsString() @MaxLength(64) displayName?: string;
   @IsOptional() @IsString() @MaxLength(2048) modelUrl?: string;
+}
+
+const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
+
+/** Keeps only the avatar fields we know, so nothing else a client adds is stored or relayed. */
+export function pickAvatar(avatar: AvatarDto): Avatar {
+  const picked: Avatar = {};
+  for (const key of AVATAR_FIELDS) {
+    if (avatar[key] !== undefined) {
+      picked[key] = avatar[key];
+    }
+  }
+  return picked;
 }
 
 export class UserInfoDto {
