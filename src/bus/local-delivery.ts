@@ -74,7 +74,7 @@ export class LocalDelivery {
     throwaway = false,
   ): void {
     if (this.hasAudience(roomId)) {
-      this.toRoom(roomId, message, toOutgoingFrame(message, { throwaway, roomId }), exceptUserId);
+      this.toRoom(roomId, message, toOutgoingFrame(message, throwaway), exceptUserId);
     }
   }
 

@@ -1,26 +1,16 @@
+import type { QueuedFrame } from '../users/client-link.js';
 import { encodeTextFrame } from './websocket-frame.js';
 
-/** A server event ready to be written to any number of sockets. */
-export interface OutgoingFrame {
-  /** The JSON text: kept for holding back events during a join and for compressed sockets. */
-  readonly json: string;
-  /** The complete WebSocket frame, built once, shared by every recipient. */
+/**
+ * A server event ready to be written to any number of sockets: the JSON text (kept for holding
+ * back events during a join and for compressed sockets) and the complete WebSocket frame, built
+ * once and shared by every recipient.
+ */
+export interface OutgoingFrame extends QueuedFrame {
   readonly bytes: Buffer;
-  /** Throwaway traffic (pose updates): dropped for a client that cannot keep up. */
-  readonly throwaway: boolean;
-  /** The room it belongs to, for the per-room drop count; undefined for replies. */
-  readonly roomId: string | undefined;
 }
 
-export function toOutgoingFrame(
-  message: unknown,
-  options: { throwaway?: boolean; roomId?: string } = {},
-): OutgoingFrame {
+export function toOutgoingFrame(message: unknown, throwaway = false): OutgoingFrame {
   const json = JSON.stringify(message);
-  return {
-    json,
-    bytes: encodeTextFrame(json),
-    throwaway: options.throwaway ?? false,
-    roomId: options.roomId,
-  };
+  return { json, bytes: encodeTextFrame(json), throwaway };
 }

@@ -63,7 +63,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     exceptUserId?: string,
     throwaway = false,
   ): void {
-    const frame = toOutgoingFrame(message, { throwaway, roomId });
+    const frame = toOutgoingFrame(message, throwaway);
     this.local.toRoom(roomId, message, frame, exceptUserId);
     this.send(roomId, envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json));
   }
@@ -230,7 +230,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       }
       return;
     }
-    const frame = toOutgoingFrame(message, { throwaway: this.isThrowaway(message), roomId });
+    const frame = toOutgoingFrame(message, this.isThrowaway(message));
     this.local.toRoom(roomId, message, frame, except);
     if (message.event === ServerEvent.RoomDeleted) {
       this.fanout.forgetRoom(roomId);
