@@ -7,6 +7,7 @@ import { DeliveryModule } from './delivery/delivery.module.js';
 import { ExtensionsModule } from './extensions/extensions.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthModule } from './health/health.module.js';
+import { HistoryModule } from './history/history.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LimitsModule } from './limits/limits.module.js';
 import { StandaloneModule } from './standalone/standalone.module.js';
@@ -34,6 +35,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
+        HistoryModule,
         config.redisUrl ? ClusterModule : StandaloneModule,
         DeliveryModule,
         ExtensionsModule,

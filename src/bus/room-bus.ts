@@ -22,20 +22,35 @@ export interface RoomBus {
   ): void;
 
   /**
+   * An event every member gets, the actor as the reply to its request: `reply` is called with
+   * the event as published (with its `seq` when resume is on), which the actor gets instead.
+   */
+  publishWithReply<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    actorUserId: string,
+    reply: (message: ServerMessage<E>) => void,
+  ): void;
+
+  /**
    * A committed `state_updated`. The bus that comes with a shared store finds it already published
    * to the other instances, in the same step as the commit; a single-instance bus publishes it.
    * Either way it is delivered to this instance's members in commit order, then calls
-   * `delivered` (where the actor's reply goes out, so the actor sees versions in order too).
+   * `delivered` (where the actor's reply goes out, so the actor sees versions in order too), with
+   * the event as published when it differs (numbered).
    * Resolves once that has happened (or the echo's wait ran out and it was delivered anyway).
    */
   deliverCommitted<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId: string,
-    delivered: () => void,
+    delivered: (numbered?: ServerMessage<E>) => void,
   ): Promise<void>;
 
-  /** Sends an event to one member of the room; false when that member is not reachable. */
+  /**
+   * Sends an event to one member of the room; false when that member is not reachable. A member
+   * whose connection dropped and whose seat is held gets it when it resumes.
+   */
   sendToMember<E extends ServerEvent>(
     roomId: string,
     userId: string,

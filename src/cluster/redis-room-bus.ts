@@ -68,6 +68,16 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     this.send(roomId, envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json));
   }
 
+  publishWithReply<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    actorUserId: string,
+    reply: (message: ServerMessage<E>) => void,
+  ): void {
+    this.publish(roomId, message, actorUserId);
+    reply(message);
+  }
+
   /**
    * The store published it with its commit, and its echo on the room's channel delivers it here,
    * behind every update committed before it on any instance, the actor's reply included (see

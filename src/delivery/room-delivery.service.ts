@@ -1,8 +1,20 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
-import { ServerEvent, type RoomInfo, type ServerMessage } from '../protocol/protocol.js';
-import type { RequestOrigin, RoomChange, RoomChangeDelivery } from '../rooms/room-changes.js';
+import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
+import {
+  ServerEvent,
+  type ResumedRoom,
+  type RoomInfo,
+  type ServerMessage,
+} from '../protocol/protocol.js';
+import type {
+  RequestOrigin,
+  ResumedSeat,
+  RoomChange,
+  RoomChangeDelivery,
+} from '../rooms/room-changes.js';
+import type { QueuedFrame } from '../users/client-link.js';
 import type { BufferedEvent } from '../users/local-membership.js';
 import { UsersService } from '../users/users.service.js';
 import { Replies } from './replies.js';
@@ -20,6 +32,7 @@ export class RoomDelivery implements RoomChangeDelivery {
     private readonly fanout: Fanout,
     private readonly users: UsersService,
     private readonly replies: Replies,
+    @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
   ) {}
 
   deliver(change: RoomChange): Promise<void> | void {
@@ -28,6 +41,15 @@ export class RoomDelivery implements RoomChangeDelivery {
         return this.memberJoined(change);
       case 'member_left':
         return this.memberLeft(change);
+      case 'member_updated':
+        this.bus.publish(
+          change.roomId,
+          { event: ServerEvent.UserUpdated, data: { roomId: change.roomId, user: change.user } },
+          change.user.id,
+        );
+        return;
+      case 'member_resumed':
+        return this.memberResumed(change);
       case 'member_kicked':
         this.bus.sendToMember(change.roomId, change.userId, {
           event: ServerEvent.Kicked,
@@ -51,9 +73,12 @@ export class RoomDelivery implements RoomChangeDelivery {
   private memberJoined(change: ChangeOf<'member_joined'>): void {
     const { roomId, origin, user } = change;
     const { connection } = origin;
+    // Every event of the room so far is in the snapshot or among those held back, sent next.
+    const position = this.history.position(roomId);
+    const roomInfo = position ? { ...change.roomInfo, ...position } : change.roomInfo;
     this.replies.send(
       connection,
-      { event: ServerEvent.RoomJoined, data: { roomInfo: change.roomInfo } },
+      { event: ServerEvent.RoomJoined, data: { roomInfo } },
       origin.requestId,
     );
     const isNews = newsFilter(change.roomInfo, (version) =>
@@ -77,6 +102,56 @@ export class RoomDelivery implements RoomChangeDelivery {
         connection.userId,
       );
     }
+  }
+
+  /**
+   * The `resumed` reply, then per room either the missed events from the history (when it still
+   * has all of them) or, after the snapshot in the reply, what was held back; the others learn
+   * the member is connected again.
+   */
+  private memberResumed(change: ChangeOf<'member_resumed'>): void {
+    const { connection, requestId } = change.origin;
+    const rooms: ResumedRoom[] = [];
+    const frames: QueuedFrame[] = [];
+    for (const seat of change.seats) {
+      const position = this.history.position(seat.roomId);
+      const missed = this.missedEvents(seat, connection.userId);
+      if (position && missed) {
+        rooms.push({ roomId: seat.roomId, recovered: true, ...position });
+        // Everything held back is also among the missed events: the history has it all.
+        frames.push(...missed.map((entry) => entry.frame));
+        continue;
+      }
+      const roomInfo = position ? { ...seat.roomInfo, ...position } : seat.roomInfo;
+      rooms.push({ roomId: seat.roomId, recovered: false, roomInfo });
+      const isNews = newsFilter(seat.roomInfo, (version) =>
+        this.users.membership.admitsStateVersion(connection, seat.roomId, version),
+      );
+      frames.push(...seat.held.filter(isNews).map((held) => held.frame));
+    }
+    this.replies.send(
+      connection,
+      { event: ServerEvent.Resumed, data: { rooms, lost: [...change.lost] } },
+      requestId,
+    );
+    for (const frame of frames) {
+      this.fanout.sendFrame(connection, frame);
+    }
+    for (const seat of change.seats) {
+      this.bus.publish(
+        seat.roomId,
+        { event: ServerEvent.UserUpdated, data: { roomId: seat.roomId, user: seat.user } },
+        connection.userId,
+      );
+    }
+  }
+
+  private missedEvents(seat: ResumedSeat, userId: string): readonly HistoryEntry[] | undefined {
+    const { from } = seat;
+    if (from?.epoch === undefined || from.lastSeq === undefined) {
+      return undefined;
+    }
+    return this.history.since(seat.roomId, from.epoch, from.lastSeq, userId);
   }
 
   /** `leave_room`'s sender gets `room_left`; a kick's sender gets the `user_left` as its reply. */
@@ -125,6 +200,7 @@ export class RoomDelivery implements RoomChangeDelivery {
       this.bus.publish(roomId, message);
     }
     this.fanout.forgetRoom(roomId);
+    this.history.forget(roomId);
   }
 
   /** Every member gets it in commit order; the sender's copy is its reply. */
@@ -142,8 +218,8 @@ export class RoomDelivery implements RoomChangeDelivery {
     };
     // A shared store published it with the commit; this instance's members and the sender get
     // it in commit order, and this resolves once they have.
-    return this.bus.deliverCommitted(roomId, message, origin.connection.userId, () =>
-      this.replies.send(origin.connection, message, origin.requestId),
+    return this.bus.deliverCommitted(roomId, message, origin.connection.userId, (numbered) =>
+      this.replies.send(origin.connection, numbered ?? message, origin.requestId),
     );
   }
 
@@ -153,8 +229,9 @@ export class RoomDelivery implements RoomChangeDelivery {
     roomId: string,
     message: ServerMessage<E>,
   ): void {
-    this.bus.publish(roomId, message, origin.connection.userId);
-    this.replies.send(origin.connection, message, origin.requestId);
+    this.bus.publishWithReply(roomId, message, origin.connection.userId, (published) =>
+      this.replies.send(origin.connection, published, origin.requestId),
+    );
   }
 }
 

@@ -8,6 +8,8 @@ import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, loadAppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
 import { RoomDelivery } from '../delivery/room-delivery.service.js';
+import { MemoryRoomHistory } from '../history/memory-room-history.js';
+import { ROOM_HISTORY } from '../history/room-history.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
@@ -38,6 +40,16 @@ class RecordingBus implements RoomBus {
 
   publish<E extends ServerEvent>(roomId: string, message: ServerMessage<E>, except?: string) {
     this.log.push({ via: 'publish', roomId, except, ...snapshot(message) });
+  }
+
+  publishWithReply<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    actor: string,
+    reply: (message: ServerMessage<E>) => void,
+  ): void {
+    this.publish(roomId, message, actor);
+    reply(message);
   }
 
   deliverCommitted<E extends ServerEvent>(
@@ -133,6 +145,11 @@ describe('RoomsService', () => {
         { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery },
         { provide: ROOM_STORE, useClass: HookedStore },
         { provide: ROOM_BUS, useClass: LocalRoomBus },
+        // Resume off: nothing is numbered (the resume e2e tests cover numbering).
+        {
+          provide: ROOM_HISTORY,
+          useValue: new MemoryRoomHistory({ enabled: false, maxEvents: 0, maxAgeMs: 0 }),
+        },
         { provide: appConfig.KEY, useFactory: () => loadAppConfig({}) },
       ],
     })

@@ -1,0 +1,45 @@
+import type { QueuedFrame } from '../users/client-link.js';
+
+export const ROOM_HISTORY = Symbol('ROOM_HISTORY');
+
+/** Where a room's history stands: its epoch and the `seq` of its last event. */
+export interface HistoryPosition {
+  readonly epoch: string;
+  readonly seq: number;
+}
+
+/** One numbered room event, kept for clients that resume. */
+export interface HistoryEntry {
+  readonly seq: number;
+  readonly frame: QueuedFrame;
+  /** Not for this member (the joiner's own `user_joined`, a sender's own message). */
+  readonly except?: string;
+  /** Only for this member (a direct message, a kick notice). */
+  readonly to?: string;
+}
+
+/**
+ * The recent non-throwaway events of each room, numbered (`seq`) within the room's `epoch`, so
+ * that a client whose connection dropped gets exactly what it missed (docs/resume.md). Poses are
+ * never numbered nor kept. Disabled (RECONNECT_GRACE_MS=0): nothing is numbered.
+ */
+export interface RoomHistory {
+  readonly enabled: boolean;
+  /** Numbers the room's next event. */
+  nextSeq(roomId: string): number;
+  /** Keeps a numbered event (within RESUME_HISTORY_EVENTS and RESUME_HISTORY_MS). */
+  record(roomId: string, entry: HistoryEntry): void;
+  position(roomId: string): HistoryPosition | undefined;
+  /**
+   * The events after `lastSeq` that `userId` would have received, in order; undefined when they
+   * cannot all be given (another epoch, or some were dropped already).
+   */
+  since(
+    roomId: string,
+    epoch: string,
+    lastSeq: number,
+    userId: string,
+  ): readonly HistoryEntry[] | undefined;
+  /** The room is gone: its history too (a room created again gets a new epoch). */
+  forget(roomId: string): void;
+}
