@@ -223,6 +223,22 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return reply[0] === 'NONE' ? undefined : leaveOutcome(reply);
   }
 
+  async setConnected(
+    roomId: string,
+    userId: string,
+    connected: boolean,
+    now: number,
+  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined> {
+    const reply = await this.run(
+      this.scripts.gmsSetConnected(...this.head(roomId), userId, String(connected), now),
+    );
+    if (reply[0] === 'NONE') {
+      return undefined;
+    }
+    const { roomInfo, user } = snapshotOf(roomId, userId, reply);
+    return { roomInfo, user };
+  }
+
   async roleOf(roomId: string, userId: string): Promise<Role | undefined> {
     const room = this.keys.room(roomId);
     const [exists, record] = await this.transaction((multi) =>
@@ -552,16 +568,26 @@ function quotaArgs(quota: RoomQuota | undefined): string[] {
   return quota ? [`${quota.owner.kind}:${quota.owner.id}`, String(quota.maxRooms)] : ['', '0'];
 }
 
-/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, member records...}. */
-function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
+/** {status, created, createdAt, state JSON, member records...}: the room and one member in it. */
+function snapshotOf(
+  roomId: string,
+  userId: string,
+  reply: ScriptReply,
+): { roomInfo: RoomInfo; user: RoomUser } {
   const users = reply.slice(4).map((record) => decodeMember(String(record)).user);
   const roomInfo: RoomInfo = {
-    roomId: request.roomId,
+    roomId,
     users,
     state: JSON.parse(String(reply[3])) as RoomState,
     createdAt: Number(reply[2]),
   };
-  const user = users.find((member) => member.id === request.userId) as RoomUser;
+  const user = users.find((member) => member.id === userId) as RoomUser;
+  return { roomInfo, user };
+}
+
+/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, member records...}. */
+function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
+  const { roomInfo, user } = snapshotOf(request.roomId, request.userId, reply);
   return {
     roomInfo,
     user: { ...user },

@@ -5,6 +5,7 @@ import { CREATE_ROOM_LUA } from './lua/create-room.js';
 import { DELETE_ROOM_LUA } from './lua/delete-room.js';
 import { JOIN_ROOM_LUA } from './lua/join-room.js';
 import { REMOVE_MEMBER_LUA } from './lua/remove-member.js';
+import { SET_CONNECTED_LUA } from './lua/set-connected.js';
 import { SET_ROLE_LUA } from './lua/set-role.js';
 import { TOUCH_ROOM_LUA } from './lua/touch-room.js';
 import { ROOM_SCRIPT_KEY_COUNT } from './redis-keys.js';
@@ -24,6 +25,7 @@ export interface RoomScripts {
   gmsCommitState: RoomScript;
   gmsTouchRoom: RoomScript;
   gmsAdoptMember: RoomScript;
+  gmsSetConnected: RoomScript;
 }
 
 const SOURCES: Record<keyof RoomScripts, string> = {
@@ -35,6 +37,7 @@ const SOURCES: Record<keyof RoomScripts, string> = {
   gmsCommitState: COMMIT_STATE_LUA,
   gmsTouchRoom: TOUCH_ROOM_LUA,
   gmsAdoptMember: ADOPT_MEMBER_LUA,
+  gmsSetConnected: SET_CONNECTED_LUA,
 };
 
 /**

@@ -148,6 +148,17 @@ export interface RoomStore {
   join(request: JoinRequest): Promise<JoinOutcome>;
   /** undefined when the user was not a member. */
   leave(roomId: string, userId: string, now: number): Promise<LeaveOutcome | undefined>;
+  /**
+   * Marks a member connected or not (its connection dropped and its seat is held, or it came
+   * back); answers the member and the room as they are now, or undefined when it is no member
+   * (or the room is gone). Touches nothing else.
+   */
+  setConnected(
+    roomId: string,
+    userId: string,
+    connected: boolean,
+    now: number,
+  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined>;
   /** ROOM_NOT_FOUND; undefined when the user is not a member. */
   roleOf(roomId: string, userId: string): Promise<Role | undefined>;
   /**

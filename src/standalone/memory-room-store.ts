@@ -11,6 +11,7 @@ import {
   ErrorCode,
   ROLE_RANK,
   type Role,
+  type RoomInfo,
   type RoomState,
   type RoomUser,
 } from '../protocol/protocol.js';
@@ -173,6 +174,22 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       return Promise.resolve(undefined);
     }
     return Promise.resolve(this.removeMember(room, userId, now));
+  }
+
+  setConnected(
+    roomId: string,
+    userId: string,
+    connected: boolean,
+    now: number,
+  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined> {
+    const member = this.rooms.get(roomId)?.members.get(userId);
+    if (!member) {
+      return Promise.resolve(undefined);
+    }
+    member.connected = connected;
+    member.lastSeen = now;
+    const room = this.rooms.get(roomId) as StoredRoom;
+    return Promise.resolve({ user: { ...member }, roomInfo: this.roomInfo(room) });
   }
 
   roleOf(roomId: string, userId: string): Promise<Role | undefined> {

@@ -98,6 +98,36 @@ export function describeRoomStoreContract(
     const userIds = async (roomId: string, userId: string) =>
       (await store.join(joinRequest(roomId, userId))).roomInfo.users.map((user) => user.id);
 
+    describe('setConnected', () => {
+      it('marks a member not connected and back, keeping its role, and answers the room', async () => {
+        await store.join(joinRequest('r', 'alice'));
+        await store.join(joinRequest('r', 'bob', { avatar: { color: '#ff0000' } }));
+        const dropped = await store.setConnected('r', 'bob', false, T0 + 5);
+        expect(dropped?.user).toEqual({
+          id: 'bob',
+          name: 'bob',
+          role: 'editor',
+          avatar: { color: '#ff0000' },
+          connected: false,
+          lastSeen: T0 + 5,
+        });
+        expect(dropped?.roomInfo.users.map((user) => [user.id, user.connected])).toEqual([
+          ['alice', true],
+          ['bob', false],
+        ]);
+        const back = await store.setConnected('r', 'bob', true, T0 + 9);
+        expect(back?.user).toMatchObject({ role: 'editor', connected: true, lastSeen: T0 + 9 });
+        expect(back?.roomInfo.state.version).toBe(0);
+        expect(await roleOf('r', 'bob')).toBe('editor');
+      });
+
+      it('answers undefined for a user who is no member, or a room that is gone', async () => {
+        await store.join(joinRequest('r', 'alice'));
+        expect(await store.setConnected('r', 'bob', false, T0)).toBeUndefined();
+        expect(await store.setConnected('nowhere', 'alice', false, T0)).toBeUndefined();
+      });
+    });
+
     describe('create', () => {
       it('creates an empty room with the initial state', async () => {
         await store.create({ roomId: 'r1', config: config({ name: 'One' }), createdAt: T0 }, 10);

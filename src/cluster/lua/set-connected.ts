@@ -1,0 +1,28 @@
+import { PRELUDE_LUA } from './prelude.js';
+
+/**
+ * setConnected: a member's connection dropped with its seat held, or came back. ARGV[3] userId,
+ * [4] 'true' | 'false', [5] now. The profile JSON ends with `"connected":…,"lastSeen":…}`
+ * (member-record.ts writes it in that order), so it changes without decoding the JSON. Answers
+ * {'OK', 0, createdAt, state JSON, member records...} like the join, or {'NONE'}.
+ */
+export const SET_CONNECTED_LUA =
+  PRELUDE_LUA +
+  String.raw`
+local user_id, connected, now = ARGV[3], ARGV[4], ARGV[5]
+local record = redis.call('HGET', members_key, user_id)
+if not record then
+  return { 'NONE' }
+end
+local updated, count = string.gsub(record, '"connected":%a+,"lastSeen":%d+}$',
+  '"connected":' .. connected .. ',"lastSeen":' .. now .. '}')
+if count ~= 1 then
+  return redis.error_reply('Malformed member record of ' .. user_id)
+end
+redis.call('HSET', members_key, user_id, updated)
+local reply = { 'OK', 0, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key) }
+for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
+  reply[#reply + 1] = redis.call('HGET', members_key, member_id)
+end
+return reply
+`;
