@@ -48,6 +48,12 @@ export function toAppConfig(env: EnvironmentVariables) {
     emptyRoomTtlMs: env.EMPTY_ROOM_TTL_MS,
     roomTimeoutMs: env.ROOM_TIMEOUT_MS,
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
+    resume: {
+      // The seat is held in this process only: a cluster does not hold seats yet (see docs).
+      graceMs: env.REDIS_URL ? 0 : env.RECONNECT_GRACE_MS,
+      historyEvents: env.RESUME_HISTORY_EVENTS,
+      historyMs: env.RESUME_HISTORY_MS,
+    },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     perMessageDeflate: env.PER_MESSAGE_DEFLATE,
     ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),

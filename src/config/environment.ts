@@ -115,6 +115,15 @@ export class EnvironmentVariables {
   @Type(() => Number) @Min(0) @IsInt() EMPTY_ROOM_TTL_MS = 30_000;
   @Type(() => Number) @Min(1000) @IsInt() ROOM_TIMEOUT_MS = 86_400_000;
   @Type(() => Number) @Min(50) @IsInt() HEARTBEAT_INTERVAL_MS = 30_000;
+  /**
+   * How long a member whose connection dropped (no close frame, dead heartbeat) keeps its seat,
+   * shown as `connected: false`, for a `resume`; 0: it leaves at once.
+   */
+  @Type(() => Number) @Max(3_600_000) @Min(0) @IsInt() RECONNECT_GRACE_MS = 30_000;
+  /** Most events kept per room for a `resume` to replay. */
+  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RESUME_HISTORY_EVENTS = 512;
+  /** The oldest event kept for a `resume` to replay, in ms. */
+  @Type(() => Number) @Max(3_600_000) @Min(0) @IsInt() RESUME_HISTORY_MS = 120_000;
   @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { BusModule } from '../bus/bus.module.js';
+import { ResumeModule } from '../resume/resume.module.js';
 import { RoomsModule } from '../rooms/rooms.module.js';
 import { StateModule } from '../state/state.module.js';
 import { UsersModule } from '../users/users.module.js';
@@ -13,7 +14,7 @@ import { Senders } from './senders.js';
  */
 @Global()
 @Module({
-  imports: [BusModule, RoomsModule, StateModule, UsersModule],
+  imports: [BusModule, ResumeModule, RoomsModule, StateModule, UsersModule],
   providers: [MultiplayerGateway, Senders, RequestHooks],
   exports: [Senders, BusModule, RoomsModule, UsersModule],
 })

@@ -44,7 +44,9 @@ import { RefreshTokenDto } from './dto/refresh-token.dto.js';
 import { SendMessageDto } from './dto/send-message.dto.js';
 import { SetRoleDto } from './dto/set-role.dto.js';
 import { UpdateStateDto } from './dto/update-state.dto.js';
+import { ResumeDto } from './dto/resume.dto.js';
 import { RequestHooks } from './request-hooks.js';
+import { ResumeService } from '../resume/resume.service.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
 import { Senders } from './senders.js';
 import { ProtocolExceptionFilter } from './protocol-exception.filter.js';
@@ -70,6 +72,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     private readonly replies: Replies,
     private readonly auth: AuthService,
     private readonly expiry: SessionExpiryService,
+    private readonly resume: ResumeService,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
@@ -81,27 +84,80 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       socket.close(CloseCode.InternalError, CloseReason.InternalError);
       return;
     }
-    const userId = identity.userId ?? `user-${randomUUID()}`;
+    const resumeToken = resumeTokenOf(request);
+    const resumedUserId =
+      resumeToken === undefined ? undefined : this.resume.userOfToken(resumeToken, identity.userId);
+    const userId = resumedUserId ?? identity.userId ?? `user-${randomUUID()}`;
     const output = new ClientOutput(socket, request.socket);
-    const { connection } = this.users.connect(userId, socket, output, { ...identity, userId });
-    this.replies.send(connection, { event: ServerEvent.Connected, data: { userId } });
+    const resuming = resumedUserId !== undefined;
+    // A resume takes the seats back itself: an earlier socket still open lets go of them first.
+    const { connection, replaced } = this.users.connect(
+      userId,
+      socket,
+      output,
+      { ...identity, userId },
+      !resuming,
+    );
+    if (resuming) {
+      this.resume.markClaimed(connection);
+      if (replaced) {
+        void this.resume.detach(replaced);
+      }
+    }
+    const token = this.resume.issueToken(userId);
+    this.replies.send(connection, {
+      event: ServerEvent.Connected,
+      data: {
+        userId,
+        ...(token ? { resumeToken: token, reconnectGraceMs: this.config.resume.graceMs } : {}),
+        ...(resumeToken !== undefined ? { resumed: resuming } : {}),
+      },
+    });
     if (identity.expiresAt !== undefined) {
       this.expiry.schedule(connection, identity.expiresAt);
     }
     this.logger.log(`User ${userId} connected${identity.verified ? ' (verified)' : ''}`);
   }
 
-  async handleDisconnect(socket: WebSocket): Promise<void> {
+  /**
+   * A close frame from the client or a close the server started is a leave; a connection that
+   * just dropped (no close frame: code 1006, or a dead heartbeat) keeps its seats for a resume.
+   */
+  // Nest types the second argument as a string; the ws adapter passes the close code.
+  async handleDisconnect(socket: WebSocket, code?: number | string): Promise<void> {
     const connection = this.users.disconnect(socket);
     if (!connection) {
       return;
     }
-    this.logger.log(`User ${connection.userId} disconnected`);
+    const dropped = Number(code) === ABNORMAL_CLOSURE && !connection.closedByServer;
+    this.logger.log(`User ${connection.userId} ${dropped ? 'dropped' : 'disconnected'}`);
     try {
+      if (dropped && this.resume.enabled) {
+        await this.resume.detach(connection);
+        return;
+      }
       await this.rooms.leaveAll(connection);
+      await this.resume.end(connection.userId);
     } catch (error) {
       this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
     }
+  }
+
+  /** After a dropped connection: the seats back, then what was missed (docs/resume.md). */
+  @SubscribeMessage(ClientAction.Resume)
+  async resumeSession(
+    @ConnectedSocket() socket: WebSocket,
+    @MessageBody(validated) body: ResumeDto,
+  ): Promise<void> {
+    if (!this.resume.enabled) {
+      throw new ProtocolError(ErrorCode.ResumeFailed, 'Resume is off (RECONNECT_GRACE_MS=0)');
+    }
+    await this.resume.resume(
+      this.connectionOf(socket),
+      body.token,
+      body.rooms ?? [],
+      body.requestId,
+    );
   }
 
   @SubscribeMessage(ClientAction.CreateRoom)
@@ -283,6 +339,19 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   private connectionOf(socket: WebSocket): Connection {
     return this.senders.of(socket);
   }
+}
+
+/** The close code `ws` reports when the connection ended without a close frame. */
+const ABNORMAL_CLOSURE = 1006;
+
+/** The `?resume=` token of an upgrade, if any (at most one, a sane length: checked on use). */
+function resumeTokenOf(request: IncomingMessage): string | undefined {
+  const query = request.url?.split('?')[1];
+  if (query === undefined) {
+    return undefined;
+  }
+  const token = new URLSearchParams(query).get('resume');
+  return token !== null && /^[A-Za-z0-9_-]{1,128}$/.test(token) ? token : undefined;
 }
 
 /** A verified user's rooms count against the user; anyone else's against the address. */

@@ -14,6 +14,8 @@ export const ClientAction = {
   DeleteRoom: 'delete_room',
   /** AUTH_MODE=jwt: a fresh token for the same `sub` extends the session past the old `exp`. */
   RefreshToken: 'refresh_token',
+  /** After a dropped connection: take the seat back and get what was missed (docs/resume.md). */
+  Resume: 'resume',
 } as const;
 export type ClientAction = (typeof ClientAction)[keyof typeof ClientAction];
 
@@ -32,6 +34,7 @@ export const ServerEvent = {
   Kicked: 'kicked',
   RoomDeleted: 'room_deleted',
   TokenRefreshed: 'token_refreshed',
+  Resumed: 'resumed',
   Error: 'error',
 } as const;
 export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
@@ -64,6 +67,8 @@ export const ErrorCode = {
   RateLimited: 'RATE_LIMITED',
   /** AUTH_MODE=jwt: the token was refused (refresh_token). */
   InvalidToken: 'INVALID_TOKEN',
+  /** `resume`: the token is unknown, expired, already used, or not this user's: join again. */
+  ResumeFailed: 'RESUME_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -167,7 +172,26 @@ export interface RoomInfo {
   users: RoomUser[];
   state: RoomState;
   createdAt: number;
+  /** The room's history: changes when it is lost (a restart). Absent when resume is off. */
+  epoch?: string;
+  /** The `seq` of the room's last event this snapshot includes. Absent when resume is off. */
+  seq?: number;
 }
+
+/** What a resuming client says it has of one room. */
+export interface ResumePosition {
+  roomId: string;
+  epoch?: string;
+  lastSeq?: number;
+}
+
+/**
+ * One room of a `resumed` reply: either the missed events follow in order (recovered), or the
+ * snapshot replaces what the client had.
+ */
+export type ResumedRoom =
+  | { roomId: string; recovered: true; epoch: string; seq: number }
+  | { roomId: string; recovered: false; roomInfo: RoomInfo };
 
 /** The application message type of avatar poses: the throwaway hot-path traffic by default. */
 export const POSE_UPDATE = 'pose_update';
@@ -194,14 +218,18 @@ export type RoomDeletedReason = 'deleted' | 'idle_timeout';
 
 /** Every server event and its payload: `send` helpers are typed against this map. */
 export interface ServerEventMap {
-  connected: { userId: string };
+  /**
+   * `resumeToken` (RECONNECT_GRACE_MS > 0): keep it to `resume` after a dropped connection; a new
+   * one comes with every connect. `resumed`: whether the upgrade's `?resume=` token was taken.
+   */
+  connected: { userId: string; resumeToken?: string; reconnectGraceMs?: number; resumed?: boolean };
   room_created: { requestId?: string; roomId: string };
   room_joined: { requestId?: string; roomInfo: RoomInfo };
   room_left: { requestId?: string; roomId: string };
-  user_joined: { roomId: string; user: RoomUser };
-  user_left: { requestId?: string; roomId: string; userId: string };
-  user_updated: { requestId?: string; roomId: string; user: RoomUser };
-  message: { roomId?: string; message: AppMessage; senderId: string };
+  user_joined: { roomId: string; user: RoomUser; seq?: number };
+  user_left: { requestId?: string; roomId: string; userId: string; seq?: number };
+  user_updated: { requestId?: string; roomId: string; user: RoomUser; seq?: number };
+  message: { roomId?: string; message: AppMessage; senderId: string; seq?: number };
   pong: { requestId?: string; serverTime: number };
   state_updated: {
     requestId?: string;
@@ -210,12 +238,15 @@ export interface ServerEventMap {
     patch?: StatePatch;
     ops?: StateOp[];
     updatedBy: string;
+    seq?: number;
   };
   state: { requestId?: string; roomId: string; version: number; state: RoomState };
-  kicked: { roomId: string; requestId?: string };
-  room_deleted: { requestId?: string; roomId: string; reason: RoomDeletedReason };
+  kicked: { roomId: string; requestId?: string; seq?: number };
+  room_deleted: { requestId?: string; roomId: string; reason: RoomDeletedReason; seq?: number };
   /** The session now ends at `expiresAt` (ms since the epoch). */
   token_refreshed: { requestId?: string; expiresAt: number };
+  /** The rooms taken back (each followed by its missed events when recovered) and those lost. */
+  resumed: { requestId?: string; rooms: ResumedRoom[]; lost: string[] };
   error: ErrorPayload;
 }
 

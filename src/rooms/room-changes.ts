@@ -1,4 +1,10 @@
-import type { RoomInfo, RoomUser, StateOp, StatePatch } from '../protocol/protocol.js';
+import type {
+  ResumePosition,
+  RoomInfo,
+  RoomUser,
+  StateOp,
+  StatePatch,
+} from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import type { BufferedEvent } from '../users/local-membership.js';
 
@@ -41,6 +47,20 @@ export type RoomChange =
       readonly announce?: boolean;
     }
   | {
+      /** A member's connection dropped (its seat is held) or came back: `user.connected`. */
+      readonly kind: 'member_updated';
+      readonly roomId: string;
+      readonly user: RoomUser;
+    }
+  | {
+      /** A client that dropped took its seats back (`resume`): the reply, then what it missed. */
+      readonly kind: 'member_resumed';
+      readonly origin: RequestOrigin;
+      readonly seats: readonly ResumedSeat[];
+      /** Rooms it asked for whose seats are gone (the grace ran out, a kick, a deleted room). */
+      readonly lost: readonly string[];
+    }
+  | {
       /** The kicked member's own notice, before its membership ends. */
       readonly kind: 'member_kicked';
       readonly roomId: string;
@@ -71,6 +91,18 @@ export type RoomChange =
       readonly ops?: StateOp[];
       readonly origin: RequestOrigin;
     };
+
+/** One seat taken back by a resume, its local membership completed in the same step. */
+export interface ResumedSeat {
+  readonly roomId: string;
+  /** The room when the seat was taken back, and the member (connected again). */
+  readonly roomInfo: RoomInfo;
+  readonly user: RoomUser;
+  /** What the client said it has of the room, if anything. */
+  readonly from?: ResumePosition;
+  /** Events that reached the seat while it was being taken back. */
+  readonly held: readonly BufferedEvent[];
+}
 
 /** Turns committed room changes into events and replies; resolves once they are delivered. */
 export interface RoomChangeDelivery {

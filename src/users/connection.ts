@@ -18,6 +18,8 @@ export class Connection {
   /** Cleared on every heartbeat tick; the client's pong sets it again. */
   alive = true;
   readonly connectedAt = Date.now();
+  /** Set once the server started closing it: its close is then no dropped connection. */
+  closedByServer = false;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
 
@@ -44,6 +46,7 @@ export class Connection {
 
   /** Closes the client after writing what is already queued for it. */
   close(code: number, reason: string): void {
+    this.closedByServer = true;
     this.output.flush();
     this.output.close(code, reason);
   }

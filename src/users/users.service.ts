@@ -20,6 +20,8 @@ export class UsersService {
   private readonly logger = new Logger(UsersService.name);
   private readonly byUserId = new Map<string, Connection>();
   private readonly byHandle = new WeakMap<object, Connection>();
+  /** Users whose connection dropped and whose seats are held for a resume. */
+  private readonly held = new Set<string>();
   readonly membership = new LocalMembership();
   private readonly connectListeners: Array<(connection: Connection) => void> = [];
 
@@ -31,8 +33,16 @@ export class UsersService {
   /**
    * @param handle the transport's object for this client; see Connection.
    * @param identity who the upgrade said this is; see Connection.
+   * @param takeRooms false: an earlier connection of the user keeps its rooms (a resume detaches
+   *   them and takes them back itself); default: they move to this one.
    */
-  connect(userId: string, handle: object, output: ClientLink, identity?: Identity): ConnectResult {
+  connect(
+    userId: string,
+    handle: object,
+    output: ClientLink,
+    identity?: Identity,
+    takeRooms = true,
+  ): ConnectResult {
     const connection = new Connection(userId, handle, output, identity);
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
@@ -41,7 +51,9 @@ export class UsersService {
       connection.alive = true;
     });
     if (replaced) {
-      this.membership.transfer(replaced, connection);
+      if (takeRooms) {
+        this.membership.transfer(replaced, connection);
+      }
       this.byHandle.delete(replaced.handle);
       replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
       this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
@@ -68,6 +80,23 @@ export class UsersService {
   /** Whether this is still its client's connection here: not closed, not replaced. */
   isCurrent(connection: Connection): boolean {
     return this.byHandle.get(connection.handle) === connection && connection.output.isOpen();
+  }
+
+  /** The user's connection dropped; its seats are held until it resumes or the grace ends. */
+  hold(userId: string): void {
+    this.held.add(userId);
+  }
+
+  release(userId: string): void {
+    this.held.delete(userId);
+  }
+
+  isHeld(userId: string): boolean {
+    return this.held.has(userId);
+  }
+
+  heldCount(): number {
+    return this.held.size;
   }
 
   connectionOf(handle: object): Connection | undefined {

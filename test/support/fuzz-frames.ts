@@ -372,6 +372,13 @@ export class FrameGenerator {
         return { action, requestId, roomId, targetUserId: peer };
       case ClientAction.RefreshToken:
         return { action, requestId, token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln' };
+      case ClientAction.Resume:
+        return {
+          action,
+          requestId,
+          token: rng.chance(0.5) ? 'x'.repeat(rng.int(1, 64)) : undefined,
+          rooms: [{ roomId, epoch: 'e'.repeat(rng.int(1, 16)), lastSeq: rng.int(0, 1000) }],
+        };
       case 'unknown':
         return { action: rng.pick(UNKNOWN_ACTIONS), requestId, roomId };
     }

@@ -12,6 +12,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** false: do not answer ws pings (a dead client, for heartbeat tests). */
   autoPong?: boolean;
+  /** A `resumeToken` from an earlier `connected`: `?resume=` on the upgrade. */
+  resume?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -25,6 +27,8 @@ export class TestClient {
   private readonly waiters: Array<() => void> = [];
   private requestCounter = 0;
   userId = '';
+  /** The `connected` event this client got. */
+  connected?: ServerEventMap['connected'];
   closeCode?: number;
   closeReason?: string;
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -54,6 +58,9 @@ export class TestClient {
     if (options.apiKey !== undefined) {
       url.searchParams.set('apiKey', options.apiKey);
     }
+    if (options.resume !== undefined) {
+      url.searchParams.set('resume', options.resume);
+    }
     const socket = new WebSocket(url, {
       headers: options.headers,
       autoPong: options.autoPong ?? true,
@@ -61,6 +68,7 @@ export class TestClient {
     const client = new TestClient(socket);
     const connected = await client.next('connected');
     client.userId = connected.userId;
+    client.connected = connected;
     return client;
   }
 

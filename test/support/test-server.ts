@@ -27,7 +27,14 @@ export async function startTestServer(
 ): Promise<TestServer> {
   // Each server gets its own DATA_DIR, so persistent rooms of one test never show up in another.
   const dataDir = env.DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'gms-test-data-')));
-  const config = loadAppConfig({ LOG_LEVEL: 'error', ...env, DATA_DIR: dataDir });
+  // Resume off unless a test turns it on: the suites that predate it assert exact payloads
+  // (without `seq`) and that a dropped socket leaves at once; test/resume.e2e-spec.ts covers it.
+  const config = loadAppConfig({
+    LOG_LEVEL: 'error',
+    RECONNECT_GRACE_MS: '0',
+    ...env,
+    DATA_DIR: dataDir,
+  });
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoot({ ...options, config })],
   }).compile();

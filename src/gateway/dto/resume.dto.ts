@@ -1,0 +1,38 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateNested,
+} from 'class-validator';
+import { IsProtocolId, OptionalRequestId } from './validators.js';
+
+/** What the client has of one room: the epoch and last `seq` of its room_joined or events. */
+export class ResumePositionDto {
+  @IsProtocolId() roomId: string;
+  @IsOptional() @MaxLength(64) @IsString() epoch?: string;
+  @IsOptional() @Max(Number.MAX_SAFE_INTEGER) @Min(0) @IsInt() lastSeq?: number;
+}
+
+export class ResumeDto {
+  @OptionalRequestId() requestId?: string;
+  /** Not needed when the upgrade carried it (`?resume=`). */
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_-]{1,128}$/, { message: 'token must be a resumeToken' })
+  @IsString()
+  token?: string;
+  @IsOptional()
+  @IsArray()
+  @ArrayMaxSize(100)
+  @ValidateNested({ each: true })
+  @IsObject({ each: true, message: 'each of rooms must be an object' })
+  @Type(() => ResumePositionDto)
+  rooms?: ResumePositionDto[];
+}

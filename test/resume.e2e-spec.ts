@@ -1,0 +1,270 @@
+import type { ResumedRoom, ServerEventMap } from '../src/protocol/protocol.js';
+import { replyOf, useTestServer } from './support/fixtures.js';
+import { delay, withTimeout, type Received, type TestClient } from './support/test-client.js';
+
+const GRACE_MS = 1500;
+
+/** Drops a client's connection without a close frame, as a lost network does. */
+async function drop(client: TestClient): Promise<void> {
+  client.socket.terminate();
+  await client.waitForClose();
+}
+
+/** Waits until `count` events arrived (not consuming them), then returns them in order. */
+async function received(client: TestClient, count: number, what: string): Promise<Received[]> {
+  await withTimeout(
+    (async () => {
+      while (client.received.length < count) {
+        await delay(10);
+      }
+    })(),
+    2000,
+    what,
+  );
+  return client.received.splice(0);
+}
+
+describe('resume after a dropped connection', () => {
+  const { connect, start } = useTestServer({
+    env: { RECONNECT_GRACE_MS: String(GRACE_MS) },
+    lazy: true,
+  });
+
+  /** alice hosts `gallery`, bob is an editor in it; every join event consumed. */
+  const pair = async () => {
+    const alice = await connect('alice');
+    const bob = await connect('bob');
+    await alice.join('gallery');
+    const bobJoined = await bob.join('gallery', { userInfo: { role: 'editor' } });
+    await alice.next('user_joined');
+    return { alice, bob, bobJoined };
+  };
+
+  it('gives every connect a fresh resume token and the grace time', async () => {
+    const alice = await connect('alice');
+    const again = await connect('alice');
+    expect(alice.connected?.resumeToken).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+    expect(again.connected?.resumeToken).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+    expect(again.connected?.resumeToken).not.toBe(alice.connected?.resumeToken);
+    expect(again.connected?.reconnectGraceMs).toBe(GRACE_MS);
+  });
+
+  it('numbers room events and gives the joiner the epoch and seq of its snapshot', async () => {
+    const { alice, bobJoined } = await pair();
+    expect(bobJoined.epoch).toMatch(/^[0-9a-f]{16}$/);
+    expect(bobJoined.seq).toBeGreaterThanOrEqual(1);
+    alice.request('update_state', {
+      roomId: 'gallery',
+      baseVersion: 0,
+      patch: { sceneLoaded: true },
+    });
+    const update = await alice.next('state_updated');
+    expect(update.seq).toBe((bobJoined.seq ?? 0) + 2);
+  });
+
+  it('replays exactly the missed events, once and in order, with the same role', async () => {
+    const { alice, bob, bobJoined } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    alice.request('update_state', {
+      roomId: 'gallery',
+      baseVersion: 0,
+      patch: { sceneUrl: 'a.glb' },
+    });
+    const lastSeq = (await bob.next('state_updated')).seq as number;
+
+    await drop(bob);
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', role: 'editor', connected: false },
+    });
+    // What bob misses: a state change, a chat message, a direct message, a pose, a new member.
+    const updateId = alice.request('update_state', {
+      roomId: 'gallery',
+      baseVersion: 1,
+      patch: { sceneUrl: 'b.glb' },
+    });
+    expect((await alice.reply(updateId)).event).toBe('state_updated');
+    alice.broadcast('gallery', { type: 'chat', data: { text: 'hello' } });
+    alice.broadcast('gallery', { type: 'pose_update', data: { position: [1, 2, 3] } });
+    const directId = alice.request('send_message', {
+      targetUserId: 'bob',
+      message: { type: 'note', data: { text: 'for bob' } },
+    });
+    const carol = await connect('carol');
+    await carol.join('gallery');
+    await alice.next('user_joined');
+    await delay(50);
+    const directReplies = alice.received.filter(
+      (message) => (message.data as { requestId?: string }).requestId === directId,
+    );
+    expect(directReplies).toEqual([]);
+
+    const bob2 = await connect('bob', { resume: token });
+    expect(bob2.connected).toMatchObject({ userId: 'bob', resumed: true });
+    const resumeId = bob2.request('resume', {
+      rooms: [{ roomId: 'gallery', epoch: bobJoined.epoch, lastSeq }],
+    });
+    const [reply, ...missed] = await received(bob2, 5, 'the resumed reply and 4 missed events');
+    expect(reply).toEqual({
+      event: 'resumed',
+      data: {
+        requestId: resumeId,
+        rooms: [
+          { roomId: 'gallery', recovered: true, epoch: bobJoined.epoch, seq: expect.any(Number) },
+        ],
+        lost: [],
+      },
+    });
+    expect(missed.map(({ event }) => event)).toEqual([
+      'state_updated',
+      'message',
+      'message',
+      'user_joined',
+    ]);
+    expect(missed[0].data).toMatchObject({ version: 2, patch: { sceneUrl: 'b.glb' } });
+    expect(missed[1].data).toMatchObject({ message: { type: 'chat' } });
+    expect(missed[2].data).toMatchObject({ message: { type: 'note' }, senderId: 'alice' });
+    expect(missed[3].data).toMatchObject({ user: { id: 'carol' } });
+    const seqs = missed.map(({ data }) => (data as { seq: number }).seq);
+    // Only its own user_updated (connected: false) is not replayed to it: it was not for it.
+    expect(seqs[0]).toBe(lastSeq + 2);
+    expect(seqs.slice(1).map((seq, index) => seq - seqs[index])).toEqual([1, 1, 1]);
+    const resumed = reply.data as ServerEventMap['resumed'];
+    expect((resumed.rooms[0] as ResumedRoom & { seq: number }).seq).toBe(seqs[seqs.length - 1]);
+
+    // The others see bob back, with the role it had; nothing is sent twice.
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', role: 'editor', connected: true },
+    });
+    await bob2.expectNothing(200);
+    const ownUpdate = bob2.request('update_state', {
+      roomId: 'gallery',
+      baseVersion: 2,
+      patch: { sceneLoaded: true },
+    });
+    expect(await replyOf(bob2, ownUpdate, 'state_updated')).toMatchObject({ version: 3 });
+  });
+
+  it('leaves for good when the grace runs out: user_left, and a new host', async () => {
+    const { alice, bob } = await pair();
+    const token = alice.connected?.resumeToken as string;
+    await drop(alice);
+    expect(await bob.next('user_updated')).toMatchObject({
+      user: { id: 'alice', role: 'host', connected: false },
+    });
+    // The seat is held: alice is still host during the grace.
+    await bob.expectNothing(GRACE_MS - 300);
+    expect(await bob.next('user_left', GRACE_MS)).toMatchObject({ userId: 'alice' });
+    expect(await bob.next('user_updated')).toMatchObject({ user: { id: 'bob', role: 'host' } });
+
+    const late = await connect('alice', { resume: token });
+    expect(late.connected?.resumed).toBe(false);
+    const resumeId = late.request('resume', { token, rooms: [{ roomId: 'gallery' }] });
+    expect(await late.error(resumeId)).toMatchObject({ code: 'RESUME_FAILED' });
+  });
+
+  it('sends a snapshot instead when the history cannot cover the gap', async () => {
+    await start({ RECONNECT_GRACE_MS: String(GRACE_MS), RESUME_HISTORY_EVENTS: '2' });
+    const { alice, bob, bobJoined } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    await alice.next('user_updated');
+    for (let version = 1; version <= 3; version++) {
+      const id = alice.request('update_state', {
+        roomId: 'gallery',
+        baseVersion: version - 1,
+        patch: { sceneUrl: `${version}.glb` },
+      });
+      const reply = await alice.reply(id);
+      expect(reply.data).toMatchObject({ version });
+    }
+    const bob2 = await connect('bob', { resume: token });
+    const resumeId = bob2.request('resume', {
+      rooms: [{ roomId: 'gallery', epoch: bobJoined.epoch, lastSeq: bobJoined.seq }],
+    });
+    const resumedReply = await bob2.reply(resumeId);
+    expect(resumedReply.event).toBe('resumed');
+    const resumed = resumedReply.data as ServerEventMap['resumed'];
+    expect(resumed.rooms).toEqual([
+      {
+        roomId: 'gallery',
+        recovered: false,
+        roomInfo: expect.objectContaining({
+          epoch: bobJoined.epoch,
+          state: expect.objectContaining({ version: 3, sceneUrl: '3.glb' }),
+          users: [
+            expect.objectContaining({ id: 'alice', role: 'host', connected: true }),
+            expect.objectContaining({ id: 'bob', role: 'editor', connected: true }),
+          ],
+        }),
+      },
+    ]);
+    await bob2.expectNothing(150, 'state_updated');
+  });
+
+  it('sends a snapshot for a room whose epoch changed (its history was lost)', async () => {
+    const { alice, bob } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    await alice.next('user_updated');
+    const bob2 = await connect('bob');
+    const resumeId = bob2.request('resume', {
+      token,
+      rooms: [{ roomId: 'gallery', epoch: 'an-old-epoch', lastSeq: 3 }, { roomId: 'elsewhere' }],
+    });
+    const resumed = await replyOf(bob2, resumeId, 'resumed');
+    expect(resumed.rooms).toEqual([
+      expect.objectContaining({ roomId: 'gallery', recovered: false }),
+    ]);
+    expect(resumed.lost).toEqual(['elsewhere']);
+  });
+
+  it('treats a close frame as a leave, at once', async () => {
+    const { alice, bob } = await pair();
+    bob.close();
+    expect(await alice.next('user_left')).toMatchObject({ userId: 'bob' });
+    expect(alice.received.filter((message) => message.event === 'user_updated')).toEqual([]);
+  });
+
+  it('closes a socket still open with 4000 when its resume arrives, and ignores its late close', async () => {
+    const { alice, bob } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    const bob2 = await connect('bob', { resume: token });
+    expect((await bob.waitForClose()).code).toBe(4000);
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    const resumeId = bob2.request('resume', { rooms: [{ roomId: 'gallery' }] });
+    const resumed = await replyOf(bob2, resumeId, 'resumed');
+    expect(resumed.rooms).toEqual([expect.objectContaining({ roomId: 'gallery' })]);
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    await alice.expectNothing(200, 'user_left');
+  });
+
+  it("refuses an unknown token, and another user's", async () => {
+    const { alice, bob } = await pair();
+    const unknownId = bob.request('resume', { token: 'not-a-token' });
+    expect(await bob.error(unknownId)).toMatchObject({
+      code: 'RESUME_FAILED',
+      requestId: unknownId,
+    });
+    const aliceToken = alice.connected?.resumeToken as string;
+    await drop(alice);
+    const stolenId = bob.request('resume', { token: aliceToken });
+    expect(await bob.error(stolenId)).toMatchObject({ code: 'RESUME_FAILED' });
+    // A verified-looking upgrade for bob cannot take alice's token either.
+    const mallory = await connect('bob', { resume: aliceToken });
+    expect(mallory.connected).toMatchObject({ userId: 'bob', resumed: false });
+  });
+
+  it('with RECONNECT_GRACE_MS=0, a drop is a leave and nothing is numbered', async () => {
+    await start({ RECONNECT_GRACE_MS: '0' });
+    const { alice, bob, bobJoined } = await pair();
+    expect(bob.connected).not.toHaveProperty('resumeToken');
+    expect(bobJoined).not.toHaveProperty('seq');
+    await drop(bob);
+    const left = await alice.next('user_left');
+    expect(left).toEqual({ roomId: 'gallery', userId: 'bob' });
+  });
+});
