@@ -7,6 +7,7 @@ import { RoomsModule } from '../rooms/rooms.module.js';
 import { UsersModule } from '../users/users.module.js';
 import { CLUSTER_COORDINATOR } from './cluster-coordinator.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { CommitReplies } from './commit-replies.js';
 import { InstancePresenceService } from './instance-presence.service.js';
 import { connectCluster } from './redis-connection.js';
 import { RedisRecoveryService } from './redis-recovery.service.js';
@@ -30,13 +31,15 @@ import { SessionTakeoverService } from './session-takeover.service.js';
       inject: [appConfig.KEY],
       useFactory: (config: AppConfig): Promise<Cluster> => connectCluster(config),
     },
+    CommitReplies,
     {
       provide: RedisRoomStore,
-      inject: [CLUSTER],
-      useFactory: (cluster: Cluster) =>
+      inject: [CLUSTER, CommitReplies],
+      useFactory: (cluster: Cluster, commitReplies: CommitReplies) =>
         new RedisRoomStore(cluster.publisher, {
           keyPrefix: cluster.keyPrefix,
           instanceId: cluster.instanceId,
+          commitReplies,
         }),
     },
     { provide: ROOM_STORE, useExisting: RedisRoomStore },

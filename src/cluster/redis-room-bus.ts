@@ -7,6 +7,7 @@ import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { CommitReplies } from './commit-replies.js';
 import { fromRedisError, storeUnavailable } from './store-unavailable.js';
 import {
   decodeEnvelope,
@@ -42,6 +43,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     private readonly fanout: Fanout,
     private readonly users: UsersService,
     private readonly replies: Replies,
+    private readonly commitReplies: CommitReplies,
     @Inject(CLUSTER) private readonly cluster: Cluster,
   ) {}
 
@@ -188,6 +190,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
 
   /** The echo of a state update committed here: members and the actor get it now, in order. */
   private receiveOwnCommit(roomId: string, envelope: RoomEnvelope): void {
+    if (!this.commitReplies.echoIsReply(envelope.commitId)) {
+      // The request was answered with an error (the store's answer was lost), but the change is
+      // real: the actor gets it like any member, without the requestId, and no caller awaits it.
+      this.deliver(roomId, { ...envelope, except: null });
+      return;
+    }
     const key = committedKey(roomId, envelope.message);
     const seen = this.commits.get(key);
     if (seen === 'fell-back') {

@@ -520,6 +520,8 @@ describe('RedisRoomStore in Redis', () => {
           origin: 'instance-a',
           except: 'alice',
           to: null,
+          // Tells the origin's bus which of its commits this is (CommitReplies).
+          commitId: expect.any(String) as string,
           message: {
             event: 'state_updated',
             data: {

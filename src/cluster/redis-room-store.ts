@@ -29,6 +29,7 @@ import {
   type StateChangePublish,
 } from '../rooms/room-store.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
+import { CommitReplies } from './commit-replies.js';
 import { decodeMember, encodeProfile } from './member-record.js';
 import { RedisKeys } from './redis-keys.js';
 import { encodeEnvelope, roomChannel, type RoomEnvelope } from './room-envelope.js';
@@ -40,6 +41,8 @@ export interface RedisRoomStoreOptions {
   keyPrefix: string;
   /** This instance, recorded on the members it joins (for presence cleanup). */
   instanceId: string;
+  /** Shared with this instance's bus, which hears the echoes of its commits. */
+  commitReplies?: CommitReplies;
 }
 
 /**
@@ -70,6 +73,7 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
   private readonly keys: RedisKeys;
   private readonly scripts: RoomScripts;
   private readonly instanceId: string;
+  private readonly commitReplies: CommitReplies;
   private readonly initialState = JSON.stringify(initialRoomState());
   /** Set while touch is failing, so an outage is logged once rather than per broadcast. */
   private touchFailing = false;
@@ -85,6 +89,7 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     }
     this.keys = new RedisKeys(options.keyPrefix);
     this.instanceId = options.instanceId;
+    this.commitReplies = options.commitReplies ?? new CommitReplies();
     this.scripts = defineRoomScripts(redis);
   }
 
@@ -284,7 +289,8 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
    * Compare-and-set on the version, linearizable across instances: reads the state, applies the
    * change in TypeScript, and commits only if nothing changed in between (else reads again).
    * With `publish`, the commit also publishes `state_updated` (no requestId, except the actor)
-   * on the room's channel; the actor's reply is the caller's to send.
+   * on the room's channel; the actor's reply is the caller's to send. A commit whose answer is
+   * lost after its echo came counts as done, the echo having answered the actor (CommitReplies).
    */
   async applyStateChange(
     roomId: string,
@@ -302,19 +308,21 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
       }
       const state = JSON.parse(json) as RoomState;
       const next = applyStateChange(state, change, maxStateBytes);
-      const envelope = publish ? this.stateEnvelope(roomId, change, next.version, publish) : '';
-      const [status] = await this.run(
-        this.scripts.gmsCommitState(
-          ...this.head(roomId),
-          epoch,
-          state.version,
-          next.version,
-          JSON.stringify(next),
-          Date.now(),
-          roomChannel(this.keys.prefix, roomId),
-          envelope,
-        ),
+      const commitId = publish ? this.commitReplies.open() : undefined;
+      const envelope = publish
+        ? this.stateEnvelope(roomId, change, next.version, publish, commitId)
+        : '';
+      const commit = this.scripts.gmsCommitState(
+        ...this.head(roomId),
+        epoch,
+        state.version,
+        next.version,
+        JSON.stringify(next),
+        Date.now(),
+        roomChannel(this.keys.prefix, roomId),
+        envelope,
       );
+      const status = await this.settleCommit(commit, commitId);
       if (status === 'OK') {
         return next.version;
       }
@@ -490,11 +498,32 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return [...this.keys.scriptKeys(roomId), this.keys.prefix, roomId];
   }
 
+  /**
+   * The commit script's status. When its answer is lost (UNAVAILABLE) after its echo already
+   * gave the actor its reply, the commit happened: 'OK', so that the request has one outcome.
+   */
+  private async settleCommit(commit: Promise<ScriptReply>, commitId?: string): Promise<string> {
+    let status: string;
+    try {
+      [status] = await this.run(commit);
+    } catch (error) {
+      if (commitId !== undefined && this.commitReplies.answerLost(commitId)) {
+        return 'OK';
+      }
+      throw error;
+    }
+    if (commitId !== undefined) {
+      this.commitReplies.answered(commitId);
+    }
+    return status;
+  }
+
   private stateEnvelope(
     roomId: string,
     change: StateChange,
     version: number,
     publish: StateChangePublish,
+    commitId?: string,
   ): string {
     // The same data StateService sends; the actor's requestId travels beside it, for its reply.
     const message: ServerMessage<typeof ServerEvent.StateUpdated> = {
@@ -512,6 +541,7 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
       except: publish.actorUserId,
       to: null,
       ...(publish.requestId !== undefined ? { requestId: publish.requestId } : {}),
+      ...(commitId !== undefined ? { commitId } : {}),
       message,
     };
     return encodeEnvelope(envelope);

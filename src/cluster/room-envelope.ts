@@ -14,6 +14,8 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
   to: string | null;
   /** A committed state update: the actor's requestId, for its reply on the origin instance. */
   requestId?: string;
+  /** A committed state update: its id on the origin instance (CommitReplies). */
+  commitId?: string;
   message: ServerMessage<E>;
 }
 
@@ -45,6 +47,7 @@ export function decodeEnvelope(payload: string): RoomEnvelope {
     except: envelope.except ?? null,
     to: envelope.to ?? null,
     ...(typeof envelope.requestId === 'string' ? { requestId: envelope.requestId } : {}),
+    ...(typeof envelope.commitId === 'string' ? { commitId: envelope.commitId } : {}),
     message: envelope.message,
   };
 }
