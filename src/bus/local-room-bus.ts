@@ -82,6 +82,9 @@ export class LocalRoomBus implements RoomBus {
   /** The listener is never needed: on one instance, the room service makes every change itself. */
   onMembershipEnded(): void {}
 
+  /** Never needed: on one instance nothing is missed between the bus and the sockets. */
+  onResyncNeeded(): void {}
+
   watch(): Promise<void> {
     return Promise.resolve();
   }

@@ -5,6 +5,9 @@ export const ROOM_BUS = Symbol('ROOM_BUS');
 /** A room ended here by another instance: deleted (no userId), or a member here kicked. */
 export type MembershipEndedListener = (roomId: string, userId?: string) => void;
 
+/** This instance may have missed events of a room: its members here need the store's view. */
+export type ResyncListener = (roomId: string) => void;
+
 /**
  * Delivers room events to the members of a room wherever they are connected. The local
  * implementation reaches this instance's sockets; a clustered one also relays through Redis.
@@ -69,4 +72,11 @@ export interface RoomBus {
    * memberships. A single-instance bus never calls it.
    */
   onMembershipEnded(listener: MembershipEndedListener): void;
+
+  /**
+   * Who to tell when this instance may have missed events of a room (a gap in the room's
+   * envelope numbers, a subscriber that reconnected): the room service, which resyncs the room's
+   * members here. A single-instance bus never calls it.
+   */
+  onResyncNeeded(listener: ResyncListener): void;
 }

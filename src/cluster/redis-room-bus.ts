@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
-import type { MembershipEndedListener, RoomBus } from '../bus/room-bus.js';
+import type { MembershipEndedListener, ResyncListener, RoomBus } from '../bus/room-bus.js';
 import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
@@ -11,6 +11,8 @@ import { CommitReplies } from './commit-replies.js';
 import { fromRedisError, storeUnavailable } from './store-unavailable.js';
 import {
   decodeEnvelope,
+  envelopeSeqKey,
+  NUMBERED_ENVELOPE_LUA,
   roomChannel,
   roomIdOfChannel,
   type RoomEnvelope,
@@ -37,6 +39,11 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private readonly watched = new Map<string, Promise<void>>();
   private publishFailing = false;
   private membershipEnded: MembershipEndedListener = () => undefined;
+  private resyncNeeded: ResyncListener = () => undefined;
+  /** The last envelope number heard per watched room, to see a missed one. */
+  private readonly lastSeq = new Map<string, number>();
+  /** Set while the subscriber is disconnected: what was published meanwhile is lost to us. */
+  private subscriberLost = false;
 
   constructor(
     private readonly local: LocalDelivery,
@@ -57,6 +64,14 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       }
     });
     this.users.membership.onRoomUnused = (roomId) => this.unwatch(roomId);
+    this.cluster.publisher.defineCommand('gmsPublishNumbered', {
+      numberOfKeys: 1,
+      lua: NUMBERED_ENVELOPE_LUA,
+    });
+    this.cluster.subscriber.on('close', () => {
+      this.subscriberLost = true;
+    });
+    this.cluster.subscriber.on('ready', () => this.subscriberBack());
   }
 
   publish<E extends ServerEvent>(
@@ -67,7 +82,11 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   ): void {
     const frame = toOutgoingFrame(message, throwaway);
     this.local.toRoom(roomId, message, frame, exceptUserId);
-    this.send(roomId, envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json));
+    this.send(
+      roomId,
+      envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json),
+      !throwaway,
+    );
   }
 
   publishWithReply<E extends ServerEvent>(
@@ -123,12 +142,17 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     this.send(
       roomId,
       envelopeJson(this.cluster.instanceId, undefined, userId, JSON.stringify(message)),
+      true,
     );
     return true;
   }
 
   onMembershipEnded(listener: MembershipEndedListener): void {
     this.membershipEnded = listener;
+  }
+
+  onResyncNeeded(listener: ResyncListener): void {
+    this.resyncNeeded = listener;
   }
 
   /** Fails with UNAVAILABLE at once while the subscriber is down, or within 1.5 s. */
@@ -154,13 +178,23 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     if (!this.watched.delete(roomId)) {
       return;
     }
+    this.lastSeq.delete(roomId);
     this.cluster.subscriber.unsubscribe(this.channelOf(roomId)).catch(() => {
       // Harmless: receive() ignores the channels of rooms that are not watched.
     });
   }
 
-  private send(roomId: string, payload: string): void {
-    this.cluster.publisher.publish(this.channelOf(roomId), payload).then(
+  /** `numbered`: every envelope but throwaway ones, so that receivers can see a missed one. */
+  private send(roomId: string, payload: string, numbered: boolean): void {
+    const channel = this.channelOf(roomId);
+    const published = numbered
+      ? (this.cluster.publisher as unknown as NumberedPublisher).gmsPublishNumbered(
+          envelopeSeqKey(this.cluster.keyPrefix, roomId),
+          channel,
+          payload,
+        )
+      : this.cluster.publisher.publish(channel, payload);
+    published.then(
       () => this.publishRecovered(),
       (error: unknown) => this.publishFailed(error),
     );
@@ -177,6 +211,9 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     } catch {
       this.logger.warn(`Ignoring a malformed message on ${channel}`);
       return;
+    }
+    if (envelope.seq !== undefined) {
+      this.checkSequence(roomId, envelope.seq);
     }
     if (envelope.origin !== this.cluster.instanceId) {
       this.deliver(roomId, envelope);
@@ -256,6 +293,36 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
   }
 
+  /**
+   * Envelope numbers are consecutive per room; a jump means this instance missed envelopes (a
+   * `kicked`, a `room_deleted`...), a fall that the counter started over (Redis lost it): either
+   * way the room's members here are brought up to date from the store.
+   */
+  private checkSequence(roomId: string, seq: number): void {
+    const last = this.lastSeq.get(roomId);
+    this.lastSeq.set(roomId, seq);
+    if (last === undefined || seq === last + 1) {
+      return;
+    }
+    this.logger.warn(`Room ${roomId}: envelopes ${last + 1}..${seq - 1} missed; resyncing`);
+    this.resyncNeeded(roomId);
+  }
+
+  /** The subscriber reconnected: every watched room may have missed envelopes meanwhile. */
+  private subscriberBack(): void {
+    if (!this.subscriberLost) {
+      return;
+    }
+    this.subscriberLost = false;
+    this.lastSeq.clear();
+    // ioredis subscribes the channels again as it gets ready: resync once that went out.
+    setTimeout(() => {
+      for (const roomId of this.watched.keys()) {
+        this.resyncNeeded(roomId);
+      }
+    }, RESUBSCRIBE_SETTLE_MS).unref();
+  }
+
   private isThrowaway(message: ServerMessage): boolean {
     if (message.event !== ServerEvent.Message) {
       return false;
@@ -280,6 +347,14 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       this.logger.log('Publishing to Redis again');
     }
   }
+}
+
+/** How long after the subscriber is back its rooms are resynced: its channels are subscribed. */
+const RESUBSCRIBE_SETTLE_MS = 200;
+
+/** The numbered publish (NUMBERED_ENVELOPE_LUA), defined on the publisher at init. */
+interface NumberedPublisher {
+  gmsPublishNumbered(seqKey: string, channel: string, envelope: string): Promise<number>;
 }
 
 /** A join waits this long for its room's subscription before it fails with UNAVAILABLE. */

@@ -522,6 +522,8 @@ describe('RedisRoomStore in Redis', () => {
           to: null,
           // Tells the origin's bus which of its commits this is (CommitReplies).
           commitId: expect.any(String) as string,
+          // The room's first numbered envelope: Redis numbers them (see checkSequence).
+          seq: 1,
           message: {
             event: 'state_updated',
             data: {

@@ -17,6 +17,28 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
   /** A committed state update: its id on the origin instance (CommitReplies). */
   commitId?: string;
   message: ServerMessage<E>;
+  /**
+   * The room's envelope number (every envelope but throwaway ones): consecutive on the room's
+   * channel, so a gap means this instance missed one. Written by Redis (NUMBERED_ENVELOPE_LUA).
+   */
+  seq?: number;
+}
+
+/**
+ * Publishes an envelope (KEYS[1] the room's `envseq` counter, ARGV[1] the channel, ARGV[2] the
+ * envelope JSON) with the room's next number as `seq`, counted by Redis so that every instance
+ * numbers from one counter. The counter lives a day past the room's last numbered envelope.
+ */
+export const NUMBERED_ENVELOPE_LUA = String.raw`
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+redis.call('PUBLISH', ARGV[1], string.sub(ARGV[2], 1, -2) .. ',"seq":' .. seq .. '}')
+return seq
+`;
+
+/** `<prefix>{<roomId>}:envseq`: the counter behind the room's envelope numbers. */
+export function envelopeSeqKey(keyPrefix: string, roomId: string): string {
+  return `${keyPrefix}{${roomId}}:envseq`;
 }
 
 /** `<prefix>{<roomId>}:events`: the room's hash tag, like its keys (redis-keys.ts). */
@@ -47,6 +69,7 @@ export function decodeEnvelope(payload: string): RoomEnvelope {
     except: envelope.except ?? null,
     to: envelope.to ?? null,
     ...(typeof envelope.requestId === 'string' ? { requestId: envelope.requestId } : {}),
+    ...(typeof envelope.seq === 'number' ? { seq: envelope.seq } : {}),
     ...(typeof envelope.commitId === 'string' ? { commitId: envelope.commitId } : {}),
     message: envelope.message,
   };

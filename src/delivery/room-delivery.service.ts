@@ -50,6 +50,14 @@ export class RoomDelivery implements RoomChangeDelivery {
         return;
       case 'member_resumed':
         return this.memberResumed(change);
+      case 'member_resynced':
+        this.replies.send(
+          change.connection,
+          change.roomInfo
+            ? { event: ServerEvent.RoomJoined, data: { roomInfo: change.roomInfo } }
+            : { event: ServerEvent.RoomLeft, data: { roomId: change.roomId } },
+        );
+        return;
       case 'member_kicked':
         this.bus.sendToMember(change.roomId, change.userId, {
           event: ServerEvent.Kicked,

@@ -61,6 +61,16 @@ export type RoomChange =
       readonly lost: readonly string[];
     }
   | {
+      /**
+       * This instance may have missed events of the room: a member here gets the store's view
+       * (`roomInfo`: a fresh `room_joined`), or `room_left` when it is no member any more.
+       */
+      readonly kind: 'member_resynced';
+      readonly roomId: string;
+      readonly connection: Connection;
+      readonly roomInfo?: RoomInfo;
+    }
+  | {
       /** The kicked member's own notice, before its membership ends. */
       readonly kind: 'member_kicked';
       readonly roomId: string;

@@ -68,6 +68,8 @@ class RecordingBus implements RoomBus {
     return true;
   }
 
+  onResyncNeeded() {}
+
   watch() {
     return Promise.resolve();
   }

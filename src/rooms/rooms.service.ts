@@ -74,6 +74,7 @@ export class RoomsService {
     private readonly events: RoomEvents,
   ) {
     this.bus.onMembershipEnded((roomId, userId) => this.endLocalMembership(roomId, userId));
+    this.bus.onResyncNeeded((roomId) => void this.resyncLocalMembers(roomId));
   }
 
   async create(command: CreateRoomCommand): Promise<string> {
@@ -321,6 +322,33 @@ export class RoomsService {
       this.users.membership.removeRoom(room.roomId);
       this.logger.log(`Room ${room.roomId} deleted (${room.reason})`);
       this.events.emit('room.deleted', { roomId: room.roomId, reason: room.reason });
+    }
+  }
+
+  /**
+   * This instance may have missed events of the room (see RoomBus.onResyncNeeded): each member
+   * here gets the room as the store has it, or `room_left` when the store no longer lists it.
+   */
+  async resyncLocalMembers(roomId: string): Promise<void> {
+    const members = this.users.membership.members(roomId);
+    for (const connection of members ? [...members] : []) {
+      try {
+        // Marking it connected changes nothing: it is, here. The answer is the room as it is.
+        const seat = await this.store.setConnected(roomId, connection.userId, true, Date.now());
+        if (!connection.rooms.has(roomId)) {
+          continue;
+        }
+        if (!seat) {
+          this.users.membership.remove(connection, roomId);
+          this.deliver({ kind: 'member_resynced', roomId, connection });
+          continue;
+        }
+        connection.stateVersions.set(roomId, seat.roomInfo.state.version);
+        connection.profiles.set(roomId, seat.user);
+        this.deliver({ kind: 'member_resynced', roomId, connection, roomInfo: seat.roomInfo });
+      } catch (error) {
+        this.logger.warn(`Could not resync ${connection.userId} in ${roomId}: ${String(error)}`);
+      }
     }
   }
 

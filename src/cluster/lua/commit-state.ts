@@ -26,7 +26,7 @@ redis.call('SET', state_key, ARGV[6])
 redis.call('HSET', meta_key, 'version', ARGV[5])
 mark_activity(ARGV[7])
 if ARGV[9] ~= '' then
-  redis.call('PUBLISH', ARGV[8], ARGV[9])
+  publish_numbered(ARGV[8], ARGV[9])
 end
 return { 'OK' }
 `;

@@ -71,6 +71,16 @@ local function with_role(record, role)
   return role .. '\n' .. instance_id .. '\n' .. profile
 end
 
+-- Publishes a room envelope (JSON ending in '}') with the room's next envelope number as its
+-- "seq", so that an instance that misses one (a subscriber reconnect, an output-buffer limit)
+-- sees the gap. Keep in step with room-envelope.ts NUMBERED_ENVELOPE_LUA.
+local function publish_numbered(channel, envelope)
+  local seq_key_of_room = prefix .. '{' .. room_id .. '}:envseq'
+  local seq = redis.call('INCR', seq_key_of_room)
+  redis.call('PEXPIRE', seq_key_of_room, 86400000)
+  redis.call('PUBLISH', channel, string.sub(envelope, 1, -2) .. ',"seq":' .. seq .. '}')
+end
+
 local function is_persistent()
   return redis.call('HGET', meta_key, 'persistent') == '1'
 end
