@@ -203,14 +203,6 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     });
   }
 
-  /** A member whose session moved to this instance belongs here now; false: not a member. */
-  async adopt(roomId: string, userId: string): Promise<boolean> {
-    const [status] = await this.run(
-      this.scripts.gmsAdoptMember(...this.head(roomId), userId, this.instanceId),
-    );
-    return status === 'OK';
-  }
-
   /** The rooms a user is a member of, wherever it joined them (in join order). */
   roomsOf(userId: string): Promise<string[]> {
     return this.run(this.redis.zrange(this.keys.userRooms(userId), 0, '-1'));

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import { ADOPT_MEMBER_LUA } from './lua/adopt-member.js';
 import { COMMIT_STATE_LUA } from './lua/commit-state.js';
 import { CREATE_ROOM_LUA } from './lua/create-room.js';
 import { DELETE_ROOM_LUA } from './lua/delete-room.js';
@@ -24,7 +23,6 @@ export interface RoomScripts {
   gmsDeleteRoom: RoomScript;
   gmsCommitState: RoomScript;
   gmsTouchRoom: RoomScript;
-  gmsAdoptMember: RoomScript;
   gmsSetConnected: RoomScript;
 }
 
@@ -36,7 +34,6 @@ const SOURCES: Record<keyof RoomScripts, string> = {
   gmsDeleteRoom: DELETE_ROOM_LUA,
   gmsCommitState: COMMIT_STATE_LUA,
   gmsTouchRoom: TOUCH_ROOM_LUA,
-  gmsAdoptMember: ADOPT_MEMBER_LUA,
   gmsSetConnected: SET_CONNECTED_LUA,
 };
 

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import { roleCapOf } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
@@ -23,7 +24,7 @@ export class SessionTakeoverService implements OnModuleInit {
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster,
     private readonly store: RedisRoomStore,
-    @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    private readonly rooms: RoomsService,
     private readonly users: UsersService,
   ) {}
 
@@ -38,26 +39,36 @@ export class SessionTakeoverService implements OnModuleInit {
     this.users.onConnect((connection) => void this.takeOver(connection));
   }
 
-  /** Tells the other instances, then makes this socket a member of the user's rooms here. */
+  /**
+   * Tells the other instances, then makes this socket a member of the user's rooms here through
+   * the normal join path: events of the room published meanwhile are held back for it, the
+   * connection's room cap applies, and it gets each room's `room_joined` (without requestId).
+   */
   private async takeOver(connection: Connection): Promise<void> {
     const { publisher, instanceId } = this.cluster;
     const notice: SessionNotice = { userId: connection.userId, origin: instanceId };
+    let roomIds: string[];
     try {
       await publisher.publish(this.channel(), JSON.stringify(notice));
-      for (const roomId of await this.store.roomsOf(connection.userId)) {
-        if (
-          connection.rooms.has(roomId) ||
-          this.users.connectionOf(connection.handle) !== connection
-        ) {
-          continue;
-        }
-        await this.bus.watch(roomId);
-        if (await this.store.adopt(roomId, connection.userId)) {
-          this.users.membership.completeJoin(connection, roomId);
-        }
-      }
+      roomIds = await this.store.roomsOf(connection.userId);
     } catch (error) {
       this.logger.warn(`Could not take over the rooms of ${connection.userId}: ${String(error)}`);
+      return;
+    }
+    for (const roomId of roomIds) {
+      if (connection.rooms.has(roomId) || !this.users.isCurrent(connection)) {
+        continue;
+      }
+      try {
+        await this.rooms.join(connection, {
+          roomId,
+          mayCreateRoom: false,
+          maxRole: roleCapOf(connection.identity, roomId),
+          takeOver: true,
+        });
+      } catch (error) {
+        this.logger.warn(`Could not take over ${connection.userId} in ${roomId}: ${String(error)}`);
+      }
     }
   }
 

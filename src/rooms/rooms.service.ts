@@ -54,6 +54,11 @@ export interface JoinRoomCommand {
   mayCreateRoom?: boolean;
   /** The owner a room created by this join counts against. */
   owner?: RoomOwner;
+  /**
+   * Taking over a membership on record (the user's session moved here from another instance):
+   * it is answered as it is, without the admission checks, and moves to this instance.
+   */
+  takeOver?: boolean;
 }
 
 /**
@@ -144,6 +149,7 @@ export class RoomsService {
         ...(command.mayCreateRoom === false ? { mayCreate: false } : {}),
         ...(quota ? { quota } : {}),
         maxRooms: this.config.maxRooms,
+        ...(command.takeOver ? { restore: true } : {}),
       });
     } catch (error) {
       membership.abortJoin(connection, roomId);

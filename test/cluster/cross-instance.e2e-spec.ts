@@ -1,5 +1,7 @@
+import { jest } from '@jest/globals';
+import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
 import { statsRooms, useTestCluster, waitFor } from '../support/cluster.js';
-import type { TestClient } from '../support/test-client.js';
+import { delay, type TestClient } from '../support/test-client.js';
 
 const ROOM = 'shared';
 
@@ -178,6 +180,10 @@ describe('cluster: members on different instances share a room', () => {
       const replaced = alice.waitForClose(3000);
       const aliceOnB = await fixture.connect(1, 'alice');
       expect(await replaced).toEqual({ code: 4000, reason: 'Session replaced' });
+      // The new socket gets the room through the normal join path: its snapshot, no requestId.
+      expect(await aliceOnB.next('room_joined', 3000)).toEqual({
+        roomInfo: expect.objectContaining({ roomId: ROOM }) as unknown,
+      });
 
       // Without joining again, the new socket is in the room, as host.
       bob.broadcast(ROOM, { type: 'chat', data: { text: 'still there?' } });
@@ -217,6 +223,32 @@ describe('cluster: members on different instances share a room', () => {
       );
       // Once the old socket is gone, alice's membership is not taken away by it, late.
       await bob.expectNothing(300, 'user_left');
+    });
+
+    it('holds back what the room says while the new socket takes the membership over', async () => {
+      const { alice, bob } = await threeMembers();
+      // Instance B's store answers slowly, so the room speaks while the takeover is under way.
+      const store = fixture.servers[1].app.get(RedisRoomStore);
+      const join = store.join.bind(store);
+      let takeoverStarted!: () => void;
+      const started = new Promise<void>((resolve) => (takeoverStarted = resolve));
+      jest.spyOn(store, 'join').mockImplementation(async (request) => {
+        takeoverStarted();
+        await delay(300);
+        return join(request);
+      });
+      const replaced = alice.waitForClose(3000);
+      const aliceOnB = await fixture.connect(1, 'alice');
+      await replaced;
+      await started;
+      bob.broadcast(ROOM, { type: 'chat', data: { text: 'during the takeover' } });
+
+      expect(await aliceOnB.next('room_joined', 3000)).toMatchObject({
+        roomInfo: { roomId: ROOM },
+      });
+      expect(await aliceOnB.next('message', 3000)).toMatchObject({
+        message: { data: { text: 'during the takeover' } },
+      });
     });
   });
 });
