@@ -15,6 +15,8 @@ import type {
   ClusterTotals,
 } from './cluster-coordinator.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { RedisKeys } from './redis-keys.js';
+import { RedisRecoveryService } from './redis-recovery.service.js';
 import { RedisRoomStore } from './redis-room-store.js';
 
 /** What an instance reports about itself in its presence key, for cluster-wide /stats. */
@@ -30,14 +32,23 @@ interface InstanceReport {
  * listed in `P instances`. Every instance sweeps that list; the first to remove a dead instance
  * from it (SREM answers 1 to one caller) removes its members from their rooms and tells the rooms,
  * so ghosts are gone within PRESENCE_TTL_MS. On shutdown an instance removes its own at once.
+ *
+ * The beat has a timer of its own, so a slow sweep never delays it. An instance taken for dead
+ * anyway (its process stalled past its alive key) finds out at its next beat: Redis lists fewer
+ * memberships for it than its live sockets hold, or no longer lists it. It then registers the
+ * missing ones again (RedisRecoveryService), and their rooms are told they joined.
  */
 @Injectable()
 export class InstancePresenceService
   implements ClusterCoordinator, OnApplicationBootstrap, BeforeApplicationShutdown
 {
   private readonly logger = new Logger(InstancePresenceService.name);
-  private timer?: NodeJS.Timeout;
-  private ticking = false;
+  private beatTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+  /** Each of these runs one at a time: a slow one is not stacked upon. */
+  private beating = false;
+  private sweeping = false;
+  private registeringSwept = false;
   /** Set while refreshing fails, so an outage is logged once, not every tick. */
   private failing = false;
   /**
@@ -45,6 +56,7 @@ export class InstancePresenceService
    * its presence, or survivors would take each other's live members for ghosts.
    */
   private sweepNotBefore = 0;
+  private readonly keys: RedisKeys;
 
   /** Readiness needs Redis: without it this instance cannot admit anyone to a room. */
   readonly dependencies: readonly ClusterDependency[] = [
@@ -58,17 +70,24 @@ export class InstancePresenceService
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
     private readonly fanout: Fanout,
-  ) {}
+    private readonly recovery: RedisRecoveryService,
+  ) {
+    this.keys = new RedisKeys(cluster.keyPrefix);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.beat().catch((error: unknown) => this.warn('register', error));
-    this.timer = setInterval(() => void this.tick(), this.config.presenceTtlMs / 6);
-    this.timer.unref();
+    const interval = this.config.presenceTtlMs / 6;
+    this.beatTimer = setInterval(() => void this.renew(), interval);
+    this.beatTimer.unref();
+    this.sweepTimer = setInterval(() => void this.sweepIfDue(), interval);
+    this.sweepTimer.unref();
   }
 
   /** After ShutdownService has closed the sockets: whoever is still here leaves now. */
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
+    clearInterval(this.beatTimer);
+    clearInterval(this.sweepTimer);
     for (const connection of [...this.users.all()]) {
       this.users.disconnect(connection.handle);
       await this.rooms.leaveAll(connection).catch((error: unknown) => this.warn('leave', error));
@@ -103,20 +122,20 @@ export class InstancePresenceService
     return totals;
   }
 
-  private async tick(): Promise<void> {
-    if (this.ticking) {
+  private async renew(): Promise<void> {
+    if (this.beating) {
       return;
     }
-    this.ticking = true;
+    this.beating = true;
     try {
-      await this.beat();
+      const swept = await this.beat();
       if (this.failing) {
         this.failing = false;
         this.sweepNotBefore = Date.now() + this.config.presenceTtlMs / 2;
         this.logger.log('Presence refreshed again');
       }
-      if (Date.now() >= this.sweepNotBefore) {
-        await this.sweep();
+      if (swept) {
+        void this.registerSwept();
       }
     } catch (error) {
       if (!this.failing) {
@@ -124,17 +143,21 @@ export class InstancePresenceService
         this.warn('refresh', error);
       }
     } finally {
-      this.ticking = false;
+      this.beating = false;
     }
   }
 
-  private async beat(): Promise<void> {
+  /**
+   * Renews this instance's presence. True when it looks swept: Redis did not list it, or lists
+   * fewer memberships for it than its live sockets hold (another instance removed them).
+   */
+  private async beat(): Promise<boolean> {
     const { publisher, instanceId } = this.cluster;
     const report: InstanceReport = {
       connections: this.users.count(),
       droppedMessages: this.fanout.droppedMessages(),
     };
-    await publisher
+    const replies = await publisher
       .multi()
       .set(
         this.aliveKey(instanceId),
@@ -143,7 +166,49 @@ export class InstancePresenceService
         Math.ceil(this.config.presenceTtlMs / 2),
       )
       .sadd(this.instancesKey(), instanceId)
+      .scard(this.keys.instanceMembers(instanceId))
       .exec();
+    const added = replies?.[1]?.[1];
+    const onRecord = Number(replies?.[2]?.[1]);
+    return added === 1 || onRecord < this.liveMemberships();
+  }
+
+  /** Memberships of this instance's sockets (joins still pending not counted). */
+  private liveMemberships(): number {
+    let count = 0;
+    for (const connection of this.users.all()) {
+      count += connection.rooms.size;
+    }
+    return count;
+  }
+
+  /** Runs beside the beats: a slow one must not hold the presence up. */
+  private async registerSwept(): Promise<void> {
+    if (this.registeringSwept) {
+      return;
+    }
+    this.registeringSwept = true;
+    try {
+      await this.recovery.registerSweptMembers();
+    } catch (error) {
+      this.warn('register swept members', error);
+    } finally {
+      this.registeringSwept = false;
+    }
+  }
+
+  private async sweepIfDue(): Promise<void> {
+    if (this.sweeping || this.failing || Date.now() < this.sweepNotBefore) {
+      return;
+    }
+    this.sweeping = true;
+    try {
+      await this.sweep();
+    } catch (error) {
+      this.warn('sweep', error);
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private async sweep(): Promise<void> {

@@ -1,9 +1,14 @@
 import { roleCapOf } from '../auth/identity.js';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { ErrorCode } from '../protocol/protocol.js';
+import type { JoinOutcome } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
+import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
+import { RedisKeys } from './redis-keys.js';
 import { RedisRoomStore } from './redis-room-store.js';
 
 /**
@@ -11,11 +16,16 @@ import { RedisRoomStore } from './redis-room-store.js';
  * Redis that came back empty (restarted without persistence) knows every room and member that
  * is still connected, without clients reconnecting. A member still on record is left as it is;
  * one whose socket closed during the outage is removed, and its rooms are told.
+ *
+ * The same for an instance another one took for dead (a stall past its alive key) and removed
+ * the members of: those of its live sockets come back, and their rooms get `user_joined`.
  */
 @Injectable()
 export class RedisRecoveryService implements OnModuleInit {
   private readonly logger = new Logger(RedisRecoveryService.name);
   private wasDown = false;
+  /** Set while registering everything after an outage, which covers swept members too. */
+  private recovering = false;
 
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster,
@@ -39,35 +49,20 @@ export class RedisRecoveryService implements OnModuleInit {
   }
 
   async registerLiveMembers(): Promise<void> {
+    this.recovering = true;
+    try {
+      await this.registerAllAgain();
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  private async registerAllAgain(): Promise<void> {
     let registered = 0;
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
-        const profile = connection.profiles.get(roomId);
-        const maxRole = roleCapOf(connection.identity, roomId);
-        try {
-          // A member still on record stays as it is; one Redis lost is admitted again with the
-          // cap its token gives it. A room Redis lost comes back without a password or an owner.
-          await this.store.join({
-            roomId,
-            userId: connection.userId,
-            name: profile?.name ?? connection.userId,
-            avatar: profile?.avatar,
-            requestedRole: profile?.role,
-            ...(maxRole ? { maxRole } : {}),
-            restore: true,
-            now: Date.now(),
-            configForNewRoom: {
-              maxUsers: this.config.maxUsersPerRoom,
-              persistent: false,
-              defaultRole: 'editor',
-            },
-            maxRooms: this.config.maxRooms,
-          });
+        if (await this.register(connection, roomId)) {
           registered++;
-        } catch (error) {
-          this.logger.warn(
-            `Could not register ${connection.userId} in ${roomId} again: ${String(error)}`,
-          );
         }
       }
     }
@@ -79,6 +74,112 @@ export class RedisRecoveryService implements OnModuleInit {
       `Redis is back: ${registered} membership(s) of live sockets registered, ` +
         `${removed} that ended during the outage removed`,
     );
+  }
+
+  /**
+   * Registers again the memberships of live sockets that another instance removed, taking this
+   * one for dead (see InstancePresenceService), and tells their rooms they joined again: the
+   * rooms were told they left. Answers how many came back.
+   */
+  async registerSweptMembers(): Promise<number> {
+    if (this.recovering) {
+      // Nobody was told these left; the next beat looks again once this is done.
+      return 0;
+    }
+    const onRecord = new Set(
+      (await this.store.membersOf(this.cluster.instanceId)).map(({ roomId, userId }) =>
+        RedisKeys.instanceMember(roomId, userId),
+      ),
+    );
+    let returned = 0;
+    for (const connection of [...this.users.all()]) {
+      for (const roomId of [...connection.rooms]) {
+        if (onRecord.has(RedisKeys.instanceMember(roomId, connection.userId))) {
+          continue;
+        }
+        if (await this.registerSwept(connection, roomId)) {
+          returned++;
+        }
+      }
+    }
+    if (returned > 0) {
+      this.logger.warn(
+        `Taken for dead by another instance: ${returned} membership(s) of live sockets registered again`,
+      );
+    }
+    return returned;
+  }
+
+  /** True when the membership came back and its room was told. */
+  private async registerSwept(connection: Connection, roomId: string): Promise<boolean> {
+    const { userId } = connection;
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      return false;
+    }
+    // On record elsewhere: its session moved to another instance, which owns it now.
+    if (await this.isOnRecord(roomId, userId).catch(() => true)) {
+      return false;
+    }
+    const outcome = await this.register(connection, roomId);
+    if (!outcome || outcome.alreadyMember) {
+      return false;
+    }
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      // It left or closed meanwhile, and nobody was told of its return: take it back.
+      await this.store
+        .leave(roomId, userId, Date.now())
+        .catch((error: unknown) =>
+          this.logger.warn(`Could not undo registering ${userId} in ${roomId}: ${String(error)}`),
+        );
+      return false;
+    }
+    connection.profiles.set(roomId, outcome.user);
+    this.rooms.announceReturn(roomId, outcome.user);
+    return true;
+  }
+
+  private async isOnRecord(roomId: string, userId: string): Promise<boolean> {
+    try {
+      return (await this.store.roleOf(roomId, userId)) !== undefined;
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === ErrorCode.RoomNotFound) {
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Registers a live socket's membership again; undefined (logged) when the store refuses it.
+   * A member still on record stays as it is; one the store lost is admitted again with the cap
+   * its token gives it. A room the store lost comes back without a password or an owner.
+   */
+  private async register(connection: Connection, roomId: string): Promise<JoinOutcome | undefined> {
+    const profile = connection.profiles.get(roomId);
+    const maxRole = roleCapOf(connection.identity, roomId);
+    try {
+      return await this.store.join({
+        roomId,
+        userId: connection.userId,
+        name: profile?.name ?? connection.userId,
+        avatar: profile?.avatar,
+        requestedRole: profile?.role,
+        ...(maxRole ? { maxRole } : {}),
+        restore: true,
+        now: Date.now(),
+        configForNewRoom: {
+          maxUsers: this.config.maxUsersPerRoom,
+          persistent: false,
+          defaultRole: 'editor',
+        },
+        maxRooms: this.config.maxRooms,
+      });
+    } catch (error) {
+      this.logger.warn(
+        `Could not register ${connection.userId} in ${roomId} again: ${String(error)}`,
+      );
+      return undefined;
+    }
   }
 
   /** Members on record for this instance whose socket closed while Redis was away. */

@@ -58,6 +58,13 @@ export class RoomDelivery implements RoomChangeDelivery {
             : { event: ServerEvent.RoomLeft, data: { roomId: change.roomId } },
         );
         return;
+      case 'member_returned':
+        // Every member, itself included: it got the `user_left` of its removal too.
+        this.bus.publish(change.roomId, {
+          event: ServerEvent.UserJoined,
+          data: { roomId: change.roomId, user: change.user },
+        });
+        return;
       case 'member_kicked':
         this.bus.sendToMember(change.roomId, change.userId, {
           event: ServerEvent.Kicked,

@@ -53,6 +53,15 @@ export type RoomChange =
       readonly user: RoomUser;
     }
   | {
+      /**
+       * A member still connected here that another instance removed, taking this one for dead,
+       * is a member again: the room was told it left, so it is told it joined.
+       */
+      readonly kind: 'member_returned';
+      readonly roomId: string;
+      readonly user: RoomUser;
+    }
+  | {
       /** A client that dropped took its seats back (`resume`): the reply, then what it missed. */
       readonly kind: 'member_resumed';
       readonly origin: RequestOrigin;

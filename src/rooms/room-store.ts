@@ -65,7 +65,8 @@ export interface JoinRequest {
   quota?: RoomQuota;
   maxRooms: number;
   /**
-   * Registering a live membership again (after a Redis outage): a member on record is answered
+   * Registering a live membership again (after a Redis outage, or after another instance took
+   * this one for dead): a member on record is answered
    * as it is, without the admission checks and without touching its cap.
    */
   restore?: boolean;

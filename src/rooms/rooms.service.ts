@@ -409,6 +409,15 @@ export class RoomsService {
     }
   }
 
+  /**
+   * A member connected here is on record again after another instance removed it, taking this
+   * one for dead: the room, told it left, is told it joined.
+   */
+  announceReturn(roomId: string, user: RoomUser): void {
+    this.deliver({ kind: 'member_returned', roomId, user });
+    this.events.emit('member.joined', { roomId, user });
+  }
+
   private forgetLocalMember(roomId: string, userId: string): void {
     const connection = this.users.byUser(userId);
     if (connection?.rooms.has(roomId)) {
