@@ -167,7 +167,11 @@ describe('messaging: broadcast, send_message and ping', () => {
         data: { text: 'Hello!', extra: { unknown: [1, { two: 2 }] } },
       };
       alice.request('send_message', { targetUserId: 'bob', message });
-      expect(await bob.next('message')).toStrictEqual({ message, senderId: 'alice' });
+      expect(await bob.next('message')).toStrictEqual({
+        roomId: 'gallery',
+        message,
+        senderId: 'alice',
+      });
       await alice.expectNothing(150);
       await bob.expectNothing(0);
       await carol.expectNothing(0);

@@ -44,7 +44,8 @@ export class RelayService {
       roomId !== undefined &&
       this.bus.sendToMember(roomId, targetUserId, {
         event: ServerEvent.Message,
-        data: { message, senderId: sender.userId },
+        // The room it went through: its `seq` (with resume on) counts in that room.
+        data: { roomId, message, senderId: sender.userId },
       });
     if (!delivered) {
       throw new ProtocolError(

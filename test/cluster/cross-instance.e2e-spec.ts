@@ -67,7 +67,11 @@ describe('cluster: members on different instances share a room', () => {
     const dave = await fixture.connect(1, 'dave'); // connected, but in no room with alice
     const chat = { type: 'chat_message', senderId: 'alice', data: { text: 'psst' } };
     alice.send({ action: 'send_message', targetUserId: 'carol', message: chat });
-    expect(await carol.next('message', 3000)).toEqual({ message: chat, senderId: 'alice' });
+    expect(await carol.next('message', 3000)).toEqual({
+      roomId: ROOM,
+      message: chat,
+      senderId: 'alice',
+    });
 
     const toDave = alice.request('send_message', { targetUserId: 'dave', message: chat });
     expect((await alice.error(toDave, 3000)).code).toBe('USER_NOT_FOUND');
