@@ -122,7 +122,11 @@ describe('resume after a dropped connection', () => {
     ]);
     expect(missed[0].data).toMatchObject({ version: 2, patch: { sceneUrl: 'b.glb' } });
     expect(missed[1].data).toMatchObject({ message: { type: 'chat' } });
-    expect(missed[2].data).toMatchObject({ message: { type: 'note' }, senderId: 'alice' });
+    expect(missed[2].data).toMatchObject({
+      roomId: 'gallery',
+      message: { type: 'note' },
+      senderId: 'alice',
+    });
     expect(missed[3].data).toMatchObject({ user: { id: 'carol' } });
     const seqs = missed.map(({ data }) => (data as { seq: number }).seq);
     // Only its own user_updated (connected: false) is not replayed to it: it was not for it.
@@ -160,6 +164,28 @@ describe('resume after a dropped connection', () => {
     expect(late.connected?.resumed).toBe(false);
     const resumeId = late.request('resume', { token, rooms: [{ roomId: 'gallery' }] });
     expect(await late.error(resumeId)).toMatchObject({ code: 'RESUME_FAILED' });
+  });
+
+  it('takes a held seat back, connected, when the client joins again instead of resuming', async () => {
+    const { alice, bob } = await pair();
+    await drop(bob);
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    const bob2 = await connect('bob');
+    const joined = await bob2.join('gallery');
+    expect(joined.users.find((user) => user.id === 'bob')).toMatchObject({
+      role: 'editor',
+      connected: true,
+    });
+    expect(await alice.next('user_updated')).toMatchObject({
+      user: { id: 'bob', role: 'editor', connected: true },
+    });
+    // The grace running out does not take the seat of the member back in the room.
+    await alice.expectNothing(GRACE_MS + 300, 'user_left');
+    const carol = await connect('carol');
+    const seen = await carol.join('gallery');
+    expect(seen.users.find((user) => user.id === 'bob')).toMatchObject({ connected: true });
   });
 
   it('sends a snapshot instead when the history cannot cover the gap', async () => {

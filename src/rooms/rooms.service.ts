@@ -22,6 +22,7 @@ import {
   type RoomConfig,
   type RoomOwner,
   type RoomQuota,
+  type JoinOutcome,
   type RoomStore,
 } from './room-store.js';
 
@@ -128,7 +129,7 @@ export class RoomsService {
     }
     membership.beginJoin(connection, roomId);
     const now = Date.now();
-    let outcome;
+    let outcome: JoinOutcome;
     try {
       await this.bus.watch(roomId);
       const quota = this.quotaOf(command.owner);
@@ -151,6 +152,9 @@ export class RoomsService {
         maxRooms: this.config.maxRooms,
         ...(command.takeOver ? { restore: true } : {}),
       });
+      if (outcome.alreadyMember && !outcome.user.connected) {
+        outcome = await this.reconnectHeldSeat(roomId, connection.userId, outcome);
+      }
     } catch (error) {
       membership.abortJoin(connection, roomId);
       throw error;
@@ -191,6 +195,23 @@ export class RoomsService {
         role: outcome.user.role,
       });
     }
+  }
+
+  /**
+   * A member whose connection dropped joins again on a new one instead of resuming: its held
+   * seat is its own again, connected, and the room is told.
+   */
+  private async reconnectHeldSeat(
+    roomId: string,
+    userId: string,
+    outcome: JoinOutcome,
+  ): Promise<JoinOutcome> {
+    const seat = await this.store.setConnected(roomId, userId, true, Date.now());
+    if (!seat) {
+      return outcome;
+    }
+    this.deliver({ kind: 'member_updated', roomId, user: seat.user });
+    return { ...outcome, user: seat.user, roomInfo: seat.roomInfo };
   }
 
   async leave(connection: Connection, roomId: string, requestId?: string): Promise<void> {
