@@ -39,8 +39,8 @@ export default {
         '<rootDir>/test/fuzz\\.e2e-spec\\.ts$',
         '<rootDir>/test/process-guards\\.e2e-spec\\.ts$',
         '<rootDir>/test/log-secrets\\.e2e-spec\\.ts$',
-        // Seats are held by the instance the connection dropped from; a cluster does not hold
-        // them yet (RECONNECT_GRACE_MS applies to one instance, see docs/resume.md).
+        // Also takes over a socket still open by its current token, which only its own instance
+        // knows; test/cluster/resume.e2e-spec.ts covers resuming across instances.
         '<rootDir>/test/resume\\.e2e-spec\\.ts$',
       ],
     },

@@ -25,7 +25,7 @@ export interface AppModuleOptions {
 /**
  * The whole server. `forRoot` picks the deployment once, from the settings: ClusterModule
  * (Redis) when REDIS_URL is set, StandaloneModule (memory) otherwise; both provide ROOM_STORE,
- * ROOM_BUS and CLUSTER_COORDINATOR, which is all the other modules know of them.
+ * ROOM_BUS, CLUSTER_COORDINATOR and ROOM_HISTORY, which is all the other modules know of them.
  */
 @Module({})
 export class AppModule {
@@ -35,8 +35,8 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
-        HistoryModule,
-        config.redisUrl ? ClusterModule : StandaloneModule,
+        // Each provides ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR and ROOM_HISTORY.
+        ...(config.redisUrl ? [ClusterModule] : [HistoryModule, StandaloneModule]),
         DeliveryModule,
         ExtensionsModule,
         AuthModule,

@@ -10,6 +10,7 @@ import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplaye
 import { ShutdownService } from './lifecycle/shutdown.service.js';
 import { ConnectionAdmission } from './limits/connection-admission.js';
 import type { ServerMessage } from './protocol/protocol.js';
+import { ResumeService } from './resume/resume.service.js';
 import { UsersService } from './users/users.service.js';
 
 const LEVELS_FROM: Record<LogLevelName, LogLevel[]> = {
@@ -37,6 +38,7 @@ export function configureApp(app: INestApplication): AppConfig {
   const fanout = app.get(Fanout);
   const admission = app.get(ConnectionAdmission);
   const replies = app.get(Replies);
+  const resume = app.get(ResumeService);
 
   const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
@@ -47,7 +49,12 @@ export function configureApp(app: INestApplication): AppConfig {
       return admitted;
     }
     const result = await auth.authenticate(request, admission.addressOf(request));
-    return result.ok ? { ok: true } : result;
+    if (!result.ok) {
+      return result;
+    }
+    // A `?resume=` may name seats held on another instance: looked up before the socket opens.
+    await resume.prepareUpgrade(request, result.identity.userId);
+    return { ok: true };
   };
 
   app.useWebSocketAdapter(

@@ -66,6 +66,55 @@ export class LocalDelivery {
     }
   }
 
+  /**
+   * Who here would get an event of the room now (members and joiners in flight, but
+   * `exceptUserId`): for an event delivered later, once Redis numbered it, to those it was for.
+   */
+  audience(roomId: string, exceptUserId: string | null | undefined): Connection[] {
+    const membership = this.users.membership;
+    const audience: Connection[] = [];
+    for (const member of membership.members(roomId) ?? []) {
+      if (member.userId !== exceptUserId) {
+        audience.push(member);
+      }
+    }
+    for (const joiner of membership.pending(roomId)?.keys() ?? []) {
+      if (joiner.userId !== exceptUserId) {
+        audience.push(joiner);
+      }
+    }
+    return audience;
+  }
+
+  /**
+   * Delivers to an `audience` taken earlier: a joiner still in flight gets it held back, a
+   * connection closed meanwhile nothing.
+   */
+  toAudience<E extends ServerEvent>(
+    roomId: string,
+    audience: readonly Connection[],
+    message: ServerMessage<E>,
+    frame: OutgoingFrame,
+  ): void {
+    const held = this.users.membership.pending(roomId);
+    let dropped = 0;
+    for (const connection of audience) {
+      const joinerHeld = held?.get(connection);
+      if (joinerHeld) {
+        if (joinerHeld.length >= MAX_HELD_EVENTS) {
+          this.fanout.overflow(connection);
+        } else {
+          joinerHeld.push({ event: message.event, data: message.data, frame });
+        }
+      } else if (this.users.isCurrent(connection) && !this.fanout.sendFrame(connection, frame)) {
+        dropped++;
+      }
+    }
+    if (dropped > 0) {
+      this.fanout.countDrops(roomId, dropped);
+    }
+  }
+
   /** Serializes the event once and delivers it here, when anyone here would receive it. */
   publish<E extends ServerEvent>(
     roomId: string,

@@ -1,5 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ROOM_HISTORY, type RoomHistory } from '../history/room-history.js';
+import { Injectable } from '@nestjs/common';
+import { MemoryRoomHistory } from '../history/memory-room-history.js';
 import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 import { LocalDelivery } from './local-delivery.js';
@@ -15,7 +15,7 @@ export class LocalRoomBus implements RoomBus {
   constructor(
     private readonly local: LocalDelivery,
     private readonly users: UsersService,
-    @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
+    private readonly history: MemoryRoomHistory,
   ) {}
 
   publish<E extends ServerEvent>(

@@ -6,13 +6,18 @@ import { ROOM_STORE } from '../rooms/room-store.js';
 import { RoomsModule } from '../rooms/rooms.module.js';
 import { UsersModule } from '../users/users.module.js';
 import { CLUSTER_COORDINATOR } from './cluster-coordinator.js';
-import { CLUSTER, type Cluster } from './cluster.js';
+import { CLUSTER, historyCapOf, type Cluster } from './cluster.js';
 import { CommitReplies } from './commit-replies.js';
 import { InstancePresenceService } from './instance-presence.service.js';
 import { connectCluster } from './redis-connection.js';
 import { RedisRecoveryService } from './redis-recovery.service.js';
 import { RedisRoomBus } from './redis-room-bus.js';
 import { RedisRoomStore } from './redis-room-store.js';
+import { RedisRoomHistory } from './redis-room-history.js';
+import { RedisHeldSessions } from './redis-held-sessions.js';
+import { HELD_SESSIONS } from '../resume/held-sessions.js';
+import { ResumeModule } from '../resume/resume.module.js';
+import { ROOM_HISTORY } from '../history/room-history.js';
 import { SessionTakeoverService } from './session-takeover.service.js';
 
 /**
@@ -24,7 +29,7 @@ import { SessionTakeoverService } from './session-takeover.service.js';
  */
 @Global()
 @Module({
-  imports: [BusModule, UsersModule, RoomsModule],
+  imports: [BusModule, UsersModule, RoomsModule, ResumeModule],
   providers: [
     {
       provide: CLUSTER,
@@ -34,12 +39,13 @@ import { SessionTakeoverService } from './session-takeover.service.js';
     CommitReplies,
     {
       provide: RedisRoomStore,
-      inject: [CLUSTER, CommitReplies],
-      useFactory: (cluster: Cluster, commitReplies: CommitReplies) =>
+      inject: [CLUSTER, CommitReplies, appConfig.KEY],
+      useFactory: (cluster: Cluster, commitReplies: CommitReplies, config: AppConfig) =>
         new RedisRoomStore(cluster.publisher, {
           keyPrefix: cluster.keyPrefix,
           instanceId: cluster.instanceId,
           commitReplies,
+          historyCap: historyCapOf(config),
         }),
     },
     { provide: ROOM_STORE, useExisting: RedisRoomStore },
@@ -49,8 +55,11 @@ import { SessionTakeoverService } from './session-takeover.service.js';
     { provide: CLUSTER_COORDINATOR, useExisting: InstancePresenceService },
     SessionTakeoverService,
     RedisRecoveryService,
+    RedisRoomHistory,
+    { provide: ROOM_HISTORY, useExisting: RedisRoomHistory },
+    { provide: HELD_SESSIONS, useClass: RedisHeldSessions },
   ],
-  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR],
+  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR, ROOM_HISTORY, HELD_SESSIONS],
 })
 export class ClusterModule implements OnApplicationShutdown {
   constructor(@Inject(CLUSTER) private readonly cluster: Cluster) {}

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { AppConfig } from '../config/app.config.js';
 
 export const CLUSTER = Symbol('CLUSTER');
 
@@ -14,4 +15,9 @@ export interface Cluster {
   readonly publisher: Redis;
   /** SUBSCRIBE only: a connection in subscriber mode can run nothing else. */
   readonly subscriber: Redis;
+}
+
+/** Events kept per room in Redis for resuming clients (RESUME_HISTORY_EVENTS); none with resume off. */
+export function historyCapOf(config: AppConfig): number {
+  return config.resume.graceMs > 0 ? config.resume.historyEvents : 0;
 }

@@ -3,18 +3,24 @@ import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
 import type { MembershipEndedListener, ResyncListener, RoomBus } from '../bus/room-bus.js';
+import { appConfig, type AppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
-import { CLUSTER, type Cluster } from './cluster.js';
+import { CLUSTER, historyCapOf, type Cluster } from './cluster.js';
+import { withHistoryCap } from './lua/numbering.js';
 import { CommitReplies } from './commit-replies.js';
 import { fromRedisError, storeUnavailable } from './store-unavailable.js';
 import {
   decodeEnvelope,
   envelopeSeqKey,
+  historyEpochKey,
+  historyKey,
   NUMBERED_ENVELOPE_LUA,
   roomChannel,
   roomIdOfChannel,
+  withSeq,
   type RoomEnvelope,
 } from './room-envelope.js';
 
@@ -25,6 +31,11 @@ import {
  *
  * An instance skips its own envelopes on the channel: it delivered them locally already. While
  * Redis is down, publishing fails quietly, so members on the same instance keep getting poses.
+ *
+ * With resume on, every event but poses carries the `seq` Redis gave it, so members here get
+ * such an event when its echo comes back numbered, in the room's order, and exactly those it was
+ * for when it was published (the audience taken then). If Redis does not number it, they get it
+ * without a `seq` (a client then gets a snapshot on resume).
  */
 @Injectable()
 export class RedisRoomBus implements RoomBus, OnModuleInit {
@@ -44,6 +55,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private readonly lastSeq = new Map<string, number>();
   /** Set while the subscriber is disconnected: what was published meanwhile is lost to us. */
   private subscriberLost = false;
+  /** With resume on: own events waiting for their numbered echo, by awaitId. */
+  private readonly awaited = new Map<string, AwaitedEvent>();
+  private nextAwaitId = 0;
+  private readonly numbering: boolean;
 
   constructor(
     private readonly local: LocalDelivery,
@@ -52,7 +67,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     private readonly replies: Replies,
     private readonly commitReplies: CommitReplies,
     @Inject(CLUSTER) private readonly cluster: Cluster,
-  ) {}
+    @Inject(appConfig.KEY) private readonly config: AppConfig,
+  ) {
+    this.numbering = historyCapOf(config) > 0;
+  }
 
   onModuleInit(): void {
     this.cluster.subscriber.on('message', (channel: string, payload: string) => {
@@ -65,8 +83,8 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     });
     this.users.membership.onRoomUnused = (roomId) => this.unwatch(roomId);
     this.cluster.publisher.defineCommand('gmsPublishNumbered', {
-      numberOfKeys: 1,
-      lua: NUMBERED_ENVELOPE_LUA,
+      numberOfKeys: 3,
+      lua: withHistoryCap(NUMBERED_ENVELOPE_LUA, historyCapOf(this.config)),
     });
     this.cluster.subscriber.on('close', () => {
       this.subscriberLost = true;
@@ -80,6 +98,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     exceptUserId?: string,
     throwaway = false,
   ): void {
+    if (this.numbering && !throwaway) {
+      this.publishNumbered(roomId, message, this.local.audience(roomId, exceptUserId), {
+        except: exceptUserId,
+      });
+      return;
+    }
     const frame = toOutgoingFrame(message, throwaway);
     this.local.toRoom(roomId, message, frame, exceptUserId);
     this.send(
@@ -95,6 +119,13 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     actorUserId: string,
     reply: (message: ServerMessage<E>) => void,
   ): void {
+    if (this.numbering) {
+      this.publishNumbered(roomId, message, this.local.audience(roomId, actorUserId), {
+        except: actorUserId,
+        reply,
+      });
+      return;
+    }
     this.publish(roomId, message, actorUserId);
     reply(message);
   }
@@ -134,6 +165,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     message: ServerMessage<E>,
   ): boolean {
     const connection = this.local.memberHere(roomId, userId);
+    if (connection && this.numbering) {
+      this.publishNumbered(roomId, message, [connection], { to: userId });
+      return true;
+    }
     if (connection) {
       this.local.toMember(connection, message);
       return true;
@@ -188,16 +223,80 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private send(roomId: string, payload: string, numbered: boolean): void {
     const channel = this.channelOf(roomId);
     const published = numbered
-      ? (this.cluster.publisher as unknown as NumberedPublisher).gmsPublishNumbered(
-          envelopeSeqKey(this.cluster.keyPrefix, roomId),
-          channel,
-          payload,
-        )
+      ? this.publishWithNumber(roomId, channel, payload)
       : this.cluster.publisher.publish(channel, payload);
     published.then(
       () => this.publishRecovered(),
       (error: unknown) => this.publishFailed(error),
     );
+  }
+
+  private publishWithNumber(roomId: string, channel: string, payload: string): Promise<number> {
+    const { keyPrefix } = this.cluster;
+    return (this.cluster.publisher as unknown as NumberedPublisher).gmsPublishNumbered(
+      envelopeSeqKey(keyPrefix, roomId),
+      historyEpochKey(keyPrefix, roomId),
+      historyKey(keyPrefix, roomId),
+      channel,
+      payload,
+    );
+  }
+
+  /**
+   * With resume on: an own event goes to Redis first, and to `audience` here when its echo comes
+   * back numbered (receiveAwaited); without a number when Redis did not take it or no echo came.
+   */
+  private publishNumbered<E extends ServerEvent>(
+    roomId: string,
+    message: ServerMessage<E>,
+    audience: readonly Connection[],
+    target: { except?: string; to?: string; reply?: (message: ServerMessage<E>) => void },
+  ): void {
+    const awaitId = String(++this.nextAwaitId);
+    const event = { roomId, message, audience, reply: target.reply } as unknown as AwaitedEvent;
+    event.timer = setTimeout(() => this.deliverUnnumbered(awaitId), COMMIT_ECHO_TIMEOUT_MS);
+    event.timer.unref();
+    this.awaited.set(awaitId, event);
+    const payload = envelopeJson(
+      this.cluster.instanceId,
+      target.except,
+      target.to,
+      JSON.stringify(message),
+      awaitId,
+    );
+    this.publishWithNumber(roomId, this.channelOf(roomId), payload).then(
+      () => this.publishRecovered(),
+      (error: unknown) => {
+        this.publishFailed(error);
+        this.deliverUnnumbered(awaitId);
+      },
+    );
+  }
+
+  /** The numbered echo of an own event: its audience here gets it, then the actor its reply. */
+  private receiveAwaited(envelope: RoomEnvelope): void {
+    const event = this.awaited.get(envelope.awaitId as string);
+    if (!event) {
+      return; // Delivered without its number already.
+    }
+    this.awaited.delete(envelope.awaitId as string);
+    clearTimeout(event.timer);
+    this.deliverAwaited(event, envelope.message);
+  }
+
+  private deliverUnnumbered(awaitId: string): void {
+    const event = this.awaited.get(awaitId);
+    if (!event) {
+      return;
+    }
+    this.awaited.delete(awaitId);
+    clearTimeout(event.timer);
+    this.deliverAwaited(event, event.message);
+  }
+
+  private deliverAwaited(event: AwaitedEvent, message: ServerMessage): void {
+    this.local.toAudience(event.roomId, event.audience, message, toOutgoingFrame(message));
+    event.reply?.(message);
   }
 
   private receive(channel: string, payload: string): void {
@@ -214,6 +313,13 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     if (envelope.seq !== undefined) {
       this.checkSequence(roomId, envelope.seq);
+      if (this.numbering) {
+        envelope.message = withSeq(envelope.message, envelope.seq);
+      }
+    }
+    if (envelope.awaitId !== undefined && envelope.origin === this.cluster.instanceId) {
+      this.receiveAwaited(envelope);
+      return;
     }
     if (envelope.origin !== this.cluster.instanceId) {
       this.deliver(roomId, envelope);
@@ -354,7 +460,24 @@ const RESUBSCRIBE_SETTLE_MS = 200;
 
 /** The numbered publish (NUMBERED_ENVELOPE_LUA), defined on the publisher at init. */
 interface NumberedPublisher {
-  gmsPublishNumbered(seqKey: string, channel: string, envelope: string): Promise<number>;
+  gmsPublishNumbered(
+    seqKey: string,
+    epochKey: string,
+    historyKey: string,
+    channel: string,
+    envelope: string,
+  ): Promise<number>;
+}
+
+/** An own event waiting for its numbered echo (resume on). */
+interface AwaitedEvent {
+  readonly roomId: string;
+  readonly message: ServerMessage;
+  /** Who here it is for, taken when it was published. */
+  readonly audience: readonly Connection[];
+  /** The actor's reply, given the event as delivered. */
+  readonly reply?: (message: ServerMessage) => void;
+  timer?: NodeJS.Timeout;
 }
 
 /** A join waits this long for its room's subscription before it fails with UNAVAILABLE. */
@@ -403,9 +526,12 @@ export function envelopeJson(
   except: string | undefined,
   to: string | undefined,
   messageJson: string,
+  awaitId?: string,
 ): string {
   return (
     `{"origin":${JSON.stringify(origin)},"except":${except === undefined ? 'null' : JSON.stringify(except)},` +
-    `"to":${to === undefined ? 'null' : JSON.stringify(to)},"message":${messageJson}}`
+    `"to":${to === undefined ? 'null' : JSON.stringify(to)},` +
+    (awaitId === undefined ? '' : `"awaitId":${JSON.stringify(awaitId)},`) +
+    `"message":${messageJson}}`
   );
 }

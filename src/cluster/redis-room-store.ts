@@ -43,6 +43,11 @@ export interface RedisRoomStoreOptions {
   instanceId: string;
   /** Shared with this instance's bus, which hears the echoes of its commits. */
   commitReplies?: CommitReplies;
+  /**
+   * Numbered events kept per room for resuming clients (RESUME_HISTORY_EVENTS), 0 or unset with
+   * resume off: then rooms have no history and no epoch.
+   */
+  historyCap?: number;
 }
 
 /**
@@ -90,7 +95,7 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     this.keys = new RedisKeys(options.keyPrefix);
     this.instanceId = options.instanceId;
     this.commitReplies = options.commitReplies ?? new CommitReplies();
-    this.scripts = defineRoomScripts(redis);
+    this.scripts = defineRoomScripts(redis, options.historyCap ?? 0);
   }
 
   async create(room: NewRoom, maxRooms: number): Promise<void> {
@@ -227,7 +232,13 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     now: number,
   ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined> {
     const reply = await this.run(
-      this.scripts.gmsSetConnected(...this.head(roomId), userId, String(connected), now),
+      this.scripts.gmsSetConnected(
+        ...this.head(roomId),
+        userId,
+        String(connected),
+        now,
+        connected ? this.instanceId : '',
+      ),
     );
     if (reply[0] === 'NONE') {
       return undefined;
@@ -596,18 +607,20 @@ function snapshotOf(
   userId: string,
   reply: ScriptReply,
 ): { roomInfo: RoomInfo; user: RoomUser } {
-  const users = reply.slice(4).map((record) => decodeMember(String(record)).user);
+  const users = reply.slice(5).map((record) => decodeMember(String(record)).user);
+  const [epoch, seq] = String(reply[4]).split(' ');
   const roomInfo: RoomInfo = {
     roomId,
     users,
     state: JSON.parse(String(reply[3])) as RoomState,
     createdAt: Number(reply[2]),
+    ...(epoch ? { epoch, seq: Number(seq) } : {}),
   };
   const user = users.find((member) => member.id === userId) as RoomUser;
   return { roomInfo, user };
 }
 
-/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, member records...}. */
+/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, position, members...}. */
 function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
   const { roomInfo, user } = snapshotOf(request.roomId, request.userId, reply);
   return {

@@ -1,4 +1,5 @@
 import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+import { NUMBERING_LUA } from './lua/numbering.js';
 
 /**
  * What travels on a room's Redis channel: one room event for the members connected to other
@@ -16,6 +17,11 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
   requestId?: string;
   /** A committed state update: its id on the origin instance (CommitReplies). */
   commitId?: string;
+  /**
+   * With resume on: the origin's id of an event it delivers to its own members only once Redis
+   * numbered it (their copy needs the `seq`), when the echo comes back.
+   */
+  awaitId?: string;
   message: ServerMessage<E>;
   /**
    * The room's envelope number (every envelope but throwaway ones): consecutive on the room's
@@ -25,20 +31,29 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
 }
 
 /**
- * Publishes an envelope (KEYS[1] the room's `envseq` counter, ARGV[1] the channel, ARGV[2] the
- * envelope JSON) with the room's next number as `seq`, counted by Redis so that every instance
- * numbers from one counter. The counter lives a day past the room's last numbered envelope.
+ * Publishes an envelope (KEYS[1] the room's `envseq` counter, KEYS[2] its epoch, KEYS[3] its
+ * history stream; ARGV[1] the channel, ARGV[2] the envelope JSON) with the room's next number as
+ * `seq`, counted by Redis so that every instance numbers from one counter (lua/numbering.ts).
  */
-export const NUMBERED_ENVELOPE_LUA = String.raw`
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], 86400000)
-redis.call('PUBLISH', ARGV[1], string.sub(ARGV[2], 1, -2) .. ',"seq":' .. seq .. '}')
-return seq
+export const NUMBERED_ENVELOPE_LUA =
+  NUMBERING_LUA +
+  String.raw`
+return number_and_publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 `;
 
 /** `<prefix>{<roomId>}:envseq`: the counter behind the room's envelope numbers. */
 export function envelopeSeqKey(keyPrefix: string, roomId: string): string {
   return `${keyPrefix}{${roomId}}:envseq`;
+}
+
+/** `<prefix>{<roomId>}:epoch`: the name of the room's current history. */
+export function historyEpochKey(keyPrefix: string, roomId: string): string {
+  return `${keyPrefix}{${roomId}}:epoch`;
+}
+
+/** `<prefix>{<roomId>}:history`: the room's recent numbered envelopes, a stream. */
+export function historyKey(keyPrefix: string, roomId: string): string {
+  return `${keyPrefix}{${roomId}}:history`;
 }
 
 /** `<prefix>{<roomId>}:events`: the room's hash tag, like its keys (redis-keys.ts). */
@@ -71,6 +86,12 @@ export function decodeEnvelope(payload: string): RoomEnvelope {
     ...(typeof envelope.requestId === 'string' ? { requestId: envelope.requestId } : {}),
     ...(typeof envelope.seq === 'number' ? { seq: envelope.seq } : {}),
     ...(typeof envelope.commitId === 'string' ? { commitId: envelope.commitId } : {}),
+    ...(typeof envelope.awaitId === 'string' ? { awaitId: envelope.awaitId } : {}),
     message: envelope.message,
   };
+}
+
+/** The event with the `seq` Redis gave its envelope, as clients that resume count them. */
+export function withSeq(message: ServerMessage, seq: number): ServerMessage {
+  return { event: message.event, data: { ...message.data, seq } } as ServerMessage;
 }

@@ -3,6 +3,7 @@ import { COMMIT_STATE_LUA } from './lua/commit-state.js';
 import { CREATE_ROOM_LUA } from './lua/create-room.js';
 import { DELETE_ROOM_LUA } from './lua/delete-room.js';
 import { JOIN_ROOM_LUA } from './lua/join-room.js';
+import { withHistoryCap } from './lua/numbering.js';
 import { REMOVE_MEMBER_LUA } from './lua/remove-member.js';
 import { SET_CONNECTED_LUA } from './lua/set-connected.js';
 import { SET_ROLE_LUA } from './lua/set-role.js';
@@ -38,13 +39,17 @@ const SOURCES: Record<keyof RoomScripts, string> = {
 };
 
 /**
- * Registers the scripts on the client (ioredis runs them with EVALSHA and falls back to EVAL
+ * Registers the scripts on the client, with the history cap (RESUME_HISTORY_EVENTS, 0 for
+ * none) filled in (ioredis runs them with EVALSHA and falls back to EVAL
  * once per connection when Redis does not know them yet). Defining them again, for a second
  * store on the same client, is harmless: the sources are the same.
  */
-export function defineRoomScripts(redis: Redis): RoomScripts {
+export function defineRoomScripts(redis: Redis, historyCap: number): RoomScripts {
   for (const [name, lua] of Object.entries(SOURCES)) {
-    redis.defineCommand(name, { lua, numberOfKeys: ROOM_SCRIPT_KEY_COUNT });
+    redis.defineCommand(name, {
+      lua: withHistoryCap(lua, historyCap),
+      numberOfKeys: ROOM_SCRIPT_KEY_COUNT,
+    });
   }
   return redis as unknown as RoomScripts;
 }

@@ -3,6 +3,7 @@ import { roleCapOf } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
+import { ResumeService } from '../resume/resume.service.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
 import { RedisRoomStore } from './redis-room-store.js';
@@ -10,6 +11,8 @@ import { RedisRoomStore } from './redis-room-store.js';
 interface SessionNotice {
   userId: string;
   origin: string;
+  /** The new connection resumes with a token: seats held elsewhere wait for its claim. */
+  resuming?: boolean;
 }
 
 /**
@@ -26,6 +29,7 @@ export class SessionTakeoverService implements OnModuleInit {
     private readonly store: RedisRoomStore,
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
+    private readonly resume: ResumeService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -46,10 +50,17 @@ export class SessionTakeoverService implements OnModuleInit {
    */
   private async takeOver(connection: Connection): Promise<void> {
     const { publisher, instanceId } = this.cluster;
-    const notice: SessionNotice = { userId: connection.userId, origin: instanceId };
+    const notice: SessionNotice = {
+      userId: connection.userId,
+      origin: instanceId,
+      ...(connection.resuming ? { resuming: true } : {}),
+    };
     let roomIds: string[];
     try {
       await publisher.publish(this.channel(), JSON.stringify(notice));
+      if (connection.resuming) {
+        return; // Its `resume` takes its held seats back, with what it missed.
+      }
       roomIds = await this.store.roomsOf(connection.userId);
     } catch (error) {
       this.logger.warn(`Could not take over the rooms of ${connection.userId}: ${String(error)}`);
@@ -79,6 +90,10 @@ export class SessionTakeoverService implements OnModuleInit {
     }
     const replaced = this.users.byUser(notice.userId);
     if (!replaced) {
+      if (!notice.resuming) {
+        // Its connection here dropped, its seats held: the takeover gives them to the new one.
+        void this.resume.surrender(notice.userId);
+      }
       return;
     }
     this.users.disconnect(replaced.handle);

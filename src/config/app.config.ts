@@ -49,8 +49,7 @@ export function toAppConfig(env: EnvironmentVariables) {
     roomTimeoutMs: env.ROOM_TIMEOUT_MS,
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL_MS,
     resume: {
-      // The seat is held in this process only: a cluster does not hold seats yet (see docs).
-      graceMs: env.REDIS_URL ? 0 : env.RECONNECT_GRACE_MS,
+      graceMs: env.RECONNECT_GRACE_MS,
       historyEvents: env.RESUME_HISTORY_EVENTS,
       historyMs: env.RESUME_HISTORY_MS,
     },

@@ -1,19 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
-import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
+import { ROOM_HISTORY, type HistoryPosition, type RoomHistory } from '../history/room-history.js';
 import {
   ServerEvent,
   type ResumedRoom,
   type RoomInfo,
   type ServerMessage,
 } from '../protocol/protocol.js';
-import type {
-  RequestOrigin,
-  ResumedSeat,
-  RoomChange,
-  RoomChangeDelivery,
-} from '../rooms/room-changes.js';
+import type { RequestOrigin, RoomChange, RoomChangeDelivery } from '../rooms/room-changes.js';
 import type { QueuedFrame } from '../users/client-link.js';
 import type { BufferedEvent } from '../users/local-membership.js';
 import { UsersService } from '../users/users.service.js';
@@ -89,7 +84,7 @@ export class RoomDelivery implements RoomChangeDelivery {
     const { roomId, origin, user } = change;
     const { connection } = origin;
     // Every event of the room so far is in the snapshot or among those held back, sent next.
-    const position = this.history.position(roomId);
+    const position = this.positionOf(roomId, change.roomInfo);
     const roomInfo = position ? { ...change.roomInfo, ...position } : change.roomInfo;
     this.replies.send(
       connection,
@@ -99,8 +94,10 @@ export class RoomDelivery implements RoomChangeDelivery {
     const isNews = newsFilter(change.roomInfo, (version) =>
       this.users.membership.admitsStateVersion(connection, roomId, version),
     );
+    // A snapshot with its own position (a cluster's) holds every event numbered up to it.
+    const snapshotSeq = change.roomInfo.seq ?? 0;
     for (const held of change.held) {
-      if (isNews(held)) {
+      if ((seqOf(held) ?? Infinity) > snapshotSeq && isNews(held)) {
         this.fanout.sendFrame(connection, held.frame);
       }
     }
@@ -129,12 +126,22 @@ export class RoomDelivery implements RoomChangeDelivery {
     const rooms: ResumedRoom[] = [];
     const frames: QueuedFrame[] = [];
     for (const seat of change.seats) {
-      const position = this.history.position(seat.roomId);
-      const missed = this.missedEvents(seat, connection.userId);
-      if (position && missed) {
-        rooms.push({ roomId: seat.roomId, recovered: true, ...position });
-        // Everything held back is also among the missed events: the history has it all.
-        frames.push(...missed.map((entry) => entry.frame));
+      const position = this.positionOf(seat.roomId, seat.roomInfo);
+      if (position && seat.missed) {
+        // What was held back follows the history's part, each event once (by its seq).
+        let seq = seat.from?.lastSeq ?? position.seq;
+        for (const entry of seat.missed) {
+          frames.push(entry.frame);
+          seq = entry.seq;
+        }
+        for (const held of seat.held) {
+          const heldSeq = seqOf(held);
+          if (heldSeq === undefined || heldSeq > seq) {
+            frames.push(held.frame);
+            seq = heldSeq ?? seq;
+          }
+        }
+        rooms.push({ roomId: seat.roomId, recovered: true, epoch: position.epoch, seq });
         continue;
       }
       const roomInfo = position ? { ...seat.roomInfo, ...position } : seat.roomInfo;
@@ -161,12 +168,12 @@ export class RoomDelivery implements RoomChangeDelivery {
     }
   }
 
-  private missedEvents(seat: ResumedSeat, userId: string): readonly HistoryEntry[] | undefined {
-    const { from } = seat;
-    if (from?.epoch === undefined || from.lastSeq === undefined) {
-      return undefined;
+  /** A snapshot's place in the room's history: its own (a cluster's store), or the history's. */
+  private positionOf(roomId: string, snapshot: RoomInfo): HistoryPosition | undefined {
+    if (snapshot.epoch !== undefined && snapshot.seq !== undefined) {
+      return { epoch: snapshot.epoch, seq: snapshot.seq };
     }
-    return this.history.since(seat.roomId, from.epoch, from.lastSeq, userId);
+    return this.history.position(roomId);
   }
 
   /** `leave_room`'s sender gets `room_left`; a kick's sender gets the `user_left` as its reply. */
@@ -286,4 +293,9 @@ function toggle(present: Set<string>, userId: string | undefined, joined: boolea
     present.delete(userId);
   }
   return true;
+}
+
+/** The `seq` of a held event, when it has one (resume on). */
+function seqOf(held: BufferedEvent): number | undefined {
+  return (held.data as { seq?: number }).seq;
 }

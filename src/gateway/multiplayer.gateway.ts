@@ -84,9 +84,8 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       socket.close(CloseCode.InternalError, CloseReason.InternalError);
       return;
     }
-    const resumeToken = resumeTokenOf(request);
-    const resumedUserId =
-      resumeToken === undefined ? undefined : this.resume.userOfToken(resumeToken, identity.userId);
+    const upgradeResume = this.resume.upgradeResume(request);
+    const resumedUserId = upgradeResume?.userId;
     const userId = resumedUserId ?? identity.userId ?? `user-${randomUUID()}`;
     const output = new ClientOutput(socket, request.socket);
     const resuming = resumedUserId !== undefined;
@@ -98,8 +97,8 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       { ...identity, userId },
       !resuming,
     );
-    if (resuming) {
-      this.resume.markClaimed(connection);
+    if (upgradeResume && resuming) {
+      this.resume.markClaimed(connection, upgradeResume.token);
       if (replaced) {
         void this.resume.detach(replaced);
       }
@@ -110,7 +109,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       data: {
         userId,
         ...(token ? { resumeToken: token, reconnectGraceMs: this.config.resume.graceMs } : {}),
-        ...(resumeToken !== undefined ? { resumed: resuming } : {}),
+        ...(upgradeResume ? { resumed: resuming } : {}),
       },
     });
     if (identity.expiresAt !== undefined) {
@@ -343,16 +342,6 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
 
 /** The close code `ws` reports when the connection ended without a close frame. */
 const ABNORMAL_CLOSURE = 1006;
-
-/** The `?resume=` token of an upgrade, if any (at most one, a sane length: checked on use). */
-function resumeTokenOf(request: IncomingMessage): string | undefined {
-  const query = request.url?.split('?')[1];
-  if (query === undefined) {
-    return undefined;
-  }
-  const token = new URLSearchParams(query).get('resume');
-  return token !== null && /^[A-Za-z0-9_-]{1,128}$/.test(token) ? token : undefined;
-}
 
 /** A verified user's rooms count against the user; anyone else's against the address. */
 function ownerOf(identity: Identity): RoomOwner {

@@ -5,13 +5,14 @@ import { ROOM_HISTORY } from './room-history.js';
 
 /**
  * The rooms' recent events for clients that resume (ROOM_HISTORY). Numbered only when seats are
- * held after a drop (RECONNECT_GRACE_MS > 0); kept in this process.
+ * held after a drop (RECONNECT_GRACE_MS > 0); kept in this process. One instance only: a cluster
+ * keeps it in Redis (ClusterModule provides ROOM_HISTORY then).
  */
 @Global()
 @Module({
   providers: [
     {
-      provide: ROOM_HISTORY,
+      provide: MemoryRoomHistory,
       inject: [appConfig.KEY],
       useFactory: (config: AppConfig) =>
         new MemoryRoomHistory({
@@ -20,7 +21,8 @@ import { ROOM_HISTORY } from './room-history.js';
           maxAgeMs: config.resume.historyMs,
         }),
     },
+    { provide: ROOM_HISTORY, useExisting: MemoryRoomHistory },
   ],
-  exports: [ROOM_HISTORY],
+  exports: [ROOM_HISTORY, MemoryRoomHistory],
 })
 export class HistoryModule {}

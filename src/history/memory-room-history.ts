@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { HistoryEntry, HistoryPosition, RoomHistory } from './room-history.js';
+import type { HistoryEntry, HistoryPosition, RecordingRoomHistory } from './room-history.js';
 
 export interface RoomHistoryLimits {
   /** False: nothing is numbered or kept. */
@@ -25,7 +25,7 @@ interface RoomLog {
  * The history of this process's rooms, in memory. The epoch is random per room and process, so
  * after a restart every client's epoch is stale and it gets a snapshot.
  */
-export class MemoryRoomHistory implements RoomHistory {
+export class MemoryRoomHistory implements RecordingRoomHistory {
   private readonly rooms = new Map<string, RoomLog>();
 
   constructor(
@@ -53,6 +53,8 @@ export class MemoryRoomHistory implements RoomHistory {
     if (log.entries.length > this.limits.maxEvents) {
       this.dropOldest(log);
     }
+    // Old events go as new ones come, so a busy room holds RESUME_HISTORY_MS of them at most.
+    this.pruneExpired(log);
   }
 
   position(roomId: string): HistoryPosition | undefined {

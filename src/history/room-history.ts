@@ -21,14 +21,15 @@ export interface HistoryEntry {
 /**
  * The recent non-throwaway events of each room, numbered (`seq`) within the room's `epoch`, so
  * that a client whose connection dropped gets exactly what it missed (docs/resume.md). Poses are
- * never numbered nor kept. Disabled (RECONNECT_GRACE_MS=0): nothing is numbered.
+ * never numbered nor kept. Disabled (RECONNECT_GRACE_MS=0): nothing is numbered. Kept in this
+ * process (MemoryRoomHistory) or in Redis for a cluster (RedisRoomHistory), which numbers there.
  */
 export interface RoomHistory {
   readonly enabled: boolean;
-  /** Numbers the room's next event. */
-  nextSeq(roomId: string): number;
-  /** Keeps a numbered event (within RESUME_HISTORY_EVENTS and RESUME_HISTORY_MS). */
-  record(roomId: string, entry: HistoryEntry): void;
+  /**
+   * Where the room's history stands now, for a snapshot that has no position of its own (a
+   * cluster's store puts it in the snapshot: then undefined).
+   */
   position(roomId: string): HistoryPosition | undefined;
   /**
    * The events after `lastSeq` that `userId` would have received, in order; undefined when they
@@ -39,7 +40,15 @@ export interface RoomHistory {
     epoch: string,
     lastSeq: number,
     userId: string,
-  ): readonly HistoryEntry[] | undefined;
+  ): Promise<readonly HistoryEntry[] | undefined> | readonly HistoryEntry[] | undefined;
   /** The room is gone: its history too (a room created again gets a new epoch). */
   forget(roomId: string): void;
+}
+
+/** A history that numbers events itself: the single-instance bus records every event in it. */
+export interface RecordingRoomHistory extends RoomHistory {
+  /** Numbers the room's next event. */
+  nextSeq(roomId: string): number;
+  /** Keeps a numbered event (within RESUME_HISTORY_EVENTS and RESUME_HISTORY_MS). */
+  record(roomId: string, entry: HistoryEntry): void;
 }

@@ -1,7 +1,9 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
+import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
 import { ErrorCode, type ResumePosition } from '../protocol/protocol.js';
 import {
   ROOM_CHANGE_DELIVERY,
@@ -12,6 +14,20 @@ import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
+import { HELD_SESSIONS, type HeldSessions } from './held-sessions.js';
+
+/** What a `?resume=` on an upgrade came to: the token, and whose seats it may take back. */
+export interface UpgradeResume {
+  readonly token: string;
+  /** Undefined: no held session (any more) for that token and the upgrade's identity. */
+  readonly userId?: string;
+}
+
+/**
+ * A held session outlives the grace this long in HELD_SESSIONS, so that the instance holding the
+ * seats claims it when the grace ends, before it could expire unclaimed.
+ */
+const CLAIM_MARGIN_MS = 60_000;
 
 /** One user's resume state on this instance. */
 interface Session {
@@ -37,7 +53,9 @@ export class ResumeService implements OnApplicationShutdown {
   private readonly byUser = new Map<string, Session>();
   private readonly byToken = new Map<string, Session>();
   /** Connections that came with a valid `?resume=` token: their `resume` needs none. */
-  private readonly claimed = new WeakSet<Connection>();
+  private readonly claimed = new WeakMap<Connection, string>();
+  /** Upgrades with a `?resume=`, resolved before the socket opens (prepareUpgrade). */
+  private readonly upgrades = new WeakMap<IncomingMessage, UpgradeResume>();
 
   constructor(
     @Inject(appConfig.KEY) private readonly config: AppConfig,
@@ -45,6 +63,8 @@ export class ResumeService implements OnApplicationShutdown {
     private readonly users: UsersService,
     private readonly rooms: RoomsService,
     @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
+    @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
+    @Inject(HELD_SESSIONS) private readonly sessions: HeldSessions,
   ) {}
 
   get enabled(): boolean {
@@ -52,20 +72,37 @@ export class ResumeService implements OnApplicationShutdown {
   }
 
   /**
-   * The user a `?resume=` token on an upgrade belongs to; undefined when it is not a token of a
-   * session here, or the upgrade's own identity names someone else.
+   * Resolves an upgrade's `?resume=` token before its socket opens: whose seats it may take back,
+   * from this instance's sessions or the held ones (on any instance, in a cluster). A token that
+   * names someone other than the upgrade's own identity counts as none.
    */
-  userOfToken(token: string, identityUserId: string | undefined): string | undefined {
-    const session = this.byToken.get(token);
-    if (!session || (identityUserId !== undefined && identityUserId !== session.userId)) {
-      return undefined;
+  async prepareUpgrade(
+    request: IncomingMessage,
+    identityUserId: string | undefined,
+  ): Promise<void> {
+    const token = resumeTokenOf(request);
+    if (token === undefined || !this.enabled) {
+      return;
     }
-    return session.userId;
+    const userId =
+      this.byToken.get(token)?.userId ??
+      (await this.sessions.userOf(token).catch((error: unknown) => {
+        this.logger.warn(`Could not look up a resume token: ${String(error)}`);
+        return undefined;
+      }));
+    const mayTake =
+      userId !== undefined && (identityUserId === undefined || identityUserId === userId);
+    this.upgrades.set(request, { token, ...(mayTake ? { userId } : {}) });
+  }
+
+  /** What prepareUpgrade found for this upgrade; undefined when it had no `?resume=`. */
+  upgradeResume(request: IncomingMessage): UpgradeResume | undefined {
+    return this.upgrades.get(request);
   }
 
   /** The connection came with a valid `?resume=` token: its `resume` may omit it. */
-  markClaimed(connection: Connection): void {
-    this.claimed.add(connection);
+  markClaimed(connection: Connection, token: string): void {
+    this.claimed.set(connection, token);
   }
 
   /** A fresh token for the user's new connection; its earlier one stops working. */
@@ -112,12 +149,34 @@ export class ResumeService implements OnApplicationShutdown {
       return;
     }
     this.forget(session);
+    if (session.heldToken !== undefined) {
+      // Nobody may take these seats back any more.
+      await this.sessions.claim(session.heldToken).catch(() => undefined);
+    }
     await this.releaseSeats(session);
+  }
+
+  /**
+   * The user connected on another instance without a resume, and its session takeover makes
+   * that connection a member of its rooms: seats held here are not this instance's to release
+   * when the grace ends, nor anyone's to resume.
+   */
+  async surrender(userId: string): Promise<void> {
+    const session = this.byUser.get(userId);
+    if (!session || session.heldToken === undefined) {
+      return;
+    }
+    const { heldToken } = session;
+    clearTimeout(session.graceTimer);
+    this.users.release(userId);
+    this.forget(session);
+    await this.sessions.claim(heldToken).catch(() => undefined);
   }
 
   /**
    * Takes the held seats back for `connection`: one `resumed` reply, then per room the missed
    * events or a snapshot (see RoomDelivery). RESUME_FAILED when the token is not valid for it.
+   * The seats may have been held on another instance: HELD_SESSIONS says which, and who won.
    */
   async resume(
     connection: Connection,
@@ -125,24 +184,28 @@ export class ResumeService implements OnApplicationShutdown {
     positions: readonly ResumePosition[],
     requestId?: string,
   ): Promise<void> {
-    const session = this.sessionFor(connection, token);
-    clearTimeout(session.graceTimer);
-    this.users.release(session.userId);
-    if (session.heldToken !== undefined && session.heldToken !== session.token) {
-      this.byToken.delete(session.heldToken);
+    const held = await this.claimFor(connection, token ?? this.claimed.get(connection));
+    this.claimed.delete(connection);
+    const local = this.byUser.get(connection.userId);
+    if (local && local.heldToken !== undefined) {
+      // Held here: the grace timer stops, and the seats are this claim's.
+      clearTimeout(local.graceTimer);
+      this.users.release(local.userId);
+      if (local.heldToken !== local.token) {
+        this.byToken.delete(local.heldToken);
+      }
+      local.heldToken = undefined;
+      local.heldRooms.clear();
     }
-    session.heldToken = undefined;
-    const heldRooms = [...session.heldRooms];
-    session.heldRooms.clear();
     const from = new Map(positions.map((position) => [position.roomId, position]));
-    const taken = await this.takeSeats(connection, heldRooms, from);
+    const taken = await this.takeSeats(connection, held.roomIds, from);
     if (!this.users.isCurrent(connection)) {
       // Dropped again while the seats were taken back: they stay held for the next try.
       for (const { roomId } of taken) {
         this.users.membership.abortJoin(connection, roomId);
       }
       await this.hold(
-        session,
+        this.sessionOf(connection.userId),
         taken.map((seat) => seat.roomId),
       );
       return;
@@ -175,18 +238,32 @@ export class ResumeService implements OnApplicationShutdown {
     }
   }
 
-  private sessionFor(connection: Connection, token: string | undefined): Session {
-    const session =
-      token === undefined
-        ? this.claimed.has(connection)
-          ? this.byUser.get(connection.userId)
-          : undefined
-        : this.byToken.get(token);
-    if (!session || session.userId !== connection.userId || token === session.token) {
+  /** The held session of `token`, taken for `connection`'s user, or RESUME_FAILED. */
+  private async claimFor(
+    connection: Connection,
+    token: string | undefined,
+  ): Promise<{ roomIds: readonly string[] }> {
+    const ownToken = this.byUser.get(connection.userId)?.token;
+    // Checked before the claim: a wrong user's attempt must not end the owner's session.
+    const valid =
+      token !== undefined &&
+      token !== ownToken &&
+      (await this.sessions.userOf(token)) === connection.userId;
+    const held = valid ? await this.sessions.claim(token) : undefined;
+    if (!held || held.userId !== connection.userId) {
       throw new ProtocolError(
         ErrorCode.ResumeFailed,
         'Unknown or expired resume token: join your rooms again',
       );
+    }
+    return held;
+  }
+
+  private sessionOf(userId: string): Session {
+    let session = this.byUser.get(userId);
+    if (!session) {
+      session = { userId, token: '', heldRooms: new Set() };
+      this.byUser.set(userId, session);
     }
     return session;
   }
@@ -207,7 +284,14 @@ export class ResumeService implements OnApplicationShutdown {
           continue;
         }
         const position = from.get(roomId);
-        taken.push({ roomId, ...seat, ...(position ? { from: position } : {}) });
+        // Read while the seat is still pending: whatever comes meanwhile is held, not lost.
+        const missed = await this.missedSince(roomId, connection.userId, position);
+        taken.push({
+          roomId,
+          ...seat,
+          ...(position ? { from: position } : {}),
+          ...(missed ? { missed } : {}),
+        });
       } catch (error) {
         this.users.membership.abortJoin(connection, roomId);
         this.logger.warn(
@@ -218,6 +302,18 @@ export class ResumeService implements OnApplicationShutdown {
     return taken;
   }
 
+  /** The events of the room after the client's position, if the history still has them all. */
+  private async missedSince(
+    roomId: string,
+    userId: string,
+    from: ResumePosition | undefined,
+  ): Promise<readonly HistoryEntry[] | undefined> {
+    if (from?.epoch === undefined || from.lastSeq === undefined) {
+      return undefined;
+    }
+    return this.history.since(roomId, from.epoch, from.lastSeq, userId);
+  }
+
   /** Holds the seats for the grace time and tells the rooms the member is not connected. */
   private async hold(session: Session, roomIds: readonly string[]): Promise<void> {
     this.users.hold(session.userId);
@@ -226,8 +322,19 @@ export class ResumeService implements OnApplicationShutdown {
       session.heldRooms.add(roomId);
     }
     clearTimeout(session.graceTimer);
-    session.graceTimer = setTimeout(() => void this.expire(session), this.config.resume.graceMs);
+    const { graceMs } = this.config.resume;
+    session.graceTimer = setTimeout(() => void this.expire(session), graceMs);
     session.graceTimer.unref();
+    try {
+      await this.sessions.hold(
+        session.heldToken,
+        { userId: session.userId, roomIds: [...session.heldRooms] },
+        graceMs + CLAIM_MARGIN_MS,
+      );
+    } catch (error) {
+      // Still held here for the grace; only a resume on another instance cannot find it.
+      this.logger.warn(`Could not share ${session.userId}'s held seats: ${String(error)}`);
+    }
     for (const roomId of roomIds) {
       try {
         const seat = await this.store.setConnected(roomId, session.userId, false, Date.now());
@@ -242,16 +349,30 @@ export class ResumeService implements OnApplicationShutdown {
     }
   }
 
-  /** The grace ran out: the seats go, as if the connection had closed then. */
+  /**
+   * The grace ran out: the seats go, as if the connection had closed then, unless a resume on
+   * another instance claimed them first (it owns them now).
+   */
   private async expire(session: Session): Promise<void> {
-    if (this.byUser.get(session.userId) !== session) {
+    if (this.byUser.get(session.userId) !== session || session.heldToken === undefined) {
       return;
     }
+    const heldToken = session.heldToken;
+    const claimed = await this.sessions.claim(heldToken).catch((error: unknown) => {
+      this.logger.warn(`Could not claim ${session.userId}'s held seats: ${String(error)}`);
+      return { userId: session.userId, roomIds: [] };
+    });
     if (this.users.byUser(session.userId) === undefined) {
       this.forget(session);
-    } else if (session.heldToken !== undefined && session.heldToken !== session.token) {
-      this.byToken.delete(session.heldToken);
+    } else if (heldToken !== session.token) {
+      this.byToken.delete(heldToken);
       session.heldToken = undefined;
+    }
+    if (!claimed) {
+      clearTimeout(session.graceTimer);
+      this.users.release(session.userId);
+      session.heldRooms.clear();
+      return;
     }
     await this.releaseSeats(session);
   }
@@ -285,4 +406,14 @@ export class ResumeService implements OnApplicationShutdown {
       this.byToken.delete(session.heldToken);
     }
   }
+}
+
+/** The `?resume=` token of an upgrade, if any (at most one, a sane length). */
+function resumeTokenOf(request: IncomingMessage): string | undefined {
+  const query = request.url?.split('?')[1];
+  if (query === undefined) {
+    return undefined;
+  }
+  const token = new URLSearchParams(query).get('resume');
+  return token !== null && /^[A-Za-z0-9_-]{1,128}$/.test(token) ? token : undefined;
 }

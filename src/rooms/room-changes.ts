@@ -5,6 +5,7 @@ import type {
   StateOp,
   StatePatch,
 } from '../protocol/protocol.js';
+import type { HistoryEntry } from '../history/room-history.js';
 import type { Connection } from '../users/connection.js';
 import type { BufferedEvent } from '../users/local-membership.js';
 
@@ -119,6 +120,11 @@ export interface ResumedSeat {
   readonly user: RoomUser;
   /** What the client said it has of the room, if anything. */
   readonly from?: ResumePosition;
+  /**
+   * What it missed since `from`, read from the history while the seat was taken back; undefined
+   * when the history cannot give all of it (the client then gets the snapshot).
+   */
+  readonly missed?: readonly HistoryEntry[];
   /** Events that reached the seat while it was being taken back. */
   readonly held: readonly BufferedEvent[];
 }

@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { BusModule } from '../bus/bus.module.js';
+import { HELD_SESSIONS } from '../resume/held-sessions.js';
+import { MemoryHeldSessions } from '../resume/memory-held-sessions.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS } from '../bus/room-bus.js';
 import { CLUSTER_COORDINATOR } from '../cluster/cluster-coordinator.js';
@@ -13,7 +15,7 @@ import { SingleInstanceCoordinator } from './single-instance-coordinator.js';
 /**
  * The default deployment, one instance (REDIS_URL unset): rooms in memory (persistent ones also
  * on disk under DATA_DIR), events straight to this process's sockets. ClusterModule provides the
- * same three tokens with Redis behind them; AppModule.forRoot imports one or the other.
+ * same tokens with Redis behind them; AppModule.forRoot imports one or the other.
  */
 @Global()
 @Module({
@@ -30,7 +32,8 @@ import { SingleInstanceCoordinator } from './single-instance-coordinator.js';
     LocalRoomBus,
     { provide: ROOM_BUS, useExisting: LocalRoomBus },
     { provide: CLUSTER_COORDINATOR, useClass: SingleInstanceCoordinator },
+    { provide: HELD_SESSIONS, useClass: MemoryHeldSessions },
   ],
-  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR],
+  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR, HELD_SESSIONS],
 })
 export class StandaloneModule {}

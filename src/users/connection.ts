@@ -20,6 +20,8 @@ export class Connection {
   readonly connectedAt = Date.now();
   /** Set once the server started closing it: its close is then no dropped connection. */
   closedByServer = false;
+  /** Came with a valid resume token: a `resume` takes its seats back, not a session takeover. */
+  resuming = false;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
 

@@ -44,6 +44,7 @@ export class UsersService {
     takeRooms = true,
   ): ConnectResult {
     const connection = new Connection(userId, handle, output, identity);
+    connection.resuming = !takeRooms;
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
     this.byHandle.set(handle, connection);

@@ -342,6 +342,8 @@ export async function startInstanceProcess(
     DATA_DIR: dataDir,
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: keyPrefix,
+    // As the in-process instances (test-server.ts): suites that test resume turn it on.
+    RECONNECT_GRACE_MS: '0',
     ...env,
   });
   try {

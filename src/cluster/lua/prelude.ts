@@ -1,3 +1,5 @@
+import { NUMBERING_LUA } from './numbering.js';
+
 /**
  * Shared head of every room script (Lua, sent with EVALSHA through ioredis `defineCommand`).
  *
@@ -6,7 +8,8 @@
  * prefix, ARGV[2] the room id; each script's own arguments follow. Scripts answer with a table whose first element is a
  * status string, and leave error messages to TypeScript so that they match MemoryRoomStore's.
  */
-export const PRELUDE_LUA = String.raw`
+export const PRELUDE_LUA =
+  String.raw`
 local meta_key, state_key, order_key, members_key, bans_key, caps_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local registry_key, seq_key, empty_key, activity_key, persistent_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local prefix, room_id = ARGV[1], ARGV[2]
@@ -73,12 +76,23 @@ end
 
 -- Publishes a room envelope (JSON ending in '}') with the room's next envelope number as its
 -- "seq", so that an instance that misses one (a subscriber reconnect, an output-buffer limit)
--- sees the gap. Keep in step with room-envelope.ts NUMBERED_ENVELOPE_LUA.
+-- sees the gap, and keeps it in the room's history for clients that resume.
+` +
+  NUMBERING_LUA +
+  String.raw`
 local function publish_numbered(channel, envelope)
-  local seq_key_of_room = prefix .. '{' .. room_id .. '}:envseq'
-  local seq = redis.call('INCR', seq_key_of_room)
-  redis.call('PEXPIRE', seq_key_of_room, 86400000)
-  redis.call('PUBLISH', channel, string.sub(envelope, 1, -2) .. ',"seq":' .. seq .. '}')
+  local tag = prefix .. '{' .. room_id .. '}'
+  number_and_publish(tag .. ':envseq', tag .. ':epoch', tag .. ':history', channel, envelope)
+end
+
+-- "<epoch> <seq>": where the room's history stands, for a snapshot taken in this script; '' with
+-- resume off. A room without one gets its epoch now, so that a joiner can resume from it.
+local function history_position()
+  if HISTORY_CAP == 0 then
+    return ''
+  end
+  local tag = prefix .. '{' .. room_id .. '}'
+  return ensure_epoch(tag .. ':epoch') .. ' ' .. (redis.call('GET', tag .. ':envseq') or '0')
 end
 
 local function is_persistent()

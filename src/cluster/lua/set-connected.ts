@@ -2,14 +2,16 @@ import { PRELUDE_LUA } from './prelude.js';
 
 /**
  * setConnected: a member's connection dropped with its seat held, or came back. ARGV[3] userId,
- * [4] 'true' | 'false', [5] now. The profile JSON ends with `"connected":…,"lastSeen":…}`
- * (member-record.ts writes it in that order), so it changes without decoding the JSON. Answers
- * {'OK', 0, createdAt, state JSON, member records...} like the join, or {'NONE'}.
+ * [4] 'true' | 'false', [5] now, [6] the instance it is connected to when 'true' (a resume may
+ * come to any instance: the seat moves there). The profile JSON ends with
+ * `"connected":…,"lastSeen":…}` (member-record.ts writes it in that order), so it changes without
+ * decoding the JSON. Answers {'OK', 0, createdAt, state JSON, history position, member
+ * records...} like the join, or {'NONE'}.
  */
 export const SET_CONNECTED_LUA =
   PRELUDE_LUA +
   String.raw`
-local user_id, connected, now = ARGV[3], ARGV[4], ARGV[5]
+local user_id, connected, now, instance_id = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local record = redis.call('HGET', members_key, user_id)
 if not record then
   return { 'NONE' }
@@ -20,7 +22,10 @@ if count ~= 1 then
   return redis.error_reply('Malformed member record of ' .. user_id)
 end
 redis.call('HSET', members_key, user_id, updated)
-local reply = { 'OK', 0, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key) }
+if connected == 'true' and instance_id ~= '' then
+  move_member_here(user_id, updated, instance_id)
+end
+local reply = { 'OK', 0, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() }
 for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
   reply[#reply + 1] = redis.call('HGET', members_key, member_id)
 end

@@ -1,0 +1,208 @@
+import type { ResumedRoom } from '../../src/protocol/protocol.js';
+import { useTestCluster } from '../support/cluster.js';
+import { replyOf } from '../support/fixtures.js';
+import { delay, withTimeout, type Received, type TestClient } from '../support/test-client.js';
+
+const GRACE_MS = 1500;
+const ROOM = 'gallery';
+
+/** Drops a client's connection without a close frame, as a lost network does. */
+async function drop(client: TestClient): Promise<void> {
+  client.socket.terminate();
+  await client.waitForClose();
+}
+
+/** Waits until `count` events arrived (not consuming them), then takes them in order. */
+async function received(client: TestClient, count: number, what: string): Promise<Received[]> {
+  await withTimeout(
+    (async () => {
+      while (client.received.length < count) {
+        await delay(10);
+      }
+    })(),
+    3000,
+    `${what} (got ${JSON.stringify(client.received)})`,
+  );
+  return client.received.splice(0);
+}
+
+const seqOf = (message: Received) => (message.data as { seq?: number }).seq;
+
+describe('cluster: resume on any instance after a dropped connection', () => {
+  const fixture = useTestCluster({ env: { RECONNECT_GRACE_MS: String(GRACE_MS) } });
+
+  /** alice (host) on instance 0, bob (editor) on instance 1, in one room; join events consumed. */
+  const pair = async () => {
+    const alice = await fixture.connect(0, 'alice');
+    const bob = await fixture.connect(1, 'bob');
+    await alice.join(ROOM);
+    const bobJoined = await bob.join(ROOM, { userInfo: { role: 'editor' } });
+    await alice.next('user_joined', 3000);
+    return { alice, bob, bobJoined };
+  };
+
+  it('replays exactly the missed events, once and in order, on another instance', async () => {
+    const { alice, bob, bobJoined } = await pair();
+    expect(bobJoined.epoch).toMatch(/^[0-9a-f]{16}$/);
+    expect(bobJoined.seq).toBeGreaterThanOrEqual(1);
+    const token = bob.connected?.resumeToken as string;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+    alice.request('update_state', { roomId: ROOM, baseVersion: 0, patch: { sceneUrl: 'a.glb' } });
+    const lastSeq = seqOf({
+      event: 'state_updated',
+      data: await bob.next('state_updated', 3000),
+    }) as number;
+    expect(lastSeq).toBeGreaterThan(bobJoined.seq as number);
+
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', role: 'editor', connected: false },
+    });
+
+    // What bob misses: a state change, a chat message, a direct message, a pose, a new member.
+    alice.request('update_state', { roomId: ROOM, baseVersion: 1, patch: { sceneUrl: 'b.glb' } });
+    await alice.next('state_updated', 3000);
+    alice.send({ action: 'broadcast', roomId: ROOM, message: { type: 'chat', data: { n: 1 } } });
+    const directId = alice.request('send_message', {
+      targetUserId: 'bob',
+      message: { type: 'note', data: { n: 2 } },
+    });
+    alice.send({
+      action: 'broadcast',
+      roomId: ROOM,
+      message: { type: 'pose_update', data: { position: [0, 0, 0] } },
+    });
+    const carol = await fixture.connect(2, 'carol');
+    await carol.join(ROOM);
+    await alice.next('user_joined', 3000);
+    await delay(100);
+    expect(
+      alice.received.filter((m) => (m.data as { requestId?: string }).requestId === directId),
+    ).toEqual([]);
+
+    // Back on a third instance, with the token of the connection that dropped.
+    const bob2 = await fixture.connect(2, 'bob', { resume: token });
+    expect(bob2.connected).toMatchObject({ userId: 'bob', resumed: true });
+    const resumeId = bob2.request('resume', {
+      rooms: [{ roomId: ROOM, epoch: bobJoined.epoch, lastSeq }],
+    });
+    const [reply, ...missed] = await received(bob2, 5, 'the resumed reply and 4 missed events');
+    expect(reply.event).toBe('resumed');
+    const resumed = reply.data as { requestId: string; rooms: ResumedRoom[]; lost: string[] };
+    expect(resumed).toEqual({
+      requestId: resumeId,
+      rooms: [{ roomId: ROOM, recovered: true, epoch: bobJoined.epoch, seq: seqOf(missed[3]) }],
+      lost: [],
+    });
+    expect(missed.map(({ event }) => event)).toEqual([
+      'state_updated',
+      'message',
+      'message',
+      'user_joined',
+    ]);
+    expect(missed[0].data).toMatchObject({ version: 2, patch: { sceneUrl: 'b.glb' } });
+    expect(missed[1].data).toMatchObject({ roomId: ROOM, message: { type: 'chat' } });
+    expect(missed[2].data).toMatchObject({ roomId: ROOM, message: { type: 'note' } });
+    expect(missed[3].data).toMatchObject({ user: { id: 'carol' } });
+    const seqs = missed.map(seqOf) as number[];
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(seqs[0]).toBeGreaterThan(lastSeq);
+
+    // Everyone sees bob back, with his role; nobody sees him leave when the grace is over.
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', role: 'editor', connected: true },
+    });
+    expect(await carol.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    await delay(GRACE_MS + 300);
+    expect(alice.received.filter((m) => m.event === 'user_left')).toEqual([]);
+    await bob2.expectNothing(0);
+
+    // His requests work on the new instance, and the others get them.
+    const update = await bob2.reply(
+      bob2.request('update_state', { roomId: ROOM, baseVersion: 2, patch: { sceneUrl: 'c.glb' } }),
+    );
+    expect(update.event).toBe('state_updated');
+    expect(await alice.next('state_updated', 3000)).toMatchObject({ version: 3, updatedBy: 'bob' });
+  }, 20_000);
+
+  it('leaves for good when the grace runs out, and the token is refused after', async () => {
+    const { alice, bob } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    await alice.expectNothing(GRACE_MS - 300, 'user_left');
+    expect(await alice.next('user_left', GRACE_MS + 1000)).toMatchObject({ userId: 'bob' });
+
+    const late = await fixture.connect(2, 'bob', { resume: token });
+    expect(late.connected?.resumed).toBe(false);
+    const resumeId = late.request('resume', { token, rooms: [{ roomId: ROOM }] });
+    expect(await late.error(resumeId, 3000)).toMatchObject({ code: 'RESUME_FAILED' });
+  }, 15_000);
+
+  it('gives held seats to a connection on another instance that comes without a token', async () => {
+    const { alice, bob } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    // An old client: no resume, the session takeover brings its rooms along.
+    const bob2 = await fixture.connect(0, 'bob');
+    const joined = (await bob2.next('room_joined', 3000)) as {
+      roomInfo: { users: Array<{ id: string; role: string; connected: boolean }> };
+    };
+    expect(joined.roomInfo.users.find((user) => user.id === 'bob')).toMatchObject({
+      role: 'editor',
+      connected: true,
+    });
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    // The dropped connection's token is void: it takes nothing back (a takeover moves the seats).
+    const bob3 = await fixture.connect(2, 'bob', { resume: token });
+    expect(bob3.connected).toMatchObject({ userId: 'bob', resumed: false });
+    expect((await bob2.waitForClose()).code).toBe(4000);
+    await bob3.next('room_joined', 3000);
+    // The instance that held the seats does not release them when the grace is over.
+    await delay(GRACE_MS + 500);
+    expect(alice.received.filter((m) => m.event === 'user_left')).toEqual([]);
+    alice.send({ action: 'broadcast', roomId: ROOM, message: { type: 'chat', data: {} } });
+    expect(await bob3.next('message', 3000)).toMatchObject({ senderId: 'alice' });
+  }, 15_000);
+
+  it('sends a snapshot when the epoch is not the room history’s, and one claim wins', async () => {
+    const { alice, bob } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    await alice.next('user_updated', 3000);
+    alice.request('update_state', { roomId: ROOM, baseVersion: 0, patch: { sceneUrl: 'x.glb' } });
+    await alice.next('state_updated', 3000);
+
+    const bob2 = await fixture.connect(0, 'bob', { resume: token });
+    const resumeId = bob2.request('resume', {
+      rooms: [{ roomId: ROOM, epoch: '0000000000000000', lastSeq: 1 }],
+    });
+    const resumed = await replyOf<{ rooms: ResumedRoom[] }>(bob2, resumeId, 'resumed');
+    expect(resumed.rooms).toEqual([
+      expect.objectContaining({
+        roomId: ROOM,
+        recovered: false,
+        roomInfo: expect.objectContaining({
+          epoch: expect.stringMatching(/^[0-9a-f]{16}$/),
+          state: expect.objectContaining({ version: 1 }),
+          users: expect.arrayContaining([
+            expect.objectContaining({ id: 'bob', role: 'editor', connected: true }),
+          ]),
+        }),
+      }),
+    ]);
+    // The token was claimed: a second try, anywhere, is refused.
+    const again = await fixture.connect(1, 'bob');
+    const againId = again.request('resume', { token, rooms: [{ roomId: ROOM }] });
+    expect(await again.error(againId, 3000)).toMatchObject({ code: 'RESUME_FAILED' });
+  }, 15_000);
+});
