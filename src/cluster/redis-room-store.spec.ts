@@ -363,12 +363,16 @@ describe('RedisRoomStore in Redis', () => {
 
     it('applies every concurrent ops change once and publishes versions in order', async () => {
       await store.join(joinRequest('r', 'alice'));
+      for (let i = 0; i < 4; i++) {
+        await store.join(joinRequest('r', `user-${i}`));
+      }
       const received = await subscribe('r');
       const racers = await instances(4);
       const versions = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
           racers[i % racers.length].applyStateChange('r', addAnnotation(`a${i}`), 262144, {
-            actorUserId: `user-${i % racers.length}`,
+            userId: `user-${i % racers.length}`,
+            minRole: 'editor',
           }),
         ),
       );
@@ -512,7 +516,7 @@ describe('RedisRoomStore in Redis', () => {
         'r',
         { baseVersion: 1, patch: { sceneUrl: 'scene.glb' }, ops: addAnnotation('a').ops },
         262144,
-        { actorUserId: 'alice' },
+        { userId: 'alice', minRole: 'editor' },
       );
       await until(() => received.length === 1);
       expect(received).toEqual([
@@ -543,11 +547,15 @@ describe('RedisRoomStore in Redis', () => {
       const received = await subscribe('r');
       const error = await rejection(() =>
         store.applyStateChange('r', { baseVersion: 3, patch: { sceneLoaded: true } }, 262144, {
-          actorUserId: 'alice',
+          userId: 'alice',
+          minRole: 'editor',
         }),
       );
       expect(error.code).toBe(ErrorCode.StaleVersion);
-      await store.applyStateChange('r', addAnnotation('a'), 262144, { actorUserId: 'alice' });
+      await store.applyStateChange('r', addAnnotation('a'), 262144, {
+        userId: 'alice',
+        minRole: 'editor',
+      });
       await until(() => received.length === 1);
       expect((received[0].message.data as { version: number }).version).toBe(1);
     });

@@ -12,7 +12,7 @@ import {
   type ServerMessage,
 } from '../protocol/protocol.js';
 import { hashPassword, verifyPassword } from '../rooms/password.js';
-import { RoomErrors } from '../rooms/room-errors.js';
+import { assertRoleAtLeast, RoomErrors } from '../rooms/room-errors.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type ExpiredRoom,
@@ -21,12 +21,13 @@ import {
   type JoinRequest,
   type LeaveOutcome,
   type NewRoom,
+  type RoomActor,
   type RoomConfig,
   type RoomQuota,
   type RoomStore,
   type RoomSummary,
   type StateChange,
-  type StateChangePublish,
+  type StateChangeActor,
 } from '../rooms/room-store.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { CommitReplies } from './commit-replies.js';
@@ -258,9 +259,16 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return typeof record === 'string' ? decodeMember(record).user.role : undefined;
   }
 
-  async setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]> {
-    const reply = await this.run(this.scripts.gmsSetRole(...this.head(roomId), targetUserId, role));
-    this.throwMembershipFailure(reply, roomId, targetUserId);
+  async setRole(
+    roomId: string,
+    targetUserId: string,
+    role: Role,
+    actor?: RoomActor,
+  ): Promise<RoomUser[]> {
+    const reply = await this.run(
+      this.scripts.gmsSetRole(...this.head(roomId), targetUserId, role, ...actorArgs(actor)),
+    );
+    this.throwMembershipFailure(reply, roomId, targetUserId, actor);
     if (reply[0] === 'FORBIDDEN') {
       throw RoomErrors.roleCap(targetUserId, String(reply[1]) as Role);
     }
@@ -272,48 +280,62 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     targetUserId: string,
     bannedUntil: number,
     now: number,
+    actor?: RoomActor,
   ): Promise<LeaveOutcome> {
     const reply = await this.run(
-      this.scripts.gmsRemoveMember(...this.head(roomId), 'kick', targetUserId, now, bannedUntil),
+      this.scripts.gmsRemoveMember(
+        ...this.head(roomId),
+        'kick',
+        targetUserId,
+        now,
+        bannedUntil,
+        ...actorArgs(actor),
+      ),
     );
-    this.throwMembershipFailure(reply, roomId, targetUserId);
+    this.throwMembershipFailure(reply, roomId, targetUserId, actor);
     return leaveOutcome(reply);
   }
 
-  async delete(roomId: string): Promise<string[]> {
-    const reply = await this.run(this.scripts.gmsDeleteRoom(...this.head(roomId), 'delete'));
-    if (reply[0] === 'ROOM_NOT_FOUND') {
-      throw ProtocolError.roomNotFound(roomId);
-    }
+  async delete(roomId: string, actor?: RoomActor): Promise<string[]> {
+    const reply = await this.run(
+      this.scripts.gmsDeleteRoom(...this.head(roomId), 'delete', ...actorArgs(actor)),
+    );
+    this.throwMembershipFailure(reply, roomId, undefined, actor);
     return reply.slice(3).map(String);
   }
 
   /**
    * Compare-and-set on the version, linearizable across instances: reads the state, applies the
    * change in TypeScript, and commits only if nothing changed in between (else reads again).
-   * With `publish`, the commit also publishes `state_updated` (no requestId, except the actor)
-   * on the room's channel; the actor's reply is the caller's to send. A commit whose answer is
-   * lost after its echo came counts as done, the echo having answered the actor (CommitReplies).
+   * The actor's role is read with the state (so it is refused before a stale version is) and
+   * checked again by the commit. With an actor, the commit also publishes `state_updated` (no
+   * requestId, except the actor) on the room's channel; the actor's reply is the caller's to
+   * send. A commit whose answer is lost after its echo came counts as done, the echo having
+   * answered the actor (CommitReplies).
    */
   async applyStateChange(
     roomId: string,
     change: StateChange,
     maxStateBytes: number,
-    publish?: StateChangePublish,
+    actor?: StateChangeActor,
   ): Promise<number> {
     const room = this.keys.room(roomId);
     for (let attempt = 1; attempt <= STATE_CHANGE_ATTEMPTS; attempt++) {
-      const [epoch, json] = await this.transaction((multi) =>
-        multi.hget(room.meta, 'epoch').get(room.state),
-      );
+      const [epoch, json, actorRecord] = await this.transaction((multi) => {
+        const read = multi.hget(room.meta, 'epoch').get(room.state);
+        return actor ? read.hget(room.members, actor.userId) : read;
+      });
       if (typeof epoch !== 'string' || typeof json !== 'string') {
         throw ProtocolError.roomNotFound(roomId);
       }
+      if (actor) {
+        assertRoleAtLeast(roomId, roleOfRecord(actorRecord), actor.minRole);
+      }
       const state = JSON.parse(json) as RoomState;
       const next = applyStateChange(state, change, maxStateBytes);
-      const commitId = publish ? this.commitReplies.open() : undefined;
-      const envelope = publish
-        ? this.stateEnvelope(roomId, change, next.version, publish, commitId)
+      const commitId = actor ? this.commitReplies.open() : undefined;
+      const envelope = actor
+        ? this.stateEnvelope(roomId, change, next.version, actor, commitId)
         : '';
       const commit = this.scripts.gmsCommitState(
         ...this.head(roomId),
@@ -324,9 +346,11 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
         Date.now(),
         roomChannel(this.keys.prefix, roomId),
         envelope,
+        ...actorArgs(actor),
       );
-      const status = await this.settleCommit(commit, commitId);
-      if (status === 'OK') {
+      const reply = await this.settleCommit(commit, commitId);
+      this.throwMembershipFailure(reply, roomId, undefined, actor);
+      if (reply[0] === 'OK') {
         return next.version;
       }
       // Lost a race (or the room was replaced): spread the retries of a crowd a little.
@@ -502,30 +526,33 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
   }
 
   /**
-   * The commit script's status. When its answer is lost (UNAVAILABLE) after its echo already
+   * The commit script's reply. When its answer is lost (UNAVAILABLE) after its echo already
    * gave the actor its reply, the commit happened: 'OK', so that the request has one outcome.
    */
-  private async settleCommit(commit: Promise<ScriptReply>, commitId?: string): Promise<string> {
-    let status: string;
+  private async settleCommit(
+    commit: Promise<ScriptReply>,
+    commitId?: string,
+  ): Promise<ScriptReply> {
+    let reply: ScriptReply;
     try {
-      [status] = await this.run(commit);
+      reply = await this.run(commit);
     } catch (error) {
       if (commitId !== undefined && this.commitReplies.answerLost(commitId)) {
-        return 'OK';
+        return ['OK'];
       }
       throw error;
     }
     if (commitId !== undefined) {
       this.commitReplies.answered(commitId);
     }
-    return status;
+    return reply;
   }
 
   private stateEnvelope(
     roomId: string,
     change: StateChange,
     version: number,
-    publish: StateChangePublish,
+    actor: StateChangeActor,
     commitId?: string,
   ): string {
     // The same data StateService sends; the actor's requestId travels beside it, for its reply.
@@ -536,23 +563,32 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
         version,
         ...(change.patch ? { patch: change.patch } : {}),
         ...(change.ops ? { ops: change.ops } : {}),
-        updatedBy: publish.actorUserId,
+        updatedBy: actor.userId,
       },
     };
     const envelope: RoomEnvelope = {
       origin: this.instanceId,
-      except: publish.actorUserId,
+      except: actor.userId,
       to: null,
-      ...(publish.requestId !== undefined ? { requestId: publish.requestId } : {}),
+      ...(actor.requestId !== undefined ? { requestId: actor.requestId } : {}),
       ...(commitId !== undefined ? { commitId } : {}),
       message,
     };
     return encodeEnvelope(envelope);
   }
 
-  private throwMembershipFailure(reply: ScriptReply, roomId: string, userId: string): void {
+  /** ROOM_NOT_FOUND, the actor's refusal (see RoomActor), then USER_NOT_FOUND for the target. */
+  private throwMembershipFailure(
+    reply: ScriptReply,
+    roomId: string,
+    userId: string | undefined,
+    actor: RoomActor | undefined,
+  ): void {
     if (reply[0] === 'ROOM_NOT_FOUND') {
       throw ProtocolError.roomNotFound(roomId);
+    }
+    if (actor && reply[0] === 'ACTOR') {
+      throw RoomErrors.actorRefused(roomId, roleOfRecord(reply[1]), actor.minRole);
     }
     if (reply[0] === 'USER_NOT_FOUND') {
       throw new ProtocolError(ErrorCode.UserNotFound, `${userId} is not in room ${roomId}`);
@@ -583,6 +619,19 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
       return value;
     });
   }
+}
+
+/** The actor ARGV of a write: its userId and minimum role, or '' '' for the server itself. */
+function actorArgs(actor: RoomActor | undefined): [string, string] {
+  return actor ? [actor.userId, actor.minRole] : ['', ''];
+}
+
+/** The role of a member record (or a bare role, as a refusal names it); undefined for none. */
+function roleOfRecord(record: unknown): Role | undefined {
+  if (typeof record !== 'string' || record === '') {
+    return undefined;
+  }
+  return record.split('\n', 1)[0] as Role;
 }
 
 /** ARGV of a room config, as the create and join scripts read it. */

@@ -23,6 +23,7 @@ import {
   CloseCode,
   CloseReason,
   ErrorCode,
+  MIN_ROLE,
   ServerEvent,
   type ServerMessage,
 } from '../protocol/protocol.js';
@@ -245,7 +246,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   }
 
   @SubscribeMessage(ClientAction.UpdateState)
-  @RequireRoomRole('editor')
+  @RequireRoomRole(MIN_ROLE[ClientAction.UpdateState])
   async updateState(
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: UpdateStateDto,
@@ -271,7 +272,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   }
 
   @SubscribeMessage(ClientAction.SetRole)
-  @RequireRoomRole('host')
+  @RequireRoomRole(MIN_ROLE[ClientAction.SetRole])
   async setRole(
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: SetRoleDto,
@@ -281,7 +282,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   }
 
   @SubscribeMessage(ClientAction.KickUser)
-  @RequireRoomRole('host')
+  @RequireRoomRole(MIN_ROLE[ClientAction.KickUser])
   async kickUser(
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: KickUserDto,
@@ -291,7 +292,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   }
 
   @SubscribeMessage(ClientAction.DeleteRoom)
-  @RequireRoomRole('host')
+  @RequireRoomRole(MIN_ROLE[ClientAction.DeleteRoom])
   async deleteRoom(
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: DeleteRoomDto,

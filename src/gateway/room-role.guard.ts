@@ -1,8 +1,8 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { WebSocket } from 'ws';
-import { ProtocolError } from '../protocol/protocol-error.js';
-import { ID_PATTERN, ROLE_RANK } from '../protocol/protocol.js';
+import { ID_PATTERN } from '../protocol/protocol.js';
+import { assertRoleAtLeast } from '../rooms/room-errors.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import { UsersService } from '../users/users.service.js';
 import { MinRole } from './min-role.decorator.js';
@@ -11,6 +11,9 @@ import { MinRole } from './min-role.decorator.js';
  * Room-scoped authorization: the room exists (ROOM_NOT_FOUND), the sender is a member
  * (NOT_IN_ROOM) and holds at least the handler's MinRole (FORBIDDEN). A malformed roomId is left
  * to the handler's validation, which names the field.
+ *
+ * An early refusal only: the role may change before the handler writes, so the store checks the
+ * actor again in the same step as the write (RoomActor).
  */
 @Injectable()
 export class RoomRoleGuard implements CanActivate {
@@ -28,13 +31,7 @@ export class RoomRoleGuard implements CanActivate {
     if (!required || !connection || typeof roomId !== 'string' || !ID_PATTERN.test(roomId)) {
       return true;
     }
-    const role = await this.rooms.roleOf(roomId, connection.userId);
-    if (role === undefined) {
-      throw ProtocolError.notInRoom(roomId);
-    }
-    if (ROLE_RANK[role] < ROLE_RANK[required]) {
-      throw ProtocolError.forbidden(`This action needs the ${required} role; you are ${role}`);
-    }
+    assertRoleAtLeast(roomId, await this.rooms.roleOf(roomId, connection.userId), required);
     return true;
   }
 }

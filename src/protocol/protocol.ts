@@ -104,6 +104,17 @@ export type Role = (typeof ROLES)[number];
 /** Higher rank = more rights; used to cap the role a joiner may ask for. */
 export const ROLE_RANK: Record<Role, number> = { viewer: 0, editor: 1, host: 2 };
 
+/**
+ * The lowest role each room action that writes needs (the others need membership only). The
+ * gateway refuses early with it; the store checks it again in the same step as the write.
+ */
+export const MIN_ROLE = {
+  [ClientAction.UpdateState]: 'editor',
+  [ClientAction.SetRole]: 'host',
+  [ClientAction.KickUser]: 'host',
+  [ClientAction.DeleteRoom]: 'host',
+} as const satisfies Partial<Record<ClientAction, Role>>;
+
 /** Room ids and user ids: 1-64 characters of [A-Za-z0-9._-]. */
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 

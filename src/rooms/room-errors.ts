@@ -32,7 +32,25 @@ export const RoomErrors = {
   roomFull(): ProtocolError {
     return new ProtocolError(ErrorCode.RoomFull, 'Room is full');
   },
+
+  /** An actor that is no member (`role` undefined), or holds less than `minRole`. */
+  actorRefused(roomId: string, role: Role | undefined, minRole: Role): ProtocolError {
+    if (role === undefined) {
+      return ProtocolError.notInRoom(roomId);
+    }
+    return ProtocolError.forbidden(`This action needs the ${minRole} role; you are ${role}`);
+  },
 };
+
+/**
+ * Throws unless `role` (undefined: not a member) is at least `minRole`: NOT_IN_ROOM, FORBIDDEN.
+ * The gateway's early check and both stores' checks at commit word it the same.
+ */
+export function assertRoleAtLeast(roomId: string, role: Role | undefined, minRole: Role): void {
+  if (role === undefined || ROLE_RANK[role] < ROLE_RANK[minRole]) {
+    throw RoomErrors.actorRefused(roomId, role, minRole);
+  }
+}
 
 /** The lower of two roles; `cap` undefined means no cap. */
 export function cappedRole(role: Role, cap: Role | undefined): Role {

@@ -94,9 +94,18 @@ export interface StateChange {
   ops?: StateOp[];
 }
 
-/** Who made a state change, for the `state_updated` a shared store publishes. */
-export interface StateChangePublish {
-  actorUserId: string;
+/**
+ * The member a write is made for and the role it needs. The store checks both in the same step
+ * as the write (NOT_IN_ROOM, FORBIDDEN): a role the gateway saw may be gone by then (the member
+ * was demoted or kicked while its request was on its way).
+ */
+export interface RoomActor {
+  userId: string;
+  minRole: Role;
+}
+
+/** The member making a state change; a shared store publishes `state_updated` in its name. */
+export interface StateChangeActor extends RoomActor {
   /** The actor's request, so that the instance it is on can send its reply in commit order. */
   requestId?: string;
 }
@@ -164,28 +173,30 @@ export interface RoomStore {
   roleOf(roomId: string, userId: string): Promise<Role | undefined>;
   /**
    * Returns the users whose role changed, in the order they changed; the target comes last.
-   * FORBIDDEN above the target's maxRole.
+   * FORBIDDEN above the target's maxRole. Every write below takes the `actor` it is made for
+   * (see RoomActor), checked after ROOM_NOT_FOUND and before anything else; none: the server.
    */
-  setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]>;
+  setRole(roomId: string, targetUserId: string, role: Role, actor?: RoomActor): Promise<RoomUser[]>;
   /** Removes the target and bans it until `bannedUntil`. USER_NOT_FOUND. */
   kick(
     roomId: string,
     targetUserId: string,
     bannedUntil: number,
     now: number,
+    actor?: RoomActor,
   ): Promise<LeaveOutcome>;
   /** Returns the ids of the members it had; ROOM_NOT_FOUND. */
-  delete(roomId: string): Promise<string[]>;
+  delete(roomId: string, actor?: RoomActor): Promise<string[]>;
   /**
-   * Compare-and-set on the version; returns the new version. A shared store also publishes the
-   * `state_updated` to the other instances in the same atomic step (so every member sees versions
-   * in order); the RoomBus provided with it knows that (deliverCommitted).
+   * Compare-and-set on the version; returns the new version. With an actor, a shared store also
+   * publishes the `state_updated` to the other instances in the same atomic step (so every member
+   * sees versions in order); the RoomBus provided with it knows that (deliverCommitted).
    */
   applyStateChange(
     roomId: string,
     change: StateChange,
     maxStateBytes: number,
-    publish?: StateChangePublish,
+    actor?: StateChangeActor,
   ): Promise<number>;
   getState(roomId: string): Promise<RoomState>;
   /** Whether two users share a room. */

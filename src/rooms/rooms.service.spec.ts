@@ -755,6 +755,29 @@ describe('RoomsService', () => {
     });
   });
 
+  describe('an actor whose host role went after the gateway checked it', () => {
+    let alice: Connection;
+
+    beforeEach(async () => {
+      alice = await joined('alice', 'r');
+      await joined('bob', 'r');
+      await joined('carol', 'r');
+      // Nothing between the guard and the store sees this: only the store's own check does.
+      await store.setRole('r', 'bob', 'host');
+    });
+
+    it.each([
+      ['set_role', () => rooms.setRole(alice, 'r', 'carol', 'viewer', 'x1')],
+      ['kick_user', () => rooms.kick(alice, 'r', 'carol', 'x2')],
+      ['delete_room', () => rooms.delete(alice, 'r', 'x3')],
+    ])('is refused %s with FORBIDDEN by the store; nothing is sent or changed', async (_, act) => {
+      const error = await rejection(act);
+      expect(error.code).toBe(ErrorCode.Forbidden);
+      expect(log).toEqual([]);
+      expect(await store.roleOf('r', 'carol')).toBe('editor');
+    });
+  });
+
   describe('delete', () => {
     it('replies room_deleted to the actor and publishes it to the others', async () => {
       const alice = await joined('alice', 'r');

@@ -5,7 +5,14 @@ import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { LeaveReason } from '../extensions/room-events.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ErrorCode, type Avatar, type Role, type RoomUser } from '../protocol/protocol.js';
+import {
+  ClientAction,
+  ErrorCode,
+  MIN_ROLE,
+  type Avatar,
+  type Role,
+  type RoomUser,
+} from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { hashPassword } from './password.js';
@@ -21,6 +28,7 @@ import {
   type LeaveOutcome,
   type RoomConfig,
   type RoomOwner,
+  type RoomActor,
   type RoomQuota,
   type JoinOutcome,
   type RoomStore,
@@ -278,7 +286,12 @@ export class RoomsService {
     requestId?: string,
   ): Promise<void> {
     rejectSelfTarget(actor, targetUserId);
-    const changed = await this.store.setRole(roomId, targetUserId, role);
+    const changed = await this.store.setRole(
+      roomId,
+      targetUserId,
+      role,
+      actorFor(actor, ClientAction.SetRole),
+    );
     const target = changed.pop() as RoomUser;
     this.deliver({
       kind: 'roles_changed',
@@ -305,7 +318,13 @@ export class RoomsService {
   ): Promise<void> {
     rejectSelfTarget(actor, targetUserId);
     const now = Date.now();
-    const outcome = await this.store.kick(roomId, targetUserId, now + this.config.kickBanMs, now);
+    const outcome = await this.store.kick(
+      roomId,
+      targetUserId,
+      now + this.config.kickBanMs,
+      now,
+      actorFor(actor, ClientAction.KickUser),
+    );
     // The notice reaches the member while it is still one; then it stops receiving the room.
     this.deliver({ kind: 'member_kicked', roomId, userId: targetUserId });
     this.forgetLocalMember(roomId, targetUserId);
@@ -317,7 +336,7 @@ export class RoomsService {
   }
 
   async delete(actor: Connection, roomId: string, requestId?: string): Promise<void> {
-    await this.store.delete(roomId);
+    await this.store.delete(roomId, actorFor(actor, ClientAction.DeleteRoom));
     this.deliver({
       kind: 'room_deleted',
       roomId,
@@ -477,6 +496,11 @@ function generateRoomId(): string {
     id += (byte % 36).toString(36);
   }
   return id;
+}
+
+/** The store checks the actor's role again as it writes: the guard's check may be stale by then. */
+function actorFor(actor: Connection, action: keyof typeof MIN_ROLE): RoomActor {
+  return { userId: actor.userId, minRole: MIN_ROLE[action] };
 }
 
 function rejectSelfTarget(actor: Connection, targetUserId: string): void {

@@ -272,6 +272,47 @@ describe('MemoryRoomStore', () => {
       expect(persistence.files.has('p')).toBe(false);
     });
 
+    describe('an actor that loses its role while its write is on its way to disk', () => {
+      const editor = { userId: 'bob', minRole: 'editor' } as const;
+      const host = { userId: 'alice', minRole: 'host' } as const;
+
+      beforeEach(async () => {
+        await createPersistent('p');
+        await store.join(joinRequest('p', 'alice'));
+        await store.join(joinRequest('p', 'bob'));
+        persistence.mode = 'held';
+      });
+
+      it('refuses the state change, and puts the record on disk back as it was', async () => {
+        const applying = store.applyStateChange(
+          'p',
+          { baseVersion: 0, patch: { sceneLoaded: true } },
+          MAX_STATE,
+          editor,
+        );
+        await settle();
+        await store.setRole('p', 'bob', 'viewer');
+        persistence.mode = 'instant';
+        await persistence.release();
+        expect((await rejection(() => applying)).code).toBe(ErrorCode.Forbidden);
+        expect((await store.getState('p')).version).toBe(0);
+        expect(persistence.calls).toEqual(['save p v0', 'save p v1', 'save p v0']);
+        expect(persistence.files.get('p')?.state).toEqual(await store.getState('p'));
+      });
+
+      it('refuses the deletion, and writes the removed record again', async () => {
+        const deleting = store.delete('p', host);
+        await settle();
+        await store.leave('p', 'alice', T0 + 1);
+        persistence.mode = 'instant';
+        await persistence.release();
+        expect((await rejection(() => deleting)).code).toBe(ErrorCode.NotInRoom);
+        expect((await store.list()).map((room) => room.roomId)).toEqual(['p']);
+        expect(persistence.calls).toEqual(['save p v0', 'remove p', 'save p v0']);
+        expect(persistence.files.has('p')).toBe(true);
+      });
+    });
+
     it('keeps a persistent room whose file could not be removed', async () => {
       await createPersistent('p');
       persistence.mode = 'failing';

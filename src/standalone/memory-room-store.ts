@@ -17,7 +17,7 @@ import {
 } from '../protocol/protocol.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { hashPassword, verifyPassword } from '../rooms/password.js';
-import { cappedRole, RoomErrors } from '../rooms/room-errors.js';
+import { assertRoleAtLeast, cappedRole, RoomErrors } from '../rooms/room-errors.js';
 import { ROOM_PERSISTENCE, type PersistedRoom, type RoomPersistence } from './room-persistence.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
@@ -27,12 +27,14 @@ import {
   type JoinRequest,
   type LeaveOutcome,
   type NewRoom,
+  type RoomActor,
   type RoomConfig,
   type RoomOwner,
   type RoomQuota,
   type RoomStore,
   type RoomSummary,
   type StateChange,
+  type StateChangeActor,
 } from '../rooms/room-store.js';
 
 interface StoredRoom {
@@ -196,8 +198,14 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     return Promise.resolve(this.requireRoom(roomId).members.get(userId)?.role);
   }
 
-  setRole(roomId: string, targetUserId: string, role: Role): Promise<RoomUser[]> {
+  setRole(
+    roomId: string,
+    targetUserId: string,
+    role: Role,
+    actor?: RoomActor,
+  ): Promise<RoomUser[]> {
     const room = this.requireRoom(roomId);
+    this.checkActor(room, actor);
     const target = this.requireMember(room, targetUserId);
     const cap = room.caps.get(targetUserId);
     if (cappedRole(role, cap) !== role) {
@@ -222,39 +230,50 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     targetUserId: string,
     bannedUntil: number,
     now: number,
+    actor?: RoomActor,
   ): Promise<LeaveOutcome> {
     const room = this.requireRoom(roomId);
+    this.checkActor(room, actor);
     this.requireMember(room, targetUserId);
     room.bans.set(targetUserId, bannedUntil);
     return Promise.resolve(this.removeMember(room, targetUserId, now));
   }
 
-  delete(roomId: string): Promise<string[]> {
+  delete(roomId: string, actor?: RoomActor): Promise<string[]> {
     const room = this.requireRoom(roomId);
+    this.checkActor(room, actor);
     const persistence = this.persistenceOf(room);
     if (!persistence) {
       return Promise.resolve(this.deleteRoom(room));
     }
     return this.inSequence(roomId, async () => {
       this.requireSameRoom(room);
-      await persistence.remove(roomId);
+      this.checkActor(room, actor);
+      await this.writeAsActor(room, actor, () => persistence.remove(roomId));
       return this.deleteRoom(room);
     });
   }
 
-  applyStateChange(roomId: string, change: StateChange, maxStateBytes: number): Promise<number> {
+  applyStateChange(
+    roomId: string,
+    change: StateChange,
+    maxStateBytes: number,
+    actor?: StateChangeActor,
+  ): Promise<number> {
     const room = this.requireRoom(roomId);
     const persistence = this.persistenceOf(room);
     if (!persistence) {
+      this.checkActor(room, actor);
       room.state = applyStateChange(room.state, change, maxStateBytes);
       room.lastActivity = Date.now();
       return Promise.resolve(room.state.version);
     }
     return this.inSequence(roomId, async () => {
       this.requireSameRoom(room);
+      this.checkActor(room, actor);
       const next = applyStateChange(room.state, change, maxStateBytes);
       const now = Date.now();
-      await persistence.save(persistedRoom(room, next, now));
+      await this.writeAsActor(room, actor, () => persistence.save(persistedRoom(room, next, now)));
       room.state = next;
       room.lastActivity = now;
       room.savedActivity = now;
@@ -365,6 +384,37 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       }
     });
     return result;
+  }
+
+  /** NOT_IN_ROOM or FORBIDDEN unless the actor (none: the server) may make the write now. */
+  private checkActor(room: StoredRoom, actor: RoomActor | undefined): void {
+    if (actor) {
+      assertRoleAtLeast(room.roomId, room.members.get(actor.userId)?.role, actor.minRole);
+    }
+  }
+
+  /**
+   * A persistent room's write for an actor, run in the room's sequence: it reaches the disk
+   * before memory, and roles change meanwhile without waiting for it. So the actor is checked
+   * again once the write is on disk, and a write it may no longer make is undone there (the
+   * room's record written again as memory has it: nothing else wrote it meanwhile) and refused.
+   */
+  private async writeAsActor(
+    room: StoredRoom,
+    actor: RoomActor | undefined,
+    write: () => Promise<void>,
+  ): Promise<void> {
+    await write();
+    try {
+      this.checkActor(room, actor);
+    } catch (refusal) {
+      await this.persistence?.save(persistedRoom(room, room.state)).catch((error: unknown) => {
+        this.logger.error(
+          `Could not undo a refused write to room ${room.roomId} on disk: ${String(error)}`,
+        );
+      });
+      throw refusal;
+    }
   }
 
   /** A task that waited in the sequence fails if its room was deleted meanwhile. */

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
-import type { RoomState } from '../protocol/protocol.js';
+import { ClientAction, MIN_ROLE, type RoomState } from '../protocol/protocol.js';
 import { ROOM_CHANGE_DELIVERY, type RoomChangeDelivery } from '../rooms/room-changes.js';
 import { ROOM_STORE, type RoomStore, type StateChange } from '../rooms/room-store.js';
 import type { Connection } from '../users/connection.js';
@@ -23,8 +23,10 @@ export class StateService {
     change: StateChange,
     requestId?: string,
   ): Promise<void> {
+    // The store checks the role again as it commits: the guard's check may be stale by then.
     const version = await this.store.applyStateChange(roomId, change, this.config.maxStateBytes, {
-      actorUserId: actor.userId,
+      userId: actor.userId,
+      minRole: MIN_ROLE[ClientAction.UpdateState],
       requestId,
     });
     const committed = {

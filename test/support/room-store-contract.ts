@@ -5,6 +5,7 @@ import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type JoinRequest,
   type NewRoom,
+  type RoomActor,
   type RoomConfig,
   type RoomQuota,
   type RoomStore,
@@ -546,6 +547,91 @@ export function describeRoomStoreContract(
         expect(outcome.createdRoom).toBe(true);
         expect(outcome.roomInfo.state.version).toBe(0);
         expect(outcome.user.role).toBe('host');
+      });
+    });
+
+    describe('the actor a write is made for (checked in the same step as the write)', () => {
+      type Write = 'setRole' | 'kick' | 'delete' | 'applyStateChange';
+      const minRoles: Record<Write, Role> = {
+        setRole: 'host',
+        kick: 'host',
+        delete: 'host',
+        applyStateChange: 'editor',
+      };
+      const writes: Record<Write, (roomId: string, actor: RoomActor) => Promise<unknown>> = {
+        setRole: (roomId, actor) => store.setRole(roomId, 'dave', 'viewer', actor),
+        kick: (roomId, actor) => store.kick(roomId, 'dave', T0 + 60_000, T0 + 1, actor),
+        delete: (roomId, actor) => store.delete(roomId, actor),
+        applyStateChange: (roomId, actor) =>
+          store.applyStateChange(
+            roomId,
+            { baseVersion: 0, patch: { sceneLoaded: true } },
+            262144,
+            actor,
+          ),
+      };
+      /** Who is below each minimum role: bob (editor) for host, carol (viewer) for editor. */
+      const belowRole = (minRole: Role) => (minRole === 'host' ? 'bob' : 'carol');
+
+      /** The members, their roles and the state, as a member joining again is answered. */
+      const snapshot = async () => (await store.join(joinRequest('r', 'alice'))).roomInfo;
+
+      beforeEach(async () => {
+        await store.join(joinRequest('r', 'alice'));
+        await store.join(joinRequest('r', 'bob'));
+        await store.join(joinRequest('r', 'carol', { requestedRole: 'viewer' }));
+        await store.join(joinRequest('r', 'dave'));
+      });
+
+      describe.each(Object.keys(writes) as Write[])('%s', (write) => {
+        const minRole = minRoles[write];
+
+        it('refuses an actor that is no member with NOT_IN_ROOM and changes nothing', async () => {
+          const before = await snapshot();
+          const error = await rejection(() => writes[write]('r', { userId: 'zed', minRole }));
+          expect(error.code).toBe(ErrorCode.NotInRoom);
+          expect(await snapshot()).toEqual(before);
+        });
+
+        it('refuses a member below the role with FORBIDDEN and changes nothing', async () => {
+          const before = await snapshot();
+          const actor = { userId: belowRole(minRole), minRole };
+          const error = await rejection(() => writes[write]('r', actor));
+          expect(error.code).toBe(ErrorCode.Forbidden);
+          expect(await snapshot()).toEqual(before);
+        });
+
+        it('answers ROOM_NOT_FOUND for a missing room before looking at the actor', async () => {
+          const error = await rejection(() => writes[write]('missing', { userId: 'zed', minRole }));
+          expect(error.code).toBe(ErrorCode.RoomNotFound);
+        });
+
+        it('lets a member holding the role write', async () => {
+          await writes[write]('r', { userId: 'alice', minRole });
+          expect(await store.list()).toEqual(
+            write === 'delete' ? [] : [expect.objectContaining({ roomId: 'r' })],
+          );
+        });
+      });
+
+      it('checks the actor before the target: a refused actor learns nothing of it', async () => {
+        const actor = { userId: 'bob', minRole: 'host' } as const;
+        expect((await rejection(() => store.setRole('r', 'zed', 'viewer', actor))).code).toBe(
+          ErrorCode.Forbidden,
+        );
+        expect(
+          (await rejection(() => store.kick('r', 'zed', T0 + 60_000, T0 + 1, actor))).code,
+        ).toBe(ErrorCode.Forbidden);
+      });
+
+      it('checks the actor before the version: a refused change is not told it is stale', async () => {
+        const error = await rejection(() =>
+          store.applyStateChange('r', { baseVersion: 7, patch: { sceneLoaded: true } }, 262144, {
+            userId: 'carol',
+            minRole: 'editor',
+          }),
+        );
+        expect(error.code).toBe(ErrorCode.Forbidden);
       });
     });
 

@@ -7,10 +7,11 @@ import { PRELUDE_LUA } from './prelude.js';
  * published in order.
  *
  * ARGV[3] epoch read, [4] version read, [5] next version, [6] next state JSON, [7] now,
- * [8] channel, [9] envelope JSON or '' (no publish).
+ * [8] channel, [9] envelope JSON or '' (no publish), [10] actor userId ('' none), [11] the
+ * actor's minimum role: checked here again, as the actor may have lost it since the read.
  *
  * Answers {'OK'} | {'CONFLICT'} (the version moved) | {'GONE'} (the room was deleted, maybe
- * recreated).
+ * recreated) | {'ACTOR', actor role or ''}.
  */
 export const COMMIT_STATE_LUA =
   PRELUDE_LUA +
@@ -18,6 +19,10 @@ export const COMMIT_STATE_LUA =
 local current = redis.call('HMGET', meta_key, 'epoch', 'version')
 if current[1] ~= ARGV[3] then
   return { 'GONE' }
+end
+local refused = actor_refusal(ARGV[10], ARGV[11])
+if refused then
+  return refused
 end
 if current[2] ~= ARGV[4] then
   return { 'CONFLICT' }

@@ -4,12 +4,14 @@ import { PRELUDE_LUA } from './prelude.js';
  * delete, and the claim of one expired room by deleteExpired (which re-checks the expiry rules
  * here, so a room that got a member or activity since it was listed stays).
  *
- * ARGV[3] `delete` | `expire`; for `expire`: [4] now, [5] emptyRoomTtlMs, [6] roomTimeoutMs,
- * [7] the lastActivity resolution (ms) the idle rules allow for, [8] persistentRoomIdleMs (0:
- * persistent rooms never expire).
+ * ARGV[3] `delete` | `expire`; for `delete`: [4] actor userId ('' none), [5] the actor's
+ * minimum role; for `expire`: [4] now, [5] emptyRoomTtlMs, [6] roomTimeoutMs, [7] the
+ * lastActivity resolution (ms) the idle rules allow for, [8] persistentRoomIdleMs (0: persistent
+ * rooms never expire).
  *
  * Answers {'OK', reason (`deleted` | `empty` | `idle_timeout`), epoch, member ids in join
- * order...} | {'ROOM_NOT_FOUND'} | {'KEEP'} (expire: not expired).
+ * order...} | {'ROOM_NOT_FOUND'} | {'ACTOR', actor role or ''} (delete) | {'KEEP'} (expire: not
+ * expired).
  */
 export const DELETE_ROOM_LUA =
   PRELUDE_LUA +
@@ -44,6 +46,11 @@ if ARGV[3] == 'expire' then
   reason = expiry_reason()
   if not reason then
     return { 'KEEP' }
+  end
+else
+  local refused = actor_refusal(ARGV[4], ARGV[5])
+  if refused then
+    return refused
   end
 end
 

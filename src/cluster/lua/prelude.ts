@@ -69,6 +69,23 @@ local function move_member_here(user_id, record, instance_id)
     redis.call('SADD', instance_members_key(instance_id), room_id .. '\n' .. user_id)
   end
 end
+-- The member a write is made for (actor_id; '' for the server itself) must hold at least
+-- min_role now, checked in the same step as the write: the role the gateway saw may be gone.
+-- Answers nil, or {'ACTOR', its role or '' for no member}, for TypeScript to word the refusal.
+local function actor_refusal(actor_id, min_role)
+  if actor_id == '' then
+    return nil
+  end
+  local record = redis.call('HGET', members_key, actor_id)
+  if not record then
+    return { 'ACTOR', '' }
+  end
+  local role = parse_member(record)
+  if ROLE_RANK[role] < ROLE_RANK[min_role] then
+    return { 'ACTOR', role }
+  end
+  return nil
+end
 local function with_role(record, role)
   local _, instance_id, profile = parse_member(record)
   return role .. '\n' .. instance_id .. '\n' .. profile

@@ -3,12 +3,13 @@ import { PRELUDE_LUA } from './prelude.js';
 /**
  * leave and kick. ARGV[3] `leave` | `kick`, [4] userId, [5] now, [6] bannedUntil (kick) or, for
  * leave, the instance the member must be on ('' for any): a socket closing on an instance the
- * member has moved away from must not remove it.
+ * member has moved away from must not remove it. Kick: [7] actor userId ('' none), [8] the
+ * actor's minimum role.
  * A kick bans the user until bannedUntil, then both remove it, handing the host role over to the
  * longest-present member when the host left.
  *
  * Answers {'OK', remaining[, promoted record]} | {'NONE'} (leave: not a member, or no room) |
- * {'ROOM_NOT_FOUND'} | {'USER_NOT_FOUND'} (kick).
+ * {'ROOM_NOT_FOUND'} | {'ACTOR', actor role or ''} | {'USER_NOT_FOUND'} (kick).
  */
 export const REMOVE_MEMBER_LUA =
   PRELUDE_LUA +
@@ -29,6 +30,10 @@ if mode == 'leave' then
 else
   if not exists then
     return { 'ROOM_NOT_FOUND' }
+  end
+  local refused = actor_refusal(ARGV[7], ARGV[8])
+  if refused then
+    return refused
   end
   if not member then
     return { 'USER_NOT_FOUND' }

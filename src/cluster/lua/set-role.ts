@@ -1,11 +1,12 @@
 import { PRELUDE_LUA } from './prelude.js';
 
 /**
- * setRole. ARGV[3] target userId, [4] role. Making someone host demotes every other host to
- * editor first, in join order. A role above the target's cap changes nothing.
+ * setRole. ARGV[3] target userId, [4] role, [5] actor userId ('' none), [6] the actor's minimum
+ * role. Making someone host demotes every other host to editor first, in join order. A role
+ * above the target's cap changes nothing.
  *
  * Answers {'OK', changed records..., target record last} | {'ROOM_NOT_FOUND'} |
- * {'USER_NOT_FOUND'} | {'FORBIDDEN', the target's cap}.
+ * {'ACTOR', actor role or ''} | {'USER_NOT_FOUND'} | {'FORBIDDEN', the target's cap}.
  */
 export const SET_ROLE_LUA =
   PRELUDE_LUA +
@@ -13,6 +14,10 @@ export const SET_ROLE_LUA =
 local target_id, role = ARGV[3], ARGV[4]
 if redis.call('EXISTS', meta_key) == 0 then
   return { 'ROOM_NOT_FOUND' }
+end
+local refused = actor_refusal(ARGV[5], ARGV[6])
+if refused then
+  return refused
 end
 local target = redis.call('HGET', members_key, target_id)
 if not target then
