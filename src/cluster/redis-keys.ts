@@ -17,6 +17,9 @@
  * | `P{room}:caps`    | hash   | member id -> the highest role it may hold (`viewer`/`editor`), for |
  * |                   |        | members joined with a maxRole below host; kept off the records     |
  * | `P{room}:events`  | -      | the pub/sub channel of the room's events (see room-envelope.ts)    |
+ * | `P{room}:envseq`  | string | the counter behind the room's event numbers (`seq`)                |
+ * | `P{room}:epoch`   | string | the name of the room's history (resume on)                         |
+ * | `P{room}:history` | stream | the recent numbered events, ids `0-<seq>` (resume on)              |
  *
  * Global:
  *
@@ -32,9 +35,12 @@
  * |                              |        | presence can remove a dead instance's members later         |
  * | `Powner:<kind>:<id>:rooms`   | set    | the rooms an owner (`user` or `ip`) created that still      |
  * |                              |        | exist: its room quota (SCARD); every deletion removes one   |
+ * | `Presume:<sha256 of token>`  | string | a dropped connection's held seats, until the grace ends     |
+ * |                              |        | (redis-held-sessions.ts)                                    |
  *
- * No key has a TTL: rooms leave only through delete/deleteExpired, so a persistent room lasts as
- * long as Redis keeps its data (AOF).
+ * Room data has no TTL: rooms leave only through delete/deleteExpired, so a persistent room lasts
+ * as long as Redis keeps its data (AOF). The numbering keys (envseq, epoch, history) expire a day
+ * after the room's last numbered event (lua/numbering.ts); held sessions with their grace.
  *
  * Single primary only: a script touches one room's keys *and* global keys (the registry, the
  * expiry schedule, user, instance and owner sets), and the user, instance and owner keys are built
