@@ -219,9 +219,53 @@ export class InstancePresenceService
       }
       // Exactly one survivor wins this and cleans up.
       if ((await publisher.srem(this.instancesKey(), id)) === 1) {
-        this.logger.warn(`Instance ${id} stopped answering: removing its members`);
-        await this.removeMembersOf(id);
+        await this.membersLost(id);
       }
+    }
+    await this.removeHeldMembersDue();
+  }
+
+  /**
+   * With resume on, a dead instance's members keep their seats for the grace, as after a drop
+   * (their clients may resume anywhere with their tokens); the removal is scheduled. Else they
+   * are removed now.
+   */
+  private async membersLost(deadId: string): Promise<void> {
+    const { graceMs } = this.config.resume;
+    if (graceMs === 0) {
+      this.logger.warn(`Instance ${deadId} stopped answering: removing its members`);
+      await this.removeMembersOf(deadId);
+      return;
+    }
+    this.logger.warn(
+      `Instance ${deadId} stopped answering: its members keep their seats for ${graceMs} ms`,
+    );
+    await this.cluster.publisher.zadd(this.heldInstancesKey(), Date.now() + graceMs, deadId);
+    const now = Date.now();
+    for (const { roomId, userId } of await this.store.membersOf(deadId)) {
+      const seat = await this.store.markConnected(roomId, userId, false, now, deadId);
+      if (seat?.changed) {
+        this.rooms.announceConnection(roomId, seat.user);
+      }
+    }
+  }
+
+  /**
+   * Dead instances whose grace is over: their members that nobody resumed (a resume moves the
+   * seat to its instance) leave. One that came back meanwhile (a stall) keeps them.
+   */
+  private async removeHeldMembersDue(): Promise<void> {
+    const { publisher } = this.cluster;
+    const due = await publisher.zrangebyscore(this.heldInstancesKey(), '-inf', Date.now());
+    for (const id of due) {
+      if ((await publisher.zrem(this.heldInstancesKey(), id)) !== 1) {
+        continue; // Another survivor took it.
+      }
+      if ((await publisher.exists(this.aliveKey(id))) === 1) {
+        continue;
+      }
+      this.logger.warn(`The grace of instance ${id}'s members is over: removing them`);
+      await this.removeMembersOf(id);
     }
   }
 
@@ -240,6 +284,11 @@ export class InstancePresenceService
 
   private instancesKey(): string {
     return `${this.cluster.keyPrefix}instances`;
+  }
+
+  /** Dead instances whose members' seats are held, scored by the end of their grace. */
+  private heldInstancesKey(): string {
+    return `${this.cluster.keyPrefix}instances:held`;
   }
 
   private warn(what: string, error: unknown): void {

@@ -6,12 +6,18 @@ import { fromRedisError } from './store-unavailable.js';
 
 /**
  * Held sessions of a cluster, in Redis: `P resume:<sha256 of the token>` holds the session as
- * JSON until the grace ends, so any instance finds and claims it (GETDEL: one winner). The key
+ * JSON until the grace ends, so any instance finds and claims it (GETDEL: one winner). Open
+ * connections are registered too, so a token still resumes after its instance died. The key
  * is a hash, so reading Redis's keys gives nobody a token.
  */
 @Injectable()
 export class RedisHeldSessions implements HeldSessions {
   constructor(@Inject(CLUSTER) private readonly cluster: Cluster) {}
+
+  /** Kept while the connection may live; a clean close or a drop replaces or ends it. */
+  async register(token: string, userId: string): Promise<void> {
+    await this.hold(token, { userId }, OPEN_SESSION_TTL_MS);
+  }
 
   async hold(token: string, session: HeldSession, ttlMs: number): Promise<void> {
     await this.cluster.publisher
@@ -34,11 +40,17 @@ export class RedisHeldSessions implements HeldSessions {
   }
 }
 
+/** An open connection's registration outlives any sane connection (Cloud Run cuts at 60 min). */
+const OPEN_SESSION_TTL_MS = 24 * 60 * 60 * 1000;
+
 function parse(json: string): HeldSession | undefined {
   const session = JSON.parse(json) as Partial<HeldSession>;
-  return typeof session.userId === 'string' && Array.isArray(session.roomIds)
+  if (typeof session.userId !== 'string') {
+    return undefined;
+  }
+  return Array.isArray(session.roomIds)
     ? { userId: session.userId, roomIds: session.roomIds.filter((id) => typeof id === 'string') }
-    : undefined;
+    : { userId: session.userId };
 }
 
 function rethrow(error: unknown): never {

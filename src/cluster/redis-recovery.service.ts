@@ -95,6 +95,8 @@ export class RedisRecoveryService implements OnModuleInit {
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
         if (onRecord.has(RedisKeys.instanceMember(roomId, connection.userId))) {
+          // With resume on, the others held it (connected: false) rather than removing it.
+          await this.markConnectedAgain(connection, roomId);
           continue;
         }
         if (await this.registerSwept(connection, roomId)) {
@@ -108,6 +110,20 @@ export class RedisRecoveryService implements OnModuleInit {
       );
     }
     return returned;
+  }
+
+  private async markConnectedAgain(connection: Connection, roomId: string): Promise<void> {
+    try {
+      const seat = await this.store.setConnected(roomId, connection.userId, true, Date.now());
+      if (seat?.changed && this.users.isCurrent(connection) && connection.rooms.has(roomId)) {
+        connection.profiles.set(roomId, seat.user);
+        this.rooms.announceConnection(roomId, seat.user);
+      }
+    } catch (error) {
+      this.logger.warn(
+        `Could not mark ${connection.userId} connected in ${roomId} again: ${String(error)}`,
+      );
+    }
   }
 
   /** True when the membership came back and its room was told. */

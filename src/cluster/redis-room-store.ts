@@ -17,6 +17,7 @@ import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type ExpiredRoom,
   type ExpiryPolicy,
+  type ConnectedSeat,
   type JoinOutcome,
   type JoinRequest,
   type LeaveOutcome,
@@ -231,21 +232,35 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     userId: string,
     connected: boolean,
     now: number,
-  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined> {
+  ): Promise<ConnectedSeat | undefined> {
+    return this.markConnected(roomId, userId, connected, now, this.instanceId);
+  }
+
+  /**
+   * setConnected for a member of `instanceId`: marked not connected only while it is still on
+   * that instance (a dead one's, by presence); marked connected, it moves to this instance.
+   */
+  async markConnected(
+    roomId: string,
+    userId: string,
+    connected: boolean,
+    now: number,
+    instanceId: string,
+  ): Promise<ConnectedSeat | undefined> {
     const reply = await this.run(
       this.scripts.gmsSetConnected(
         ...this.head(roomId),
         userId,
         String(connected),
         now,
-        connected ? this.instanceId : '',
+        connected ? this.instanceId : instanceId,
       ),
     );
     if (reply[0] === 'NONE') {
       return undefined;
     }
     const { roomInfo, user } = snapshotOf(roomId, userId, reply);
-    return { roomInfo, user };
+    return { roomInfo, user, changed: reply[1] === 1 };
   }
 
   async roleOf(roomId: string, userId: string): Promise<Role | undefined> {

@@ -83,22 +83,30 @@ export class SessionTakeoverService implements OnModuleInit {
     }
   }
 
-  /** Another instance got this user: its socket here goes, its memberships stay in the store. */
+  /**
+   * Another instance got this user: its socket here goes. Without a resume its memberships stay
+   * in the store for the takeover there, held seats included, and tokens given here resume
+   * nothing. With one, its seats here are held as after a drop until the resume claims them (or
+   * the grace ends).
+   */
   private onNotice(notice: SessionNotice): void {
     if (notice.origin === this.cluster.instanceId) {
       return;
     }
+    if (!notice.resuming) {
+      this.resume.surrender(notice.userId);
+    }
     const replaced = this.users.byUser(notice.userId);
     if (!replaced) {
-      if (!notice.resuming) {
-        // Its connection here dropped, its seats held: the takeover gives them to the new one.
-        void this.resume.surrender(notice.userId);
-      }
       return;
     }
     this.users.disconnect(replaced.handle);
-    for (const roomId of [...replaced.rooms]) {
-      this.users.membership.remove(replaced, roomId);
+    if (notice.resuming) {
+      void this.resume.detach(replaced);
+    } else {
+      for (const roomId of [...replaced.rooms]) {
+        this.users.membership.remove(replaced, roomId);
+      }
     }
     replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
     this.logger.log(`User ${notice.userId} reconnected on another instance; replaced here`);

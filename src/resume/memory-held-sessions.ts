@@ -11,6 +11,11 @@ interface Entry {
 export class MemoryHeldSessions implements HeldSessions {
   private readonly byToken = new Map<string, Entry>();
 
+  /** Nothing to keep: the connection dies with this process, and so do its seats. */
+  register(): Promise<void> {
+    return Promise.resolve();
+  }
+
   hold(token: string, session: HeldSession, ttlMs: number): Promise<void> {
     this.pruneExpired();
     this.byToken.set(token, { session, expiresAt: Date.now() + ttlMs });

@@ -14,7 +14,7 @@ import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
-import { HELD_SESSIONS, type HeldSessions } from './held-sessions.js';
+import { HELD_SESSIONS, type HeldSession, type HeldSessions } from './held-sessions.js';
 
 /** What a `?resume=` on an upgrade came to: the token, and whose seats it may take back. */
 export interface UpgradeResume {
@@ -116,9 +116,13 @@ export class ResumeService implements OnApplicationShutdown {
       this.byUser.set(userId, session);
     } else if (session.token !== session.heldToken) {
       this.byToken.delete(session.token);
+      this.void(session.token);
     }
     session.token = randomBytes(24).toString('base64url');
     this.byToken.set(session.token, session);
+    this.sessions.register(session.token, userId).catch((error: unknown) => {
+      this.logger.warn(`Could not register ${userId}'s session: ${String(error)}`);
+    });
     return session.token;
   }
 
@@ -149,9 +153,10 @@ export class ResumeService implements OnApplicationShutdown {
       return;
     }
     this.forget(session);
-    if (session.heldToken !== undefined) {
-      // Nobody may take these seats back any more.
-      await this.sessions.claim(session.heldToken).catch(() => undefined);
+    // Nobody may take these seats back any more.
+    this.void(session.token);
+    if (session.heldToken !== undefined && session.heldToken !== session.token) {
+      this.void(session.heldToken);
     }
     await this.releaseSeats(session);
   }
@@ -159,18 +164,20 @@ export class ResumeService implements OnApplicationShutdown {
   /**
    * The user connected on another instance without a resume, and its session takeover makes
    * that connection a member of its rooms: seats held here are not this instance's to release
-   * when the grace ends, nor anyone's to resume.
+   * when the grace ends, nor anyone's to resume with a token given here.
    */
-  async surrender(userId: string): Promise<void> {
+  surrender(userId: string): void {
     const session = this.byUser.get(userId);
-    if (!session || session.heldToken === undefined) {
+    if (!session) {
       return;
     }
-    const { heldToken } = session;
     clearTimeout(session.graceTimer);
     this.users.release(userId);
     this.forget(session);
-    await this.sessions.claim(heldToken).catch(() => undefined);
+    this.void(session.token);
+    if (session.heldToken !== undefined && session.heldToken !== session.token) {
+      this.void(session.heldToken);
+    }
   }
 
   /**
@@ -198,7 +205,9 @@ export class ResumeService implements OnApplicationShutdown {
       local.heldRooms.clear();
     }
     const from = new Map(positions.map((position) => [position.roomId, position]));
-    const taken = await this.takeSeats(connection, held.roomIds, from);
+    // Registered while open, its instance died with it: its seats are wherever it still is.
+    const roomIds = held.roomIds ?? (await this.store.roomsOf(connection.userId));
+    const taken = await this.takeSeats(connection, roomIds, from);
     if (!this.users.isCurrent(connection)) {
       // Dropped again while the seats were taken back: they stay held for the next try.
       for (const { roomId } of taken) {
@@ -242,7 +251,7 @@ export class ResumeService implements OnApplicationShutdown {
   private async claimFor(
     connection: Connection,
     token: string | undefined,
-  ): Promise<{ roomIds: readonly string[] }> {
+  ): Promise<HeldSession> {
     const ownToken = this.byUser.get(connection.userId)?.token;
     // Checked before the claim: a wrong user's attempt must not end the owner's session.
     const valid =
@@ -397,6 +406,16 @@ export class ResumeService implements OnApplicationShutdown {
         this.logger.error(`Could not remove ${session.userId} from ${roomId}: ${String(error)}`);
       }
     }
+  }
+
+  /** The token resumes nothing any more (anywhere, in a cluster). */
+  private void(token: string): void {
+    if (token === '') {
+      return;
+    }
+    this.sessions.claim(token).catch((error: unknown) => {
+      this.logger.warn(`Could not void a resume token: ${String(error)}`);
+    });
   }
 
   private forget(session: Session): void {

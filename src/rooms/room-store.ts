@@ -44,6 +44,14 @@ export interface NewRoom {
   quota?: RoomQuota;
 }
 
+/** A member marked connected or not (setConnected), and the room as it is now. */
+export interface ConnectedSeat {
+  user: RoomUser;
+  roomInfo: RoomInfo;
+  /** False when the member already was (not) connected. */
+  changed: boolean;
+}
+
 export interface JoinRequest {
   roomId: string;
   userId: string;
@@ -168,7 +176,7 @@ export interface RoomStore {
     userId: string,
     connected: boolean,
     now: number,
-  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined>;
+  ): Promise<ConnectedSeat | undefined>;
   /** ROOM_NOT_FOUND; undefined when the user is not a member. */
   roleOf(roomId: string, userId: string): Promise<Role | undefined>;
   /**
@@ -199,6 +207,8 @@ export interface RoomStore {
     actor?: StateChangeActor,
   ): Promise<number>;
   getState(roomId: string): Promise<RoomState>;
+  /** The rooms the user is a member of, in join order. */
+  roomsOf(userId: string): Promise<string[]>;
   /** Whether two users share a room. */
   shareRoom(userId: string, otherUserId: string): Promise<string | undefined>;
   touch(roomId: string, now: number): Promise<void>;

@@ -449,6 +449,11 @@ export class RoomsService {
     }
   }
 
+  /** A member's connection dropped or came back (`user.connected`): the room is told. */
+  announceConnection(roomId: string, user: RoomUser): void {
+    this.deliver({ kind: 'member_updated', roomId, user });
+  }
+
   /**
    * A member connected here is on record again after another instance removed it, taking this
    * one for dead: the room, told it left, is told it joined.

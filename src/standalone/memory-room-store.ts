@@ -11,7 +11,6 @@ import {
   ErrorCode,
   ROLE_RANK,
   type Role,
-  type RoomInfo,
   type RoomState,
   type RoomUser,
 } from '../protocol/protocol.js';
@@ -23,6 +22,7 @@ import {
   LAST_ACTIVITY_RESOLUTION_MS,
   type ExpiredRoom,
   type ExpiryPolicy,
+  type ConnectedSeat,
   type JoinOutcome,
   type JoinRequest,
   type LeaveOutcome,
@@ -183,15 +183,20 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     userId: string,
     connected: boolean,
     now: number,
-  ): Promise<{ user: RoomUser; roomInfo: RoomInfo } | undefined> {
+  ): Promise<ConnectedSeat | undefined> {
     const member = this.rooms.get(roomId)?.members.get(userId);
     if (!member) {
       return Promise.resolve(undefined);
     }
+    const changed = member.connected !== connected;
     member.connected = connected;
     member.lastSeen = now;
     const room = this.rooms.get(roomId) as StoredRoom;
-    return Promise.resolve({ user: { ...member }, roomInfo: this.roomInfo(room) });
+    return Promise.resolve({ user: { ...member }, roomInfo: this.roomInfo(room), changed });
+  }
+
+  roomsOf(userId: string): Promise<string[]> {
+    return Promise.resolve([...(this.roomsOfUser.get(userId) ?? [])]);
   }
 
   roleOf(roomId: string, userId: string): Promise<Role | undefined> {

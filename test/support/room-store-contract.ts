@@ -116,10 +116,21 @@ export function describeRoomStoreContract(
           ['alice', true],
           ['bob', false],
         ]);
+        expect(dropped?.changed).toBe(true);
+        expect((await store.setConnected('r', 'bob', false, T0 + 6))?.changed).toBe(false);
         const back = await store.setConnected('r', 'bob', true, T0 + 9);
         expect(back?.user).toMatchObject({ role: 'editor', connected: true, lastSeen: T0 + 9 });
+        expect(back?.changed).toBe(true);
         expect(back?.roomInfo.state.version).toBe(0);
         expect(await roleOf('r', 'bob')).toBe('editor');
+      });
+
+      it("lists a user's rooms in join order", async () => {
+        await store.join(joinRequest('b', 'bob'));
+        await store.join(joinRequest('a', 'bob'));
+        await store.join(joinRequest('a', 'alice'));
+        expect(await store.roomsOf('bob')).toEqual(['b', 'a']);
+        expect(await store.roomsOf('nobody')).toEqual([]);
       });
 
       it('answers undefined for a user who is no member, or a room that is gone', async () => {

@@ -2,10 +2,11 @@ import { PRELUDE_LUA } from './prelude.js';
 
 /**
  * setConnected: a member's connection dropped with its seat held, or came back. ARGV[3] userId,
- * [4] 'true' | 'false', [5] now, [6] the instance it is connected to when 'true' (a resume may
- * come to any instance: the seat moves there). The profile JSON ends with
+ * [4] 'true' | 'false', [5] now, [6] an instance: with 'true' the one it is connected to now (a
+ * resume may come to any instance: the seat moves there); with 'false' the one it must be on (a
+ * seat another instance took meanwhile is not marked; answers NONE). The profile JSON ends with
  * `"connected":…,"lastSeen":…}` (member-record.ts writes it in that order), so it changes without
- * decoding the JSON. Answers {'OK', 0, createdAt, state JSON, history position, member
+ * decoding the JSON. Answers {'OK', changed 1/0, createdAt, state JSON, history position, member
  * records...} like the join, or {'NONE'}.
  */
 export const SET_CONNECTED_LUA =
@@ -16,6 +17,13 @@ local record = redis.call('HGET', members_key, user_id)
 if not record then
   return { 'NONE' }
 end
+if connected == 'false' then
+  local _, on_instance = parse_member(record)
+  if on_instance ~= instance_id then
+    return { 'NONE' }
+  end
+end
+local was = string.match(record, '"connected":(%a+),"lastSeen":%d+}$')
 local updated, count = string.gsub(record, '"connected":%a+,"lastSeen":%d+}$',
   '"connected":' .. connected .. ',"lastSeen":' .. now .. '}')
 if count ~= 1 then
@@ -25,7 +33,7 @@ redis.call('HSET', members_key, user_id, updated)
 if connected == 'true' and instance_id ~= '' then
   move_member_here(user_id, updated, instance_id)
 end
-local reply = { 'OK', 0, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() }
+local reply = { 'OK', was == connected and 0 or 1, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() }
 for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
   reply[#reply + 1] = redis.call('HGET', members_key, member_id)
 end
