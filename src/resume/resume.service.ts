@@ -248,10 +248,7 @@ export class ResumeService implements OnApplicationShutdown {
   }
 
   /** The held session of `token`, taken for `connection`'s user, or RESUME_FAILED. */
-  private async claimFor(
-    connection: Connection,
-    token: string | undefined,
-  ): Promise<HeldSession> {
+  private async claimFor(connection: Connection, token: string | undefined): Promise<HeldSession> {
     const ownToken = this.byUser.get(connection.userId)?.token;
     // Checked before the claim: a wrong user's attempt must not end the owner's session.
     const valid =
