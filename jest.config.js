@@ -39,9 +39,6 @@ export default {
         '<rootDir>/test/fuzz\\.e2e-spec\\.ts$',
         '<rootDir>/test/process-guards\\.e2e-spec\\.ts$',
         '<rootDir>/test/log-secrets\\.e2e-spec\\.ts$',
-        // Also takes over a socket still open by its current token, which only its own instance
-        // knows; test/cluster/resume.e2e-spec.ts covers resuming across instances.
-        '<rootDir>/test/resume\\.e2e-spec\\.ts$',
       ],
     },
   ],

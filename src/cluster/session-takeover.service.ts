@@ -85,16 +85,12 @@ export class SessionTakeoverService implements OnModuleInit {
 
   /**
    * Another instance got this user: its socket here goes. Without a resume its memberships stay
-   * in the store for the takeover there, held seats included, and tokens given here resume
-   * nothing. With one, its seats here are held as after a drop until the resume claims them (or
-   * the grace ends).
+   * in the store for the takeover there; with one, they are held as after a drop until the resume
+   * claims them (or the grace ends). Seats held here already stay held either way.
    */
   private onNotice(notice: SessionNotice): void {
     if (notice.origin === this.cluster.instanceId) {
       return;
-    }
-    if (!notice.resuming) {
-      this.resume.surrender(notice.userId);
     }
     const replaced = this.users.byUser(notice.userId);
     if (!replaced) {

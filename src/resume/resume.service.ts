@@ -162,25 +162,6 @@ export class ResumeService implements OnApplicationShutdown {
   }
 
   /**
-   * The user connected on another instance without a resume, and its session takeover makes
-   * that connection a member of its rooms: seats held here are not this instance's to release
-   * when the grace ends, nor anyone's to resume with a token given here.
-   */
-  surrender(userId: string): void {
-    const session = this.byUser.get(userId);
-    if (!session) {
-      return;
-    }
-    clearTimeout(session.graceTimer);
-    this.users.release(userId);
-    this.forget(session);
-    this.void(session.token);
-    if (session.heldToken !== undefined && session.heldToken !== session.token) {
-      this.void(session.heldToken);
-    }
-  }
-
-  /**
    * Takes the held seats back for `connection`: one `resumed` reply, then per room the missed
    * events or a snapshot (see RoomDelivery). RESUME_FAILED when the token is not valid for it.
    * The seats may have been held on another instance: HELD_SESSIONS says which, and who won.

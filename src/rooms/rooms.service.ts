@@ -161,6 +161,11 @@ export class RoomsService {
         ...(command.takeOver ? { restore: true } : {}),
       });
       if (outcome.alreadyMember && !outcome.user.connected) {
+        if (command.takeOver) {
+          // A held seat waits for its resume, a join or the grace's end, as on one instance.
+          membership.abortJoin(connection, roomId);
+          return;
+        }
         outcome = await this.reconnectHeldSeat(roomId, connection.userId, outcome);
       }
     } catch (error) {

@@ -133,4 +133,37 @@ describe('cluster: a slow sweep or a stalled instance does not cost it its live 
     expect(leftUserIds(bob).filter((id) => id === 'alice')).toHaveLength(1);
     expect(joinedUserIds(bob).filter((id) => id === 'alice')).toHaveLength(1);
   }, 30_000);
+
+  it('with resume on, holds its members during a stall and shows them connected again after', async () => {
+    const withGrace = { ...env, RECONNECT_GRACE_MS: '10000' };
+    cluster = await startTestCluster(2, withGrace);
+    const [a] = cluster.servers;
+    stalled = await startInstanceProcess(cluster.redisUrl, cluster.keyPrefix, withGrace);
+    const alice = await clients.connect(stalled.wsUrl, 'alice');
+    const bob = await clients.connect(a.wsUrl, 'bob');
+    await bob.join('gallery');
+    await alice.join('gallery');
+    await bob.next('user_joined');
+
+    stalled.process.child.kill('SIGSTOP');
+    const connectedFlags = () =>
+      seen(bob, 'user_updated')
+        .map((data) => data as { user: { id: string; connected: boolean } })
+        .filter((data) => data.user.id === 'alice')
+        .map((data) => data.user.connected);
+    await waitFor(
+      () => (connectedFlags().includes(false) ? true : undefined),
+      3 * PRESENCE_TTL_MS,
+      `bob to see alice's seat held while her instance is stalled (got ${JSON.stringify(bob.received)})`,
+    );
+    stalled.process.child.kill('SIGCONT');
+    await waitFor(
+      () => (connectedFlags().at(-1) === true ? true : undefined),
+      3 * PRESENCE_TTL_MS,
+      `bob to see alice connected again (got ${JSON.stringify(bob.received)})`,
+    );
+    expect(connectedFlags()).toEqual([false, true]);
+    expect(leftUserIds(bob)).toEqual([]);
+    expect(joinedUserIds(bob)).toEqual([]); // no removal, so no second join either
+  }, 30_000);
 });
