@@ -60,6 +60,12 @@ export class RoomDelivery implements RoomChangeDelivery {
           data: { roomId: change.roomId, user: change.user },
         });
         return;
+      case 'host_appointed':
+        this.bus.publish(change.roomId, {
+          event: ServerEvent.UserUpdated,
+          data: { roomId: change.roomId, user: change.host },
+        });
+        return;
       case 'member_kicked':
         this.bus.sendToMember(change.roomId, change.userId, {
           event: ServerEvent.Kicked,

@@ -418,6 +418,12 @@ export class RoomsService {
     this.events.emit('member.joined', { roomId, user });
   }
 
+  /** A room without a host was given one by the store (RedisRecoveryService): the room is told. */
+  announceNewHost(roomId: string, host: RoomUser): void {
+    this.deliver({ kind: 'host_appointed', roomId, host });
+    this.events.emit('member.role_changed', { roomId, userId: host.id, role: host.role });
+  }
+
   private forgetLocalMember(roomId: string, userId: string): void {
     const connection = this.users.byUser(userId);
     if (connection?.rooms.has(roomId)) {
