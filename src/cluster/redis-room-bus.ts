@@ -2,7 +2,12 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
-import type { MembershipEndedListener, ResyncListener, RoomBus } from '../bus/room-bus.js';
+import type {
+  LiveMemberLeftListener,
+  MembershipEndedListener,
+  ResyncListener,
+  RoomBus,
+} from '../bus/room-bus.js';
 import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
@@ -40,6 +45,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private publishFailing = false;
   private membershipEnded: MembershipEndedListener = () => undefined;
   private resyncNeeded: ResyncListener = () => undefined;
+  private liveMemberLeft: LiveMemberLeftListener = () => undefined;
   /** The last envelope number heard per watched room, to see a missed one. */
   private readonly lastSeq = new Map<string, number>();
   /** Set while the subscriber is disconnected: what was published meanwhile is lost to us. */
@@ -159,6 +165,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
 
   onResyncNeeded(listener: ResyncListener): void {
     this.resyncNeeded = listener;
+  }
+
+  onLiveMemberLeft(listener: LiveMemberLeftListener): void {
+    this.liveMemberLeft = listener;
   }
 
   /** Fails with UNAVAILABLE at once while the subscriber is down, or within 1.5 s. */
@@ -293,6 +303,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     const frame = toOutgoingFrame(message, this.isThrowaway(message));
     this.local.toRoom(roomId, message, frame, except);
+    if (
+      message.event === ServerEvent.UserLeft &&
+      this.local.memberHere(roomId, message.data.userId)
+    ) {
+      this.liveMemberLeft(roomId, message.data.userId);
+    }
     if (message.event === ServerEvent.RoomDeleted) {
       this.fanout.forgetRoom(roomId);
       this.membershipEnded(roomId);
