@@ -1,5 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { ServerEvent, type ServerEventMap, type ServerMessage } from '../protocol/protocol.js';
+import {
+  ServerEvent,
+  type RoomUser,
+  type ServerEventMap,
+  type ServerMessage,
+} from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
@@ -26,6 +31,9 @@ export class LocalDelivery {
     frame: OutgoingFrame,
     exceptUserId: string | null | undefined,
   ): void {
+    if (message.event === ServerEvent.UserUpdated) {
+      this.keepProfileCurrent(roomId, (message.data as ServerEventMap['user_updated']).user);
+    }
     const membership = this.users.membership;
     const members = membership.members(roomId);
     if (members) {
@@ -96,6 +104,9 @@ export class LocalDelivery {
     message: ServerMessage<E>,
     frame: OutgoingFrame,
   ): void {
+    if (message.event === ServerEvent.UserUpdated) {
+      this.keepProfileCurrent(roomId, (message.data as ServerEventMap['user_updated']).user);
+    }
     const held = this.users.membership.pending(roomId);
     let dropped = 0;
     for (const connection of audience) {
@@ -131,6 +142,14 @@ export class LocalDelivery {
   hasAudience(roomId: string): boolean {
     const membership = this.users.membership;
     return membership.members(roomId) !== undefined || membership.pending(roomId) !== undefined;
+  }
+
+  /**
+   * A member here whose role changed (on any instance): its profile follows, since a Redis that
+   * comes back empty gets the membership registered again from it, role included.
+   */
+  private keepProfileCurrent(roomId: string, user: RoomUser): void {
+    this.memberHere(roomId, user.id)?.profiles.set(roomId, user);
   }
 
   /** The local connection of a room member, if it is connected here. */

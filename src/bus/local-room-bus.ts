@@ -85,6 +85,9 @@ export class LocalRoomBus implements RoomBus {
   /** Never needed: on one instance nothing is missed between the bus and the sockets. */
   onResyncNeeded(): void {}
 
+  /** Never needed: on one instance a user's sockets never race each other's memberships. */
+  onLiveMemberLeft(): void {}
+
   watch(): Promise<void> {
     return Promise.resolve();
   }

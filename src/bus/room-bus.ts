@@ -8,6 +8,9 @@ export type MembershipEndedListener = (roomId: string, userId?: string) => void;
 /** This instance may have missed events of a room: its members here need the store's view. */
 export type ResyncListener = (roomId: string) => void;
 
+/** Another instance said a member connected here left the room. */
+export type LiveMemberLeftListener = (roomId: string, userId: string) => void;
+
 /**
  * Delivers room events to the members of a room wherever they are connected. The local
  * implementation reaches this instance's sockets; a clustered one also relays through Redis.
@@ -79,4 +82,12 @@ export interface RoomBus {
    * members here. A single-instance bus never calls it.
    */
   onResyncNeeded(listener: ResyncListener): void;
+
+  /**
+   * Who to tell when another instance announces that a member connected here left: the room
+   * service, which checks the store. A membership event is published after its store change, so
+   * the late leave of the same user's former socket elsewhere can arrive after the join of its
+   * socket here. A single-instance bus never calls it.
+   */
+  onLiveMemberLeft(listener: LiveMemberLeftListener): void;
 }

@@ -4,6 +4,9 @@ export interface ClusterTotals {
   instances: number;
   connections: number;
   droppedMessages: number;
+  /** Redis outages the live instances recovered from, and when the last recovery ended. */
+  redisRecoveries: number;
+  lastRedisRecoveryAt?: number;
 }
 
 /** Something this instance needs to serve (Redis in cluster mode), checked by /health/ready. */

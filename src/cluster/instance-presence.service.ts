@@ -23,6 +23,9 @@ import { RedisRoomStore } from './redis-room-store.js';
 interface InstanceReport {
   connections: number;
   droppedMessages: number;
+  /** Absent in the reports of older versions. */
+  redisRecoveries?: number;
+  lastRedisRecoveryAt?: number;
 }
 
 /**
@@ -109,7 +112,12 @@ export class InstancePresenceService
     const { publisher } = this.cluster;
     const ids = await publisher.smembers(this.instancesKey());
     const reports = ids.length > 0 ? await publisher.mget(ids.map((id) => this.aliveKey(id))) : [];
-    const totals: ClusterTotals = { instances: 0, connections: 0, droppedMessages: 0 };
+    const totals: ClusterTotals = {
+      instances: 0,
+      connections: 0,
+      droppedMessages: 0,
+      redisRecoveries: 0,
+    };
     for (const report of reports) {
       if (report === null) {
         continue;
@@ -118,6 +126,10 @@ export class InstancePresenceService
       totals.instances += 1;
       totals.connections += parsed.connections;
       totals.droppedMessages += parsed.droppedMessages;
+      totals.redisRecoveries += parsed.redisRecoveries ?? 0;
+      if ((parsed.lastRedisRecoveryAt ?? 0) > (totals.lastRedisRecoveryAt ?? 0)) {
+        totals.lastRedisRecoveryAt = parsed.lastRedisRecoveryAt;
+      }
     }
     return totals;
   }
@@ -153,9 +165,12 @@ export class InstancePresenceService
    */
   private async beat(): Promise<boolean> {
     const { publisher, instanceId } = this.cluster;
+    const recovered = this.recovery.recovered;
     const report: InstanceReport = {
       connections: this.users.count(),
       droppedMessages: this.fanout.droppedMessages(),
+      redisRecoveries: recovered.count,
+      ...(recovered.at ? { lastRedisRecoveryAt: recovered.at } : {}),
     };
     const replies = await publisher
       .multi()

@@ -1,5 +1,11 @@
 import { roleCapOf } from '../auth/identity.js';
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode } from '../protocol/protocol.js';
@@ -9,23 +15,31 @@ import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, type Cluster } from './cluster.js';
 import { RedisKeys } from './redis-keys.js';
+import { RedisRoomBus } from './redis-room-bus.js';
 import { RedisRoomStore } from './redis-room-store.js';
 
 /**
  * After a Redis outage, each instance registers the memberships of its live sockets again, so a
  * Redis that came back empty (restarted without persistence) knows every room and member that
  * is still connected, without clients reconnecting. A member still on record is left as it is;
- * one whose socket closed during the outage is removed, and its rooms are told.
+ * one whose socket closed during the outage is removed, and its rooms are told. A member the
+ * store had lost is announced (`user_joined`), and once all are registered every member here
+ * gets its rooms as the store has them now (`room_joined`): a room Redis lost starts again at
+ * version 0, maybe with another host, and members that left meanwhile are not in it.
  *
  * The same for an instance another one took for dead (a stall past its alive key) and removed
  * the members of: those of its live sockets come back, and their rooms get `user_joined`.
  */
 @Injectable()
-export class RedisRecoveryService implements OnModuleInit {
+export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(RedisRecoveryService.name);
   private wasDown = false;
   /** Set while registering everything after an outage, which covers swept members too. */
   private recovering = false;
+  /** Outages this instance recovered from, and when the last recovery ended: for /stats. */
+  private recoveries = 0;
+  private lastRecoveredAt?: number;
+  private hostCheck?: NodeJS.Timeout;
 
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster,
@@ -33,12 +47,23 @@ export class RedisRecoveryService implements OnModuleInit {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
     private readonly users: UsersService,
     private readonly rooms: RoomsService,
+    private readonly bus: RedisRoomBus,
   ) {}
+
+  /** How many outages this instance recovered from, and when it last did. */
+  get recovered(): { count: number; at?: number } {
+    return {
+      count: this.recoveries,
+      ...(this.lastRecoveredAt ? { at: this.lastRecoveredAt } : {}),
+    };
+  }
 
   onModuleInit(): void {
     const { publisher } = this.cluster;
     publisher.on('close', () => {
       this.wasDown = true;
+      // What the store says is not true again before the live members are registered.
+      this.bus.holdResyncs();
     });
     publisher.on('ready', () => {
       if (this.wasDown) {
@@ -48,12 +73,54 @@ export class RedisRecoveryService implements OnModuleInit {
     });
   }
 
+  onModuleDestroy(): void {
+    clearTimeout(this.hostCheck);
+  }
+
   async registerLiveMembers(): Promise<void> {
     this.recovering = true;
+    this.bus.holdResyncs();
     try {
       await this.registerAllAgain();
     } finally {
       this.recovering = false;
+      // Every room with members here, once the subscriber listens again (see RedisRoomBus).
+      for (const connection of this.users.all()) {
+        for (const roomId of connection.rooms) {
+          this.bus.resync(roomId);
+        }
+      }
+      this.bus.releaseResyncs();
+      this.recoveries++;
+      this.lastRecoveredAt = Date.now();
+      this.scheduleHostCheck();
+    }
+  }
+
+  /**
+   * A member registered again keeps its role, and is host only if it was: a room Redis lost has
+   * no host until its former host registers, from whichever instance it is on. Once every
+   * instance had the time to (as long as sweeps wait after an outage), a room still without one,
+   * its host gone during the outage, gets one as if the host had just left.
+   */
+  private scheduleHostCheck(): void {
+    clearTimeout(this.hostCheck);
+    this.hostCheck = setTimeout(() => void this.ensureHosts(), this.config.presenceTtlMs / 2);
+    this.hostCheck.unref();
+  }
+
+  private async ensureHosts(): Promise<void> {
+    const roomIds = new Set([...this.users.all()].flatMap((connection) => [...connection.rooms]));
+    for (const roomId of roomIds) {
+      try {
+        const host = await this.store.ensureHost(roomId);
+        if (host) {
+          this.logger.log(`Room ${roomId} had no host after Redis came back: ${host.id} hosts`);
+          this.rooms.announceNewHost(roomId, host);
+        }
+      } catch (error) {
+        this.logger.warn(`Could not check the host of ${roomId}: ${String(error)}`);
+      }
     }
   }
 
@@ -61,7 +128,7 @@ export class RedisRecoveryService implements OnModuleInit {
     let registered = 0;
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
-        if (await this.register(connection, roomId)) {
+        if (await this.registerLive(connection, roomId)) {
           registered++;
         }
       }
@@ -124,6 +191,37 @@ export class RedisRecoveryService implements OnModuleInit {
         `Could not mark ${connection.userId} connected in ${roomId} again: ${String(error)}`,
       );
     }
+  }
+
+  /**
+   * Registers a membership after an outage; true when it was on record or came back. One the
+   * store had lost is announced; one that ended meanwhile (its socket closed or it left while
+   * the store answered) is taken back, since nobody was told of it.
+   */
+  private async registerLive(connection: Connection, roomId: string): Promise<boolean> {
+    const { userId } = connection;
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      return false;
+    }
+    const outcome = await this.register(connection, roomId);
+    if (!outcome) {
+      return false;
+    }
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      if (!outcome.alreadyMember) {
+        await this.store
+          .leave(roomId, userId, Date.now())
+          .catch((error: unknown) =>
+            this.logger.warn(`Could not undo registering ${userId} in ${roomId}: ${String(error)}`),
+          );
+      }
+      return false;
+    }
+    connection.profiles.set(roomId, outcome.user);
+    if (!outcome.alreadyMember) {
+      this.rooms.announceReturn(roomId, outcome.user);
+    }
+    return true;
   }
 
   /** True when the membership came back and its room was told. */

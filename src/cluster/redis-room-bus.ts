@@ -2,7 +2,12 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
-import type { MembershipEndedListener, ResyncListener, RoomBus } from '../bus/room-bus.js';
+import type {
+  LiveMemberLeftListener,
+  MembershipEndedListener,
+  ResyncListener,
+  RoomBus,
+} from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
@@ -51,6 +56,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private publishFailing = false;
   private membershipEnded: MembershipEndedListener = () => undefined;
   private resyncNeeded: ResyncListener = () => undefined;
+  private liveMemberLeft: LiveMemberLeftListener = () => undefined;
   /** The last envelope number heard per watched room, to see a missed one. */
   private readonly lastSeq = new Map<string, number>();
   /** Set while the subscriber is disconnected: what was published meanwhile is lost to us. */
@@ -59,6 +65,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   private readonly awaited = new Map<string, AwaitedEvent>();
   private nextAwaitId = 0;
   private readonly numbering: boolean;
+  /** Set from the subscriber's return until its channels are surely subscribed again. */
+  private resubscribing = false;
+  /** Set while RedisRecoveryService registers live members again: the store is not whole yet. */
+  private resyncsHeld = false;
+  /** Rooms whose members here wait to be resynced until the store and the channel can be read. */
+  private readonly resyncsDue = new Set<string>();
 
   constructor(
     private readonly local: LocalDelivery,
@@ -188,6 +200,10 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
 
   onResyncNeeded(listener: ResyncListener): void {
     this.resyncNeeded = listener;
+  }
+
+  onLiveMemberLeft(listener: LiveMemberLeftListener): void {
+    this.liveMemberLeft = listener;
   }
 
   /** Fails with UNAVAILABLE at once while the subscriber is down, or within 1.5 s. */
@@ -393,6 +409,12 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     }
     const frame = toOutgoingFrame(message, this.isThrowaway(message));
     this.local.toRoom(roomId, message, frame, except);
+    if (
+      message.event === ServerEvent.UserLeft &&
+      this.local.memberHere(roomId, message.data.userId)
+    ) {
+      this.liveMemberLeft(roomId, message.data.userId);
+    }
     if (message.event === ServerEvent.RoomDeleted) {
       this.fanout.forgetRoom(roomId);
       this.membershipEnded(roomId);
@@ -411,7 +433,46 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       return;
     }
     this.logger.warn(`Room ${roomId}: envelopes ${last + 1}..${seq - 1} missed; resyncing`);
-    this.resyncNeeded(roomId);
+    this.resync(roomId);
+  }
+
+  /**
+   * Brings the room's members here up to date from the store, once that says something true: not
+   * while recovery is still registering the live members of an emptied Redis (a member it has not
+   * reached yet would be told it left), and not before the subscriber listens to the room again
+   * (what is published meanwhile would be lost). Until then the room waits, once.
+   */
+  resync(roomId: string): void {
+    this.resyncsDue.add(roomId);
+    this.resyncWhenReady();
+  }
+
+  /** Recovery begins: resyncs wait until releaseResyncs. */
+  holdResyncs(): void {
+    this.resyncsHeld = true;
+  }
+
+  releaseResyncs(): void {
+    this.resyncsHeld = false;
+    this.resyncWhenReady();
+  }
+
+  private resyncWhenReady(): void {
+    if (
+      this.resyncsHeld ||
+      this.subscriberLost ||
+      this.resubscribing ||
+      this.cluster.subscriber.status !== 'ready'
+    ) {
+      return;
+    }
+    const due = [...this.resyncsDue];
+    this.resyncsDue.clear();
+    for (const roomId of due) {
+      if (this.watched.has(roomId)) {
+        this.resyncNeeded(roomId);
+      }
+    }
   }
 
   /** The subscriber reconnected: every watched room may have missed envelopes meanwhile. */
@@ -420,12 +481,15 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       return;
     }
     this.subscriberLost = false;
+    this.resubscribing = true;
     this.lastSeq.clear();
+    for (const roomId of this.watched.keys()) {
+      this.resyncsDue.add(roomId);
+    }
     // ioredis subscribes the channels again as it gets ready: resync once that went out.
     setTimeout(() => {
-      for (const roomId of this.watched.keys()) {
-        this.resyncNeeded(roomId);
-      }
+      this.resubscribing = false;
+      this.resyncWhenReady();
     }, RESUBSCRIBE_SETTLE_MS).unref();
   }
 

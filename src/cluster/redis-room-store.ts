@@ -263,6 +263,17 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return { roomInfo, user, changed: reply[1] === 1 };
   }
 
+  /**
+   * Gives a room without a host one (the longest-present member its cap allows), as a host's
+   * departure does; answers the member promoted, if any. For rooms Redis lost, whose former host
+   * did not register again (RedisRecoveryService).
+   */
+  async ensureHost(roomId: string): Promise<RoomUser | undefined> {
+    const reply = await this.run(this.scripts.gmsEnsureHost(...this.head(roomId)));
+    const promoted = reply[1];
+    return typeof promoted === 'string' ? decodeMember(promoted).user : undefined;
+  }
+
   async roleOf(roomId: string, userId: string): Promise<Role | undefined> {
     const room = this.keys.room(roomId);
     const [exists, record] = await this.transaction((multi) =>
@@ -418,13 +429,15 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
         for (const roomId of batch) {
           const room = this.keys.room(roomId);
           multi
-            .hmget(room.meta, 'name', 'persistent', 'createdAt', 'lastActivity')
+            .hmget(room.meta, 'name', 'persistent', 'createdAt', 'lastActivity', 'recoveredAt')
             .zcard(room.order);
         }
         return multi;
       });
       batch.forEach((roomId, index) => {
-        const [name, persistent, createdAt, lastActivity] = replies[2 * index] as (string | null)[];
+        const [name, persistent, createdAt, lastActivity, recoveredAt] = replies[2 * index] as (
+          string | null
+        )[];
         if (createdAt === null) {
           return; // deleted since the registry was read
         }
@@ -435,6 +448,7 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
           persistent: persistent === '1',
           createdAt: Number(createdAt),
           lastActivity: Number(lastActivity),
+          ...(recoveredAt ? { recoveredAt: Number(recoveredAt) } : {}),
         });
       });
     }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { COMMIT_STATE_LUA } from './lua/commit-state.js';
 import { CREATE_ROOM_LUA } from './lua/create-room.js';
 import { DELETE_ROOM_LUA } from './lua/delete-room.js';
+import { ENSURE_HOST_LUA } from './lua/ensure-host.js';
 import { JOIN_ROOM_LUA } from './lua/join-room.js';
 import { withHistoryCap } from './lua/numbering.js';
 import { REMOVE_MEMBER_LUA } from './lua/remove-member.js';
@@ -25,6 +26,7 @@ export interface RoomScripts {
   gmsCommitState: RoomScript;
   gmsTouchRoom: RoomScript;
   gmsSetConnected: RoomScript;
+  gmsEnsureHost: RoomScript;
 }
 
 const SOURCES: Record<keyof RoomScripts, string> = {
@@ -36,6 +38,7 @@ const SOURCES: Record<keyof RoomScripts, string> = {
   gmsCommitState: COMMIT_STATE_LUA,
   gmsTouchRoom: TOUCH_ROOM_LUA,
   gmsSetConnected: SET_CONNECTED_LUA,
+  gmsEnsureHost: ENSURE_HOST_LUA,
 };
 
 /**

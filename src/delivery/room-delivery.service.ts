@@ -12,6 +12,7 @@ import type { RequestOrigin, RoomChange, RoomChangeDelivery } from '../rooms/roo
 import type { QueuedFrame } from '../users/client-link.js';
 import type { BufferedEvent } from '../users/local-membership.js';
 import { UsersService } from '../users/users.service.js';
+import { newsFilter } from './news-filter.js';
 import { Replies } from './replies.js';
 
 type ChangeOf<K extends RoomChange['kind']> = Extract<RoomChange, { kind: K }>;
@@ -60,6 +61,12 @@ export class RoomDelivery implements RoomChangeDelivery {
           data: { roomId: change.roomId, user: change.user },
         });
         return;
+      case 'host_appointed':
+        this.bus.publish(change.roomId, {
+          event: ServerEvent.UserUpdated,
+          data: { roomId: change.roomId, user: change.host },
+        });
+        return;
       case 'member_kicked':
         this.bus.sendToMember(change.roomId, change.userId, {
           event: ServerEvent.Kicked,
@@ -91,7 +98,7 @@ export class RoomDelivery implements RoomChangeDelivery {
       { event: ServerEvent.RoomJoined, data: { roomInfo } },
       origin.requestId,
     );
-    const isNews = newsFilter(change.roomInfo, (version) =>
+    const isNews = newsFilter(change.roomInfo, connection.userId, (version) =>
       this.users.membership.admitsStateVersion(connection, roomId, version),
     );
     // A snapshot with its own position (a cluster's) holds every event numbered up to it.
@@ -146,7 +153,7 @@ export class RoomDelivery implements RoomChangeDelivery {
       }
       const roomInfo = position ? { ...seat.roomInfo, ...position } : seat.roomInfo;
       rooms.push({ roomId: seat.roomId, recovered: false, roomInfo });
-      const isNews = newsFilter(seat.roomInfo, (version) =>
+      const isNews = newsFilter(seat.roomInfo, connection.userId, (version) =>
         this.users.membership.admitsStateVersion(connection, seat.roomId, version),
       );
       frames.push(...seat.held.filter(isNews).map((held) => held.frame));
@@ -255,44 +262,6 @@ export class RoomDelivery implements RoomChangeDelivery {
       this.replies.send(origin.connection, published, origin.requestId),
     );
   }
-}
-
-/**
- * Decides which events held back during a join are news to a joiner holding this snapshot,
- * walking them in order: state updates newer than its version, arrivals of users it does not
- * list (yet), departures of users it lists (still).
- */
-function newsFilter(
-  snapshot: RoomInfo,
-  admitsStateVersion: (version: number) => boolean,
-): (held: BufferedEvent) => boolean {
-  const present = new Set(snapshot.users.map((user) => user.id));
-  return (held) => {
-    const data = held.data as { version?: number; user?: { id: string }; userId?: string };
-    switch (held.event) {
-      case ServerEvent.StateUpdated:
-        return admitsStateVersion(data.version ?? 0);
-      case ServerEvent.UserJoined:
-        return toggle(present, data.user?.id, true);
-      case ServerEvent.UserLeft:
-        return toggle(present, data.userId, false);
-      default:
-        return true;
-    }
-  };
-}
-
-/** Moves `userId` in or out of `present`; true when that changed something. */
-function toggle(present: Set<string>, userId: string | undefined, joined: boolean): boolean {
-  if (userId === undefined || present.has(userId) === joined) {
-    return false;
-  }
-  if (joined) {
-    present.add(userId);
-  } else {
-    present.delete(userId);
-  }
-  return true;
 }
 
 /** The `seq` of a held event, when it has one (resume on). */

@@ -81,6 +81,12 @@ export type RoomChange =
       readonly roomInfo?: RoomInfo;
     }
   | {
+      /** A room found without a host got one (after Redis lost it): every member is told. */
+      readonly kind: 'host_appointed';
+      readonly roomId: string;
+      readonly host: RoomUser;
+    }
+  | {
       /** The kicked member's own notice, before its membership ends. */
       readonly kind: 'member_kicked';
       readonly roomId: string;

@@ -125,6 +125,11 @@ export interface RoomSummary {
   persistent: boolean;
   createdAt: number;
   lastActivity: number;
+  /**
+   * Cluster mode: when the room was created again from its live members after Redis came back
+   * without it (state from version 0, no password); absent otherwise.
+   */
+  recoveredAt?: number;
 }
 
 export type ExpiryReason = 'empty' | 'idle_timeout';

@@ -69,6 +69,7 @@ class RecordingBus implements RoomBus {
   }
 
   onResyncNeeded() {}
+  onLiveMemberLeft() {}
 
   watch() {
     return Promise.resolve();

@@ -89,6 +89,7 @@ export class RoomsService {
   ) {
     this.bus.onMembershipEnded((roomId, userId) => this.endLocalMembership(roomId, userId));
     this.bus.onResyncNeeded((roomId) => void this.resyncLocalMembers(roomId));
+    this.bus.onLiveMemberLeft((roomId, userId) => void this.confirmLocalMember(roomId, userId));
   }
 
   async create(command: CreateRoomCommand): Promise<string> {
@@ -404,6 +405,24 @@ export class RoomsService {
   }
 
   /**
+   * Another instance announced the departure of a member connected here. If the store has it,
+   * the announcement was older than its seat (its former socket's late leave, on another
+   * instance): the room, the member included, is told it is there. If not, another instance
+   * took this one for dead, and the next presence beat registers it again.
+   */
+  private async confirmLocalMember(roomId: string, userId: string): Promise<void> {
+    try {
+      const seat = await this.store.setConnected(roomId, userId, true, Date.now());
+      const connection = this.users.byUser(userId);
+      if (seat && connection?.rooms.has(roomId)) {
+        this.deliver({ kind: 'member_returned', roomId, user: seat.user });
+      }
+    } catch (error) {
+      this.logger.warn(`Could not confirm ${userId} in ${roomId}: ${String(error)}`);
+    }
+  }
+
+  /**
    * Another instance ended this instance's membership in a room: the room was deleted (no
    * userId) or a member connected here was kicked.
    */
@@ -466,6 +485,12 @@ export class RoomsService {
   announceReturn(roomId: string, user: RoomUser): void {
     this.deliver({ kind: 'member_returned', roomId, user });
     this.events.emit('member.joined', { roomId, user });
+  }
+
+  /** A room without a host was given one by the store (RedisRecoveryService): the room is told. */
+  announceNewHost(roomId: string, host: RoomUser): void {
+    this.deliver({ kind: 'host_appointed', roomId, host });
+    this.events.emit('member.role_changed', { roomId, userId: host.id, role: host.role });
   }
 
   private forgetLocalMember(roomId: string, userId: string): void {

@@ -50,7 +50,15 @@ export class StatsController {
       totalRooms: rooms.length,
       connections: totals?.connections ?? this.users.count(),
       droppedMessages: totals?.droppedMessages ?? this.fanout.droppedMessages(),
-      ...(totals ? { instances: totals.instances } : {}),
+      ...(totals
+        ? {
+            instances: totals.instances,
+            redisRecoveries: totals.redisRecoveries,
+            ...(totals.lastRedisRecoveryAt
+              ? { lastRedisRecoveryAt: totals.lastRedisRecoveryAt }
+              : {}),
+          }
+        : {}),
     };
     const showRooms = this.config.authMode === 'none' || (await this.auth.isAdmin(request));
     return showRooms ? { rooms, ...counts } : counts;

@@ -1,5 +1,8 @@
+import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
+import type { JoinRequest } from '../../src/rooms/room-store.js';
 import {
   ClusterClients,
+  connectRedis,
   getJson,
   RedisServer,
   startTestCluster,
@@ -7,7 +10,7 @@ import {
   waitFor,
   type TestCluster,
 } from '../support/cluster.js';
-import { withTimeout, type TestClient } from '../support/test-client.js';
+import { delay, withTimeout, type TestClient } from '../support/test-client.js';
 
 /** While Redis is down, a request that needs it fails within this. */
 const FAIL_FAST_MS = 2000;
@@ -227,4 +230,219 @@ describe('cluster: Redis restarted under running instances', () => {
 
     expect(problems).toEqual([]);
   }, 40_000);
+
+  /** Kills Redis and starts it again on the same port with nothing in it. */
+  const restartEmpty = async (): Promise<void> => {
+    await redis!.stop('SIGKILL');
+    await redis!.start();
+  };
+
+  /** A member's role as Redis has it, once the room is back; undefined while it is not. */
+  const storedRole = async (roomId: string, userId: string): Promise<string | undefined> => {
+    const client = await connectRedis(redis!.url);
+    try {
+      const record = await client.hget(`${cluster!.keyPrefix}{${roomId}}:members`, userId);
+      return record === null ? undefined : record.slice(0, record.indexOf('\n'));
+    } finally {
+      client.disconnect();
+    }
+  };
+
+  it('registers a member demoted on another instance with its current role after an empty restart', async () => {
+    redis = await RedisServer.start();
+    cluster = await startTestCluster(
+      2,
+      { PRESENCE_TTL_MS: '3000' },
+      { redisUrl: redis.url, keepKeys: true },
+    );
+    const [a, b] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    const bob = await clients.connect(b.wsUrl, 'bob');
+    await alice.join('hall');
+    await bob.join('hall');
+    await alice.reply(
+      alice.request('set_role', { roomId: 'hall', targetUserId: 'bob', role: 'viewer' }),
+    );
+    expect(await bob.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', role: 'viewer' },
+    });
+
+    await restartEmpty();
+
+    // Whoever registers first, the host stays host and the viewer a viewer.
+    await waitFor(() => storedRole('hall', 'alice'), RECOVERY_MS, 'alice to be registered again');
+    expect(await storedRole('hall', 'alice')).toBe('host');
+    const role = await waitFor(
+      () => storedRole('hall', 'bob'),
+      RECOVERY_MS,
+      'bob to be registered again',
+    );
+    expect(role).toBe('viewer');
+    const refused = await waitFor(
+      async () => {
+        const reply = await bob.reply(
+          bob.request('update_state', {
+            roomId: 'hall',
+            ops: [{ op: 'add', collection: 'annotations', id: 'mine', item: {} }],
+          }),
+          FAIL_FAST_MS + 1000,
+        );
+        const code = (reply.data as { code?: string }).code;
+        return code === 'UNAVAILABLE' ? undefined : reply;
+      },
+      RECOVERY_MS,
+      'the store to answer bob',
+    );
+    expect(refused).toMatchObject({ event: 'error', data: { code: 'FORBIDDEN' } });
+  }, 30_000);
+
+  it('tells every member the room as the store has it once all are registered, even when registering is slow', async () => {
+    redis = await RedisServer.start();
+    cluster = await startTestCluster(
+      2,
+      { PRESENCE_TTL_MS: '3000' },
+      { redisUrl: redis.url, keepKeys: true },
+    );
+    const [a, b] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    const carol = await clients.connect(a.wsUrl, 'carol');
+    const bob = await clients.connect(b.wsUrl, 'bob');
+    await alice.join('hall');
+    await carol.join('hall');
+    await bob.join('hall');
+    for (const id of ['one', 'two']) {
+      await alice.reply(
+        alice.request('update_state', {
+          roomId: 'hall',
+          ops: [{ op: 'add', collection: 'annotations', id, item: {} }],
+        }),
+      );
+    }
+    await bob.next('state_updated'); // version 2: bob has the room as it is
+    await bob.next('state_updated');
+    // Instance b registers its members again slowly (a loaded Redis, many members): longer than
+    // its subscriber takes to come back.
+    const store = b.app.get(RedisRoomStore);
+    const join = store.join.bind(store);
+    store.join = async (request: JoinRequest) => {
+      if (request.restore) {
+        await delay(800);
+      }
+      return join(request);
+    };
+
+    await redis.stop('SIGKILL');
+    carol.close(); // leaves while Redis is away
+    await delay(200);
+    for (const member of [alice, bob]) {
+      member.received.splice(0);
+    }
+    await redis.start();
+
+    const snapshotOf = (member: TestClient) =>
+      waitFor(
+        () => {
+          const left = member.received.find((message) => message.event === 'room_left');
+          if (left) {
+            throw new Error(`${member.userId} was told it left: ${JSON.stringify(left)}`);
+          }
+          const joined = member.received.filter((message) => message.event === 'room_joined');
+          return joined.at(-1)?.data as
+            { roomInfo: { users: { id: string }[]; state: { version: number } } } | undefined;
+        },
+        RECOVERY_MS,
+        `${member.userId} to get the room as it is now`,
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}; got ${JSON.stringify(member.received)}`);
+      });
+    const bobSees = await snapshotOf(bob);
+    expect({
+      users: bobSees.roomInfo.users.map((user) => user.id).sort(),
+      version: bobSees.roomInfo.state.version,
+    }).toEqual({ users: ['alice', 'bob'], version: 0 });
+    const aliceSees = await snapshotOf(alice);
+    expect(aliceSees.roomInfo.state.version).toBe(0);
+    // alice's snapshot may come before bob is back, then bob's return follows; carol is gone.
+    await waitFor(
+      () => {
+        const members = new Set(aliceSees.roomInfo.users.map((user) => user.id));
+        for (const message of alice.received.slice(
+          alice.received.findLastIndex((m) => m.event === 'room_joined'),
+        )) {
+          const data = message.data as { user?: { id: string }; userId?: string };
+          if (message.event === 'user_joined' && data.user) {
+            members.add(data.user.id);
+          } else if (message.event === 'user_left' && data.userId) {
+            members.delete(data.userId);
+          }
+        }
+        return [...members].sort().join() === 'alice,bob' ? true : undefined;
+      },
+      RECOVERY_MS,
+      'alice to see alice and bob in the room',
+    );
+    await waitFor(
+      async () => ((await storedRole('hall', 'bob')) ? true : undefined),
+      RECOVERY_MS,
+      'bob to be on record',
+    );
+  }, 30_000);
+
+  it('says in /stats that Redis was recovered and which rooms were created again', async () => {
+    redis = await RedisServer.start();
+    cluster = await startTestCluster(
+      1,
+      { PRESENCE_TTL_MS: '3000' },
+      { redisUrl: redis.url, keepKeys: true },
+    );
+    const [a] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    await alice.join('hall');
+    const before = await getJson<Record<string, unknown>>(a.httpUrl, '/stats');
+    expect(before.body).toMatchObject({ redisRecoveries: 0 });
+    expect(before.body).not.toHaveProperty('lastRedisRecoveryAt');
+    expect((before.body.rooms as Record<string, unknown>[])[0]).not.toHaveProperty('recoveredAt');
+
+    const restartedAt = Date.now();
+    await restartEmpty();
+
+    const after = await waitFor(
+      async () => {
+        const { status, body } = await getJson<Record<string, unknown>>(a.httpUrl, '/stats');
+        return status === 200 && body.redisRecoveries === 1 ? body : undefined;
+      },
+      RECOVERY_MS,
+      '/stats to count the recovery',
+      100,
+    );
+    expect(after.lastRedisRecoveryAt).toBeGreaterThanOrEqual(restartedAt);
+    expect(after.rooms).toEqual([
+      expect.objectContaining({ roomId: 'hall', userCount: 1, recoveredAt: expect.any(Number) }),
+    ]);
+  }, 30_000);
+
+  it('gives a room whose host left while Redis was away a new host, and tells the room', async () => {
+    redis = await RedisServer.start();
+    cluster = await startTestCluster(
+      2,
+      { PRESENCE_TTL_MS: '3000' },
+      { redisUrl: redis.url, keepKeys: true },
+    );
+    const [a, b] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    const bob = await clients.connect(b.wsUrl, 'bob');
+    await alice.join('hall');
+    await bob.join('hall');
+
+    await redis.stop('SIGKILL');
+    alice.close();
+    await delay(200);
+    await redis.start();
+
+    expect(await bob.next('user_updated', RECOVERY_MS)).toEqual({
+      roomId: 'hall',
+      user: expect.objectContaining({ id: 'bob', role: 'host' }),
+    });
+    expect(await storedRole('hall', 'bob')).toBe('host');
+  }, 30_000);
 });

@@ -69,6 +69,10 @@ if redis.call('EXISTS', meta_key) == 0 then
   end
   insert_room(ARGV[4], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[18])
   created = 1
+  if ARGV[21] == '1' then
+    -- Registered again after Redis lost the room: /stats says when.
+    redis.call('HSET', meta_key, 'recoveredAt', ARGV[4])
+  end
 else
   member = redis.call('HGET', members_key, user_id)
   if member and ARGV[21] == '1' then
@@ -112,11 +116,24 @@ if count >= tonumber(redis.call('HGET', meta_key, 'maxUsers')) then
 end
 
 -- The first member hosts; others get what they ask for, capped at the room's default role;
--- either capped at the joiner's maxRole.
+-- either capped at the joiner's maxRole. A live member registered again after Redis lost it
+-- (restore) keeps the role it had, host only while the room has none: the room may be one
+-- Redis lost, whose former host registers from another instance (ensure-host.ts covers a
+-- host that does not come back).
 local role = 'host'
-if count > 0 then
+local requested = ARGV[12]
+if ARGV[21] == '1' and requested ~= '' then
+  role = requested
+  if role == 'host' then
+    for _, record in ipairs(redis.call('HVALS', members_key)) do
+      if parse_member(record) == 'host' then
+        role = 'editor'
+        break
+      end
+    end
+  end
+elseif count > 0 then
   role = redis.call('HGET', meta_key, 'defaultRole')
-  local requested = ARGV[12]
   if requested ~= '' and ROLE_RANK[requested] <= ROLE_RANK[role] then
     role = requested
   end

@@ -1,0 +1,49 @@
+import type { RoomInfo, RoomUser } from '../protocol/protocol.js';
+import { initialRoomState } from '../state/room-state.js';
+import type { BufferedEvent } from '../users/local-membership.js';
+import { newsFilter } from './news-filter.js';
+
+const user = (id: string): RoomUser => ({
+  id,
+  name: id,
+  role: 'editor',
+  connected: true,
+  lastSeen: 0,
+});
+
+const snapshot = (...ids: string[]): RoomInfo => ({
+  roomId: 'hall',
+  users: ids.map(user),
+  state: { ...initialRoomState(), version: 3 },
+  createdAt: 0,
+});
+
+const held = (event: string, data: Record<string, unknown>): BufferedEvent => ({
+  event,
+  data: { roomId: 'hall', ...data },
+  frame: { data: Buffer.from('') } as unknown as BufferedEvent['frame'],
+});
+
+describe('newsFilter: events held back while a join was pending', () => {
+  it('passes on departures of users the snapshot lists and arrivals of users it does not', () => {
+    const isNews = newsFilter(snapshot('alice', 'bob'), 'bob', () => true);
+    expect(isNews(held('user_left', { userId: 'alice' }))).toBe(true);
+    expect(isNews(held('user_left', { userId: 'alice' }))).toBe(false);
+    expect(isNews(held('user_joined', { user: user('carol') }))).toBe(true);
+    expect(isNews(held('user_joined', { user: user('carol') }))).toBe(false);
+  });
+
+  it("never passes on the joiner's own departure: an older socket's, which the snapshot is newer than", () => {
+    // bob's socket on another instance dropped as bob joined here: its user_left was published
+    // before the join committed, but reached this instance while the join was pending.
+    const isNews = newsFilter(snapshot('alice', 'bob'), 'bob', () => true);
+    expect(isNews(held('user_left', { userId: 'bob' }))).toBe(false);
+    expect(isNews(held('user_joined', { user: user('bob') }))).toBe(false);
+  });
+
+  it('passes on state updates the joiner has not got', () => {
+    const isNews = newsFilter(snapshot('alice'), 'alice', (version) => version > 3);
+    expect(isNews(held('state_updated', { version: 3 }))).toBe(false);
+    expect(isNews(held('state_updated', { version: 4 }))).toBe(true);
+  });
+});
