@@ -1,28 +1,8 @@
 import type { ResumedRoom, ServerEventMap } from '../src/protocol/protocol.js';
 import { replyOf, useTestServer } from './support/fixtures.js';
-import { delay, withTimeout, type Received, type TestClient } from './support/test-client.js';
+import { delay, drop, takeReceived } from './support/test-client.js';
 
 const GRACE_MS = 1500;
-
-/** Drops a client's connection without a close frame, as a lost network does. */
-async function drop(client: TestClient): Promise<void> {
-  client.socket.terminate();
-  await client.waitForClose();
-}
-
-/** Waits until `count` events arrived (not consuming them), then returns them in order. */
-async function received(client: TestClient, count: number, what: string): Promise<Received[]> {
-  await withTimeout(
-    (async () => {
-      while (client.received.length < count) {
-        await delay(10);
-      }
-    })(),
-    2000,
-    what,
-  );
-  return client.received.splice(0);
-}
 
 describe('resume after a dropped connection', () => {
   const { connect, start } = useTestServer({
@@ -103,7 +83,7 @@ describe('resume after a dropped connection', () => {
     const resumeId = bob2.request('resume', {
       rooms: [{ roomId: 'gallery', epoch: bobJoined.epoch, lastSeq }],
     });
-    const [reply, ...missed] = await received(bob2, 5, 'the resumed reply and 4 missed events');
+    const [reply, ...missed] = await takeReceived(bob2, 5, 'the resumed reply and 4 missed events');
     expect(reply).toEqual({
       event: 'resumed',
       data: {

@@ -193,19 +193,39 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /**
-   * Registers a membership after an outage; true when it was on record or came back. One the
-   * store had lost is announced; one that ended meanwhile (its socket closed or it left while
-   * the store answered) is taken back, since nobody was told of it.
-   */
+  /** Registers a membership after an outage; true when it was on record or came back. */
   private async registerLive(connection: Connection, roomId: string): Promise<boolean> {
-    const { userId } = connection;
+    return (await this.admitAgain(connection, roomId)) !== undefined;
+  }
+
+  /** True when the membership came back and its room was told. */
+  private async registerSwept(connection: Connection, roomId: string): Promise<boolean> {
     if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
       return false;
     }
+    // On record elsewhere: its session moved to another instance, which owns it now.
+    if (await this.isOnRecord(roomId, connection.userId).catch(() => true)) {
+      return false;
+    }
+    return (await this.admitAgain(connection, roomId)) === 'returned';
+  }
+
+  /**
+   * Registers a live socket's membership again: 'returned' when the store had lost it (its room
+   * is told it joined), 'on-record' when it still had it. One that ended meanwhile (its socket
+   * closed or it left while the store answered) is taken back, since nobody was told of it.
+   */
+  private async admitAgain(
+    connection: Connection,
+    roomId: string,
+  ): Promise<'returned' | 'on-record' | undefined> {
+    const { userId } = connection;
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      return undefined;
+    }
     const outcome = await this.register(connection, roomId);
     if (!outcome) {
-      return false;
+      return undefined;
     }
     if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
       if (!outcome.alreadyMember) {
@@ -215,41 +235,14 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
             this.logger.warn(`Could not undo registering ${userId} in ${roomId}: ${String(error)}`),
           );
       }
-      return false;
+      return undefined;
     }
     connection.profiles.set(roomId, outcome.user);
-    if (!outcome.alreadyMember) {
-      this.rooms.announceReturn(roomId, outcome.user);
+    if (outcome.alreadyMember) {
+      return 'on-record';
     }
-    return true;
-  }
-
-  /** True when the membership came back and its room was told. */
-  private async registerSwept(connection: Connection, roomId: string): Promise<boolean> {
-    const { userId } = connection;
-    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
-      return false;
-    }
-    // On record elsewhere: its session moved to another instance, which owns it now.
-    if (await this.isOnRecord(roomId, userId).catch(() => true)) {
-      return false;
-    }
-    const outcome = await this.register(connection, roomId);
-    if (!outcome || outcome.alreadyMember) {
-      return false;
-    }
-    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
-      // It left or closed meanwhile, and nobody was told of its return: take it back.
-      await this.store
-        .leave(roomId, userId, Date.now())
-        .catch((error: unknown) =>
-          this.logger.warn(`Could not undo registering ${userId} in ${roomId}: ${String(error)}`),
-        );
-      return false;
-    }
-    connection.profiles.set(roomId, outcome.user);
     this.rooms.announceReturn(roomId, outcome.user);
-    return true;
+    return 'returned';
   }
 
   private async isOnRecord(roomId: string, userId: string): Promise<boolean> {

@@ -1,30 +1,10 @@
 import type { ResumedRoom } from '../../src/protocol/protocol.js';
 import { useTestCluster } from '../support/cluster.js';
 import { replyOf } from '../support/fixtures.js';
-import { delay, withTimeout, type Received, type TestClient } from '../support/test-client.js';
+import { delay, drop, takeReceived, type Received } from '../support/test-client.js';
 
 const GRACE_MS = 1500;
 const ROOM = 'gallery';
-
-/** Drops a client's connection without a close frame, as a lost network does. */
-async function drop(client: TestClient): Promise<void> {
-  client.socket.terminate();
-  await client.waitForClose();
-}
-
-/** Waits until `count` events arrived (not consuming them), then takes them in order. */
-async function received(client: TestClient, count: number, what: string): Promise<Received[]> {
-  await withTimeout(
-    (async () => {
-      while (client.received.length < count) {
-        await delay(10);
-      }
-    })(),
-    3000,
-    `${what} (got ${JSON.stringify(client.received)})`,
-  );
-  return client.received.splice(0);
-}
 
 const seqOf = (message: Received) => (message.data as { seq?: number }).seq;
 
@@ -86,7 +66,12 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     const resumeId = bob2.request('resume', {
       rooms: [{ roomId: ROOM, epoch: bobJoined.epoch, lastSeq }],
     });
-    const [reply, ...missed] = await received(bob2, 5, 'the resumed reply and 4 missed events');
+    const [reply, ...missed] = await takeReceived(
+      bob2,
+      5,
+      'the resumed reply and 4 missed events',
+      3000,
+    );
     expect(reply.event).toBe('resumed');
     const resumed = reply.data as { requestId: string; rooms: ResumedRoom[]; lost: string[] };
     expect(resumed).toEqual({

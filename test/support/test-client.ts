@@ -220,6 +220,31 @@ export class TestClient {
   }
 }
 
+/** Drops a client's connection without a close frame, as a lost network does. */
+export async function drop(client: TestClient): Promise<void> {
+  client.socket.terminate();
+  await client.waitForClose();
+}
+
+/** Waits until `count` events arrived, then takes every event received so far, in order. */
+export async function takeReceived(
+  client: TestClient,
+  count: number,
+  what: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): Promise<Received[]> {
+  await withTimeout(
+    (async () => {
+      while (client.received.length < count) {
+        await delay(10);
+      }
+    })(),
+    timeoutMs,
+    `${what} (got ${JSON.stringify(client.received)})`,
+  );
+  return client.received.splice(0);
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
