@@ -177,6 +177,53 @@ describe('durable rooms across restarts (real processes)', () => {
     await expectRestored(await boot(), createdAt);
   }, 20_000);
 
+  it('answers a resume after a restart with a snapshot of each persistent room, in a new epoch', async () => {
+    const first = await boot();
+    const alice = await clients.connect(first.wsUrl, { userId: 'alice' });
+    await createRoom(alice, 'museum', { persistent: true });
+    await createRoom(alice, 'scratch', { persistent: false });
+    const joined = await alice.join('museum');
+    await alice.join('scratch');
+    const update = await expectReply(
+      alice,
+      alice.request('update_state', {
+        roomId: 'museum',
+        baseVersion: 0,
+        patch: { sceneLoaded: true },
+      }),
+      'state_updated',
+    );
+    const token = alice.connected?.resumeToken as string;
+    first.server.child.kill('SIGKILL');
+    await first.server.waitForExit(5000);
+
+    const restarted = await boot();
+    const back = await clients.connect(restarted.wsUrl, { userId: 'alice', resume: token });
+    expect(back.connected).toMatchObject({ userId: 'alice', resumed: false });
+    const resumeId = back.request('resume', {
+      token,
+      rooms: [
+        { roomId: 'museum', epoch: joined.epoch, lastSeq: update.seq },
+        { roomId: 'scratch', epoch: joined.epoch, lastSeq: 1 },
+      ],
+    });
+    const resumed = await expectReply(back, resumeId, 'resumed');
+    expect(resumed.rooms).toEqual([
+      {
+        roomId: 'museum',
+        recovered: false,
+        roomInfo: expect.objectContaining({
+          state: expect.objectContaining({ version: 1, sceneLoaded: true }),
+          users: [expect.objectContaining({ id: 'alice', connected: true })],
+          epoch: expect.stringMatching(/^[0-9a-f]{16}$/),
+        }),
+      },
+    ]);
+    const [museum] = resumed.rooms as Array<{ roomInfo: { epoch: string } }>;
+    expect(museum.roomInfo.epoch).not.toBe(joined.epoch);
+    expect(resumed.lost).toEqual(['scratch']); // not persistent: gone with the process
+  }, 20_000);
+
   it('loses no acknowledged change to a kill -9 right after the acknowledgement', async () => {
     const first = await boot();
     const alice = await prepareRooms(first.wsUrl);

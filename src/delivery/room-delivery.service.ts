@@ -167,9 +167,10 @@ export class RoomDelivery implements RoomChangeDelivery {
       this.fanout.sendFrame(connection, frame);
     }
     for (const seat of change.seats) {
+      const event = seat.joined ? ServerEvent.UserJoined : ServerEvent.UserUpdated;
       this.bus.publish(
         seat.roomId,
-        { event: ServerEvent.UserUpdated, data: { roomId: seat.roomId, user: seat.user } },
+        { event, data: { roomId: seat.roomId, user: seat.user } },
         connection.userId,
       );
     }

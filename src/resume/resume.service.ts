@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { roleCapOf } from '../auth/identity.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
@@ -172,10 +173,10 @@ export class ResumeService implements OnApplicationShutdown {
     positions: readonly ResumePosition[],
     requestId?: string,
   ): Promise<void> {
-    const held = await this.claimFor(connection, token ?? this.claimed.get(connection));
+    const held = await this.claimHeld(connection, token ?? this.claimed.get(connection));
     this.claimed.delete(connection);
     const local = this.byUser.get(connection.userId);
-    if (local && local.heldToken !== undefined) {
+    if (held && local && local.heldToken !== undefined) {
       // Held here: the grace timer stops, and the seats are this claim's.
       clearTimeout(local.graceTimer);
       this.users.release(local.userId);
@@ -187,8 +188,13 @@ export class ResumeService implements OnApplicationShutdown {
     }
     const from = new Map(positions.map((position) => [position.roomId, position]));
     // Registered while open, its instance died with it: its seats are wherever it still is.
-    const roomIds = held.roomIds ?? (await this.store.roomsOf(connection.userId));
-    const taken = await this.takeSeats(connection, roomIds, from);
+    const heldRoomIds = held ? (held.roomIds ?? (await this.store.roomsOf(connection.userId))) : [];
+    const taken = await this.takeSeats(connection, heldRoomIds, from);
+    const seatless = positions.filter(
+      ({ roomId }) =>
+        !connection.rooms.has(roomId) && !taken.some((seat) => seat.roomId === roomId),
+    );
+    taken.push(...(await this.rejoin(connection, seatless)));
     if (!this.users.isCurrent(connection)) {
       // Dropped again while the seats were taken back: they stay held for the next try.
       for (const { roomId } of taken) {
@@ -213,13 +219,18 @@ export class ResumeService implements OnApplicationShutdown {
     }
     const lost = positions
       .map((position) => position.roomId)
-      .filter((roomId) => !seats.some((seat) => seat.roomId === roomId));
+      .filter((roomId) => !connection.rooms.has(roomId));
     void this.delivery.deliver({
       kind: 'member_resumed',
       origin: { connection, requestId },
       seats,
       lost,
     });
+    for (const seat of seats) {
+      if (seat.joined) {
+        this.rooms.noteJoinedByResume(seat.roomId, seat.user);
+      }
+    }
   }
 
   onApplicationShutdown(): void {
@@ -228,22 +239,49 @@ export class ResumeService implements OnApplicationShutdown {
     }
   }
 
-  /** The held session of `token`, taken for `connection`'s user, or RESUME_FAILED. */
-  private async claimFor(connection: Connection, token: string | undefined): Promise<HeldSession> {
-    const ownToken = this.byUser.get(connection.userId)?.token;
-    // Checked before the claim: a wrong user's attempt must not end the owner's session.
-    const valid =
-      token !== undefined &&
-      token !== ownToken &&
-      (await this.sessions.userOf(token)) === connection.userId;
-    const held = valid ? await this.sessions.claim(token) : undefined;
-    if (!held || held.userId !== connection.userId) {
-      throw new ProtocolError(
-        ErrorCode.ResumeFailed,
-        'Unknown or expired resume token: join your rooms again',
-      );
+  /**
+   * The held session of `token`, taken for `connection`'s user; undefined when the token holds
+   * nothing (unknown, expired, used, or none given): its rooms are joined again instead.
+   * RESUME_FAILED for another user's token.
+   */
+  private async claimHeld(
+    connection: Connection,
+    token: string | undefined,
+  ): Promise<HeldSession | undefined> {
+    if (token === undefined || token === this.byUser.get(connection.userId)?.token) {
+      return undefined;
     }
-    return held;
+    // Checked before the claim: a wrong user's attempt must not end the owner's session.
+    const owner = this.byToken.get(token)?.userId ?? (await this.sessions.userOf(token));
+    if (owner !== undefined && owner !== connection.userId) {
+      throw new ProtocolError(ErrorCode.ResumeFailed, 'This resume token is not yours');
+    }
+    const held = owner === undefined ? undefined : await this.sessions.claim(token);
+    return held?.userId === connection.userId ? held : undefined;
+  }
+
+  /**
+   * Rooms the client had whose seats are gone (the grace ran out, a restart): joined again as a
+   * `join_room` would (never created), each answered with a snapshot; the others go under `lost`.
+   */
+  private async rejoin(
+    connection: Connection,
+    positions: readonly ResumePosition[],
+  ): Promise<Array<Omit<ResumedSeat, 'held'>>> {
+    const rejoined: Array<Omit<ResumedSeat, 'held'>> = [];
+    for (const position of positions) {
+      const { roomId } = position;
+      const outcome = await this.rooms.rejoinForResume(
+        connection,
+        roomId,
+        roleCapOf(connection.identity, roomId),
+      );
+      if (outcome) {
+        const { roomInfo, user, alreadyMember } = outcome;
+        rejoined.push({ roomId, roomInfo, user, from: position, joined: !alreadyMember });
+      }
+    }
+    return rejoined;
   }
 
   private sessionOf(userId: string): Session {

@@ -133,6 +133,8 @@ export interface ResumedSeat {
   readonly missed?: readonly HistoryEntry[];
   /** Events that reached the seat while it was being taken back. */
   readonly held: readonly BufferedEvent[];
+  /** Its seat was gone: the resume joined the room again, as a new member. */
+  readonly joined?: boolean;
 }
 
 /** Turns committed room changes into events and replies; resolves once they are delivered. */

@@ -130,19 +130,24 @@ export class RoomsService {
    * store takes the snapshot, so `room_joined` goes out before any other event of the room, and
    * nothing published meanwhile is lost or repeated.
    */
-  async join(connection: Connection, command: JoinRoomCommand, requestId?: string): Promise<void> {
+  /**
+   * The store part of a join: the joiner's local membership is left pending (the caller completes
+   * it) and undefined when a takeover found a held seat, which waits for its own resume or join.
+   */
+  private async admit(
+    connection: Connection,
+    command: JoinRoomCommand,
+  ): Promise<JoinOutcome | undefined> {
     const { roomId } = command;
     const membership = this.users.membership;
     if (!membership.isMember(connection, roomId)) {
       this.checkRoomsPerConnection(connection);
     }
     membership.beginJoin(connection, roomId);
-    const now = Date.now();
-    let outcome: JoinOutcome;
     try {
       await this.bus.watch(roomId);
       const quota = this.quotaOf(command.owner);
-      outcome = await this.store.join({
+      const outcome = await this.store.join({
         roomId,
         userId: connection.userId,
         name: command.name ?? connection.userId,
@@ -150,7 +155,7 @@ export class RoomsService {
         requestedRole: command.role,
         ...(command.maxRole ? { maxRole: command.maxRole } : {}),
         password: command.password,
-        now,
+        now: Date.now(),
         configForNewRoom: {
           maxUsers: this.config.maxUsersPerRoom,
           persistent: false,
@@ -161,17 +166,58 @@ export class RoomsService {
         maxRooms: this.config.maxRooms,
         ...(command.takeOver ? { restore: true } : {}),
       });
-      if (outcome.alreadyMember && !outcome.user.connected) {
-        if (command.takeOver) {
-          // A held seat waits for its resume, a join or the grace's end, as on one instance.
-          membership.abortJoin(connection, roomId);
-          return;
-        }
-        outcome = await this.reconnectHeldSeat(roomId, connection.userId, outcome);
+      if (!outcome.alreadyMember || outcome.user.connected) {
+        return outcome;
       }
+      if (command.takeOver) {
+        // A held seat waits for its resume, a join or the grace's end, as on one instance.
+        membership.abortJoin(connection, roomId);
+        return undefined;
+      }
+      return await this.reconnectHeldSeat(roomId, connection.userId, outcome);
     } catch (error) {
       membership.abortJoin(connection, roomId);
       throw error;
+    }
+  }
+
+  /**
+   * A `resume` for a room whose seat is gone (the grace ran out, a restart): joined again as any
+   * join would be, without creating the room. The membership is left pending for the resume to
+   * complete with the others; undefined when the room cannot be joined (it goes under `lost`).
+   */
+  async rejoinForResume(
+    connection: Connection,
+    roomId: string,
+    maxRole: Role | undefined,
+  ): Promise<JoinOutcome | undefined> {
+    try {
+      const outcome = await this.admit(connection, {
+        roomId,
+        mayCreateRoom: false,
+        ...(maxRole ? { maxRole } : {}),
+      });
+      if (outcome) {
+        connection.profiles.set(roomId, outcome.user);
+      }
+      return outcome;
+    } catch (error) {
+      this.logger.log(`Resume of ${connection.userId} could not join ${roomId}: ${String(error)}`);
+      return undefined;
+    }
+  }
+
+  /** Extensions hear of a member a `resume` joined again (rejoinForResume). */
+  noteJoinedByResume(roomId: string, user: RoomUser): void {
+    this.events.emit('member.joined', { roomId, user });
+  }
+
+  async join(connection: Connection, command: JoinRoomCommand, requestId?: string): Promise<void> {
+    const { roomId } = command;
+    const membership = this.users.membership;
+    const outcome = await this.admit(connection, command);
+    if (!outcome) {
+      return;
     }
     if (!this.users.isCurrent(connection)) {
       // It closed (or was replaced) while the store took the join: nobody was told of it yet.
