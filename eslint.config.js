@@ -4,7 +4,16 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-bench/**', 'node_modules/**', 'coverage/**', 'data/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'client/dist/**',
+      'dist-bench/**',
+      'node_modules/**',
+      'coverage/**',
+      'data/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -30,11 +39,11 @@ export default tseslint.config(
   },
   {
     // Command-line scripts (npm run lint:deps) report on stdout.
-    files: ['scripts/**/*.mjs'],
+    files: ['scripts/**/*.mjs', 'client/scripts/**/*.mjs'],
     rules: { 'no-console': 'off' },
   },
   {
-    files: ['test/**/*.ts', 'src/**/*.spec.ts'],
+    files: ['test/**/*.ts', 'src/**/*.spec.ts', 'client/src/**/*.spec.ts', 'client/src/testing/**'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

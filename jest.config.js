@@ -13,6 +13,16 @@ export default {
   projects: [
     { ...esmTsJest, displayName: 'unit', rootDir: 'src', testMatch: ['**/*.spec.ts'] },
     {
+      // The client SDK (client/), type-checked with its own tsconfig (DOM lib, no Node types).
+      ...esmTsJest,
+      displayName: 'client',
+      rootDir: 'client',
+      testMatch: ['<rootDir>/src/**/*.spec.ts'],
+      transform: {
+        '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'client/tsconfig.json' }],
+      },
+    },
+    {
       ...esmTsJest,
       displayName: 'e2e',
       rootDir: '.',

@@ -141,6 +141,23 @@ export interface Avatar {
   modelUrl?: string;
 }
 
+/** `create_room`'s `config` (docs/protocol.md#create_room); every field optional. */
+export interface RoomConfig {
+  name?: string;
+  maxUsers?: number;
+  password?: string;
+  persistent?: boolean;
+  defaultRole?: 'editor' | 'viewer';
+}
+
+/** `join_room`'s `userInfo`: the profile and the role asked for; every field optional. */
+export interface UserInfo {
+  userId?: string;
+  name?: string;
+  role?: Role;
+  avatar?: Avatar;
+}
+
 export interface RoomUser {
   id: string;
   name: string;

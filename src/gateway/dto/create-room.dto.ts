@@ -12,9 +12,11 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
+import type { RoomConfig } from '../../protocol/protocol.js';
 import { IsProtocolId, OptionalRequestId } from './validators.js';
 
-export class RoomConfigDto {
+// `implements` RoomConfig, the type the SDK sends: a field typed differently here fails to compile.
+export class RoomConfigDto implements RoomConfig {
   @IsOptional() @IsString() @MaxLength(128) name?: string;
   // The server's MAX_USERS_PER_ROOM bound is checked by RoomsService, which knows it.
   @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxUsers?: number;

@@ -9,7 +9,7 @@ import {
   MinLength,
   ValidateNested,
 } from 'class-validator';
-import { ROLES, type Avatar, type Role } from '../../protocol/protocol.js';
+import { ROLES, type Avatar, type Role, type UserInfo } from '../../protocol/protocol.js';
 import { IsProtocolId, OptionalRequestId } from './validators.js';
 
 export class AvatarDto {
@@ -34,7 +34,8 @@ export function pickAvatar(avatar: AvatarDto): Avatar {
   return picked;
 }
 
-export class UserInfoDto {
+// `implements` UserInfo, the type the SDK sends: a field typed differently here fails to compile.
+export class UserInfoDto implements UserInfo {
   @IsOptional() @IsProtocolId() userId?: string;
   @IsOptional() @IsString() @MinLength(1) @MaxLength(64) name?: string;
   @IsOptional() @IsIn(ROLES) role?: Role;

@@ -1,0 +1,466 @@
+import {
+  ClientAction,
+  type RoomConfig,
+  type ServerEvent,
+  type ServerEventMap,
+  type ServerMessage,
+  type UserInfo,
+} from '../../src/protocol/protocol.js';
+import { backoffDelay, isTerminalClose, refusedStatus, type BackoffOptions } from './backoff.js';
+import { Emitter, type Handler } from './emitter.js';
+import { ClientErrorCode, GalleryError } from './errors.js';
+import { PendingRequests } from './pending.js';
+import { PoseLimiter } from './pose-limiter.js';
+import { Room, type JoinOptions, type RoomLink } from './room.js';
+import { systemClock, type Clock, type SocketConstructor, type SocketLike } from './socket.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface GalleryClientOptions {
+  /** ws:// or wss:// address of the server. */
+  url: string;
+  /** Sent as `?userId=`; the server assigns one when absent (AUTH_MODE=jwt: the token's `sub`). */
+  userId?: string;
+  /** AUTH_MODE=jwt: sent as the subprotocol `bearer.<token>`, which browsers can set. */
+  token?: string;
+  /** AUTH_MODE=jwt: asked for before every connection attempt, so reconnects use a fresh token. */
+  getToken?: () => string | Promise<string>;
+  /** AUTH_MODE=api-key: sent as `?apiKey=`. */
+  apiKey?: string;
+  /** The WebSocket constructor; default `globalThis.WebSocket` (on Node 20 pass `ws`'s). */
+  WebSocket?: SocketConstructor;
+  /** How long a request waits for its reply. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Reconnect after a drop. Default true. */
+  reconnect?: boolean;
+  backoff?: BackoffOptions;
+  /** The server's RATE_POSES_PER_SEC (default 60): `sendPose` stays within it. */
+  posesPerSecond?: number;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export interface ConnectionStateEvent {
+  state: ConnectionState;
+  previous: ConnectionState;
+  /** The close that caused the change. */
+  code?: number;
+  reason?: string;
+}
+
+/** Every server event as received (replies included), plus the connection's state. */
+export type ClientEvents = ServerEventMap & { connectionState: ConnectionStateEvent };
+
+const APP_PROTOCOL = 'gallery';
+
+/**
+ * A connection to the gallery multiplayer server: requests as promises, rooms kept current from
+ * events, and reconnects that resume where the connection dropped (docs/resume.md).
+ */
+export class GalleryClient {
+  private readonly events = new Emitter<ClientEvents>();
+  private readonly rooms = new Map<string, Room>();
+  /** join_room requests in flight, by requestId: the room is made when room_joined arrives. */
+  private readonly joining = new Map<string, JoinOptions & { roomId: string }>();
+  private readonly pending: PendingRequests;
+  private readonly poses: PoseLimiter;
+  private readonly clock: Clock;
+  private readonly link: RoomLink;
+  private socket?: SocketLike;
+  private socketError: unknown;
+  private current: ConnectionState = 'idle';
+  private attempt = 0;
+  private retryTimer: unknown;
+  private waiters: Array<{ resolve(): void; reject(error: GalleryError): void }> = [];
+  private resumeToken?: string;
+  private assignedUserId?: string;
+
+  constructor(private readonly options: GalleryClientOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.pending = new PendingRequests(this.clock, options.requestTimeoutMs ?? 10_000);
+    this.poses = new PoseLimiter(this.clock, options.posesPerSecond ?? 60);
+    this.link = {
+      request: (action, body, expect) => this.request(action, body, expect),
+      send: (action, body) => this.send(action, body),
+      // Poses are worthless once late: none is kept for after a reconnect.
+      sendPose: (roomId, send) => {
+        if (this.current === 'open') {
+          this.poses.submit(roomId, () => this.current === 'open' && send());
+        }
+      },
+      forget: (room) => this.forget(room),
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** The userId the server gave this connection (from `connected`). */
+  get userId(): string | undefined {
+    return this.assignedUserId ?? this.options.userId;
+  }
+
+  /** The rooms this client is in, by id. */
+  get joinedRooms(): ReadonlyMap<string, Room> {
+    return this.rooms;
+  }
+
+  on<K extends keyof ClientEvents>(event: K, handler: Handler<ClientEvents[K]>): () => void {
+    return this.events.on(event, handler);
+  }
+
+  off<K extends keyof ClientEvents>(event: K, handler: Handler<ClientEvents[K]>): void {
+    this.events.off(event, handler);
+  }
+
+  /** Resolves when the server said `connected`; rejects if the client closes first. */
+  connect(): Promise<void> {
+    if (this.current === 'open') {
+      return Promise.resolve();
+    }
+    const opened = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.current === 'idle' || this.current === 'closed') {
+      this.attempt = 0;
+      this.setState('connecting');
+      void this.dial();
+    }
+    return opened;
+  }
+
+  /** Closes for good (code 1000: the server counts it as leaving every room). */
+  close(): void {
+    this.resumeToken = undefined; // a close frame leaves every room: nothing to resume
+    this.shutDown({ code: 1000, reason: 'Client closed' });
+    this.rooms.forEach((room) => room.close('disconnected'));
+  }
+
+  /** Creates a room without joining it; resolves with its id. */
+  async createRoom(config: RoomConfig = {}, roomId?: string): Promise<string> {
+    const reply = await this.request(ClientAction.CreateRoom, { roomId, config }, 'room_created');
+    return reply.roomId;
+  }
+
+  /** Joins (or creates, on an unknown id) a room and returns it, kept current from then on. */
+  async joinRoom(
+    roomId: string,
+    userInfo?: UserInfo,
+    options: { password?: string } = {},
+  ): Promise<Room> {
+    const joinOptions: JoinOptions = { userInfo, password: options.password };
+    return this.join(roomId, joinOptions);
+  }
+
+  /** Round trip in milliseconds. */
+  async ping(): Promise<number> {
+    const started = this.clock.now();
+    await this.request(ClientAction.Ping, {}, 'pong');
+    return this.clock.now() - started;
+  }
+
+  /** AUTH_MODE=jwt: extends the session with a fresh token; resolves with the new end. */
+  async refreshToken(token: string): Promise<number> {
+    const reply = await this.request(ClientAction.RefreshToken, { token }, 'token_refreshed');
+    return reply.expiresAt;
+  }
+
+  /** One request, resolved by its reply event or rejected with a GalleryError. */
+  request<E extends ServerEvent>(
+    action: ClientAction,
+    body: object,
+    expect: E,
+  ): Promise<ServerEventMap[E]> {
+    const socket = this.openSocket();
+    const requestId = this.pending.nextId();
+    const reply = this.pending.wait(requestId, expect);
+    socket.send(JSON.stringify({ ...body, action, requestId }));
+    return reply;
+  }
+
+  /** A message without reply (broadcast, send_message); failures come as `error` events. */
+  send(action: ClientAction, body: object): void {
+    this.openSocket().send(JSON.stringify({ ...body, action }));
+  }
+
+  private openSocket(): SocketLike {
+    if (this.current !== 'open' || !this.socket) {
+      throw new GalleryError(ClientErrorCode.NotConnected, `The client is ${this.current}`);
+    }
+    return this.socket;
+  }
+
+  private async join(roomId: string, joinOptions: JoinOptions): Promise<Room> {
+    const requestId = this.pending.nextId();
+    const reply = this.pending.wait(requestId, 'room_joined');
+    this.joining.set(requestId, { ...joinOptions, roomId });
+    try {
+      this.openSocket().send(
+        JSON.stringify({ action: ClientAction.JoinRoom, requestId, roomId, ...joinOptions }),
+      );
+      await reply;
+    } finally {
+      this.joining.delete(requestId);
+    }
+    const room = this.rooms.get(roomId);
+    if (!room) {
+      throw new GalleryError(ClientErrorCode.ConnectionClosed, `Room ${roomId} was lost`);
+    }
+    return room;
+  }
+
+  private forget(room: Room): void {
+    if (this.rooms.get(room.id) === room) {
+      this.rooms.delete(room.id);
+      this.poses.clear(room.id);
+    }
+  }
+
+  private setState(state: ConnectionState, close: { code?: number; reason?: string } = {}): void {
+    const previous = this.current;
+    this.current = state;
+    if (state === 'open' || state === 'closed') {
+      const waiters = this.waiters;
+      this.waiters = [];
+      const error = new GalleryError(ClientErrorCode.ConnectionClosed, close.reason ?? 'Closed');
+      waiters.forEach((waiter) => (state === 'open' ? waiter.resolve() : waiter.reject(error)));
+    }
+    this.events.emit('connectionState', { state, previous, ...close });
+  }
+
+  private async dial(): Promise<void> {
+    let protocols: string[] | undefined;
+    try {
+      const token = await (this.options.getToken?.() ?? this.options.token);
+      protocols = token ? [APP_PROTOCOL, `bearer.${token}`] : undefined;
+    } catch (error) {
+      this.onClose(undefined, { code: 1006, reason: `getToken failed: ${String(error)}` });
+      return;
+    }
+    if (this.current !== 'connecting' && this.current !== 'reconnecting') {
+      return; // closed while the token was fetched
+    }
+    let socket: SocketLike;
+    try {
+      const Socket = this.options.WebSocket ?? globalWebSocket();
+      socket = new Socket(this.dialUrl(), protocols);
+    } catch (error) {
+      // A malformed URL or a missing WebSocket: another try cannot fix it.
+      this.shutDown({ code: 1006, reason: String(error) });
+      return;
+    }
+    this.attach(socket);
+  }
+
+  private dialUrl(): string {
+    const url = new URL(this.options.url);
+    const params = { userId: this.userId, apiKey: this.options.apiKey, resume: this.resumeToken };
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== undefined) {
+        url.searchParams.set(key, value);
+      }
+    }
+    return url.toString();
+  }
+
+  private attach(socket: SocketLike): void {
+    this.socket = socket;
+    this.socketError = undefined;
+    // Events of a socket this client has given up on (closed, or replaced by a newer one) are
+    // ignored: its late close must not end the new connection.
+    socket.onmessage = (event) => {
+      if (socket === this.socket && typeof event.data === 'string') {
+        this.onFrame(event.data);
+      }
+    };
+    socket.onerror = (event) => {
+      if (socket === this.socket) {
+        this.socketError = event;
+      }
+    };
+    socket.onclose = (event) => {
+      if (socket === this.socket) {
+        this.onClose(refusedStatus(this.socketError), event);
+      }
+    };
+  }
+
+  private onFrame(frame: string): void {
+    let message: ServerMessage;
+    try {
+      message = JSON.parse(frame) as ServerMessage;
+    } catch {
+      return; // the server sends JSON only
+    }
+    if (typeof message?.event !== 'string' || typeof message.data !== 'object') {
+      return;
+    }
+    this.route(message);
+    this.pending.settle(message);
+    this.events.emit(message.event, message.data);
+  }
+
+  /** Room bookkeeping first, so that a settled request already sees the room changed. */
+  private route(message: ServerMessage): void {
+    switch (message.event) {
+      case 'connected':
+        this.onConnected(message.data);
+        return;
+      case 'room_joined':
+        this.onRoomJoined(message.data);
+        return;
+      case 'room_left':
+        // Without requestId: the server found this member gone from the room (missed events).
+        if (message.data.requestId === undefined) {
+          this.rooms.get(message.data.roomId)?.close('lost');
+        }
+        return;
+      case 'resumed':
+        this.onResumed(message.data);
+        return;
+      case 'user_joined':
+      case 'user_left':
+      case 'user_updated':
+      case 'message':
+      case 'state_updated':
+      case 'state':
+      case 'kicked':
+      case 'room_deleted':
+        this.roomOf(message)?.handle(message);
+        return;
+      case 'room_created':
+      case 'pong':
+      case 'token_refreshed':
+      case 'error':
+        return; // replies only: settled as requests
+    }
+  }
+
+  private roomOf(message: ServerMessage): Room | undefined {
+    const roomId = (message.data as { roomId?: unknown }).roomId;
+    if (typeof roomId === 'string') {
+      return this.rooms.get(roomId);
+    }
+    // A direct message from a server that does not name its room: it can only be the one room.
+    return message.event === 'message' && this.rooms.size === 1
+      ? [...this.rooms.values()][0]
+      : undefined;
+  }
+
+  private onConnected(data: ServerEventMap['connected']): void {
+    this.assignedUserId = data.userId;
+    this.resumeToken = data.resumeToken; // absent: resume is off on this server
+    this.attempt = 0;
+    this.setState('open');
+    if (this.rooms.size === 0) {
+      return;
+    }
+    if (data.resumed === true) {
+      this.resume();
+    } else {
+      this.rejoin([...this.rooms.values()]);
+    }
+  }
+
+  private onRoomJoined(data: ServerEventMap['room_joined']): void {
+    const info = data.roomInfo;
+    const existing = this.rooms.get(info.roomId);
+    if (existing) {
+      existing.applySnapshot(info);
+      return;
+    }
+    const join = data.requestId === undefined ? undefined : this.joining.get(data.requestId);
+    if (join?.roomId === info.roomId) {
+      const { roomId, ...joinOptions } = join;
+      this.rooms.set(roomId, new Room(roomId, info, joinOptions, this.link));
+    }
+  }
+
+  private resume(): void {
+    const rooms = [...this.rooms.values()].map((room) => room.position());
+    this.request(ClientAction.Resume, { rooms }, 'resumed').catch((error: unknown) => {
+      // RESUME_FAILED (or no answer): the seats are not coming back by resume; join again.
+      if (error instanceof GalleryError && error.code !== ClientErrorCode.ConnectionClosed) {
+        this.rejoin([...this.rooms.values()]);
+      }
+    });
+  }
+
+  /** Recovered rooms get their missed events next; snapshots replace; the rest are joined again. */
+  private onResumed(data: ServerEventMap['resumed']): void {
+    const answered = new Set<string>();
+    for (const entry of data.rooms) {
+      const room = this.rooms.get(entry.roomId);
+      answered.add(entry.roomId);
+      if (entry.recovered) {
+        room?.setPosition(entry.epoch, entry.seq);
+      } else {
+        room?.applySnapshot(entry.roomInfo);
+      }
+    }
+    this.rejoin([...this.rooms.values()].filter((room) => !answered.has(room.id)));
+  }
+
+  private rejoin(rooms: Room[]): void {
+    for (const room of rooms) {
+      this.join(room.id, room.joinOptions).catch((error: unknown) => {
+        if (error instanceof GalleryError && error.code !== ClientErrorCode.ConnectionClosed) {
+          room.close('lost', error); // kicked, deleted meanwhile, full: not rejoined again
+        }
+      });
+    }
+  }
+
+  private onClose(status: number | undefined, close: { code: number; reason: string }): void {
+    this.detach();
+    this.pending.rejectAll(`Connection closed (${close.code})`);
+    this.poses.clear();
+    const terminal = isTerminalClose(close.code, status);
+    if (terminal || this.options.reconnect === false) {
+      this.shutDown(close);
+      this.rooms.forEach((room) => room.close('disconnected'));
+      return;
+    }
+    this.setState('reconnecting', close);
+    const delay = backoffDelay(
+      this.attempt,
+      this.options.random ?? Math.random,
+      this.options.backoff,
+    );
+    this.attempt += 1;
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.dial();
+    }, delay);
+  }
+
+  private shutDown(close: { code: number; reason: string }): void {
+    if (this.retryTimer !== undefined) {
+      this.clock.clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    const socket = this.detach();
+    socket?.close(1000, 'Client closed');
+    this.pending.rejectAll(close.reason);
+    this.poses.clear();
+    if (this.current !== 'closed') {
+      this.setState('closed', close);
+    }
+  }
+
+  private detach(): SocketLike | undefined {
+    const socket = this.socket;
+    this.socket = undefined;
+    return socket;
+  }
+}
+
+function globalWebSocket(): SocketConstructor {
+  const Socket = (globalThis as { WebSocket?: SocketConstructor }).WebSocket;
+  if (!Socket) {
+    throw new GalleryError(
+      ClientErrorCode.NotConnected,
+      'No global WebSocket: pass one as the WebSocket option (on Node 20: `ws`)',
+    );
+  }
+  return Socket;
+}

@@ -1,0 +1,68 @@
+import type { Clock } from './socket.js';
+
+/**
+ * Keeps pose sends within the server's pose budget (RATE_POSES_PER_SEC, 60 by default): sends are
+ * spaced evenly, and a pose that comes too soon waits for the next slot, replaced by any newer
+ * pose of the same room meanwhile. A pose is worth nothing once a newer one exists, so the extra
+ * ones are dropped here rather than by the server.
+ */
+export class PoseLimiter {
+  private readonly intervalMs: number;
+  private nextSlot = 0;
+  private readonly waiting = new Map<string, () => void>();
+  private timer: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    perSecond: number,
+  ) {
+    this.intervalMs = perSecond > 0 ? 1000 / perSecond : 0;
+  }
+
+  submit(key: string, send: () => void): void {
+    if (this.waiting.size === 0 && this.clock.now() >= this.nextSlot) {
+      this.sendNow(send);
+      return;
+    }
+    this.waiting.delete(key); // re-inserted last: rooms take turns
+    this.waiting.set(key, send);
+    this.schedule();
+  }
+
+  /** Forgets waiting poses: of one room (it was left), or all (the connection closed). */
+  clear(key?: string): void {
+    if (key === undefined) {
+      this.waiting.clear();
+    } else {
+      this.waiting.delete(key);
+    }
+    if (this.waiting.size === 0 && this.timer !== undefined) {
+      this.clock.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private sendNow(send: () => void): void {
+    this.nextSlot = this.clock.now() + this.intervalMs;
+    send();
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) {
+      return;
+    }
+    const wait = Math.max(0, this.nextSlot - this.clock.now());
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      const next = this.waiting.entries().next();
+      if (next.done) {
+        return;
+      }
+      this.waiting.delete(next.value[0]);
+      this.sendNow(next.value[1]);
+      if (this.waiting.size > 0) {
+        this.schedule();
+      }
+    }, wait);
+  }
+}

@@ -1,0 +1,180 @@
+import type { GalleryClient } from './client.js';
+import type { Room } from './room.js';
+import {
+  FakeSocket,
+  joinRoom,
+  openClient,
+  roomInfo,
+  settle,
+  user,
+  type FakeClock,
+} from './testing/fakes.js';
+
+beforeEach(() => {
+  FakeSocket.instances = [];
+});
+
+/** Drops the connection and lets the client dial again (random 0: at once); returns the socket. */
+async function dropAndRedial(socket: FakeSocket, clock: FakeClock): Promise<FakeSocket> {
+  socket.drop(1006);
+  clock.advance(0);
+  await settle();
+  return FakeSocket.last;
+}
+
+describe('resume positions', () => {
+  let client: GalleryClient;
+  let socket: FakeSocket;
+  let clock: FakeClock;
+  let room: Room;
+
+  beforeEach(async () => {
+    ({ client, socket, clock } = await openClient({ random: () => 0 }));
+    room = await joinRoom(client, socket, roomInfo('gallery', { epoch: 'E', seq: 2 }));
+  });
+
+  it('starts at room_joined epoch and seq and keeps the highest seq of the room events', () => {
+    expect(room.position()).toEqual({ roomId: 'gallery', epoch: 'E', lastSeq: 2 });
+    socket.receive('user_joined', { roomId: 'gallery', user: user('bob'), seq: 5 });
+    socket.receive('message', {
+      roomId: 'gallery',
+      senderId: 'bob',
+      message: { type: 'chat' },
+      seq: 4, // held back during a join: older than what the room has seen
+    });
+    socket.receive('user_joined', { roomId: 'other', user: user('carol'), seq: 40 });
+    expect(room.lastSeq).toBe(5);
+  });
+
+  it('counts a direct message without roomId for the only room', () => {
+    socket.receive('message', { senderId: 'bob', message: { type: 'chat' }, seq: 9 });
+    expect(room.lastSeq).toBe(9);
+  });
+
+  it('reconnects with ?resume= and sends resume with every room position', async () => {
+    socket.receive('state_updated', {
+      roomId: 'gallery',
+      version: 1,
+      patch: { sceneLoaded: true },
+      updatedBy: 'bob',
+      seq: 3,
+    });
+    const next = await dropAndRedial(socket, clock);
+    expect(next.query.get('resume')).toBe('T1');
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    expect(next.lastSent('resume')).toMatchObject({
+      rooms: [{ roomId: 'gallery', epoch: 'E', lastSeq: 3 }],
+    });
+    expect(client.state).toBe('open');
+  });
+
+  it('applies the events replayed after a recovered resume, in order', async () => {
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    const { requestId } = next.lastSent('resume');
+    const members: string[] = [];
+    room.on('member', (event) => members.push(event.type));
+    next.receive('resumed', {
+      requestId,
+      rooms: [{ roomId: 'gallery', recovered: true, epoch: 'E', seq: 6 }],
+      lost: [],
+    });
+    next.receive('user_joined', { roomId: 'gallery', user: user('bob'), seq: 3 });
+    next.receive('state_updated', {
+      roomId: 'gallery',
+      version: 1,
+      ops: [{ op: 'add', collection: 'annotations', id: 'a1', item: { text: 'hi' } }],
+      updatedBy: 'bob',
+      seq: 4,
+    });
+    next.receive('user_updated', { roomId: 'gallery', user: user('bob', 'viewer'), seq: 6 });
+    expect(room.state.version).toBe(1);
+    expect(room.state.annotations).toEqual([{ id: 'a1', text: 'hi' }]);
+    expect(room.members.get('bob')?.role).toBe('viewer');
+    expect(members).toEqual(['joined', 'updated']);
+    expect(room.position()).toEqual({ roomId: 'gallery', epoch: 'E', lastSeq: 6 });
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume']);
+    // The next drop resumes from there, with the newest token.
+    const third = await dropAndRedial(next, clock);
+    expect(third.query.get('resume')).toBe('T2');
+  });
+
+  it('replaces state and members with the snapshot of an unrecovered room', async () => {
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    const snapshot = roomInfo('gallery', {
+      users: [user('me', 'host'), user('dora')],
+      version: 7,
+      epoch: 'E2',
+      seq: 1,
+    });
+    next.receive('resumed', {
+      requestId: next.lastSent('resume').requestId,
+      rooms: [{ roomId: 'gallery', recovered: false, roomInfo: snapshot }],
+      lost: [],
+    });
+    expect(room.state.version).toBe(7);
+    expect([...room.members.keys()]).toEqual(['me', 'dora']);
+    expect(room.position()).toEqual({ roomId: 'gallery', epoch: 'E2', lastSeq: 1 });
+  });
+
+  it('joins a lost room again, with the same room object', async () => {
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    next.receive('resumed', {
+      requestId: next.lastSent('resume').requestId,
+      rooms: [],
+      lost: ['gallery'],
+    });
+    const join = next.lastSent('join_room');
+    expect(join).toMatchObject({ roomId: 'gallery' });
+    next.receive('room_joined', {
+      requestId: join.requestId,
+      roomInfo: roomInfo('gallery', { version: 3, epoch: 'E', seq: 9 }),
+    });
+    expect(client.joinedRooms.get('gallery')).toBe(room);
+    expect(room.state.version).toBe(3);
+  });
+
+  it('joins every room again on RESUME_FAILED', async () => {
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    next.receive('error', {
+      code: 'RESUME_FAILED',
+      message: 'Unknown or expired resume token: join your rooms again',
+      requestId: next.lastSent('resume').requestId,
+    });
+    await settle();
+    expect(next.lastSent('join_room')).toMatchObject({ roomId: 'gallery' });
+  });
+
+  it('joins again without resuming when the token was not taken', async () => {
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: false });
+    expect(next.sent.map((frame) => frame.action)).toEqual(['join_room']);
+  });
+
+  it('joins again when the server has resume off (no token), without ?resume=', async () => {
+    ({ client, socket, clock } = await openClient({ random: () => 0 }, { userId: 'me' }));
+    await joinRoom(client, socket, roomInfo('solo', { epoch: undefined, seq: undefined }));
+    const next = await dropAndRedial(socket, clock);
+    expect(next.query.has('resume')).toBe(false);
+    next.receive('connected', { userId: 'me' });
+    expect(next.lastSent('join_room')).toMatchObject({ roomId: 'solo' });
+  });
+
+  it('closes a room whose join again is refused (KICKED) and stops following it', async () => {
+    const closed: string[] = [];
+    room.on('closed', ({ reason, error }) => closed.push(`${reason}:${error?.code}`));
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumed: false });
+    next.receive('error', {
+      code: 'KICKED',
+      message: 'You were kicked',
+      requestId: next.lastSent('join_room').requestId,
+    });
+    await settle();
+    expect(closed).toEqual(['lost:KICKED']);
+    expect(client.joinedRooms.size).toBe(0);
+  });
+});
