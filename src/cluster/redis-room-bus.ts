@@ -64,6 +64,8 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   /** With resume on: own events waiting for their numbered echo, by awaitId. */
   private readonly awaited = new Map<string, AwaitedEvent>();
   private nextAwaitId = 0;
+  /** Own events awaited per room: its channel stays subscribed until their echoes came. */
+  private readonly awaitedPerRoom = new Map<string, number>();
   private readonly numbering: boolean;
   /** Set from the subscriber's return until its channels are surely subscribed again. */
   private resubscribing = false;
@@ -226,6 +228,9 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   }
 
   private unwatch(roomId: string): void {
+    if (this.awaitedPerRoom.has(roomId)) {
+      return; // Once the last awaited echo came (deliverAwaited).
+    }
     if (!this.watched.delete(roomId)) {
       return;
     }
@@ -273,6 +278,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     event.timer = setTimeout(() => this.deliverUnnumbered(awaitId), COMMIT_ECHO_TIMEOUT_MS);
     event.timer.unref();
     this.awaited.set(awaitId, event);
+    this.awaitedPerRoom.set(roomId, (this.awaitedPerRoom.get(roomId) ?? 0) + 1);
     const payload = envelopeJson(
       this.cluster.instanceId,
       target.except,
@@ -311,8 +317,18 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   }
 
   private deliverAwaited(event: AwaitedEvent, message: ServerMessage): void {
-    this.local.toAudience(event.roomId, event.audience, message, toOutgoingFrame(message));
+    const { roomId } = event;
+    this.local.toAudience(roomId, event.audience, message, toOutgoingFrame(message));
     event.reply?.(message);
+    const left = (this.awaitedPerRoom.get(roomId) ?? 1) - 1;
+    if (left > 0) {
+      this.awaitedPerRoom.set(roomId, left);
+      return;
+    }
+    this.awaitedPerRoom.delete(roomId);
+    if (!this.local.hasAudience(roomId)) {
+      this.unwatch(roomId); // Its last member here left before the echo came.
+    }
   }
 
   private receive(channel: string, payload: string): void {

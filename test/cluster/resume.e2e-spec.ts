@@ -197,4 +197,14 @@ describe('cluster: resume on any instance after a dropped connection', () => {
       lost: [],
     });
   }, 15_000);
+
+  it('answers the last member here at once when its request ends the room there', async () => {
+    const { alice, bob } = await pair();
+    // alice is the only member of the room on instance 0: her request ends its subscription there.
+    const startedAt = Date.now();
+    const deleted = await alice.reply(alice.request('delete_room', { roomId: ROOM }), 3000);
+    expect(deleted.event).toBe('room_deleted');
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    expect(await bob.next('room_deleted', 3000)).toMatchObject({ roomId: ROOM });
+  });
 });
