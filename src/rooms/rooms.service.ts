@@ -288,9 +288,20 @@ export class RoomsService {
       });
       return;
     }
-    await this.announceDeparture(roomId, connection.userId, outcome, 'left', {
-      connection,
-      requestId,
+    const origin = { connection, requestId };
+    if (outcome.remaining > 0 || this.config.emptyRoomTtlMs > 0) {
+      await this.announceDeparture(roomId, connection.userId, outcome, 'left', origin);
+      return;
+    }
+    // The room empties and goes now (EMPTY_ROOM_TTL_MS=0): the sender hears back once it is gone,
+    // so that its room quota already counts one room less.
+    await this.announceDeparture(roomId, connection.userId, outcome, 'left');
+    this.deliver({
+      kind: 'member_left',
+      roomId,
+      userId: connection.userId,
+      origin,
+      announce: false,
     });
   }
 

@@ -395,22 +395,26 @@ export interface ClusterFixture {
  * A cluster of `instances` in-process apps per test, started in a `beforeEach` with `env` and
  * closed (its clients first, its Redis keys last) in an `afterEach`, even when the test failed.
  */
+/** How long starting or stopping a test cluster may take. */
+const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
+
 export function useTestCluster(
   options: { instances?: number; env?: Record<string, string> } = {},
 ): ClusterFixture {
   const clients = new ClusterClients();
   let running: TestCluster | undefined;
 
+  // Booting three apps takes a second or two, more on a loaded machine: not the test's 5 s.
   beforeEach(async () => {
     running = await startTestCluster(options.instances ?? 3, options.env ?? {});
-  });
+  }, CLUSTER_HOOK_TIMEOUT_MS);
 
   afterEach(async () => {
     clients.closeAll();
     const cluster = running;
     running = undefined;
     await cluster?.close();
-  });
+  }, CLUSTER_HOOK_TIMEOUT_MS);
 
   const fixture: ClusterFixture = {
     get cluster(): TestCluster {
