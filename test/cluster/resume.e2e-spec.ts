@@ -167,6 +167,20 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     expect(await bob2.next('message', 3000)).toMatchObject({ senderId: 'alice' });
   }, 15_000);
 
+  it('lets a held seat go when the grace ends though the user is back on another instance without joining', async () => {
+    const { alice, bob } = await pair();
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    // Back without a token and without joining: the seat stays held where it was (the session
+    // takeover of the new instance does not take it), so its instance removes it at the grace's end.
+    const bob2 = await fixture.connect(2, 'bob');
+    await bob2.expectNothing(300, 'room_joined');
+    expect(await alice.next('user_left', GRACE_MS + 1500)).toMatchObject({ userId: 'bob' });
+    await bob2.expectNothing(0, 'room_joined');
+  }, 15_000);
+
   it('sends a snapshot when the epoch is not the room history’s, and one claim wins', async () => {
     const { alice, bob } = await pair();
     const token = bob.connected?.resumeToken as string;
