@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ErrorCode, type ResumePosition } from '../protocol/protocol.js';
 import {
   ROOM_CHANGE_DELIVERY,
@@ -65,6 +66,7 @@ export class ResumeService implements OnApplicationShutdown {
     @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
     @Inject(HELD_SESSIONS) private readonly sessions: HeldSessions,
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
   ) {}
 
   get enabled(): boolean {
@@ -265,6 +267,8 @@ export class ResumeService implements OnApplicationShutdown {
     for (const roomId of roomIds) {
       this.users.membership.beginJoin(connection, roomId);
       try {
+        // This instance may have no other member of the room yet: it must hear the room's events.
+        await this.bus.watch(roomId);
         const seat = await this.store.setConnected(roomId, connection.userId, true, Date.now());
         if (!seat) {
           this.users.membership.abortJoin(connection, roomId);

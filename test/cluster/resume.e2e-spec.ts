@@ -127,6 +127,34 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     expect(await alice.next('state_updated', 3000)).toMatchObject({ version: 3, updatedBy: 'bob' });
   }, 20_000);
 
+  it('gets the live events after resuming on an instance with no other member of the room', async () => {
+    const { alice, bob, bobJoined } = await pair();
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    await alice.next('user_updated', 3000);
+
+    // Instance 2 has no member of the room: it listens to the room only once bob's seat is there.
+    const bob2 = await fixture.connect(2, 'bob', { resume: token });
+    const resumeId = bob2.request('resume', {
+      rooms: [{ roomId: ROOM, epoch: bobJoined.epoch, lastSeq: bobJoined.seq }],
+    });
+    expect(await replyOf<{ rooms: ResumedRoom[] }>(bob2, resumeId, 'resumed')).toMatchObject({
+      rooms: [{ roomId: ROOM, recovered: true }],
+    });
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    alice.request('update_state', {
+      roomId: ROOM,
+      baseVersion: 0,
+      patch: { sceneUrl: 'live.glb' },
+    });
+    expect(await bob2.next('state_updated', 3000)).toMatchObject({
+      version: 1,
+      patch: { sceneUrl: 'live.glb' },
+    });
+  }, 15_000);
+
   it('leaves for good when the grace runs out, and the token is refused after', async () => {
     const { alice, bob } = await pair();
     const token = bob.connected?.resumeToken as string;
