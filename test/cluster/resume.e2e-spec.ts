@@ -195,6 +195,23 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     expect(await bob2.next('message', 3000)).toMatchObject({ senderId: 'alice' });
   }, 15_000);
 
+  it('hears the room after joining its held seat at once on an instance with no other member', async () => {
+    const { alice, bob } = await pair();
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    // Joined right away, while the new instance's session takeover looks at the same seat (and
+    // leaves it, as it is held): the join must still leave the instance listening to the room.
+    const bob2 = await fixture.connect(2, 'bob');
+    await bob2.join(ROOM);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    alice.send({ action: 'broadcast', roomId: ROOM, message: { type: 'chat', data: {} } });
+    expect(await bob2.next('message', 3000)).toMatchObject({ senderId: 'alice' });
+  }, 15_000);
+
   it('lets a held seat go when the grace ends though the user is back on another instance without joining', async () => {
     const { alice, bob } = await pair();
     await drop(bob);
