@@ -331,12 +331,32 @@ export class ResumeService implements OnApplicationShutdown {
         const seat = await this.store.setConnected(roomId, session.userId, false, Date.now());
         if (seat) {
           void this.delivery.deliver({ kind: 'member_updated', roomId, user: seat.user });
+          await this.keepLiveSeat(session.userId, roomId);
         }
       } catch (error) {
         this.logger.warn(
           `Could not mark ${session.userId} disconnected in ${roomId}: ${String(error)}`,
         );
       }
+    }
+  }
+
+  /**
+   * A new connection of the user here joined the room while its dropped one was being held: a
+   * join that reached the store before the mark above found the seat connected and left it so,
+   * and must not stay marked not connected. (A join that comes after the mark reconnects it.)
+   */
+  private async keepLiveSeat(userId: string, roomId: string): Promise<void> {
+    const live = this.users.byUser(userId);
+    const joined =
+      live !== undefined &&
+      (live.rooms.has(roomId) || this.users.membership.pending(roomId)?.has(live) === true);
+    if (!joined) {
+      return;
+    }
+    const seat = await this.store.setConnected(roomId, userId, true, Date.now());
+    if (seat?.changed) {
+      void this.delivery.deliver({ kind: 'member_updated', roomId, user: seat.user });
     }
   }
 

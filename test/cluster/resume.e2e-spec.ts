@@ -1,5 +1,6 @@
 import type { ResumedRoom } from '../../src/protocol/protocol.js';
-import { useTestCluster } from '../support/cluster.js';
+import { decodeMember } from '../../src/cluster/member-record.js';
+import { connectRedis, useTestCluster } from '../support/cluster.js';
 import { replyOf } from '../support/fixtures.js';
 import { delay, withTimeout, type Received, type TestClient } from '../support/test-client.js';
 
@@ -211,6 +212,32 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     alice.send({ action: 'broadcast', roomId: ROOM, message: { type: 'chat', data: {} } });
     expect(await bob2.next('message', 3000)).toMatchObject({ senderId: 'alice' });
   }, 15_000);
+
+  it('keeps the seat connected when the user joins it again on the same instance while the drop is still being held', async () => {
+    // A race, so tried a few times: the new socket's join can reach the store before the
+    // dropped socket's hold marks the seat not connected; the seat must end up connected.
+    const alice = await fixture.connect(0, 'alice');
+    await alice.join(ROOM);
+    const held: number[] = [];
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const bob = await fixture.connect(1, 'bob');
+      await bob.join(ROOM);
+      bob.socket.terminate();
+      const bob2 = await fixture.connect(1, 'bob');
+      await bob2.join(ROOM);
+      await delay(200);
+      const redis = await connectRedis(fixture.cluster.redisUrl);
+      const record = await redis.hget(`${fixture.cluster.keyPrefix}{${ROOM}}:members`, 'bob');
+      redis.disconnect();
+      if (!record || decodeMember(record).user.connected !== true) {
+        held.push(attempt);
+      }
+      bob2.close(); // a leave: the next attempt starts afresh
+      await bob2.waitForClose();
+      await delay(100);
+    }
+    expect(held).toEqual([]);
+  }, 20_000);
 
   it('lets a held seat go when the grace ends though the user is back on another instance without joining', async () => {
     const { alice, bob } = await pair();
