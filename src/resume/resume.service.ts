@@ -5,6 +5,7 @@ import { roleCapOf } from '../auth/identity.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
+import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ErrorCode, type ResumePosition } from '../protocol/protocol.js';
 import {
   ROOM_CHANGE_DELIVERY,
@@ -66,6 +67,7 @@ export class ResumeService implements OnApplicationShutdown {
     @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
     @Inject(HELD_SESSIONS) private readonly sessions: HeldSessions,
+    @Inject(ROOM_BUS) private readonly bus: RoomBus,
   ) {}
 
   get enabled(): boolean {
@@ -303,6 +305,8 @@ export class ResumeService implements OnApplicationShutdown {
     for (const roomId of roomIds) {
       this.users.membership.beginJoin(connection, roomId);
       try {
+        // This instance may have no other member of the room yet: it must hear the room's events.
+        await this.bus.watch(roomId);
         const seat = await this.store.setConnected(roomId, connection.userId, true, Date.now());
         if (!seat) {
           this.users.membership.abortJoin(connection, roomId);
@@ -365,12 +369,32 @@ export class ResumeService implements OnApplicationShutdown {
         const seat = await this.store.setConnected(roomId, session.userId, false, Date.now());
         if (seat) {
           void this.delivery.deliver({ kind: 'member_updated', roomId, user: seat.user });
+          await this.keepLiveSeat(session.userId, roomId);
         }
       } catch (error) {
         this.logger.warn(
           `Could not mark ${session.userId} disconnected in ${roomId}: ${String(error)}`,
         );
       }
+    }
+  }
+
+  /**
+   * A new connection of the user here joined the room while its dropped one was being held: a
+   * join that reached the store before the mark above found the seat connected and left it so,
+   * and must not stay marked not connected. (A join that comes after the mark reconnects it.)
+   */
+  private async keepLiveSeat(userId: string, roomId: string): Promise<void> {
+    const live = this.users.byUser(userId);
+    const joined =
+      live !== undefined &&
+      (live.rooms.has(roomId) || this.users.membership.pending(roomId)?.has(live) === true);
+    if (!joined) {
+      return;
+    }
+    const seat = await this.store.setConnected(roomId, userId, true, Date.now());
+    if (seat?.changed) {
+      void this.delivery.deliver({ kind: 'member_updated', roomId, user: seat.user });
     }
   }
 

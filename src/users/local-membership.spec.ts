@@ -33,6 +33,20 @@ describe('LocalMembership', () => {
       expect(membership.roomCount()).toBe(1);
     });
 
+    it('keeps a join pending while another join of the same connection gives up', () => {
+      const alice = connection('alice');
+      const unused: string[] = [];
+      membership.onRoomUnused = (roomId) => unused.push(roomId);
+      membership.beginJoin(alice, 'r'); // the session takeover's join
+      membership.beginJoin(alice, 'r'); // the client's join_room, at the same time
+      const held = event('user_updated', { user: { id: 'bob' } });
+      membership.pending('r')?.get(alice)?.push(held);
+      membership.abortJoin(alice, 'r'); // the takeover leaves the held seat alone
+      expect(unused).toEqual([]);
+      expect(membership.completeJoin(alice, 'r')).toEqual([held]);
+      expect(membership.members('r')?.has(alice)).toBe(true);
+    });
+
     it('buffers events for a pending joiner and hands them back in order on completion', () => {
       const alice = connection('alice');
       membership.beginJoin(alice, 'r');

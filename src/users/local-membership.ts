@@ -12,6 +12,11 @@ interface LocalRoom {
   readonly members: Set<Connection>;
   /** Joins in flight: events are held back until the joiner has its `room_joined`. */
   readonly pending: Map<Connection, BufferedEvent[]>;
+  /**
+   * How many joins of each pending connection are in flight: a `join_room` can race the session
+   * takeover's join of the same room, and one giving up must not cancel the other.
+   */
+  readonly joins: Map<Connection, number>;
 }
 
 /**
@@ -41,7 +46,11 @@ export class LocalMembership {
     if (connection.rooms.has(roomId)) {
       return;
     }
-    this.roomEntry(roomId).pending.set(connection, []);
+    const room = this.roomEntry(roomId);
+    if (!room.pending.has(connection)) {
+      room.pending.set(connection, []);
+    }
+    room.joins.set(connection, (room.joins.get(connection) ?? 0) + 1);
   }
 
   /**
@@ -55,6 +64,7 @@ export class LocalMembership {
     const room = this.roomEntry(roomId);
     const buffered = room.pending.get(connection) ?? [];
     room.pending.delete(connection);
+    room.joins.delete(connection);
     room.members.add(connection);
     connection.rooms.add(roomId);
     return buffered;
@@ -80,6 +90,12 @@ export class LocalMembership {
     if (!room) {
       return;
     }
+    const joins = (room.joins.get(connection) ?? 1) - 1;
+    if (joins > 0) {
+      room.joins.set(connection, joins); // another join of it is still in flight
+      return;
+    }
+    room.joins.delete(connection);
     room.pending.delete(connection);
     this.dropIfEmpty(roomId, room);
   }
@@ -94,6 +110,7 @@ export class LocalMembership {
     }
     const removed = room.members.delete(connection);
     room.pending.delete(connection);
+    room.joins.delete(connection);
     this.dropIfEmpty(roomId, room);
     return removed;
   }
@@ -146,7 +163,7 @@ export class LocalMembership {
   private roomEntry(roomId: string): LocalRoom {
     let room = this.rooms.get(roomId);
     if (!room) {
-      room = { members: new Set(), pending: new Map() };
+      room = { members: new Set(), pending: new Map(), joins: new Map() };
       this.rooms.set(roomId, room);
     }
     return room;

@@ -11,7 +11,8 @@ import { PRELUDE_LUA } from './prelude.js';
  * [15] the password hash the caller verified the password against, or '', [16] `1` if it matched,
  * [17] `1` if the join may create the room, [18] owner of a new room or '', [19] the owner's
  * maximum of rooms (0: none), [20] maxRole or '', [21] `1`: restore (a member on record is
- * answered as it is, no checks), [22] `1` if the joiner gave a password.
+ * answered as it is, no checks, and moves here unless its seat is held), [22] `1` if the joiner
+ * gave a password.
  *
  * Passwords are hashed and checked in TypeScript: when the room's hash is not the one the caller
  * checked, the script writes nothing that matters and answers {'VERIFY', hash}, and the caller
@@ -76,7 +77,11 @@ if redis.call('EXISTS', meta_key) == 0 then
 else
   member = redis.call('HGET', members_key, user_id)
   if member and ARGV[21] == '1' then
-    move_member_here(user_id, member, instance_id)
+    -- A held seat (not connected) stays on the instance that holds it, whose grace's end removes
+    -- it only while it is there: moved here, nobody would remove it.
+    if not string.find(member, '"connected":false,"lastSeen":%d+}$') then
+      move_member_here(user_id, member, instance_id)
+    end
     return room_info('MEMBER', 0)
   end
 end
