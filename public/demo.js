@@ -137,7 +137,10 @@ async function join() {
     }
   });
   room.on('closed', ({ reason }) => {
-    showError(`Left the room: ${reason}`);
+    // 'left' is our own Leave button; anything else (kicked, deleted, lost) is news.
+    if (reason !== 'left') {
+      showError(`Out of the room: ${reason}`);
+    }
     setJoined(false);
   });
   // Start somewhere near the middle, so two new members do not sit on one spot.
