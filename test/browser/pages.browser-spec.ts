@@ -146,6 +146,7 @@ describe('pages in a browser', () => {
         const script = document.createElement('script');
         script.textContent = 'document.title = "inline ran"';
         document.body.append(script);
+        setTimeout(() => resolve('no violation reported'), 2000);
       })`);
       expect(refused).toBe('script-src-elem');
       expect(await alice.page.title()).not.toBe('inline ran');
