@@ -7,6 +7,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY nest-cli.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# The client SDK's ES modules, which /demo loads from /sdk/ (it compiles src/protocol/ into them).
+COPY client ./client
+RUN npm run client:build
 
 # ---- runtime: production dependencies and the compiled server only ----
 FROM node:22-bookworm-slim AS runtime
@@ -16,6 +19,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# /demo and /admin (src/pages/ reads these at boot, from /app/public and /app/client/dist).
+COPY public ./public
+COPY --from=build /app/client/dist ./client/dist
 # The files stay owned by root, so the server cannot modify its own code. Only the folder of
 # persistent rooms belongs to the runtime user (made before VOLUME, so a new volume inherits it).
 ENV DATA_DIR=/app/data

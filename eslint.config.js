@@ -12,6 +12,7 @@ export default tseslint.config(
       'node_modules/**',
       'coverage/**',
       'data/**',
+      'test-artifacts/**',
     ],
   },
   js.configs.recommended,
@@ -36,6 +37,11 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The pages' scripts run in the browser (docs/pages.md).
+    files: ['public/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
   },
   {
     // Command-line scripts (npm run lint:deps) report on stdout.

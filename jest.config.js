@@ -29,6 +29,14 @@ export default {
       testMatch: ['<rootDir>/test/*.e2e-spec.ts'],
     },
     {
+      // /demo and /admin in Chromium (Debian's /usr/bin/chromium via playwright-core), against
+      // an in-process server. Needs `npm run client:build` first, for the SDK the demo loads.
+      ...esmTsJest,
+      displayName: 'browser',
+      rootDir: '.',
+      testMatch: ['<rootDir>/test/browser/*.browser-spec.ts'],
+    },
+    {
       // The e2e suite again, against three instances sharing a real Redis (TEST_REDIS_URL, by
       // default redis://127.0.0.1:6379): useTestServer spreads each test's clients round-robin
       // over them (test/support/cluster.ts). Plus the cluster's own tests in test/cluster/.

@@ -10,6 +10,7 @@ import { HealthModule } from './health/health.module.js';
 import { HistoryModule } from './history/history.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LimitsModule } from './limits/limits.module.js';
+import { PagesModule } from './pages/pages.module.js';
 import { StandaloneModule } from './standalone/standalone.module.js';
 import { StatsModule } from './stats/stats.module.js';
 
@@ -45,6 +46,7 @@ export class AppModule {
         GatewayModule,
         HealthModule,
         StatsModule,
+        PagesModule,
         ...(options.imports ?? []),
       ],
     };

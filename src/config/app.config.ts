@@ -55,6 +55,7 @@ export function toAppConfig(env: EnvironmentVariables) {
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     perMessageDeflate: env.PER_MESSAGE_DEFLATE,
+    demoPage: env.DEMO_PAGE,
     ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),
     clientBufferSoftBytes: env.CLIENT_BUFFER_SOFT_BYTES,
     maxClientBufferBytes: env.MAX_CLIENT_BUFFER_BYTES,

@@ -36,6 +36,7 @@ describe('validateEnvironment', () => {
       RESUME_HISTORY_MS: 120000,
       SHUTDOWN_TIMEOUT_MS: 8000,
       PER_MESSAGE_DEFLATE: false,
+      DEMO_PAGE: true,
       EPHEMERAL_MESSAGE_TYPES: 'pose_update',
       CLIENT_BUFFER_SOFT_BYTES: 65536,
       MAX_CLIENT_BUFFER_BYTES: 4194304,
@@ -118,8 +119,10 @@ describe('validateEnvironment', () => {
       PER_MESSAGE_DEFLATE: text,
       REQUIRE_API_KEY: text,
       API_KEY: 'key',
+      DEMO_PAGE: text,
     });
     expect(env.PER_MESSAGE_DEFLATE).toBe(value);
+    expect(env.DEMO_PAGE).toBe(value);
     expect(env.REQUIRE_API_KEY).toBe(value);
   });
 
@@ -144,6 +147,7 @@ describe('validateEnvironment', () => {
     ['SHUTDOWN_TIMEOUT_MS', 'x'],
     ['REQUIRE_API_KEY', 'yes'],
     ['PER_MESSAGE_DEFLATE', 'maybe'],
+    ['DEMO_PAGE', 'off'],
     ['LOG_LEVEL', 'loud'],
     ['LOG_FORMAT', 'xml'],
   ])('rejects %s=%s with a message naming the variable', (name, value) => {
@@ -243,6 +247,7 @@ describe('loadAppConfig', () => {
       resume: { graceMs: 30000, historyEvents: 512, historyMs: 120000 },
       shutdownTimeoutMs: 8000,
       perMessageDeflate: true,
+      demoPage: true,
       ephemeralMessageTypes: ['pose_update'],
       clientBufferSoftBytes: 65536,
       maxClientBufferBytes: 4194304,

@@ -127,6 +127,8 @@ export class EnvironmentVariables {
   @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
+  /** true: the server serves the /demo page and the SDK files it loads (docs/pages.md). */
+  @Transform(toBoolean) @IsBoolean() DEMO_PAGE = true;
 
   /** Comma-separated application message types that may be dropped for a slow client. */
   @Matches(/^\s*[^,\s][^,]{0,63}(\s*,\s*[^,\s][^,]{0,63})*\s*$/, {

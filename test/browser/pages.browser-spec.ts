@@ -1,0 +1,191 @@
+// /demo and /admin in a real browser (Chromium through playwright-core) against the real server,
+// under the CSP the server sends: three people in one room see each other join, move, chat and
+// leave, and the admin page shows the room.
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+import { launchChromium, screenshot, watchProblems } from './browser.js';
+
+const ROOM = 'gallery-demo';
+// Each test starts a server and several browser contexts (jest's ESM mode has no jest.setTimeout).
+const TEST_MS = 60_000;
+
+interface Person {
+  context: BrowserContext;
+  page: Page;
+  problems: string[];
+}
+
+/** The position a page shows for `userId` in its member list ("at x, z"). */
+async function positionShown(page: Page, userId: string): Promise<string | undefined> {
+  const text = await page.locator(`#members li[data-user-id="${userId}"]`).textContent();
+  return /at (-?[\d.]+, -?[\d.]+)/.exec(text ?? '')?.[1];
+}
+
+/** Waits until `page` shows `userId` somewhere other than `before`; returns where. */
+async function positionChange(page: Page, userId: string, before?: string): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const now = await positionShown(page, userId);
+    if (now !== undefined && now !== before) {
+      return now;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${userId} stayed at ${before} on the page`);
+    }
+    await page.waitForTimeout(50);
+  }
+}
+
+describe('pages in a browser', () => {
+  let server: TestServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+  }, TEST_MS);
+  afterAll(() => browser?.close());
+  afterEach(() => server?.close());
+
+  async function openDemo(name: string, apiKey?: string): Promise<Person> {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+    const page = await context.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${server.httpUrl}/demo`);
+    await page.fill('#name', name);
+    await page.fill('#room', ROOM);
+    if (apiKey) {
+      await page.fill('#api-key', apiKey);
+    }
+    await page.click('#join');
+    await page.waitForSelector('#connection[data-state="open"]');
+    await page.waitForSelector(`#members li[data-user-id="${name.toLowerCase()}"]`);
+    return { context, page, problems };
+  }
+
+  it(
+    'three demo pages share a room: join, move, chat, annotations, leave; /admin shows it',
+    async () => {
+      server = await startTestServer();
+      const alice = await openDemo('alice');
+      const bob = await openDemo('bob');
+      const carol = await openDemo('carol');
+      const people = { alice, bob, carol };
+
+      // Everyone sees everyone, with a role, connected, and a position (each page sends its pose).
+      for (const viewer of Object.values(people)) {
+        for (const userId of Object.keys(people)) {
+          await viewer.page.waitForSelector(
+            `#members li[data-user-id="${userId}"]:text-matches("connected at")`,
+          );
+        }
+      }
+      expect(await alice.page.textContent('#members li[data-user-id="bob"]')).toMatch(
+        /^bob: editor, connected at/,
+      );
+
+      // Alice steps forward with the arrow key; bob and carol see her new position.
+      await alice.page.focus('#map');
+      for (let step = 0; step < 3; step += 1) {
+        await alice.page.keyboard.press('ArrowUp');
+      }
+      await alice.page.click('#turn');
+      const aliceAt = await positionShown(alice.page, 'alice');
+      for (const viewer of [bob, carol]) {
+        await viewer.page
+          .locator('#members li[data-user-id="alice"]', { hasText: `at ${aliceAt}` })
+          .waitFor();
+      }
+
+      // Bob wanders; alice sees him somewhere else twice.
+      const bobAt = await positionShown(alice.page, 'bob');
+      await bob.page.check('#wander');
+      let seen = bobAt;
+      for (let change = 0; change < 2; change += 1) {
+        seen = await positionChange(alice.page, 'bob', seen);
+      }
+
+      // Chat from carol reaches alice and bob.
+      await carol.page.fill('#chat-text', 'hello from carol');
+      await carol.page.click('#chat-send');
+      for (const viewer of [alice, bob]) {
+        await viewer.page.waitForSelector('#chat li:text-is("carol: hello from carol")');
+      }
+
+      // An annotation from alice shows on bob's page with the new state version.
+      await alice.page.fill('#annotation-text', 'Look at the ceiling');
+      await alice.page.press('#annotation-text', 'Enter');
+      await bob.page.waitForSelector('#annotations li:text-is("Look at the ceiling")');
+      expect(await bob.page.textContent('#version')).toBe('1');
+      await bob.page.locator('#latency', { hasText: /^\d+ ms$/ }).waitFor();
+
+      for (const [name, person] of Object.entries(people)) {
+        await screenshot(person.page, `demo-${name}`);
+      }
+
+      // The admin page (AUTH_MODE=none: no key needed) lists the room with its three users.
+      const adminContext = await browser.newContext({ viewport: { width: 1000, height: 600 } });
+      const admin = await adminContext.newPage();
+      const adminProblems = watchProblems(admin);
+      await admin.goto(`${server.httpUrl}/admin`);
+      await admin.waitForSelector(`#rooms tr[data-room-id="${ROOM}"] td:nth-child(3):text-is("3")`);
+      await screenshot(admin, 'admin-three-users');
+
+      // Carol closes her tab: alice's list drops her, the admin page counts two.
+      await carol.context.close();
+      await alice.page.waitForSelector('#members li[data-user-id="carol"]', { state: 'detached' });
+      await admin.waitForSelector(`#rooms tr[data-room-id="${ROOM}"] td:nth-child(3):text-is("2")`);
+      await screenshot(alice.page, 'demo-alice-after-carol-left');
+
+      // Nothing was refused by the CSP, nothing threw.
+      expect([...alice.problems, ...bob.problems, ...carol.problems, ...adminProblems]).toEqual([]);
+      // ... and the CSP is really there: an inline script (as an injected one would be) is refused.
+      // (A string: this file is type-checked without the DOM library.)
+      const refused = await alice.page.evaluate<string>(`new Promise((resolve) => {
+        document.addEventListener('securitypolicyviolation', (event) =>
+          resolve(event.violatedDirective));
+        const script = document.createElement('script');
+        script.textContent = 'document.title = "inline ran"';
+        document.body.append(script);
+        setTimeout(() => resolve('no violation reported'), 2000);
+      })`);
+      expect(refused).toBe('script-src-elem');
+      expect(await alice.page.title()).not.toBe('inline ran');
+      await Promise.all([alice.context.close(), bob.context.close(), adminContext.close()]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'AUTH_MODE=api-key: /admin asks for the key, keeps it in sessionStorage, never in a URL',
+    async () => {
+      const key = 'pages-test-key-0123456789';
+      server = await startTestServer({ AUTH_MODE: 'api-key', API_KEY: key });
+      const dora = await openDemo('dora', key);
+
+      const context = await browser.newContext();
+      const admin = await context.newPage();
+      const problems = watchProblems(admin);
+      const urls: string[] = [];
+      admin.on('request', (request) => urls.push(request.url()));
+      await admin.goto(`${server.httpUrl}/admin`);
+      await admin.waitForSelector('#status:text-is("key needed")');
+      expect(await admin.locator('#rooms tr').count()).toBe(0);
+
+      await admin.fill('#key', key);
+      await admin.press('#key', 'Enter');
+      await admin.waitForSelector(`#rooms tr[data-room-id="${ROOM}"] td:nth-child(3):text-is("1")`);
+      await screenshot(admin, 'admin-api-key');
+      expect(await admin.evaluate<string | null>("sessionStorage.getItem('gms-admin-key')")).toBe(
+        key,
+      );
+      expect(urls.length).toBeGreaterThan(2);
+      expect(urls.filter((url) => url.includes(key))).toEqual([]);
+
+      // The refused /stats calls before the key show as console errors (401); nothing else may.
+      expect(problems.filter((problem) => !problem.includes('401'))).toEqual([]);
+      expect(dora.problems).toEqual([]);
+      await Promise.all([context.close(), dora.context.close()]);
+    },
+    TEST_MS,
+  );
+});
