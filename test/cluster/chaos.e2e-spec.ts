@@ -14,6 +14,7 @@ import {
   type TestCluster,
 } from '../support/cluster.js';
 import { delay, TestClient, type Received } from '../support/test-client.js';
+import { mulberry32 } from '../support/fuzz-frames.js';
 
 /**
  * Chaos, bounded and seeded (CHAOS_SEED, default 1): eight clients over three rooms on three
@@ -54,18 +55,6 @@ const MODES: readonly ChaosMode[] = [
   { name: 'resume off: a drop is a leave', graceMs: 0 },
   { name: 'resume on: dropped clients resume on any instance', graceMs: RESUME_GRACE_MS },
 ];
-
-/** mulberry32: small, fast and the same on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A member as a client sees it. */
 interface Seen {
@@ -528,7 +517,7 @@ describe.each(MODES)('cluster: chaos (seeded), $name', (mode) => {
   });
 
   it(`keeps every member's view equal to the store, without ghosts (CHAOS_SEED=${SEED})`, async () => {
-    const random = prng(SEED);
+    const random = mulberry32(SEED);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
     const log: string[] = [];
     const say = (line: string) => log.push(`${log.length}: ${line}`);
