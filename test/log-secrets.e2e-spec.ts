@@ -72,7 +72,23 @@ describe('logs never carry a secret', () => {
     expect(stats.status).toBe(200);
     const statsByToken = await fetch(`http://127.0.0.1:${port}/stats?token=${forgedToken}`);
     expect(statsByToken.status).toBe(200);
-    alice.close();
+    // Resume tokens: one used on an upgrade, one in the action, one that is not the user's.
+    const aliceResume = alice.connected?.resumeToken as string;
+    const bobResume = bob.connected?.resumeToken as string;
+    expect(aliceResume).toBeDefined();
+    alice.socket.terminate();
+    await alice.waitForClose();
+    const aliceBack = await TestClient.connect(
+      `${wsUrl}?token=${aliceToken}&resume=${aliceResume}`,
+    );
+    expect(aliceBack.connected?.resumed).toBe(true);
+    const stolen = aliceBack.request('resume', { token: bobResume, rooms: [] });
+    expect((await aliceBack.error(stolen)).code).toBe('RESUME_FAILED');
+    expect((await aliceBack.reply(aliceBack.request('resume', { rooms: [] }))).event).toBe(
+      'resumed',
+    );
+    const aliceNewResume = aliceBack.connected?.resumeToken as string;
+    aliceBack.close();
     bob.close();
     await delay(200);
 
@@ -87,6 +103,9 @@ describe('logs never carry a secret', () => {
       bobToken,
       forgedToken,
       refreshToken,
+      aliceResume,
+      bobResume,
+      aliceNewResume,
     ]) {
       expect({ secret, found: log.includes(secret) }).toEqual({ secret, found: false });
     }
