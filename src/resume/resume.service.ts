@@ -166,8 +166,9 @@ export class ResumeService implements OnApplicationShutdown {
 
   /**
    * Takes the held seats back for `connection`: one `resumed` reply, then per room the missed
-   * events or a snapshot (see RoomDelivery). RESUME_FAILED when the token is not valid for it.
-   * The seats may have been held on another instance: HELD_SESSIONS says which, and who won.
+   * events or a snapshot (see RoomDelivery); a listed room whose seat is gone is joined again.
+   * RESUME_FAILED for another user's token. The seats may have been held on another instance:
+   * HELD_SESSIONS says which, and who won.
    */
   async resume(
     connection: Connection,
