@@ -69,6 +69,18 @@ describe('API key', () => {
       expect((await get(`/stats?apiKey=${API_KEY}`)).status).toBe(200);
     });
 
+    it("protects a room's members like /stats", async () => {
+      const alice = await connect('alice', { apiKey: API_KEY });
+      await alice.join('secure-room');
+      expect((await get('/stats/rooms/secure-room')).status).toBe(401);
+      expect((await get('/stats/rooms/secure-room', { 'x-api-key': 'wrong' })).status).toBe(401);
+      const members = await get('/stats/rooms/secure-room', { 'x-api-key': API_KEY });
+      expect(members.status).toBe(200);
+      expect(await members.json()).toMatchObject({
+        users: [expect.objectContaining({ id: 'alice' })],
+      });
+    });
+
     it('leaves /health, /health/live and /health/ready open', async () => {
       const health = await get('/health');
       expect(health.status).toBe(200);

@@ -407,6 +407,27 @@ describe('AUTH_MODE=jwt', () => {
         }
       });
 
+      it("gives a room's members to an admin token only", async () => {
+        const nonAdmin = await sign({ sub: 'alice' });
+        for (const response of [
+          await get('/stats/rooms/secret-room'),
+          await get('/stats/rooms/secret-room', { authorization: `Bearer ${nonAdmin}` }),
+          await get('/stats/rooms/secret-room', { authorization: 'Bearer garbage' }),
+        ]) {
+          expect(response.status).toBe(403);
+          expect(await response.text()).not.toContain('alice');
+        }
+        const admin = await sign({ sub: 'ops', admin: true });
+        const response = await get('/stats/rooms/secret-room', {
+          authorization: `Bearer ${admin}`,
+        });
+        expect(response.status).toBe(200);
+        expect(await response.json()).toMatchObject({
+          roomId: 'secret-room',
+          users: [expect.objectContaining({ id: 'alice', role: 'host' })],
+        });
+      });
+
       it('says nothing about rooms in /health beyond counts', async () => {
         const response = await get('/health');
         expect(response.status).toBe(200);

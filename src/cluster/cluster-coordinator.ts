@@ -1,7 +1,18 @@
 export const CLUSTER_COORDINATOR = Symbol('CLUSTER_COORDINATOR');
 
+/** One live instance, as its last presence report describes it (for /stats and /admin). */
+export interface InstanceSummary {
+  instanceId: string;
+  connections: number;
+  droppedMessages: number;
+  /** When the instance started (ms since epoch); absent in the reports of older versions. */
+  startedAt?: number;
+}
+
 export interface ClusterTotals {
   instances: number;
+  /** The live instances, by id. */
+  instanceList: InstanceSummary[];
   connections: number;
   droppedMessages: number;
   /** Redis outages the live instances recovered from, and when the last recovery ended. */

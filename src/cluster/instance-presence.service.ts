@@ -13,6 +13,7 @@ import type {
   ClusterCoordinator,
   ClusterDependency,
   ClusterTotals,
+  InstanceSummary,
 } from './cluster-coordinator.js';
 import { CLUSTER, type Cluster } from './cluster.js';
 import { RedisKeys } from './redis-keys.js';
@@ -24,6 +25,7 @@ interface InstanceReport {
   connections: number;
   droppedMessages: number;
   /** Absent in the reports of older versions. */
+  startedAt?: number;
   redisRecoveries?: number;
   lastRedisRecoveryAt?: number;
 }
@@ -60,6 +62,7 @@ export class InstancePresenceService
    */
   private sweepNotBefore = 0;
   private readonly keys: RedisKeys;
+  private readonly startedAt = Date.now();
 
   /** Readiness needs Redis: without it this instance cannot admit anyone to a room. */
   readonly dependencies: readonly ClusterDependency[] = [
@@ -114,23 +117,26 @@ export class InstancePresenceService
     const reports = ids.length > 0 ? await publisher.mget(ids.map((id) => this.aliveKey(id))) : [];
     const totals: ClusterTotals = {
       instances: 0,
+      instanceList: [],
       connections: 0,
       droppedMessages: 0,
       redisRecoveries: 0,
     };
-    for (const report of reports) {
+    reports.forEach((report, index) => {
       if (report === null) {
-        continue;
+        return;
       }
       const parsed = JSON.parse(report) as InstanceReport;
       totals.instances += 1;
+      totals.instanceList.push(instanceSummary(ids[index], parsed));
       totals.connections += parsed.connections;
       totals.droppedMessages += parsed.droppedMessages;
       totals.redisRecoveries += parsed.redisRecoveries ?? 0;
       if ((parsed.lastRedisRecoveryAt ?? 0) > (totals.lastRedisRecoveryAt ?? 0)) {
         totals.lastRedisRecoveryAt = parsed.lastRedisRecoveryAt;
       }
-    }
+    });
+    totals.instanceList.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
     return totals;
   }
 
@@ -169,6 +175,7 @@ export class InstancePresenceService
     const report: InstanceReport = {
       connections: this.users.count(),
       droppedMessages: this.fanout.droppedMessages(),
+      startedAt: this.startedAt,
       redisRecoveries: recovered.count,
       ...(recovered.at ? { lastRedisRecoveryAt: recovered.at } : {}),
     };
@@ -309,4 +316,13 @@ export class InstancePresenceService
   private warn(what: string, error: unknown): void {
     this.logger.warn(`Presence (${what}) failed: ${String(error)}`);
   }
+}
+
+function instanceSummary(instanceId: string, report: InstanceReport): InstanceSummary {
+  return {
+    instanceId,
+    connections: report.connections,
+    droppedMessages: report.droppedMessages,
+    ...(report.startedAt ? { startedAt: report.startedAt } : {}),
+  };
 }

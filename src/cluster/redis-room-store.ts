@@ -393,6 +393,21 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return JSON.parse(json) as RoomState;
   }
 
+  /** One atomic read: the join order and the records, so every listed member has its record. */
+  async members(roomId: string): Promise<RoomUser[]> {
+    const room = this.keys.room(roomId);
+    const [createdAt, order, records] = (await this.transaction((multi) =>
+      multi.hget(room.meta, 'createdAt').zrange(room.order, 0, '-1').hgetall(room.members),
+    )) as [string | null, string[], Record<string, string>];
+    if (createdAt === null) {
+      throw ProtocolError.roomNotFound(roomId);
+    }
+    return order.flatMap((userId) => {
+      const record = records[userId];
+      return record === undefined ? [] : [decodeMember(record).user];
+    });
+  }
+
   async shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
     const [mine, theirs] = (await this.transaction((multi) =>
       multi

@@ -212,6 +212,8 @@ export interface RoomStore {
     actor?: StateChangeActor,
   ): Promise<number>;
   getState(roomId: string): Promise<RoomState>;
+  /** The members as they are now, in join order (for operators: /stats); ROOM_NOT_FOUND. */
+  members(roomId: string): Promise<RoomUser[]>;
   /** The rooms the user is a member of, in join order. */
   roomsOf(userId: string): Promise<string[]>;
   /** Whether two users share a room. */

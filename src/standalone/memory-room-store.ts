@@ -290,6 +290,11 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     return Promise.resolve(this.requireRoom(roomId).state);
   }
 
+  members(roomId: string): Promise<RoomUser[]> {
+    const room = this.requireRoom(roomId);
+    return Promise.resolve([...room.members.values()].map((user) => ({ ...user })));
+  }
+
   shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
     const mine = this.roomsOfUser.get(userId);
     const theirs = this.roomsOfUser.get(otherUserId);

@@ -1,7 +1,11 @@
 import {
+  BadRequestException,
   Controller,
+  ForbiddenException,
   Get,
   Inject,
+  NotFoundException,
+  Param,
   Req,
   ServiceUnavailableException,
   UseGuards,
@@ -12,13 +16,16 @@ import { AuthService } from '../auth/auth.service.js';
 import { Fanout } from '../bus/fanout.service.js';
 import { CLUSTER_COORDINATOR, type ClusterCoordinator } from '../cluster/cluster-coordinator.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import { ProtocolError } from '../protocol/protocol-error.js';
+import { ErrorCode, ID_PATTERN } from '../protocol/protocol.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
 
 /**
  * `/stats`: the spec's fields, with new ones beside them. AUTH_MODE=api-key: needs the key.
- * AUTH_MODE=jwt: room ids and names only for the API key or a token with `admin: true`;
- * anyone else gets the counts.
+ * AUTH_MODE=jwt: room ids and names (and the instance list) only for the API key or a token with
+ * `admin: true`; anyone else gets the counts. `/stats/rooms/:roomId`, a room's members, is for
+ * the same callers that see room ids.
  */
 @Controller('stats')
 @UseGuards(ApiKeyGuard)
@@ -60,7 +67,38 @@ export class StatsController {
           }
         : {}),
     };
-    const showRooms = this.config.authMode === 'none' || (await this.auth.isAdmin(request));
-    return showRooms ? { rooms, ...counts } : counts;
+    if (!(await this.showsRooms(request))) {
+      return counts;
+    }
+    return { rooms, ...counts, ...(totals ? { instanceList: totals.instanceList } : {}) };
+  }
+
+  /** One room and its members now, in join order: who is in it, their roles, who is connected. */
+  @Get('rooms/:roomId')
+  async room(@Req() request: IncomingMessage, @Param('roomId') roomId: string) {
+    if (!(await this.showsRooms(request))) {
+      throw new ForbiddenException('Room details need the API key or an admin token');
+    }
+    if (!ID_PATTERN.test(roomId)) {
+      throw new BadRequestException('roomId must be 1-64 characters of [A-Za-z0-9._-]');
+    }
+    try {
+      const users = await this.store.members(roomId);
+      return {
+        roomId,
+        userCount: users.length,
+        droppedMessages: this.fanout.droppedMessagesIn(roomId),
+        users,
+      };
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === ErrorCode.RoomNotFound) {
+        throw new NotFoundException(`Room ${roomId} not found`);
+      }
+      throw new ServiceUnavailableException(`Room store unavailable: ${String(error)}`);
+    }
+  }
+
+  private async showsRooms(request: IncomingMessage): Promise<boolean> {
+    return this.config.authMode === 'none' || (await this.auth.isAdmin(request));
   }
 }

@@ -646,6 +646,35 @@ export function describeRoomStoreContract(
       });
     });
 
+    describe('members', () => {
+      it('lists the members as they are now, in join order, with roles and connected flags', async () => {
+        await store.join(joinRequest('r', 'alice'));
+        await store.join(joinRequest('r', 'bob', { avatar: { color: '#00ff00' } }));
+        await store.join(joinRequest('r', 'carol', { requestedRole: 'viewer' }));
+        await store.setConnected('r', 'bob', false, T0 + 5);
+        await store.leave('r', 'alice', T0 + 6);
+        expect(await store.members('r')).toEqual([
+          {
+            id: 'bob',
+            name: 'bob',
+            role: 'host',
+            avatar: { color: '#00ff00' },
+            connected: false,
+            lastSeen: T0 + 5,
+          },
+          { id: 'carol', name: 'carol', role: 'viewer', connected: true, lastSeen: T0 },
+        ]);
+      });
+
+      it('answers an empty room with no members and a missing one with ROOM_NOT_FOUND', async () => {
+        await store.create({ roomId: 'empty', config: config(), createdAt: T0 }, MAX_ROOMS);
+        expect(await store.members('empty')).toEqual([]);
+        expect((await rejection(() => store.members('nowhere'))).code).toBe(
+          ErrorCode.RoomNotFound,
+        );
+      });
+    });
+
     describe('shareRoom', () => {
       it('returns a room two users share', async () => {
         await store.join(joinRequest('r1', 'alice'));
