@@ -1,4 +1,4 @@
-// /admin: polls /stats every 2 s. The key the user types stays in this tab's sessionStorage and
+// /admin: polls /stats every 2 s, and /stats/rooms/<id> for the room picked in the list. The key the user types stays in this tab's sessionStorage and
 // goes out only as an Authorization header, never in a URL (URLs end up in logs and history).
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = 'gms-admin-key';
@@ -6,6 +6,8 @@ const POLL_MS = 2000;
 
 /** The previous answer, for the per-second rates. */
 let previous;
+/** The room whose members are shown; picked by clicking its row. */
+let selectedRoom;
 
 function setStatus(state, text) {
   $('status').textContent = text;
@@ -56,6 +58,25 @@ function renderTotals(stats, seconds) {
   );
 }
 
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function selectButton(roomId) {
+  const td = document.createElement('td');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'link';
+  button.textContent = roomId;
+  button.addEventListener('click', () => {
+    selectedRoom = roomId;
+    void poll();
+  });
+  td.append(button);
+  return td;
+}
+
 function renderRooms(rooms, seconds) {
   $('rooms-note').hidden = rooms !== undefined;
   const before = new Map((previous?.rooms ?? []).map((room) => [room.roomId, room]));
@@ -63,8 +84,9 @@ function renderRooms(rooms, seconds) {
     ...(rooms ?? []).map((room) => {
       const tr = document.createElement('tr');
       tr.dataset.roomId = room.roomId;
+      tr.classList.toggle('selected', room.roomId === selectedRoom);
       tr.append(
-        cell(room.roomId),
+        selectButton(room.roomId),
         cell(room.name ?? ''),
         cell(room.userCount),
         cell(room.persistent ? 'yes' : 'no'),
@@ -80,13 +102,58 @@ function renderRooms(rooms, seconds) {
   );
 }
 
+function renderMembers(room) {
+  $('members-room').textContent = room ? `of ${room.roomId}` : '(pick a room above)';
+  $('members').replaceChildren(
+    ...(room?.users ?? []).map((user) => {
+      const tr = document.createElement('tr');
+      tr.dataset.userId = user.id;
+      tr.append(
+        cell(user.id),
+        cell(user.name),
+        cell(user.role),
+        cell(user.connected ? 'yes' : 'no (seat held)'),
+        cell(time(user.lastSeen)),
+      );
+      return tr;
+    }),
+  );
+}
+
+function renderInstances(instances) {
+  $('instances-section').hidden = instances === undefined;
+  $('instances').replaceChildren(
+    ...(instances ?? []).map((instance) => {
+      const tr = document.createElement('tr');
+      tr.dataset.instanceId = instance.instanceId;
+      tr.append(
+        cell(instance.instanceId),
+        cell(instance.connections),
+        cell(instance.droppedMessages),
+        cell(time(instance.startedAt)),
+      );
+      return tr;
+    }),
+  );
+}
+
+/** The picked room's members; forgets the pick when the room is gone. */
+async function pollMembers(rooms) {
+  if (!selectedRoom || !rooms?.some((room) => room.roomId === selectedRoom)) {
+    selectedRoom = undefined;
+    renderMembers(undefined);
+    return;
+  }
+  const response = await fetch(`/stats/rooms/${encodeURIComponent(selectedRoom)}`, {
+    headers: authHeaders(),
+    cache: 'no-store',
+  });
+  renderMembers(response.ok ? await response.json() : undefined);
+}
+
 async function poll() {
-  const key = sessionStorage.getItem(KEY_STORAGE);
   try {
-    const response = await fetch('/stats', {
-      headers: key ? { Authorization: `Bearer ${key}` } : {},
-      cache: 'no-store',
-    });
+    const response = await fetch('/stats', { headers: authHeaders(), cache: 'no-store' });
     if (response.status === 401) {
       setStatus('error', 'key needed');
       showError('The server wants the API key (or an admin token in JWT mode).');
@@ -102,6 +169,8 @@ async function poll() {
     const seconds = previous ? (now - previous.at) / 1000 : 0;
     renderTotals(stats, seconds);
     renderRooms(stats.rooms, seconds);
+    renderInstances(stats.instanceList);
+    await pollMembers(stats.rooms);
     previous = { ...stats, at: now };
     setStatus('ok', 'live');
     showError(undefined);

@@ -11,6 +11,7 @@ import {
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = 'gms-demo-api-key';
+const TOKEN_STORAGE = 'gms-demo-token';
 const STEP = 0.5;
 const TURN = Math.PI / 12;
 // Poses are not stored by the server: sending ours again now and then lets late joiners see us.
@@ -24,7 +25,17 @@ const me = { x: 0, z: 0, yaw: 0 };
 /** Last pose of each other member: userId -> { x, z, fx, fz }. */
 const poses = new Map();
 
+// Kept in this tab only (sessionStorage), never in a URL: URLs end up in logs and history.
 $('api-key').value = sessionStorage.getItem(KEY_STORAGE) ?? '';
+$('token').value = sessionStorage.getItem(TOKEN_STORAGE) ?? '';
+
+function remember(storageKey, value) {
+  if (value) {
+    sessionStorage.setItem(storageKey, value);
+  } else {
+    sessionStorage.removeItem(storageKey);
+  }
+}
 
 function showError(error) {
   $('error').hidden = false;
@@ -101,18 +112,25 @@ function setJoined(joined) {
   $('join').disabled = joined;
 }
 
+function userIdFrom(name) {
+  return name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'guest';
+}
+
 async function join() {
   $('error').hidden = true;
   const name = $('name').value.trim();
   const roomId = $('room').value.trim();
   const apiKey = $('api-key').value || undefined;
-  if (apiKey) {
-    sessionStorage.setItem(KEY_STORAGE, apiKey);
-  }
-  // The server's user ids are [A-Za-z0-9._-]{1,64}; the name itself is shown as typed.
-  const userId = name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'guest';
+  const token = $('token').value || undefined;
+  remember(KEY_STORAGE, apiKey);
+  remember(TOKEN_STORAGE, token);
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  client = new GalleryClient({ url: `${scheme}://${location.host}/`, userId, apiKey });
+  const url = `${scheme}://${location.host}/`;
+  // With a token the server takes the user id from it (`sub`); the name is shown as typed.
+  // Without one, the id is made from the name: the server's ids are [A-Za-z0-9._-]{1,64}.
+  client = token
+    ? new GalleryClient({ url, token })
+    : new GalleryClient({ url, userId: userIdFrom(name), apiKey });
   client.on('connectionState', ({ state }) => {
     setConnection(state);
     scheduleRender();

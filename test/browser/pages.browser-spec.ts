@@ -1,7 +1,10 @@
 // /demo and /admin in a real browser (Chromium through playwright-core) against the real server,
 // under the CSP the server sends: three people in one room see each other join, move, chat and
-// leave, and the admin page shows the room.
+// leave, and the admin page shows the room, its members and, in cluster mode, the instances.
+import { SignJWT } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { CLUSTER, type Cluster } from '../../src/cluster/cluster.js';
+import { startTestCluster } from '../support/cluster.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { launchChromium, screenshot, watchProblems } from './browser.js';
 
@@ -36,25 +39,44 @@ async function positionChange(page: Page, userId: string, before?: string): Prom
   }
 }
 
+const JWT_SECRET = 'browser-test-jwt-secret-of-at-least-32-chars';
+
+function sign(claims: Record<string, unknown>): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .sign(new TextEncoder().encode(JWT_SECRET));
+}
+
 describe('pages in a browser', () => {
   let server: TestServer;
   let browser: Browser;
+  let closeServers: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
     browser = await launchChromium();
   }, TEST_MS);
   afterAll(() => browser?.close());
-  afterEach(() => server?.close());
+  afterEach(async () => {
+    await (closeServers ?? (() => server?.close()))();
+    closeServers = undefined;
+  });
 
-  async function openDemo(name: string, apiKey?: string): Promise<Person> {
+  async function openDemo(
+    name: string,
+    credentials: { apiKey?: string; token?: string; at?: TestServer } = {},
+  ): Promise<Person> {
     const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
     const page = await context.newPage();
     const problems = watchProblems(page);
-    await page.goto(`${server.httpUrl}/demo`);
+    await page.goto(`${(credentials.at ?? server).httpUrl}/demo`);
     await page.fill('#name', name);
     await page.fill('#room', ROOM);
-    if (apiKey) {
-      await page.fill('#api-key', apiKey);
+    if (credentials.apiKey) {
+      await page.fill('#api-key', credentials.apiKey);
+    }
+    if (credentials.token) {
+      await page.fill('#token', credentials.token);
     }
     await page.click('#join');
     await page.waitForSelector('#connection[data-state="open"]');
@@ -128,12 +150,24 @@ describe('pages in a browser', () => {
       const adminProblems = watchProblems(admin);
       await admin.goto(`${server.httpUrl}/admin`);
       await admin.waitForSelector(`#rooms tr[data-room-id="${ROOM}"] td:nth-child(3):text-is("3")`);
+      // Picking the room shows its members with their roles.
+      await admin.click(`#rooms tr[data-room-id="${ROOM}"] button`);
+      await admin.waitForSelector(
+        '#members tr[data-user-id="alice"] td:nth-child(3):text-is("host")',
+      );
+      for (const userId of ['bob', 'carol']) {
+        await admin.waitForSelector(
+          `#members tr[data-user-id="${userId}"] td:nth-child(4):text-is("yes")`,
+        );
+      }
+      expect(await admin.isHidden('#instances-section')).toBe(true);
       await screenshot(admin, 'admin-three-users');
 
       // Carol closes her tab: alice's list drops her, the admin page counts two.
       await carol.context.close();
       await alice.page.waitForSelector('#members li[data-user-id="carol"]', { state: 'detached' });
       await admin.waitForSelector(`#rooms tr[data-room-id="${ROOM}"] td:nth-child(3):text-is("2")`);
+      await admin.waitForSelector('#members tr[data-user-id="carol"]', { state: 'detached' });
       await screenshot(alice.page, 'demo-alice-after-carol-left');
 
       // Nothing was refused by the CSP, nothing threw.
@@ -160,7 +194,7 @@ describe('pages in a browser', () => {
     async () => {
       const key = 'pages-test-key-0123456789';
       server = await startTestServer({ AUTH_MODE: 'api-key', API_KEY: key });
-      const dora = await openDemo('dora', key);
+      const dora = await openDemo('dora', { apiKey: key });
 
       const context = await browser.newContext();
       const admin = await context.newPage();
@@ -185,6 +219,51 @@ describe('pages in a browser', () => {
       expect(problems.filter((problem) => !problem.includes('401'))).toEqual([]);
       expect(dora.problems).toEqual([]);
       await Promise.all([context.close(), dora.context.close()]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'AUTH_MODE=jwt on two instances: demo pages join with tokens, /admin lists members and instances',
+    async () => {
+      const cluster = await startTestCluster(2, { AUTH_MODE: 'jwt', JWT_SECRET });
+      closeServers = () => cluster.close();
+      const [first, second] = cluster.servers;
+      server = first;
+      const erin = await openDemo('Erin', { token: await sign({ sub: 'erin' }), at: first });
+      const finn = await openDemo('Finn', { token: await sign({ sub: 'finn' }), at: second });
+      await erin.page.waitForSelector('#members li[data-user-id="finn"]');
+
+      // A token without admin: true gets the counts only, and no members.
+      const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+      const admin = await context.newPage();
+      const problems = watchProblems(admin);
+      await admin.goto(`${second.httpUrl}/admin`);
+      await admin.fill('#key', await sign({ sub: 'erin' }));
+      await admin.press('#key', 'Enter');
+      await admin.waitForSelector('#rooms-note', { state: 'visible' });
+      expect(await admin.locator('#rooms tr').count()).toBe(0);
+
+      await admin.fill('#key', await sign({ sub: 'ops', admin: true }));
+      await admin.press('#key', 'Enter');
+      await admin.click(`#rooms tr[data-room-id="${ROOM}"] button`);
+      await admin.waitForSelector(
+        '#members tr[data-user-id="erin"] td:nth-child(2):text-is("Erin")',
+      );
+      await admin.waitForSelector(
+        '#members tr[data-user-id="finn"] td:nth-child(3):text-is("editor")',
+      );
+      // Both instances report, with one connection each.
+      for (const instance of [first, second]) {
+        const id = instance.app.get<Cluster>(CLUSTER).instanceId;
+        await admin.waitForSelector(
+          `#instances tr[data-instance-id="${id}"] td:nth-child(2):text-is("1")`,
+        );
+      }
+      await screenshot(admin, 'admin-cluster-jwt');
+
+      expect([...problems, ...erin.problems, ...finn.problems]).toEqual([]);
+      await Promise.all([context.close(), erin.context.close(), finn.context.close()]);
     },
     TEST_MS,
   );

@@ -669,9 +669,7 @@ export function describeRoomStoreContract(
       it('answers an empty room with no members and a missing one with ROOM_NOT_FOUND', async () => {
         await store.create({ roomId: 'empty', config: config(), createdAt: T0 }, MAX_ROOMS);
         expect(await store.members('empty')).toEqual([]);
-        expect((await rejection(() => store.members('nowhere'))).code).toBe(
-          ErrorCode.RoomNotFound,
-        );
+        expect((await rejection(() => store.members('nowhere'))).code).toBe(ErrorCode.RoomNotFound);
       });
     });
 
