@@ -1,5 +1,7 @@
+import WebSocket from 'ws';
+import { GalleryClient } from '../client/src/index.js';
 import { useTestServer } from './support/fixtures.js';
-import { TestClient } from './support/test-client.js';
+import { TestClient, withTimeout } from './support/test-client.js';
 
 const API_KEY = 'e2e-s3cret-key';
 
@@ -32,6 +34,53 @@ describe('API key', () => {
       expect(
         await TestClient.refusedStatus(url, { headers: { authorization: `Basic ${API_KEY}` } }),
       ).toBe(401);
+    });
+
+    it('tells a client offering the gallery subprotocol by close code 4401, never admitting it', async () => {
+      const socket = new WebSocket(`${fixture.server.wsUrl}?userId=alice&apiKey=wrong`, [
+        'gallery',
+      ]);
+      const frames: string[] = [];
+      socket.on('message', (data: Buffer) => frames.push(data.toString()));
+      socket.on('open', () =>
+        socket.send(JSON.stringify({ action: 'join_room', roomId: 'r', requestId: 'j' })),
+      );
+      const closed = await withTimeout(
+        new Promise<{ code: number; reason: string }>((resolve) =>
+          socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+        ),
+        3000,
+        'the close',
+      );
+      expect(closed).toEqual({ code: 4401, reason: 'Unauthorized' });
+      expect(frames).toEqual([]);
+      const stats = (await (await get('/stats', { 'x-api-key': API_KEY })).json()) as {
+        connections: number;
+        totalRooms: number;
+      };
+      expect(stats).toMatchObject({ connections: 0, totalRooms: 0 });
+    });
+
+    it('lets the SDK stop at once on a wrong key, without retrying', async () => {
+      let sockets = 0;
+      class CountingWebSocket extends WebSocket {
+        constructor(url: string, protocols?: string[]) {
+          super(url, protocols);
+          sockets += 1;
+        }
+      }
+      // Told apart by the close code, as in a browser (the SDK reads no HTTP status from it).
+      const client = new GalleryClient({
+        url: fixture.server.wsUrl,
+        userId: 'alice',
+        apiKey: 'wrong',
+        WebSocket: CountingWebSocket,
+        backoff: { minMs: 10, maxMs: 20 },
+      });
+      await expect(client.connect()).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(client.state).toBe('closed');
+      expect(sockets).toBe(1);
     });
 
     it('accepts the key in ?apiKey=', async () => {

@@ -33,13 +33,23 @@ export function refusedStatus(error: unknown): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** Closes no retry can change: the session went elsewhere, the token expired, a refused upgrade. */
+const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CloseCode.SessionReplaced,
+  CloseCode.TokenExpired,
+  CloseCode.UpgradeBadRequest,
+  CloseCode.UpgradeUnauthorized,
+  CloseCode.UpgradeForbidden,
+]);
+
 /**
  * Whether a close ends the client for good: the session went to another connection (4000), the
  * token expired (4001: reconnect with a new token yourself), or the upgrade was refused for a
- * reason a retry repeats.
+ * reason a retry repeats: told by a close code 4400/4401/4403 (the server does so for clients
+ * offering its subprotocol, as this one does) or, from `ws`, by the HTTP status.
  */
 export function isTerminalClose(code: number, status: number | undefined): boolean {
-  if (code === CloseCode.SessionReplaced || code === CloseCode.TokenExpired) {
+  if (TERMINAL_CLOSE_CODES.has(code)) {
     return true;
   }
   return status !== undefined && TERMINAL_STATUSES.has(status);

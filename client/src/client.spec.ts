@@ -12,7 +12,7 @@ describe('GalleryClient requests', () => {
     client.on('connectionState', ({ state }) => states.push(state));
     expect(socket.query.get('userId')).toBe('me');
     expect(socket.query.get('apiKey')).toBe('k1');
-    expect(socket.protocols).toBeUndefined();
+    expect(socket.protocols).toEqual(['gallery']);
     expect(client.state).toBe('open');
     client.close();
     expect(states).toEqual(['closed']);

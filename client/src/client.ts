@@ -1,4 +1,5 @@
 import {
+  APP_SUBPROTOCOL,
   ClientAction,
   type RoomConfig,
   type ServerEvent,
@@ -50,8 +51,6 @@ export interface ConnectionStateEvent {
 
 /** Every server event as received (replies included), plus the connection's state. */
 export type ClientEvents = ServerEventMap & { connectionState: ConnectionStateEvent };
-
-const APP_PROTOCOL = 'gallery';
 
 /**
  * A connection to the gallery multiplayer server: requests as promises, rooms kept current from
@@ -231,7 +230,8 @@ export class GalleryClient {
     let protocols: string[] | undefined;
     try {
       const token = await (this.options.getToken?.() ?? this.options.token);
-      protocols = token ? [APP_PROTOCOL, `bearer.${token}`] : undefined;
+      // Always offered: with it, a refused upgrade closes with a code a browser can read.
+      protocols = token ? [APP_SUBPROTOCOL, `bearer.${token}`] : [APP_SUBPROTOCOL];
     } catch (error) {
       this.onClose(undefined, { code: 1006, reason: `getToken failed: ${String(error)}` });
       return;

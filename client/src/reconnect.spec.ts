@@ -31,6 +31,9 @@ describe('isTerminalClose', () => {
     expect(isTerminalClose(1006, 401)).toBe(true);
     expect(isTerminalClose(1006, 403)).toBe(true);
     expect(isTerminalClose(1006, 400)).toBe(true);
+    for (const code of [4400, 4401, 4403]) {
+      expect(isTerminalClose(code, undefined)).toBe(true);
+    }
   });
 
   it('is false for drops, shutdowns, overload and a full server', () => {
@@ -89,6 +92,8 @@ describe('GalleryClient reconnects', () => {
   it.each([
     [4000, 'Session replaced'],
     [4001, 'Token expired'],
+    [4401, 'Unauthorized'],
+    [4403, 'Origin not allowed'],
   ])('does not reconnect after close code %i', async (code, reason) => {
     const { client, socket, clock } = await openClient();
     socket.drop(code, reason);

@@ -7,7 +7,7 @@ import type { Observable } from 'rxjs';
 import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
 import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
-import { ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
+import { APP_SUBPROTOCOL, ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 
@@ -38,6 +38,13 @@ export interface MultiplayerWsAdapterOptions {
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
 
+/** Refusals a retry repeats, told by a close code to clients that offered APP_SUBPROTOCOL. */
+const CLOSE_CODE_OF_REFUSAL: ReadonlyMap<number, number> = new Map([
+  [400, CloseCode.UpgradeBadRequest],
+  [401, CloseCode.UpgradeUnauthorized],
+  [403, CloseCode.UpgradeForbidden],
+]);
+
 /** Names only the built-in gateway may handle. */
 const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
   ...Object.values(ClientAction),
@@ -61,6 +68,8 @@ export class MultiplayerWsAdapter extends WsAdapter {
   private readonly actionsOf = new WeakMap<WebSocket, Map<string, HandlerCallback>>();
   /** Action names a second gateway tried to take; each is logged once. */
   private readonly reportedDuplicates = new Set<string>();
+  /** Upgrades refused but completed, to be closed at once with this code and reason. */
+  private readonly refusedUpgrades = new WeakMap<IncomingMessage, UpgradeRefusal>();
 
   constructor(
     app: INestApplicationContext,
@@ -76,7 +85,17 @@ export class MultiplayerWsAdapter extends WsAdapter {
       perMessageDeflate: this.adapterOptions.perMessageDeflate,
       verifyClient: (info, done) => {
         this.verify(info.req).then(
-          (decision) => (decision.ok ? done(true) : done(false, decision.status, decision.message)),
+          (decision) => {
+            if (decision.ok) {
+              return done(true);
+            }
+            const closeCode = CLOSE_CODE_OF_REFUSAL.get(decision.status);
+            if (closeCode !== undefined && offersAppSubprotocol(info.req)) {
+              this.refusedUpgrades.set(info.req, { code: closeCode, reason: decision.message });
+              return done(true);
+            }
+            done(false, decision.status, decision.message);
+          },
           (error: unknown) => {
             this.socketLogger.error(`Upgrade check failed: ${String(error)}`);
             done(false, 500, 'Internal server error');
@@ -94,6 +113,12 @@ export class MultiplayerWsAdapter extends WsAdapter {
     callback: (...args: unknown[]) => void,
   ): void {
     server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+      const refusal = this.refusedUpgrades.get(request);
+      if (refusal) {
+        // Never handed to the gateway: no session, no user, nothing it sends is read.
+        socket.close(refusal.code, closeReason(refusal.reason));
+        return;
+      }
       try {
         callback(socket, request);
       } catch (error) {
@@ -208,6 +233,30 @@ export class MultiplayerWsAdapter extends WsAdapter {
       this.adapterOptions.reply(client, result);
     }
   }
+}
+
+interface UpgradeRefusal {
+  code: number;
+  reason: string;
+}
+
+/** A close frame's reason may hold at most 123 bytes of UTF-8. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+function closeReason(reason: string): string {
+  let fitted = reason;
+  while (Buffer.byteLength(fitted) > MAX_CLOSE_REASON_BYTES) {
+    fitted = fitted.slice(0, -1);
+  }
+  return fitted;
+}
+
+function offersAppSubprotocol(request: IncomingMessage): boolean {
+  const offered = request.headers['sec-websocket-protocol'];
+  return (
+    typeof offered === 'string' &&
+    offered.split(',').some((protocol) => protocol.trim() === APP_SUBPROTOCOL)
+  );
 }
 
 /**

@@ -85,7 +85,21 @@ export const CloseCode = {
   SessionReplaced: 4000,
   /** AUTH_MODE=jwt: the token's `exp` passed without a `refresh_token`. */
   TokenExpired: 4001,
+  /**
+   * The upgrade was refused (400 bad userId, 401 auth, 403 origin or a userId the token does not
+   * hold) for a client that offered APP_SUBPROTOCOL: browsers cannot read an upgrade's HTTP
+   * status, so such a client gets the socket opened and closed at once with 4000 + the status.
+   */
+  UpgradeBadRequest: 4400,
+  UpgradeUnauthorized: 4401,
+  UpgradeForbidden: 4403,
 } as const;
+
+/**
+ * The subprotocol the SDK offers on every connection. A client offering it is told of a refused
+ * upgrade by a close code (CloseCode.Upgrade*) instead of an HTTP status.
+ */
+export const APP_SUBPROTOCOL = 'gallery';
 
 export const CloseReason = {
   GoingAway: 'Server shutting down',

@@ -215,6 +215,21 @@ describe('pages in a browser', () => {
       expect(urls.length).toBeGreaterThan(2);
       expect(urls.filter((url) => url.includes(key))).toEqual([]);
 
+      // A demo page with a wrong key is told by close code 4401 (a browser never sees the 401 of
+      // a refused upgrade) and stops: one attempt, no reconnect loop.
+      const wrongKey = await context.newPage();
+      const sockets: string[] = [];
+      wrongKey.on('websocket', (socket) => sockets.push(socket.url()));
+      await wrongKey.goto(`${server.httpUrl}/demo`);
+      await wrongKey.fill('#name', 'mallory');
+      await wrongKey.fill('#api-key', 'not-the-key');
+      await wrongKey.click('#join');
+      await wrongKey.waitForSelector('#connection[data-state="closed"]');
+      await wrongKey.waitForSelector('#error:visible');
+      await wrongKey.waitForTimeout(1500);
+      expect(sockets).toHaveLength(1);
+      expect(await wrongKey.textContent('#connection')).toBe('closed');
+
       // The refused /stats calls before the key show as console errors (401); nothing else may.
       expect(problems.filter((problem) => !problem.includes('401'))).toEqual([]);
       expect(dora.problems).toEqual([]);
