@@ -29,6 +29,14 @@ function cell(text) {
   return td;
 }
 
+/** A table row of text cells, tagged with `data-<key>` so tests and styles can find it. */
+function row(key, value, texts) {
+  const tr = document.createElement('tr');
+  tr.dataset[key] = value;
+  tr.append(...texts.map(cell));
+  return tr;
+}
+
 function perSecond(now, before, seconds) {
   return before === undefined || seconds <= 0 ? '-' : ((now - before) / seconds).toFixed(1);
 }
@@ -105,35 +113,29 @@ function renderRooms(rooms, seconds) {
 function renderMembers(room) {
   $('members-room').textContent = room ? `of ${room.roomId}` : '(pick a room above)';
   $('members').replaceChildren(
-    ...(room?.users ?? []).map((user) => {
-      const tr = document.createElement('tr');
-      tr.dataset.userId = user.id;
-      tr.append(
-        cell(user.id),
-        cell(user.name),
-        cell(user.role),
-        cell(user.connected ? 'yes' : 'no (seat held)'),
-        cell(time(user.lastSeen)),
-      );
-      return tr;
-    }),
+    ...(room?.users ?? []).map((user) =>
+      row('userId', user.id, [
+        user.id,
+        user.name,
+        user.role,
+        user.connected ? 'yes' : 'no (seat held)',
+        time(user.lastSeen),
+      ]),
+    ),
   );
 }
 
 function renderInstances(instances) {
   $('instances-section').hidden = instances === undefined;
   $('instances').replaceChildren(
-    ...(instances ?? []).map((instance) => {
-      const tr = document.createElement('tr');
-      tr.dataset.instanceId = instance.instanceId;
-      tr.append(
-        cell(instance.instanceId),
-        cell(instance.connections),
-        cell(instance.droppedMessages),
-        cell(time(instance.startedAt)),
-      );
-      return tr;
-    }),
+    ...(instances ?? []).map((instance) =>
+      row('instanceId', instance.instanceId, [
+        instance.instanceId,
+        instance.connections,
+        instance.droppedMessages,
+        time(instance.startedAt),
+      ]),
+    ),
   );
 }
 
