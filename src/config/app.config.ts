@@ -54,6 +54,7 @@ export function toAppConfig(env: EnvironmentVariables) {
       historyMs: env.RESUME_HISTORY_MS,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    poseTickMs: env.POSE_TICK_MS,
     perMessageDeflate: env.PER_MESSAGE_DEFLATE,
     demoPage: env.DEMO_PAGE,
     ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),

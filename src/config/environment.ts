@@ -126,6 +126,12 @@ export class EnvironmentVariables {
   @Type(() => Number) @Max(3_600_000) @Min(0) @IsInt() RESUME_HISTORY_MS = 120_000;
   @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
+  /**
+   * Server ticks for throwaway broadcasts: each sender's newest pose per room goes out once per
+   * this many ms; 0 relays every pose as it arrives.
+   */
+  @Type(() => Number) @Max(1000) @Min(0) @IsInt() POSE_TICK_MS = 0;
+
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
   /** true: the server serves the /demo page and the SDK files it loads (docs/pages.md). */
   @Transform(toBoolean) @IsBoolean() DEMO_PAGE = true;

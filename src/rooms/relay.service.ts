@@ -4,6 +4,7 @@ import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ServerEvent, type AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
+import { PoseTicker } from './pose-ticker.js';
 import { LAST_ACTIVITY_RESOLUTION_MS, ROOM_STORE, type RoomStore } from './room-store.js';
 
 /** Relays application messages: room broadcasts (the pose hot path) and direct messages. */
@@ -16,6 +17,7 @@ export class RelayService {
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     private readonly fanout: Fanout,
+    private readonly ticker: PoseTicker,
   ) {}
 
   /** Hot path: a Set lookup, one serialization in the bus, no await on success. */
@@ -26,12 +28,17 @@ export class RelayService {
     if (message.senderId !== undefined && message.senderId !== sender.userId) {
       throw ProtocolError.forbidden('message.senderId must be your own userId');
     }
-    this.bus.publish(
-      roomId,
-      { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
-      sender.userId,
-      this.fanout.isThrowaway(message.type),
-    );
+    const throwaway = this.fanout.isThrowaway(message.type);
+    if (throwaway && this.ticker.enabled) {
+      this.ticker.hold(sender, roomId, message);
+    } else {
+      this.bus.publish(
+        roomId,
+        { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
+        sender.userId,
+        throwaway,
+      );
+    }
     this.recordActivity(roomId);
   }
 

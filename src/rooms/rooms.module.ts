@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BusModule } from '../bus/bus.module.js';
 import { UsersModule } from '../users/users.module.js';
+import { PoseTicker } from './pose-ticker.js';
 import { RelayService } from './relay.service.js';
 import { RoomExpiryService } from './room-expiry.service.js';
 import { RoomsService } from './rooms.service.js';
@@ -12,7 +13,7 @@ import { SlowClientService } from './slow-client.service.js';
  */
 @Module({
   imports: [BusModule, UsersModule],
-  providers: [RoomsService, RelayService, RoomExpiryService, SlowClientService],
-  exports: [RoomsService, RelayService],
+  providers: [RoomsService, RelayService, PoseTicker, RoomExpiryService, SlowClientService],
+  exports: [RoomsService, RelayService, PoseTicker],
 })
 export class RoomsModule {}

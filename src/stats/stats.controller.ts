@@ -18,6 +18,7 @@ import { CLUSTER_COORDINATOR, type ClusterCoordinator } from '../cluster/cluster
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ID_PATTERN } from '../protocol/protocol.js';
+import { PoseTicker } from '../rooms/pose-ticker.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { UsersService } from '../users/users.service.js';
 
@@ -36,6 +37,7 @@ export class StatsController {
     private readonly fanout: Fanout,
     @Inject(CLUSTER_COORDINATOR) private readonly cluster: ClusterCoordinator,
     private readonly auth: AuthService,
+    private readonly ticker: PoseTicker,
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {}
 
@@ -57,6 +59,7 @@ export class StatsController {
       totalRooms: rooms.length,
       connections: totals?.connections ?? this.users.count(),
       droppedMessages: totals?.droppedMessages ?? this.fanout.droppedMessages(),
+      ...(this.ticker.enabled ? { skippedPoseTicks: this.ticker.skippedTicks } : {}),
       ...(totals
         ? {
             instances: totals.instances,

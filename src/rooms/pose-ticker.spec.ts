@@ -1,0 +1,126 @@
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
+import type { RoomBus } from '../bus/room-bus.js';
+import { loadAppConfig } from '../config/app.config.js';
+import type { AppMessage, ServerMessage } from '../protocol/protocol.js';
+import { Connection } from '../users/connection.js';
+import { PoseTicker } from './pose-ticker.js';
+
+interface Published {
+  roomId: string;
+  senderId: string;
+  n: number;
+  except?: string;
+  throwaway?: boolean;
+}
+
+const TICK_MS = 33;
+const pose = (n: number): AppMessage => ({ type: 'pose_update', timestamp: 1, data: { n } });
+
+function member(userId: string, ...rooms: string[]): Connection {
+  const connection = new Connection(userId, {}, fakeClientLink());
+  for (const roomId of rooms) {
+    connection.rooms.add(roomId);
+  }
+  return connection;
+}
+
+describe('PoseTicker', () => {
+  let published: Published[];
+  let ticker: PoseTicker;
+
+  const tickerWith = (tickMs: number) => {
+    const bus = {
+      publish: (roomId: string, message: ServerMessage, except?: string, throwaway?: boolean) => {
+        const data = message.data as { senderId: string; message: AppMessage };
+        published.push({
+          roomId,
+          senderId: data.senderId,
+          n: (data.message.data as { n: number }).n,
+          except,
+          throwaway,
+        });
+      },
+    } as unknown as RoomBus;
+    return new PoseTicker(bus, loadAppConfig({ POSE_TICK_MS: String(tickMs) }));
+  };
+
+  beforeEach(() => {
+    published = [];
+    ticker = tickerWith(TICK_MS);
+  });
+
+  it('is off by default (POSE_TICK_MS=0)', () => {
+    expect(new PoseTicker({} as RoomBus, loadAppConfig({})).enabled).toBe(false);
+    expect(ticker.enabled).toBe(true);
+  });
+
+  it("publishes each sender's newest pose once per tick, to everyone but the sender", () => {
+    const alice = member('alice', 'r1', 'r2');
+    const bob = member('bob', 'r1');
+    ticker.hold(alice, 'r1', pose(1));
+    ticker.hold(alice, 'r1', pose(2));
+    ticker.hold(bob, 'r1', pose(3));
+    ticker.hold(alice, 'r2', pose(4));
+    expect(published).toEqual([]);
+
+    ticker.tick(TICK_MS);
+
+    expect(published).toEqual([
+      { roomId: 'r1', senderId: 'alice', n: 2, except: 'alice', throwaway: true },
+      { roomId: 'r1', senderId: 'bob', n: 3, except: 'bob', throwaway: true },
+      { roomId: 'r2', senderId: 'alice', n: 4, except: 'alice', throwaway: true },
+    ]);
+  });
+
+  it('does not resend a pose that did not change since the last tick', () => {
+    const alice = member('alice', 'r1');
+    ticker.hold(alice, 'r1', pose(1));
+    ticker.tick(TICK_MS);
+    ticker.tick(2 * TICK_MS);
+    ticker.hold(alice, 'r1', pose(2));
+    ticker.tick(3 * TICK_MS);
+
+    expect(published.map((entry) => entry.n)).toEqual([1, 2]);
+  });
+
+  it('drops the held pose of a sender that left the room before the tick', () => {
+    const alice = member('alice', 'r1');
+    const bob = member('bob', 'r1');
+    ticker.hold(alice, 'r1', pose(1));
+    ticker.hold(bob, 'r1', pose(2));
+    alice.rooms.delete('r1');
+
+    ticker.tick(TICK_MS);
+
+    expect(published.map((entry) => entry.senderId)).toEqual(['bob']);
+  });
+
+  it("keeps a reconnected user's new connection apart from its old one", () => {
+    const before = member('alice', 'r1');
+    ticker.hold(before, 'r1', pose(1));
+    before.rooms.delete('r1');
+    const after = member('alice', 'r1');
+    ticker.hold(after, 'r1', pose(2));
+
+    ticker.tick(TICK_MS);
+
+    expect(published.map((entry) => entry.n)).toEqual([2]);
+  });
+
+  it('counts the ticks a late one skipped instead of running them', () => {
+    ticker.tick(TICK_MS);
+    ticker.tick(2 * TICK_MS + 10);
+    expect(ticker.skippedTicks).toBe(0);
+
+    // 5.5 intervals since the last tick: the 4 that were due in between are skipped.
+    ticker.tick(2 * TICK_MS + 10 + 5.5 * TICK_MS);
+    expect(ticker.skippedTicks).toBe(4);
+  });
+
+  it('forgets what it held when the app stops', () => {
+    ticker.hold(member('alice', 'r1'), 'r1', pose(1));
+    ticker.onModuleDestroy();
+    ticker.tick(TICK_MS);
+    expect(published).toEqual([]);
+  });
+});
