@@ -1,8 +1,9 @@
 // The BASELINE: the least a fan-out server must do for our protocol, written plainly with `ws`.
 // Every figure of our server is reported as a ratio to this one, so it is fixed, not tuned down:
 // one JSON.stringify per event, one frame shared by all recipients, one corked write per socket
-// per event-loop turn, and no validation. Run as its own process so that its CPU and RSS are
-// read from /proc exactly like our server's.
+// per event-loop turn, and no validation. With POSE_TICK_MS (bench --tick-ms) it keeps each
+// sender's newest pose and relays it once per tick, like ours. Run as its own process so that
+// its CPU and RSS are read from /proc exactly like our server's.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -87,7 +88,44 @@ function join(client: Client, roomId: string, requestId: unknown): void {
   });
 }
 
+/** POSE_TICK_MS > 0: each sender's newest pose per room, sent once per tick (as ours does). */
+const tickMs = Number(process.env.POSE_TICK_MS ?? 0);
+let heldPoses = new Map<string, Map<Client, unknown>>();
+
+function hold(sender: Client, roomId: string, message: unknown): void {
+  let held = heldPoses.get(roomId);
+  if (!held) {
+    held = new Map();
+    heldPoses.set(roomId, held);
+  }
+  held.set(sender, message);
+}
+
+function tick(): void {
+  const due = heldPoses;
+  heldPoses = new Map();
+  for (const [roomId, held] of due) {
+    for (const [sender, message] of held) {
+      if (sender.rooms.has(roomId)) {
+        relay(sender, roomId, message);
+      }
+    }
+  }
+}
+
+if (tickMs > 0) {
+  setInterval(tick, tickMs);
+}
+
 function broadcast(sender: Client, roomId: string, message: unknown): void {
+  if (tickMs > 0) {
+    hold(sender, roomId, message);
+    return;
+  }
+  relay(sender, roomId, message);
+}
+
+function relay(sender: Client, roomId: string, message: unknown): void {
   const members = rooms.get(roomId);
   if (!members) {
     return;

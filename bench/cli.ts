@@ -576,6 +576,7 @@ class Bench {
       rooms: step.rooms,
       usersPerRoom: step.usersPerRoom,
       hz: this.options.hz,
+      tickMs: this.options.tickMs,
       warmupS: this.options.warmupS,
       durationS: this.options.durationS,
       ...Object.fromEntries(results),

@@ -221,8 +221,11 @@ export class LoadGenerator {
     }
   }
 
-  /** Counts over a window of durationMs while the users keep sending. */
-  async measure(durationMs: number): Promise<WindowSummary> {
+  /**
+   * Counts over a window of durationMs while the users keep sending. With server ticks
+   * (tickMs > 0) a room is offered at most one pose per sender, recipient and tick.
+   */
+  async measure(durationMs: number, tickMs = 0): Promise<WindowSummary> {
     const cpuStart = process.cpuUsage();
     const wallStart = performance.now();
     for (const channel of this.channels) {
@@ -236,7 +239,7 @@ export class LoadGenerator {
     );
     const cpu = process.cpuUsage(cpuStart);
     const wallMs = performance.now() - wallStart;
-    return this.summarize(results, ((cpu.user + cpu.system) / 1000 / wallMs) * 100);
+    return this.summarize(results, ((cpu.user + cpu.system) / 1000 / wallMs) * 100, tickMs);
   }
 
   async closeAll(): Promise<void> {
@@ -255,7 +258,7 @@ export class LoadGenerator {
     return this.joinedByRoom.reduce((sum, count) => sum + count, 0);
   }
 
-  private summarize(results: WindowResult[], cpuPercent: number): WindowSummary {
+  private summarize(results: WindowResult[], cpuPercent: number, tickMs: number): WindowSummary {
     let sentPerSecond = 0;
     let offeredPerSecond = 0;
     let deliveredPerSecond = 0;
@@ -266,11 +269,24 @@ export class LoadGenerator {
       result.sentByRoom.forEach((count, room) => {
         const recipients = Math.max(0, (this.joinedByRoom[room] ?? 0) - 1);
         sent += count;
-        expectedDeliveries += count * recipients;
         sentPerSecond += count / seconds;
-        offeredPerSecond += (count * recipients) / seconds;
+        if (tickMs === 0) {
+          expectedDeliveries += count * recipients;
+          offeredPerSecond += (count * recipients) / seconds;
+        }
       });
       deliveredPerSecond += result.posesReceived / seconds;
+    }
+    if (tickMs > 0 && results.length > 0) {
+      // A room's senders may be spread over the workers: its sends are capped as a whole.
+      const seconds = Math.max(...results.map((result) => result.durationMs)) / 1000;
+      this.joinedByRoom.forEach((members, room) => {
+        const roomSent = results.reduce((sum, result) => sum + (result.sentByRoom[room] ?? 0), 0);
+        const recipients = Math.max(0, members - 1);
+        const offered = Math.min(roomSent, (members * seconds * 1000) / tickMs) * recipients;
+        expectedDeliveries += offered;
+        offeredPerSecond += offered / seconds;
+      });
     }
     return {
       sentPerSecond,

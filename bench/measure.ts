@@ -229,7 +229,7 @@ export async function measureLoadStep(
     probe?.beginMeasuring();
     progress(`measuring ${options.durationS} s`);
     const startUs = monotonicNowUs();
-    const counts = await generator.measure(options.durationS * 1000);
+    const counts = await generator.measure(options.durationS * 1000, options.tickMs);
     window = { startUs, endUs: monotonicNowUs() };
     cpuByInstance = serverCpus.map((cpu) => cpu.percent());
     watch?.windowEnded();

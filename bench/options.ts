@@ -31,6 +31,8 @@ export interface BenchOptions {
   splitInstances: number;
   /** --split: the Redis the cluster layouts share. */
   redisUrl: string;
+  /** --tick-ms: server ticks for poses (POSE_TICK_MS) on both servers; 0: per message. */
+  tickMs: number;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -123,6 +125,12 @@ OPTIONS
   --server-env KEY=VALUE  Extra environment for our server, after the bench's own
                           (PORT=0 HOST=127.0.0.1 LOG_LEVEL=warn MAX_USERS_PER_ROOM MAX_ROOMS).
                           Repeatable.
+  --tick-ms N             Server ticks for poses on both servers: POSE_TICK_MS=N for ours, and
+                          the baseline keeps each sender's newest pose and sends it every N ms
+                          too (default 0: every pose relayed as it arrives). A pose overtaken
+                          by a newer one of its sender within a tick is not sent, so a step
+                          offers at most one pose per sender, recipient and tick:
+                          offered = min(sent, senders x window / N ms) x (members - 1).
   --no-baseline           Skip the baseline (no ratios).
   --cpu-prof              Run our server with node --cpu-prof; after each step (server
                           stopped with SIGTERM) print the top 20 functions by self time, in %
@@ -209,6 +217,7 @@ const SPECS: Record<string, Kind> = {
   client: 'string',
   'sample-every': 'number',
   'server-env': 'list',
+  'tick-ms': 'number',
   'no-baseline': 'flag',
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
@@ -423,7 +432,19 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     connectTimeoutS: numberAbove(parsed, 'connect-timeout', 60, 1),
     splitInstances,
     redisUrl,
+    tickMs: tickMsOf(parsed),
   };
+}
+
+function tickMsOf(parsed: Parsed): number {
+  const value = parsed.get('tick-ms');
+  if (value === undefined) {
+    return 0;
+  }
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 1000) {
+    throw new UsageError(`--tick-ms takes 0 to 1000 (ms), not ${String(value)}`);
+  }
+  return value as number;
 }
 
 function splitInstancesOf(parsed: Parsed, usersPerRoom: number): number {

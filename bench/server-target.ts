@@ -63,8 +63,14 @@ export function serverEnvFor(steps: Step[], options: BenchOptions): Record<strin
     LOG_LEVEL: 'warn',
     MAX_USERS_PER_ROOM: String(Math.max(50, largestRoom)),
     MAX_ROOMS: String(Math.max(1000, mostRooms + 10)),
+    ...tickEnv(options),
     ...options.serverEnv,
   };
+}
+
+/** --tick-ms for either server: both read POSE_TICK_MS. */
+function tickEnv(options: BenchOptions): Record<string, string> {
+  return options.tickMs > 0 ? { POSE_TICK_MS: String(options.tickMs) } : {};
 }
 
 export async function startTarget(
@@ -80,8 +86,12 @@ export async function startTarget(
     kind === 'ours' && profileDirectory !== undefined
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDirectory}`]
       : [];
-  // --server-env is for our server; the baseline has nothing to configure but where to listen.
-  const env = kind === 'ours' ? serverEnvFor(steps, options) : { PORT: '0', HOST: '127.0.0.1' };
+  // --server-env is for our server; the baseline has nothing to configure but where to listen
+  // and its tick.
+  const env =
+    kind === 'ours'
+      ? serverEnvFor(steps, options)
+      : { PORT: '0', HOST: '127.0.0.1', ...tickEnv(options) };
   const server = await ServerProcess.start({
     kind,
     env,
