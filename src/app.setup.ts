@@ -7,6 +7,7 @@ import { Replies } from './delivery/replies.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
 import type { LogLevelName } from './config/environment.js';
 import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
+import { MultiplayerGateway } from './gateway/multiplayer.gateway.js';
 import { ShutdownService } from './lifecycle/shutdown.service.js';
 import { ConnectionAdmission } from './limits/connection-admission.js';
 import type { ServerMessage } from './protocol/protocol.js';
@@ -39,6 +40,7 @@ export function configureApp(app: INestApplication): AppConfig {
   const admission = app.get(ConnectionAdmission);
   const replies = app.get(Replies);
   const resume = app.get(ResumeService);
+  const gateway = app.get(MultiplayerGateway);
 
   const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
@@ -84,6 +86,8 @@ export function configureApp(app: INestApplication): AppConfig {
           fanout.countDropOnArrival(connection, message);
         }
       },
+      relayAtOnce: (socket: WebSocket, message: Record<string, unknown>) =>
+        gateway.relayAtOnce(socket, message),
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {

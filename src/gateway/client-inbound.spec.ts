@@ -53,6 +53,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
     isThrowaway: (message) => message.action === 'broadcast',
     shed: () => false,
     countDrop: () => undefined,
+    relayAtOnce: () => false,
     reply: (_socket, reply) => replies.push(reply),
     closeSocket: (_socket, code, reason) => {
       socket.repliesAtClose = replies.length;
@@ -211,6 +212,54 @@ describe('ClientInbound', () => {
     expect(drops).toEqual([{ action: 'broadcast', n: 2 }]);
   });
 
+  it('relays a throwaway broadcast at once when nothing of the connection is queued', async () => {
+    const relayed: unknown[] = [];
+    const { send, dispatched } = setup({
+      relayAtOnce: (_socket, message) => {
+        relayed.push(message.n);
+        return true;
+      },
+    });
+    send('{"action":"broadcast","n":1}');
+    expect(relayed).toEqual([1]);
+    await flush();
+    expect(dispatched).toEqual([]);
+  });
+
+  it('queues a throwaway broadcast behind a request still being handled, keeping the order', async () => {
+    const relayed: unknown[] = [];
+    const { send, setDispatch } = setup({
+      relayAtOnce: (_socket, message) => {
+        relayed.push(message.n);
+        return true;
+      },
+    });
+    const order: string[] = [];
+    setDispatch(async (frame) => {
+      const message = frame.rejected ? {} : frame.message;
+      order.push(`${String(message.action)} ${String(message.n ?? message.requestId)}`);
+      await flush();
+    });
+    send('{"action":"ping","requestId":"a"}');
+    send('{"action":"broadcast","n":2}');
+    await flush();
+    await flush();
+    await flush();
+    expect(order).toEqual(['ping a', 'broadcast 2']);
+    expect(relayed).toEqual([]);
+
+    // Once the queue drained, the next one goes out at once again.
+    send('{"action":"broadcast","n":3}');
+    expect(relayed).toEqual([3]);
+  });
+
+  it('hands a throwaway broadcast the relay refused to its handler, to be answered', async () => {
+    const { send, dispatched } = setup({ relayAtOnce: () => false });
+    send('{"action":"broadcast","n":4}');
+    await flush();
+    expect(dispatched.map((frame) => !frame.rejected && frame.message.n)).toEqual([4]);
+  });
+
   it('closes 1003 on a binary frame, then ignores what still arrives', async () => {
     const { socket, dispatched, send } = setup();
     const inbound = new ClientInbound(
@@ -224,6 +273,7 @@ describe('ClientInbound', () => {
         isThrowaway: () => false,
         shed: () => false,
         countDrop: () => undefined,
+        relayAtOnce: () => false,
         reply: () => undefined,
         closeSocket: (_socket, code, reason) => socket.close(code, reason),
       },

@@ -22,6 +22,12 @@ export interface InboundOptions {
   shed(socket: WebSocket, message: Record<string, unknown>): boolean;
   /** Counts a throwaway broadcast dropped for being over the sender's budget. */
   countDrop(socket: WebSocket, message: Record<string, unknown>): void;
+  /**
+   * Relays a throwaway broadcast at once, outside the queue, when nothing of this connection is
+   * waiting before it; false when it needs an answer (it is invalid, say), which then comes from
+   * its handler in the queue as for any other frame.
+   */
+  relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
   /** Sends a reply that did not come from a handler (RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
   /** Closes the socket after what is already queued for it, replies included. */
@@ -92,6 +98,11 @@ export class ClientInbound {
       return;
     }
     if (throwaway && this.options.shed(this.socket, throwaway)) {
+      return;
+    }
+    // The pose hot path: with nothing queued before it, handling it now keeps the arrival order
+    // and spares it the queue's promises and the framework's handler pipeline.
+    if (throwaway && this.pending === 0 && this.options.relayAtOnce(this.socket, throwaway)) {
       return;
     }
     this.enqueue(() => this.dispatch(frame));

@@ -34,6 +34,11 @@ export interface MultiplayerWsAdapterOptions {
   shedBroadcast(socket: WebSocket, message: Record<string, unknown>): boolean;
   /** Counts a throwaway broadcast dropped because its sender was over its pose budget. */
   countDrop(socket: WebSocket, message: Record<string, unknown>): void;
+  /**
+   * Relays a throwaway broadcast without the handler pipeline, when nothing of its connection is
+   * queued before it; false hands it to its handler, which answers what is wrong with it.
+   */
+  relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
@@ -54,9 +59,10 @@ const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
 /**
  * The ws adapter with our rules: admission and auth in the upgrade, our payload limit, binary
  * frames refused (1003), and each connection's frames parsed, charged to its budget and
- * dispatched strictly in arrival order, one at a time (ClientInbound). Every action still runs
- * through Nest's handler callback (guards, pipes, filters). Frames are parsed by
- * parseClientFrame rather than the `messageParser` option, because a refused frame (bad JSON,
+ * dispatched strictly in arrival order, one at a time (ClientInbound). Every action runs
+ * through Nest's handler callback (guards, pipes, filters) but one: a valid throwaway broadcast
+ * (a pose) with nothing queued before it, which the gateway relays at once (relayAtOnce).
+ * Frames are parsed by parseClientFrame rather than the `messageParser` option, because a refused frame (bad JSON,
  * unknown action) must still reach a handler that answers it.
  */
 export class MultiplayerWsAdapter extends WsAdapter {
@@ -168,6 +174,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         isThrowaway: adapterOptions.isThrowaway,
         shed: adapterOptions.shedBroadcast,
         countDrop: adapterOptions.countDrop,
+        relayAtOnce: adapterOptions.relayAtOnce,
         reply: adapterOptions.reply,
         closeSocket: adapterOptions.closeSocket,
       },

@@ -32,7 +32,7 @@ import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
-import { checkBroadcast } from './app-message.validator.js';
+import { checkBroadcast, type BroadcastRequest } from './app-message.validator.js';
 import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
 import { CreateRoomDto } from './dto/create-room.dto.js';
 import { DeleteRoomDto } from './dto/delete-room.dto.js';
@@ -229,6 +229,25 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     return this.relay.broadcast(this.connectionOf(socket), roomId, message);
   }
 
+  /**
+   * The same relay for a throwaway broadcast the adapter hands over before any handler runs
+   * (nothing of its connection queued before it): true when it went out; false when it needs an
+   * answer (invalid, not a member, a foreign senderId), which the handler above then gives.
+   */
+  relayAtOnce(socket: WebSocket, body: Record<string, unknown>): boolean {
+    const connection = this.users.connectionOf(socket);
+    const request = connection && validBroadcast(body);
+    if (!connection || !request || !connection.rooms.has(request.roomId)) {
+      return false;
+    }
+    const { senderId } = request.message;
+    if (senderId !== undefined && senderId !== connection.userId) {
+      return false;
+    }
+    void this.relay.broadcast(connection, request.roomId, request.message);
+    return true;
+  }
+
   @SubscribeMessage(ClientAction.SendMessage)
   async sendMessage(
     @ConnectedSocket() socket: WebSocket,
@@ -349,4 +368,16 @@ function ownerOf(identity: Identity): RoomOwner {
   return identity.verified && identity.userId !== undefined
     ? { kind: 'user', id: identity.userId }
     : { kind: 'ip', id: identity.address };
+}
+
+/** A broadcast as checkBroadcast accepts it, or undefined where it would refuse it. */
+function validBroadcast(body: Record<string, unknown>): BroadcastRequest | undefined {
+  try {
+    return checkBroadcast(body);
+  } catch (error) {
+    if (error instanceof ProtocolError) {
+      return undefined;
+    }
+    throw error;
+  }
 }
