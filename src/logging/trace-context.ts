@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { LogFields } from './log-fields.js';
+
+/** The trace fields of one request's log lines; empty without a trace. */
+export type TraceFields = Record<string, string | boolean>;
 
 export const TRACE_FIELD = 'logging.googleapis.com/trace';
 export const SPAN_FIELD = 'logging.googleapis.com/spanId';
@@ -55,7 +57,7 @@ export function parseCloudTraceContext(header: string): TraceIds | undefined {
 export function traceFieldsOf(
   headers: IncomingHttpHeaders,
   project: string | undefined,
-): LogFields {
+): TraceFields {
   if (!project) {
     return {};
   }
@@ -67,7 +69,7 @@ export function traceFieldsOf(
   if (!ids) {
     return {};
   }
-  const fields: LogFields = { [TRACE_FIELD]: `projects/${project}/traces/${ids.traceId}` };
+  const fields: TraceFields = { [TRACE_FIELD]: `projects/${project}/traces/${ids.traceId}` };
   if (ids.spanId !== undefined) {
     fields[SPAN_FIELD] = ids.spanId;
   }
