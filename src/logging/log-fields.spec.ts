@@ -1,4 +1,11 @@
-import { isLogFields, logFields, MAX_FIELD_CHARS, splitLogCall, truncate } from './log-fields.js';
+import {
+  formatFieldsText,
+  isLogFields,
+  logFields,
+  MAX_FIELD_CHARS,
+  splitLogCall,
+  truncate,
+} from './log-fields.js';
 
 describe('log fields', () => {
   it('tags fields so loggers tell them from other parameters, dropping undefined values', () => {
@@ -29,5 +36,17 @@ describe('log fields', () => {
       rest: [],
     });
     expect(splitLogCall([])).toEqual({ context: undefined, fields: undefined, rest: [] });
+  });
+
+  it('prints fields compactly for the text format, without the trace ids', () => {
+    expect(
+      formatFieldsText(
+        logFields({
+          userId: 'bob',
+          code: 4001,
+          'logging.googleapis.com/trace': 'projects/p/traces/t',
+        }),
+      ),
+    ).toBe(' userId="bob" code=4001');
   });
 });

@@ -62,9 +62,10 @@ export function splitLogCall(optionalParams: unknown[]): LogCall {
   return { context, fields, rest: rest.filter((part) => part !== undefined) };
 }
 
-/** ` key=value` pairs for the text format, compact and on the same line. */
+/** ` key=value` pairs for the text format, on the same line; trace ids are for JSON only. */
 export function formatFieldsText(fields: LogFields): string {
   return Object.entries(fields)
+    .filter(([key]) => !key.startsWith('logging.googleapis.com/'))
     .map(([key, value]) => ` ${key}=${JSON.stringify(value)}`)
     .join('');
 }
