@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ServerProcess } from './support/server-process.js';
 import { delay, TestClient } from './support/test-client.js';
 
@@ -10,6 +11,33 @@ const SPAN_ID = '00f067aa0ba902b7';
 const SEVERITIES = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'];
 
 type LogLine = Record<string, unknown>;
+
+/** As in process-guards.e2e-spec.ts: on SIGUSR2 a promise nobody awaits rejects, as a bug would. */
+function writeRejectionInjector(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'gms-json-fault-')), 'inject-rejection.mjs');
+  writeFileSync(
+    file,
+    "process.on('SIGUSR2', () => setImmediate(() => void Promise.reject(new Error('injected rejection'))));\n",
+  );
+  return pathToFileURL(file).href;
+}
+
+function parseAll(server: ServerProcess): { stdout: LogLine[]; stderr: LogLine[] } {
+  const parse = (text: string): LogLine => {
+    try {
+      return JSON.parse(text) as LogLine;
+    } catch {
+      throw new Error(`not a JSON log line: ${text}`);
+    }
+  };
+  return {
+    stdout: server.stdoutLines.map(parse),
+    stderr: server.stderr
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map(parse),
+  };
+}
 
 describe('LOG_FORMAT=json', () => {
   let server: ServerProcess | undefined;
@@ -98,5 +126,36 @@ describe('LOG_FORMAT=json', () => {
     expect(lines.find((line) => line.message === 'User bob connected')).not.toHaveProperty(
       'logging.googleapis.com/trace',
     );
+  });
+
+  it('writes an unexpected error to stderr as ERROR with its stack_trace, the rest to stdout', async () => {
+    server = ServerProcess.start(
+      {
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_FORMAT: 'json',
+        DATA_DIR: mkdtempSync(join(tmpdir(), 'gms-json-logs-')),
+      },
+      ['--import', writeRejectionInjector()],
+    );
+    await server.port();
+    server.child.kill('SIGUSR2');
+    await delay(300);
+    server.child.kill('SIGTERM');
+    expect((await server.waitForExit(10_000)).code).toBe(0);
+    const { stdout, stderr } = parseAll(server);
+    for (const line of stdout) {
+      expect(['DEBUG', 'INFO', 'WARNING']).toContain(line.severity);
+      expect(line.stack_trace).toBeUndefined();
+    }
+    expect(stderr).toEqual([
+      expect.objectContaining({
+        severity: 'ERROR',
+        context: 'ProcessGuard',
+        message: 'Unhandled promise rejection; still serving: Error: injected rejection',
+        stack_trace: expect.stringMatching(/^Error: injected rejection\n\s+at /),
+        instanceId: stdout[0].instanceId,
+      }),
+    ]);
   });
 });

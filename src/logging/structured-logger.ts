@@ -30,7 +30,7 @@ export class StructuredLogger {
   error(message: string, error?: unknown, fields: LogFields = {}): void {
     if (error instanceof Error) {
       // Fields before the stack: Nest's ConsoleLogger takes a trailing string as the stack.
-      this.logger.error(`${message}: ${error.message}`, logFields(fields), error.stack);
+      this.logger.error(`${message}: ${String(error)}`, logFields(fields), error.stack);
     } else if (error !== undefined) {
       this.logger.error(`${message}: ${inspect(error)}`, logFields(fields));
     } else {
