@@ -158,4 +158,20 @@ describe('LOG_FORMAT=json', () => {
       }),
     ]);
   });
+
+  it('writes a failed start as one CRITICAL line that names the variable at fault', async () => {
+    server = ServerProcess.start({ PORT: 'abc', LOG_FORMAT: 'json' });
+    expect((await server.waitForExit(10_000)).code).toBe(1);
+    const { stdout, stderr } = parseAll(server);
+    expect(stdout).toEqual([]);
+    expect(stderr).toEqual([
+      expect.objectContaining({
+        severity: 'CRITICAL',
+        message: expect.stringContaining('PORT'),
+        time: expect.any(String),
+        instanceId: expect.any(String),
+      }),
+    ]);
+    expect(stderr[0].stack_trace).toBeUndefined();
+  });
 });
