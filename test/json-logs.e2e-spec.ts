@@ -70,6 +70,11 @@ describe('LOG_FORMAT=json', () => {
     // And one refused on the traced connection.
     const tracedRefused = alice.request('join_room', { roomId: 'x'.repeat(500) });
     await alice.error(tracedRefused);
+    // Poses are never logged, not even refused ones.
+    for (let i = 0; i < 5; i++) {
+      bob.request('broadcast', { roomId: 'not-joined', message: { type: 'pose_update', i } });
+    }
+    await delay(100);
     alice.close();
     bob.close();
     await delay(200);
@@ -122,6 +127,7 @@ describe('LOG_FORMAT=json', () => {
     // A client's long value is cut.
     const longRefusal = traced.find((line) => line.requestId === tracedRefused);
     expect((longRefusal?.roomId as string).length).toBeLessThanOrEqual(201);
+    expect(lines.filter((line) => line.action === 'broadcast')).toEqual([]);
     // Untraced connections carry no trace field.
     expect(lines.find((line) => line.message === 'User bob connected')).not.toHaveProperty(
       'logging.googleapis.com/trace',

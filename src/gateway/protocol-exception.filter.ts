@@ -5,7 +5,7 @@ import { Replies } from '../delivery/replies.js';
 import type { LogFields } from '../logging/log-fields.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
+import { ClientAction, ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 
 /** Turns anything a handler throws into the protocol's `error` event, sent to the sender only. */
@@ -40,10 +40,15 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     this.replies.send(connection, { event: ServerEvent.Error, data: payload });
   }
 
-  /** A refusal is expected (DEBUG, no stack); anything else is a bug (ERROR, with its stack). */
+  /**
+   * A refusal is expected (DEBUG, no stack); anything else is a bug (ERROR, with its stack). A
+   * refused broadcast is not logged at all: nothing is logged per pose.
+   */
   private toPayload(exception: unknown, fields: LogFields): ErrorPayload {
     if (exception instanceof ProtocolError) {
-      this.logger.debug('Request refused', { ...fields, code: exception.code });
+      if (fields.action !== ClientAction.Broadcast) {
+        this.logger.debug('Request refused', { ...fields, code: exception.code });
+      }
       return { message: exception.message, code: exception.code, ...exception.details };
     }
     if (exception instanceof WsException) {
