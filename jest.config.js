@@ -57,6 +57,7 @@ export default {
         '<rootDir>/test/fuzz\\.e2e-spec\\.ts$',
         '<rootDir>/test/process-guards\\.e2e-spec\\.ts$',
         '<rootDir>/test/log-secrets\\.e2e-spec\\.ts$',
+        '<rootDir>/test/json-logs\\.e2e-spec\\.ts$',
       ],
     },
   ],

@@ -1,33 +1,18 @@
-import { ConsoleLogger, type INestApplication, type LogLevel } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { AuthService } from './auth/auth.service.js';
 import { Fanout } from './bus/fanout.service.js';
 import { Replies } from './delivery/replies.js';
 import { appConfig, type AppConfig } from './config/app.config.js';
-import type { LogLevelName } from './config/environment.js';
 import { MultiplayerWsAdapter, type UpgradeDecision } from './gateway/multiplayer-ws.adapter.js';
 import { MultiplayerGateway } from './gateway/multiplayer.gateway.js';
 import { ShutdownService } from './lifecycle/shutdown.service.js';
 import { ConnectionAdmission } from './limits/connection-admission.js';
+import { createLogger } from './logging/create-logger.js';
 import type { ServerMessage } from './protocol/protocol.js';
 import { ResumeService } from './resume/resume.service.js';
 import { UsersService } from './users/users.service.js';
-
-const LEVELS_FROM: Record<LogLevelName, LogLevel[]> = {
-  debug: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
-  log: ['fatal', 'error', 'warn', 'log'],
-  warn: ['fatal', 'error', 'warn'],
-  error: ['fatal', 'error'],
-};
-
-export function createLogger(config: AppConfig): ConsoleLogger {
-  return new ConsoleLogger({
-    logLevels: LEVELS_FROM[config.logLevel],
-    json: config.logFormat === 'json',
-    colors: config.logFormat !== 'json' && process.stdout.isTTY === true,
-  });
-}
 
 /** Everything main.ts and the end-to-end tests share: logger, ws adapter, upgrade checks. */
 export function configureApp(app: INestApplication): AppConfig {

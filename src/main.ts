@@ -6,10 +6,12 @@ import type { AddressInfo } from 'node:net';
 import { EXTENSION_MODULES } from './app.extensions.js';
 import { AppModule } from './app.module.js';
 import { JwtVerifier } from './auth/jwt-verifier.js';
-import { configureApp, createLogger } from './app.setup.js';
+import { configureApp } from './app.setup.js';
 import { appConfig } from './config/app.config.js';
 import { ConfigValidationError } from './config/environment.js';
 import { installProcessGuards } from './lifecycle/process-guards.js';
+import { createLogger } from './logging/create-logger.js';
+import { failedStartLine } from './logging/failed-start.js';
 
 async function bootstrap(): Promise<void> {
   // Validated here first, so a bad variable (or JWT key) stops the process with one clear message.
@@ -48,12 +50,8 @@ function forceExitAfter(ms: number): void {
 }
 
 bootstrap().catch((error: unknown) => {
-  if (error instanceof ConfigValidationError) {
-    process.stderr.write(`${error.message}\n`);
-  } else {
-    process.stderr.write(
-      `Failed to start: ${error instanceof Error ? error.stack : String(error)}\n`,
-    );
-  }
+  process.stderr.write(
+    `${failedStartLine(error, error instanceof ConfigValidationError, process.env.LOG_FORMAT)}\n`,
+  );
   process.exit(1);
 });

@@ -226,13 +226,14 @@ describe('the server process', () => {
     expect(server.stdoutLines.length).toBeGreaterThan(0);
     const entries = server.stdoutLines.map((line) => {
       try {
-        return JSON.parse(line) as { level?: unknown; message?: unknown };
+        return JSON.parse(line) as { severity?: unknown; message?: unknown };
       } catch {
         throw new Error(`stdout line is not JSON: ${line}`);
       }
     });
     for (const entry of entries) {
-      expect(typeof entry.level).toBe('string');
+      // Cloud Logging's shape (docs/logging.md), no longer Nest's `level`.
+      expect(['DEBUG', 'INFO', 'WARNING']).toContain(entry.severity);
       expect(typeof entry.message).toBe('string');
     }
     const messages = entries.map((entry) => entry.message as string);

@@ -1,6 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { AppConfig } from '../config/app.config.js';
 import type { Cluster } from './cluster.js';
 import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
@@ -58,7 +56,7 @@ export async function connectCluster(config: AppConfig): Promise<Cluster> {
       { cause: error },
     );
   }
-  const instanceId = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const { instanceId } = config;
   logger.log(`Cluster mode: instance ${instanceId}, key prefix "${config.redisKeyPrefix}"`);
   return { instanceId, keyPrefix: config.redisKeyPrefix, publisher, subscriber };
 }

@@ -1,4 +1,6 @@
 import { registerAs } from '@nestjs/config';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import {
   authModeOf,
   prepareDataDir,
@@ -66,6 +68,9 @@ export function toAppConfig(env: EnvironmentVariables) {
     presenceTtlMs: env.PRESENCE_TTL_MS,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
+    googleCloudProject: env.GOOGLE_CLOUD_PROJECT,
+    /** One per process (per config): log lines and the cluster's member records name it. */
+    instanceId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
   };
 }
 

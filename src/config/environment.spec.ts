@@ -206,6 +206,36 @@ describe('validateEnvironment', () => {
   });
 });
 
+describe('GOOGLE_CLOUD_PROJECT', () => {
+  it('takes a project id, plain or domain-scoped', () => {
+    expect(
+      validateEnvironment({ GOOGLE_CLOUD_PROJECT: 'my-project-42' }).GOOGLE_CLOUD_PROJECT,
+    ).toBe('my-project-42');
+    expect(
+      validateEnvironment({ GOOGLE_CLOUD_PROJECT: 'example.com:my-project' }).GOOGLE_CLOUD_PROJECT,
+    ).toBe('example.com:my-project');
+    expect(validateEnvironment({}).GOOGLE_CLOUD_PROJECT).toBeUndefined();
+  });
+
+  it.each([
+    'abc',
+    'My-Project',
+    'project/with/slash',
+    'a'.repeat(31),
+    'has space',
+    'p-'.repeat(40),
+  ])('refuses %s, naming GOOGLE_CLOUD_PROJECT', (value) => {
+    expect(refusal({ GOOGLE_CLOUD_PROJECT: value }).message).toContain('GOOGLE_CLOUD_PROJECT');
+  });
+
+  it('is in the typed config, with one instance id per config', () => {
+    const config = loadAppConfig({ GOOGLE_CLOUD_PROJECT: 'my-project-42' });
+    expect(config.googleCloudProject).toBe('my-project-42');
+    expect(config.instanceId).toMatch(new RegExp(`-${process.pid}-[0-9a-f]{8}$`));
+    expect(loadAppConfig({}).instanceId).not.toBe(config.instanceId);
+  });
+});
+
 describe('loadAppConfig', () => {
   it('builds the typed settings from a plain variable map', () => {
     expect(loadAppConfig({ MAX_USERS_PER_ROOM: '12', PER_MESSAGE_DEFLATE: 'true' })).toEqual({
@@ -262,6 +292,8 @@ describe('loadAppConfig', () => {
       dataDir: './data',
       logLevel: 'log',
       logFormat: 'text',
+      googleCloudProject: undefined,
+      instanceId: expect.any(String),
     });
   });
 

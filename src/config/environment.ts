@@ -161,6 +161,13 @@ export class EnvironmentVariables {
 
   @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
   @IsIn(LOG_FORMATS) LOG_FORMAT: LogFormat = 'text';
+  /** With LOG_FORMAT=json, lines about a traced request name its Cloud Trace in this project. */
+  @Matches(/^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/, {
+    message: 'must be a Google Cloud project id (6-30 of a-z, 0-9, -)',
+  })
+  @IsOptional()
+  @IsString()
+  GOOGLE_CLOUD_PROJECT?: string;
 }
 
 export class ConfigValidationError extends Error {

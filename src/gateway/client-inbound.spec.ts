@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { Logger } from '@nestjs/common';
+import { StructuredLogger } from '../logging/structured-logger.js';
 import type { WebSocket } from 'ws';
 import { CloseCode, ErrorCode } from '../protocol/protocol.js';
 import type { ParsedFrame } from './client-frame.parser.js';
@@ -37,7 +37,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
   const socket = new FakeSocket();
   const replies: unknown[] = [];
   const dispatched: ParsedFrame[] = [];
-  const logger = new Logger('test');
+  const logger = new StructuredLogger('test');
   jest.spyOn(logger, 'error').mockImplementation(() => undefined);
   jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
   let dispatch: (frame: ParsedFrame) => Promise<void> = (frame) => {
@@ -101,7 +101,10 @@ describe('ClientInbound', () => {
     send('{"action":"ping"}');
     await flush();
     expect(socket.closes).toEqual([[CloseCode.InternalError, 'Internal server error']]);
-    expect(logger.error).toHaveBeenCalledWith(expect.stringContaining('boom'));
+    expect(logger.error).toHaveBeenCalledWith(
+      expect.stringContaining('1011'),
+      expect.objectContaining({ message: 'boom' }),
+    );
   });
 
   it('closes with 1011 when the dispatcher throws synchronously', async () => {
@@ -269,7 +272,7 @@ describe('ClientInbound', () => {
         maxPayload: 65536,
         maxPendingMessages: 4,
         rateLimits: LIMITS_OFF,
-        logger: new Logger('test'),
+        logger: new StructuredLogger('test'),
         isThrowaway: () => false,
         shed: () => false,
         countDrop: () => undefined,

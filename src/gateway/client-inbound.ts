@@ -1,8 +1,8 @@
-import type { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, CloseReason, ErrorCode, ServerEvent } from '../protocol/protocol.js';
 import { ConnectionBudget, type RateLimits } from '../limits/connection-budget.js';
+import type { StructuredLogger } from '../logging/structured-logger.js';
 import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
 import { requestIdOf } from './protocol-exception.filter.js';
 
@@ -15,7 +15,7 @@ export interface InboundOptions {
   /** MAX_PENDING_MESSAGES: frames waiting behind a slow handler before reading pauses. */
   maxPendingMessages: number;
   rateLimits: RateLimits;
-  logger: Logger;
+  logger: StructuredLogger;
   /** Whether a parsed message is a throwaway broadcast (a pose): dropped, never refused. */
   isThrowaway(message: Record<string, unknown>): boolean;
   /** Asked for every throwaway broadcast within budget: true drops it (the server is behind). */
@@ -68,11 +68,7 @@ export class ClientInbound {
 
   /** Closes the socket after an error nobody answered; the process keeps serving the others. */
   fail(error: unknown): void {
-    this.options.logger.error(
-      `Unexpected error on a connection; closing it with 1011: ${
-        error instanceof Error ? (error.stack ?? error.message) : String(error)
-      }`,
-    );
+    this.options.logger.error('Unexpected error on a connection; closing it with 1011', error);
     this.close(CloseCode.InternalError, CloseReason.InternalError);
   }
 

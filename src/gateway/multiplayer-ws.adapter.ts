@@ -1,4 +1,4 @@
-import { Logger, type INestApplicationContext } from '@nestjs/common';
+import type { INestApplicationContext } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
@@ -8,6 +8,7 @@ import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
 import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
 import { APP_SUBPROTOCOL, ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 
@@ -66,7 +67,7 @@ const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
  * unknown action) must still reach a handler that answers it.
  */
 export class MultiplayerWsAdapter extends WsAdapter {
-  private readonly socketLogger = new Logger(MultiplayerWsAdapter.name);
+  private readonly socketLogger = new StructuredLogger(MultiplayerWsAdapter.name);
   /**
    * Each socket's actions, from every gateway on the server (ours and a team's custom action
    * gateways): one inbound queue per socket dispatches them all in arrival order.
@@ -103,7 +104,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
             done(false, decision.status, decision.message);
           },
           (error: unknown) => {
-            this.socketLogger.error(`Upgrade check failed: ${String(error)}`);
+            this.socketLogger.error('Upgrade check failed', error);
             done(false, 500, 'Internal server error');
           },
         );
@@ -128,7 +129,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
       try {
         callback(socket, request);
       } catch (error) {
-        this.socketLogger.error(`Connection handler failed: ${String(error)}`);
+        this.socketLogger.error('Connection handler failed', error);
         socket.close(CloseCode.InternalError, CloseReason.InternalError);
       }
     });
@@ -141,10 +142,10 @@ export class MultiplayerWsAdapter extends WsAdapter {
   override bindErrorHandler(server: WebSocketServer): WebSocketServer {
     server.on('connection', (socket: WebSocket) =>
       socket.on('error', (error) =>
-        this.socketLogger.debug(`Client socket error: ${error.message}`),
+        this.socketLogger.debug('Client socket error', { reason: error.message }),
       ),
     );
-    server.on('error', (error) => this.socketLogger.error(error));
+    server.on('error', (error) => this.socketLogger.error('WebSocket server error', error));
     return server;
   }
 

@@ -1,4 +1,4 @@
-import { Inject, Logger, UseFilters } from '@nestjs/common';
+import { Inject, UseFilters } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -31,6 +31,9 @@ import { RelayService } from '../rooms/relay.service.js';
 import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
+import { truncate } from '../logging/log-fields.js';
+import { traceFieldsOf } from '../logging/trace-context.js';
 import { UsersService } from '../users/users.service.js';
 import { checkBroadcast, type BroadcastRequest } from './app-message.validator.js';
 import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
@@ -61,7 +64,7 @@ import { protocolValidationPipe as validated } from './protocol-validation.pipe.
 @WebSocketGateway()
 @UseFilters(ProtocolExceptionFilter)
 export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconnect {
-  private readonly logger = new Logger(MultiplayerGateway.name);
+  private readonly logger = new StructuredLogger(MultiplayerGateway.name);
 
   constructor(
     private readonly users: UsersService,
@@ -104,6 +107,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
         void this.resume.detach(replaced);
       }
     }
+    connection.logContext = traceFieldsOf(request.headers, this.config.googleCloudProject);
     const token = this.resume.issueToken(userId);
     this.replies.send(connection, {
       event: ServerEvent.Connected,
@@ -116,7 +120,10 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (identity.expiresAt !== undefined) {
       this.expiry.schedule(connection, identity.expiresAt);
     }
-    this.logger.log(`User ${userId} connected${identity.verified ? ' (verified)' : ''}`);
+    this.logger.log(`User ${truncate(userId)} connected${identity.verified ? ' (verified)' : ''}`, {
+      userId,
+      ...connection.logContext,
+    });
   }
 
   /**
@@ -130,7 +137,11 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       return;
     }
     const dropped = Number(code) === ABNORMAL_CLOSURE && !connection.closedByServer;
-    this.logger.log(`User ${connection.userId} ${dropped ? 'dropped' : 'disconnected'}`);
+    this.logger.log(`User ${truncate(connection.userId)} ${dropped ? 'dropped' : 'disconnected'}`, {
+      userId: connection.userId,
+      code: Number(code),
+      ...connection.logContext,
+    });
     try {
       if (dropped && this.resume.enabled) {
         await this.resume.detach(connection);
@@ -139,7 +150,10 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       await this.rooms.leaveAll(connection);
       await this.resume.end(connection.userId);
     } catch (error) {
-      this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
+      this.logger.error('Could not remove a user from its rooms', error, {
+        userId: connection.userId,
+        ...connection.logContext,
+      });
     }
   }
 

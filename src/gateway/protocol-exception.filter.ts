@@ -1,15 +1,17 @@
-import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
+import { Catch, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
 import { Replies } from '../delivery/replies.js';
+import type { LogFields } from '../logging/log-fields.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
+import { ClientAction, ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 
 /** Turns anything a handler throws into the protocol's `error` event, sent to the sender only. */
 @Catch()
 export class ProtocolExceptionFilter implements WsExceptionFilter {
-  private readonly logger = new Logger(ProtocolExceptionFilter.name);
+  private readonly logger = new StructuredLogger(ProtocolExceptionFilter.name);
 
   constructor(
     private readonly users: UsersService,
@@ -22,26 +24,49 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     if (!connection) {
       return;
     }
-    const payload = this.toPayload(exception);
-    const requestId = requestIdOf(ws.getData());
+    const data: unknown = ws.getData();
+    const requestId = requestIdOf(data);
+    const fields: LogFields = {
+      userId: connection.userId,
+      action: ws.getPattern(),
+      requestId,
+      roomId: roomIdOf(data),
+      ...connection.logContext,
+    };
+    const payload = this.toPayload(exception, fields);
     if (requestId !== undefined) {
       payload.requestId = requestId;
     }
     this.replies.send(connection, { event: ServerEvent.Error, data: payload });
   }
 
-  private toPayload(exception: unknown): ErrorPayload {
+  /**
+   * A refusal is expected (DEBUG, no stack); anything else is a bug (ERROR, with its stack). A
+   * refused broadcast is not logged at all: nothing is logged per pose.
+   */
+  private toPayload(exception: unknown, fields: LogFields): ErrorPayload {
     if (exception instanceof ProtocolError) {
+      if (fields.action !== ClientAction.Broadcast) {
+        this.logger.debug('Request refused', { ...fields, code: exception.code });
+      }
       return { message: exception.message, code: exception.code, ...exception.details };
     }
     if (exception instanceof WsException) {
+      this.logger.debug('Request refused', { ...fields, code: ErrorCode.Forbidden });
       return { message: 'Forbidden', code: ErrorCode.Forbidden };
     }
-    this.logger.error(
-      exception instanceof Error ? (exception.stack ?? exception.message) : exception,
-    );
+    this.logger.error('Request failed unexpectedly', exception, {
+      ...fields,
+      code: ErrorCode.InternalError,
+    });
     return { message: 'Internal server error', code: ErrorCode.InternalError };
   }
+}
+
+function roomIdOf(data: unknown): string | undefined {
+  const roomId =
+    typeof data === 'object' && data !== null ? (data as { roomId?: unknown }).roomId : undefined;
+  return typeof roomId === 'string' ? roomId : undefined;
 }
 
 /** The request's own requestId, echoed on its error (any JSON string or number the client sent). */

@@ -11,10 +11,11 @@ export function installProcessGuards(app: INestApplication, shutdownTimeoutMs: n
   const logger = new Logger('ProcessGuard');
   let exiting = false;
   process.on('unhandledRejection', (reason: unknown) => {
-    logger.error(`Unhandled promise rejection; still serving: ${describe(reason)}`);
+    // The stack as Nest's second argument: `stack_trace` in JSON lines, for Error Reporting.
+    logger.error(`Unhandled promise rejection; still serving: ${String(reason)}`, stackOf(reason));
   });
   process.on('uncaughtException', (error: Error) => {
-    logger.fatal(`Uncaught exception; shutting down: ${describe(error)}`);
+    logger.fatal(`Uncaught exception; shutting down: ${String(error)}`, stackOf(error));
     if (exiting) {
       return;
     }
@@ -27,6 +28,6 @@ export function installProcessGuards(app: INestApplication, shutdownTimeoutMs: n
   });
 }
 
-function describe(reason: unknown): string {
-  return reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+function stackOf(reason: unknown): string | undefined {
+  return reason instanceof Error ? reason.stack : undefined;
 }

@@ -1,9 +1,11 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { RoomsService } from './rooms.service.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
+import { truncate } from '../logging/log-fields.js';
 
 /** How long a client told to go (1013) has to close before its socket is destroyed. */
 export const SLOW_CLIENT_TERMINATE_MS = 2000;
@@ -15,7 +17,7 @@ export const SLOW_CLIENT_TERMINATE_MS = 2000;
  */
 @Injectable()
 export class SlowClientService implements OnModuleInit {
-  private readonly logger = new Logger(SlowClientService.name);
+  private readonly logger = new StructuredLogger(SlowClientService.name);
 
   constructor(
     private readonly fanout: Fanout,
@@ -32,11 +34,17 @@ export class SlowClientService implements OnModuleInit {
     if (!this.users.disconnect(connection.handle)) {
       return;
     }
-    this.logger.warn(`Disconnecting ${connection.userId}: it is not reading its messages`);
+    this.logger.warn(
+      `Disconnecting ${truncate(connection.userId)}: it is not reading its messages`,
+      { userId: connection.userId, ...connection.logContext },
+    );
     connection.output.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
     setTimeout(() => connection.output.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
     this.rooms.leaveAll(connection).catch((error: unknown) => {
-      this.logger.error(`Could not remove ${connection.userId} from its rooms: ${String(error)}`);
+      this.logger.error('Could not remove a user from its rooms', error, {
+        userId: connection.userId,
+        ...connection.logContext,
+      });
     });
   }
 }

@@ -24,6 +24,8 @@ export class Connection {
   resuming = false;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
+  /** Fields every log line about this connection carries (its upgrade's trace ids). */
+  logContext: Readonly<Record<string, string | boolean>> = {};
 
   /**
    * @param handle the transport's own object for this client (its WebSocket), by which the

@@ -1,13 +1,9 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  OnModuleDestroy,
-} from '@nestjs/common';
+import { Inject, Injectable, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { Connection } from './connection.js';
 import { UsersService } from './users.service.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
+import { truncate } from '../logging/log-fields.js';
 
 /**
  * Pings every client each interval; a client that has not answered since the previous tick is
@@ -15,7 +11,7 @@ import { UsersService } from './users.service.js';
  */
 @Injectable()
 export class HeartbeatService implements OnApplicationBootstrap, OnModuleDestroy {
-  private readonly logger = new Logger(HeartbeatService.name);
+  private readonly logger = new StructuredLogger(HeartbeatService.name);
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -37,14 +33,20 @@ export class HeartbeatService implements OnApplicationBootstrap, OnModuleDestroy
       try {
         this.check(connection);
       } catch (error) {
-        this.logger.error(`Heartbeat of ${connection.userId} failed: ${String(error)}`);
+        this.logger.error('Heartbeat failed', error, {
+          userId: connection.userId,
+          ...connection.logContext,
+        });
       }
     }
   }
 
   private check(connection: Connection): void {
     if (!connection.alive) {
-      this.logger.log(`Terminating ${connection.userId}: no heartbeat answer`);
+      this.logger.log(`Terminating ${truncate(connection.userId)}: no heartbeat answer`, {
+        userId: connection.userId,
+        ...connection.logContext,
+      });
       connection.output.terminate();
       return;
     }

@@ -1,9 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Identity } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
 import type { ClientLink } from './client-link.js';
 import { Connection } from './connection.js';
 import { LocalMembership } from './local-membership.js';
+import { StructuredLogger } from '../logging/structured-logger.js';
+import { truncate } from '../logging/log-fields.js';
 
 export interface ConnectResult {
   connection: Connection;
@@ -17,7 +19,7 @@ export interface ConnectResult {
  */
 @Injectable()
 export class UsersService {
-  private readonly logger = new Logger(UsersService.name);
+  private readonly logger = new StructuredLogger(UsersService.name);
   private readonly byUserId = new Map<string, Connection>();
   private readonly byHandle = new WeakMap<object, Connection>();
   /** Users whose connection dropped and whose seats are held for a resume. */
@@ -57,7 +59,9 @@ export class UsersService {
       }
       this.byHandle.delete(replaced.handle);
       replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
-      this.logger.log(`User ${userId} reconnected; the earlier session was replaced`);
+      this.logger.log(`User ${truncate(userId)} reconnected; the earlier session was replaced`, {
+        userId,
+      });
     }
     for (const listener of this.connectListeners) {
       listener(connection);
