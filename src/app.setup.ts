@@ -11,6 +11,7 @@ import { ShutdownService } from './lifecycle/shutdown.service.js';
 import { ConnectionAdmission } from './limits/connection-admission.js';
 import type { ServerMessage } from './protocol/protocol.js';
 import { ResumeService } from './resume/resume.service.js';
+import { REFUSAL_REASON_OF_STATUS, ServerCounters } from './telemetry/server-counters.js';
 import { UsersService } from './users/users.service.js';
 
 const LEVELS_FROM: Record<LogLevelName, LogLevel[]> = {
@@ -39,8 +40,9 @@ export function configureApp(app: INestApplication): AppConfig {
   const admission = app.get(ConnectionAdmission);
   const replies = app.get(Replies);
   const resume = app.get(ResumeService);
+  const counters = app.get(ServerCounters);
 
-  const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
+  const checkUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
       return { ok: false, status: 503, message: 'Server shutting down' };
     }
@@ -56,6 +58,26 @@ export function configureApp(app: INestApplication): AppConfig {
     await resume.prepareUpgrade(request, result.identity.userId);
     return { ok: true };
   };
+  // Counted here, so a refusal told as a 44xx close after the upgrade counts as refused too.
+  const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
+    let decision: UpgradeDecision;
+    try {
+      decision = await checkUpgrade(request);
+    } catch (error) {
+      counters.refuse('error');
+      throw error;
+    }
+    if (decision.ok) {
+      counters.connectionsAccepted++;
+    } else {
+      counters.refuse(
+        shutdown.isShuttingDown
+          ? 'shutting_down'
+          : (REFUSAL_REASON_OF_STATUS[decision.status] ?? 'other'),
+      );
+    }
+    return decision;
+  };
 
   app.useWebSocketAdapter(
     new MultiplayerWsAdapter(app, {
@@ -64,6 +86,7 @@ export function configureApp(app: INestApplication): AppConfig {
       maxJsonDepth: config.maxJsonDepth,
       maxPendingMessages: config.maxPendingMessages,
       rateLimits: config.rateLimits,
+      counters,
       verifyUpgrade,
       closeSocket: (socket: WebSocket, code: number, reason: string) => {
         const connection = users.connectionOf(socket);

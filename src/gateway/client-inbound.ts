@@ -1,8 +1,15 @@
 import type { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
-import { CloseCode, CloseReason, ErrorCode, ServerEvent } from '../protocol/protocol.js';
+import {
+  ClientAction,
+  CloseCode,
+  CloseReason,
+  ErrorCode,
+  ServerEvent,
+} from '../protocol/protocol.js';
 import { ConnectionBudget, type RateLimits } from '../limits/connection-budget.js';
+import { MessageKind, type ServerCounters } from '../telemetry/server-counters.js';
 import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
 import { requestIdOf } from './protocol-exception.filter.js';
 
@@ -16,6 +23,8 @@ export interface InboundOptions {
   maxPendingMessages: number;
   rateLimits: RateLimits;
   logger: Logger;
+  /** Messages and bytes in, by kind (plain increments; exported by /metrics). */
+  counters?: ServerCounters;
   /** Whether a parsed message is a throwaway broadcast (a pose): dropped, never refused. */
   isThrowaway(message: Record<string, unknown>): boolean;
   /** Asked for every throwaway broadcast within budget: true drops it (the server is behind). */
@@ -81,7 +90,13 @@ export class ClientInbound {
     const now = performance.now();
     const frame = parseClientFrame(data, this.options.maxJsonDepth);
     const throwaway = frame.rejected ? undefined : this.throwawayMessage(frame.message);
-    const bytesWait = this.budget.chargeBytes(byteLength(data), now);
+    const bytes = byteLength(data);
+    const counters = this.options.counters;
+    if (counters) {
+      counters.bytesReceived += bytes;
+      counters.received[throwaway ? MessageKind.Pose : receivedKind(frame)]++;
+    }
+    const bytesWait = this.budget.chargeBytes(bytes, now);
     const wait = bytesWait > 0 ? bytesWait : this.budget.chargeMessage(!!throwaway, now);
     if (wait > 0) {
       this.overBudget(frame, throwaway, bytesWait > 0, wait, now);
@@ -192,6 +207,23 @@ export class ClientInbound {
     if (this.socket.readyState === this.socket.OPEN) {
       this.options.closeSocket(this.socket, code, reason);
     }
+  }
+}
+
+/** The kind of a message that is not a pose (poses are told apart by isThrowaway). */
+function receivedKind(frame: ParsedFrame): MessageKind {
+  if (frame.rejected) {
+    return MessageKind.Control;
+  }
+  switch (frame.action) {
+    case ClientAction.UpdateState:
+    case ClientAction.GetState:
+      return MessageKind.State;
+    case ClientAction.Broadcast:
+    case ClientAction.SendMessage:
+      return MessageKind.Chat;
+    default:
+      return MessageKind.Control;
   }
 }
 

@@ -1,0 +1,43 @@
+import { Injectable } from '@nestjs/common';
+
+/** Message kinds counted in and out; an index into the counters' arrays. */
+export const MessageKind = { Pose: 0, State: 1, Chat: 2, Control: 3 } as const;
+export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
+export const MESSAGE_KIND_NAMES = ['pose', 'state', 'chat', 'control'] as const;
+
+/** Why an upgrade was refused, from the HTTP status the upgrade check chose. */
+export const REFUSAL_REASON_OF_STATUS: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  429: 'too_many_per_ip',
+  500: 'error',
+  503: 'capacity',
+};
+
+/**
+ * The server's counters as plain numbers, so the hot path (a pose in, a frame out) costs one
+ * increment and no allocation; /metrics copies them into prom-client at scrape time. One per
+ * app (a provider), so several apps in one process keep their own.
+ */
+@Injectable()
+export class ServerCounters {
+  connectionsAccepted = 0;
+  readonly refused = new Map<string, number>();
+  readonly received = [0, 0, 0, 0];
+  readonly sent = [0, 0, 0, 0];
+  bytesReceived = 0;
+  bytesSent = 0;
+  droppedSlowClient = 0;
+  droppedShed = 0;
+  droppedRateLimited = 0;
+  readonly disconnects = new Map<number, number>();
+
+  refuse(reason: string): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+  }
+
+  disconnect(code: number): void {
+    this.disconnects.set(code, (this.disconnects.get(code) ?? 0) + 1);
+  }
+}
