@@ -101,6 +101,7 @@ describe('/metrics', () => {
     expect(after.value('gms_room_members')).toBe(2);
     expect(delta('gms_bytes_received_total')).toBeGreaterThan(0);
     expect(delta('gms_bytes_sent_total')).toBeGreaterThan(0);
+    expect(delta('gms_fanout_duration_seconds_count')).toBeGreaterThanOrEqual(3);
     // Default Node metrics, event-loop lag among them.
     expect(after.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
     expect(after.has('process_cpu_seconds_total')).toBe(true);

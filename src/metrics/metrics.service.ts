@@ -120,7 +120,14 @@ export class MetricsService implements OnModuleInit {
   /** The text exposition; room totals are read from the store here, once per scrape. */
   async scrape(): Promise<string> {
     await this.updateRooms();
-    return this.registry.metrics();
+    const text = await this.registry.metrics();
+    return (
+      text +
+      this.counters.fanoutSeconds.toPrometheus(
+        'gms_fanout_duration_seconds',
+        "Time to queue one event for a room's members on this instance.",
+      )
+    );
   }
 
   get contentType(): string {

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { FANOUT_SECONDS_BOUNDS, FixedHistogram } from './fixed-histogram.js';
 
 /** Message kinds counted in and out; an index into the counters' arrays. */
 export const MessageKind = { Pose: 0, State: 1, Chat: 2, Control: 3 } as const;
@@ -32,6 +33,8 @@ export class ServerCounters {
   droppedShed = 0;
   droppedRateLimited = 0;
   readonly disconnects = new Map<number, number>();
+  /** One observation per fan-out of an event to a room's local members, not per recipient. */
+  readonly fanoutSeconds = new FixedHistogram(FANOUT_SECONDS_BOUNDS);
 
   refuse(reason: string): void {
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
