@@ -3,7 +3,7 @@
 import { SignJWT } from 'jose';
 import { createServer } from 'node:net';
 import { Scrape } from './support/prometheus-text.js';
-import { delay, TestClient } from './support/test-client.js';
+import { delay, drop, TestClient } from './support/test-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const API_KEY = 'metrics-e2e-key';
@@ -105,6 +105,30 @@ describe('/metrics', () => {
     // Default Node metrics, event-loop lag among them.
     expect(after.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
     expect(after.has('process_cpu_seconds_total')).toBe(true);
+  });
+
+  it('counts resume outcomes', async () => {
+    server = await startTestServer({ RECONNECT_GRACE_MS: '5000' });
+    const before = await scrape(server);
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    await bob.join('gallery');
+    const token = bob.connected?.resumeToken as string;
+    await drop(bob);
+    await delay(50);
+    const bob2 = await TestClient.connect(server.wsUrl, { userId: 'bob', resume: token });
+    clients.push(bob2);
+    const resumed = await bob2.reply(bob2.request('resume', { rooms: [] }));
+    expect(resumed.event).toBe('resumed');
+    // Nothing held any more: answered, but nothing recovered.
+    const again = await bob2.reply(bob2.request('resume', { token: 'not-a-token', rooms: [] }));
+    expect(again.event).toBe('resumed');
+
+    const after = await scrape(server);
+    const delta = (recovered: string) =>
+      after.value('gms_resume_total', { recovered }) -
+      before.value('gms_resume_total', { recovered });
+    expect(delta('true')).toBe(1);
+    expect(delta('false')).toBe(1);
   });
 
   it('is open to anyone with AUTH_MODE=none', async () => {

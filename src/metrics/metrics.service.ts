@@ -71,6 +71,15 @@ export class MetricsService implements OnModuleInit {
       ],
       ['reason'],
     );
+    exported(
+      'gms_resume_total',
+      'resume requests: recovered="true" took held seats back, "false" found none or failed.',
+      () => [
+        [{ recovered: 'false' }, counters.resumes[0]],
+        [{ recovered: 'true' }, counters.resumes[1]],
+      ],
+      ['recovered'],
+    );
     new Gauge({
       name: 'gms_rooms',
       help: 'Rooms in the room store.',

@@ -33,6 +33,8 @@ export class ServerCounters {
   droppedShed = 0;
   droppedRateLimited = 0;
   readonly disconnects = new Map<number, number>();
+  /** `resume` outcomes: [not recovered, recovered]. */
+  readonly resumes = [0, 0];
   /** One observation per fan-out of an event to a room's local members, not per recipient. */
   readonly fanoutSeconds = new FixedHistogram(FANOUT_SECONDS_BOUNDS);
 
