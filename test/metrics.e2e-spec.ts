@@ -131,6 +131,21 @@ describe('/metrics', () => {
     expect(delta('false')).toBe(1);
   });
 
+  it('counts the connections the server closes, by close code', async () => {
+    server = await startTestServer({});
+    const before = await scrape(server);
+    const first = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const second = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    clients.push(first, second);
+    expect((await first.waitForClose()).code).toBe(4000);
+    const after = await scrape(server);
+    const delta = (code: string) =>
+      after.value('gms_server_disconnects_total', { code }) -
+      before.value('gms_server_disconnects_total', { code });
+    expect(delta('4000')).toBe(1);
+    expect(delta('1008')).toBe(0);
+  });
+
   it('is open to anyone with AUTH_MODE=none', async () => {
     server = await startTestServer({});
     await scrape(server);

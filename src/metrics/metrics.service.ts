@@ -80,6 +80,12 @@ export class MetricsService implements OnModuleInit {
       ],
       ['recovered'],
     );
+    exported(
+      'gms_server_disconnects_total',
+      'Connections the server closed, by close code.',
+      () => [...counters.disconnects].map(([code, value]) => [{ code: String(code) }, value]),
+      ['code'],
+    );
     new Gauge({
       name: 'gms_rooms',
       help: 'Rooms in the room store.',
