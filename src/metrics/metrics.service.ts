@@ -1,8 +1,9 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { MESSAGE_KIND_NAMES, ServerCounters } from '../telemetry/server-counters.js';
+import { STORE_PROBE, type StoreProbe } from '../telemetry/store-probe.js';
 import { UsersService } from '../users/users.service.js';
 
 /**
@@ -16,12 +17,15 @@ export class MetricsService implements OnModuleInit {
   private readonly joins: Counter;
   private readonly leaves: Counter;
   private readonly commits: Counter;
+  private readonly redisUp?: Gauge;
+  private readonly redisLatency?: Histogram;
 
   constructor(
     private readonly counters: ServerCounters,
     private readonly users: UsersService,
     @Inject(ROOM_STORE) private readonly store: RoomStore,
     private readonly events: RoomEvents,
+    @Optional() @Inject(STORE_PROBE) private readonly probe?: StoreProbe,
   ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -96,6 +100,19 @@ export class MetricsService implements OnModuleInit {
       help: 'Members of all rooms in the room store.',
       registers,
     });
+    if (probe) {
+      this.redisUp = new Gauge({
+        name: 'gms_redis_up',
+        help: '1 when Redis answered a PING at the last scrape (within 1 s), else 0.',
+        registers,
+      });
+      this.redisLatency = new Histogram({
+        name: 'gms_redis_ping_duration_seconds',
+        help: 'Round trip of a Redis PING on the commands connection, one per scrape.',
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+        registers,
+      });
+    }
     this.joins = new Counter({ name: 'gms_joins_total', help: 'Room joins.', registers });
     this.leaves = new Counter({ name: 'gms_leaves_total', help: 'Room leaves.', registers });
     this.commits = new Counter({
@@ -134,7 +151,7 @@ export class MetricsService implements OnModuleInit {
 
   /** The text exposition; room totals are read from the store here, once per scrape. */
   async scrape(): Promise<string> {
-    await this.updateRooms();
+    await Promise.all([this.updateRooms(), this.pingStore()]);
     const text = await this.registry.metrics();
     return (
       text +
@@ -147,6 +164,18 @@ export class MetricsService implements OnModuleInit {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  private async pingStore(): Promise<void> {
+    if (!this.probe) {
+      return;
+    }
+    try {
+      this.redisLatency?.observe(await this.probe.ping());
+      this.redisUp?.set(1);
+    } catch {
+      this.redisUp?.set(0);
+    }
   }
 
   private async updateRooms(): Promise<void> {
