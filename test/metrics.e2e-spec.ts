@@ -78,6 +78,7 @@ describe('/metrics', () => {
     });
     expect((await alice.reply(requestId)).event).toBe('state_updated');
     await bob.next('state_updated');
+    const { code } = await alice.error(alice.request('leave_room', { roomId: 'nowhere' }));
     await delay(20);
 
     const after = await scrape(server, auth);
@@ -97,6 +98,11 @@ describe('/metrics', () => {
     expect(delta('gms_messages_received_total', { kind: 'state' })).toBe(1);
     // The writer's reply and the other member's event.
     expect(delta('gms_messages_sent_total', { kind: 'state' })).toBe(2);
+    expect(delta('gms_request_errors_total', { code })).toBe(1);
+    expect(delta('gms_request_errors_total')).toBe(1);
+    expect(delta('gms_request_duration_seconds_count', { action: 'join_room' })).toBe(2);
+    expect(delta('gms_request_duration_seconds_count', { action: 'update_state' })).toBe(1);
+    expect(delta('gms_request_duration_seconds_count', { action: 'broadcast' })).toBe(0);
     expect(after.value('gms_rooms')).toBe(1);
     expect(after.value('gms_room_members')).toBe(2);
     expect(delta('gms_bytes_received_total')).toBeGreaterThan(0);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { ClientAction, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { ClientAction, ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
 import type { OutputLimits, QueuedFrame } from '../users/client-link.js';
@@ -45,6 +45,9 @@ export class Fanout {
 
   /** Sends one event to one connection (a reply): never dropped. */
   send<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
+    if (message.event === ServerEvent.Error) {
+      this.counters.requestError((message.data as { code: string }).code);
+    }
     this.sendFrame(connection, toOutgoingFrame(message));
   }
 

@@ -109,7 +109,21 @@ export class ClientInbound {
     if (throwaway && this.options.shed(this.socket, throwaway)) {
       return;
     }
-    this.enqueue(() => this.dispatch(frame));
+    if (throwaway || !counters) {
+      this.enqueue(() => this.dispatch(frame));
+    } else {
+      this.enqueue(() => this.timedDispatch(frame, counters));
+    }
+  }
+
+  /** Requests other than poses are timed, by action; poses cost no clock read. */
+  private async timedDispatch(frame: ParsedFrame, counters: ServerCounters): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.dispatch(frame);
+    } finally {
+      counters.requestDone(actionLabel(frame), (performance.now() - started) / 1000);
+    }
   }
 
   private throwawayMessage(message: Record<string, unknown>): Record<string, unknown> | undefined {
@@ -208,6 +222,16 @@ export class ClientInbound {
       this.options.closeSocket(this.socket, code, reason);
     }
   }
+}
+
+const KNOWN_ACTIONS: ReadonlySet<string> = new Set(Object.values(ClientAction));
+
+/** A bounded label: a built-in action's name, `rejected` or `other` (custom or unknown). */
+function actionLabel(frame: ParsedFrame): string {
+  if (frame.rejected) {
+    return 'rejected';
+  }
+  return KNOWN_ACTIONS.has(frame.action) ? frame.action : 'other';
 }
 
 /** The kind of a message that is not a pose (poses are told apart by isThrowaway). */

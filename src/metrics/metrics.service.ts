@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
+import { histogramHeader } from '../telemetry/fixed-histogram.js';
 import { MESSAGE_KIND_NAMES, ServerCounters } from '../telemetry/server-counters.js';
 import { STORE_PROBE, type StoreProbe } from '../telemetry/store-probe.js';
 import { UsersService } from '../users/users.service.js';
@@ -90,6 +91,12 @@ export class MetricsService implements OnModuleInit {
       () => [...counters.disconnects].map(([code, value]) => [{ code: String(code) }, value]),
       ['code'],
     );
+    exported(
+      'gms_request_errors_total',
+      'error replies sent to clients, by error code.',
+      () => [...counters.requestErrors].map(([code, value]) => [{ code }, value]),
+      ['code'],
+    );
     new Gauge({
       name: 'gms_rooms',
       help: 'Rooms in the room store.',
@@ -153,12 +160,22 @@ export class MetricsService implements OnModuleInit {
   async scrape(): Promise<string> {
     await Promise.all([this.updateRooms(), this.pingStore()]);
     const text = await this.registry.metrics();
+    const requests = [...this.counters.requestSeconds]
+      .map(([action, histogram]) =>
+        histogram.samples('gms_request_duration_seconds', `action="${action}"`),
+      )
+      .join('');
     return (
       text +
       this.counters.fanoutSeconds.toPrometheus(
         'gms_fanout_duration_seconds',
         "Time to queue one event for a room's members on this instance.",
-      )
+      ) +
+      histogramHeader(
+        'gms_request_duration_seconds',
+        'Time to handle a client request (poses are not timed), by action.',
+      ) +
+      requests
     );
   }
 

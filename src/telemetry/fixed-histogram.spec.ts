@@ -26,6 +26,20 @@ describe('FixedHistogram', () => {
     expect(text).toContain('y_bucket{le="+Inf"} 0\ny_sum 0\ny_count 0\n');
   });
 
+  it('puts labels before le, and on _sum and _count', () => {
+    const histogram = new FixedHistogram([1]);
+    histogram.observe(2);
+    expect(histogram.samples('z', 'action="join_room"')).toBe(
+      [
+        'z_bucket{action="join_room",le="1"} 0',
+        'z_bucket{action="join_room",le="+Inf"} 1',
+        'z_sum{action="join_room"} 2',
+        'z_count{action="join_room"} 1',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('refuses bounds that are not ascending', () => {
     expect(() => new FixedHistogram([1, 1])).toThrow(/ascending/);
   });

@@ -1,5 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { FANOUT_SECONDS_BOUNDS, FixedHistogram } from './fixed-histogram.js';
+import {
+  FANOUT_SECONDS_BOUNDS,
+  FixedHistogram,
+  REQUEST_SECONDS_BOUNDS,
+} from './fixed-histogram.js';
 
 /** Message kinds counted in and out; an index into the counters' arrays. */
 export const MessageKind = { Pose: 0, State: 1, Chat: 2, Control: 3 } as const;
@@ -37,6 +41,23 @@ export class ServerCounters {
   readonly resumes = [0, 0];
   /** One observation per fan-out of an event to a room's local members, not per recipient. */
   readonly fanoutSeconds = new FixedHistogram(FANOUT_SECONDS_BOUNDS);
+  /** Time to handle a request (not a pose), by action name (a bounded set: see ClientInbound). */
+  readonly requestSeconds = new Map<string, FixedHistogram>();
+  /** `error` replies sent, by error code. */
+  readonly requestErrors = new Map<string, number>();
+
+  requestDone(action: string, seconds: number): void {
+    let histogram = this.requestSeconds.get(action);
+    if (!histogram) {
+      histogram = new FixedHistogram(REQUEST_SECONDS_BOUNDS);
+      this.requestSeconds.set(action, histogram);
+    }
+    histogram.observe(seconds);
+  }
+
+  requestError(code: string): void {
+    this.requestErrors.set(code, (this.requestErrors.get(code) ?? 0) + 1);
+  }
 
   refuse(reason: string): void {
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
