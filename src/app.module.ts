@@ -10,9 +10,11 @@ import { HealthModule } from './health/health.module.js';
 import { HistoryModule } from './history/history.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { LimitsModule } from './limits/limits.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { PagesModule } from './pages/pages.module.js';
 import { StandaloneModule } from './standalone/standalone.module.js';
 import { StatsModule } from './stats/stats.module.js';
+import { TelemetryModule } from './telemetry/telemetry.module.js';
 
 type ModuleImport = NonNullable<DynamicModule['imports']>[number];
 
@@ -36,6 +38,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
+        TelemetryModule,
         // Each provides ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR and ROOM_HISTORY.
         ...(config.redisUrl ? [ClusterModule] : [HistoryModule, StandaloneModule]),
         DeliveryModule,
@@ -46,6 +49,7 @@ export class AppModule {
         GatewayModule,
         HealthModule,
         StatsModule,
+        MetricsModule,
         PagesModule,
         ...(options.imports ?? []),
       ],

@@ -12,6 +12,7 @@ import { ConnectionAdmission } from './limits/connection-admission.js';
 import { createLogger } from './logging/create-logger.js';
 import type { ServerMessage } from './protocol/protocol.js';
 import { ResumeService } from './resume/resume.service.js';
+import { REFUSAL_REASON_OF_STATUS, ServerCounters } from './telemetry/server-counters.js';
 import { UsersService } from './users/users.service.js';
 
 /** Everything main.ts and the end-to-end tests share: logger, ws adapter, upgrade checks. */
@@ -26,8 +27,9 @@ export function configureApp(app: INestApplication): AppConfig {
   const replies = app.get(Replies);
   const resume = app.get(ResumeService);
   const gateway = app.get(MultiplayerGateway);
+  const counters = app.get(ServerCounters);
 
-  const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
+  const checkUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
       return { ok: false, status: 503, message: 'Server shutting down' };
     }
@@ -43,6 +45,26 @@ export function configureApp(app: INestApplication): AppConfig {
     await resume.prepareUpgrade(request, result.identity.userId);
     return { ok: true };
   };
+  // Counted here, so a refusal told as a 44xx close after the upgrade counts as refused too.
+  const verifyUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
+    let decision: UpgradeDecision;
+    try {
+      decision = await checkUpgrade(request);
+    } catch (error) {
+      counters.refuse('error');
+      throw error;
+    }
+    if (decision.ok) {
+      counters.connectionsAccepted++;
+    } else {
+      counters.refuse(
+        shutdown.isShuttingDown
+          ? 'shutting_down'
+          : (REFUSAL_REASON_OF_STATUS[decision.status] ?? 'other'),
+      );
+    }
+    return decision;
+  };
 
   app.useWebSocketAdapter(
     new MultiplayerWsAdapter(app, {
@@ -51,6 +73,7 @@ export function configureApp(app: INestApplication): AppConfig {
       maxJsonDepth: config.maxJsonDepth,
       maxPendingMessages: config.maxPendingMessages,
       rateLimits: config.rateLimits,
+      counters,
       verifyUpgrade,
       closeSocket: (socket: WebSocket, code: number, reason: string) => {
         const connection = users.connectionOf(socket);

@@ -1,6 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { ClientAction, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { ClientAction, ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
 import type { OutputLimits, QueuedFrame } from '../users/client-link.js';
 import { LoadShedder } from './load-shedder.js';
@@ -26,7 +27,10 @@ export class Fanout {
   private readonly overflowListeners: OverflowListener[] = [];
   private readonly shedder = new LoadShedder();
 
-  constructor(@Inject(appConfig.KEY) config: AppConfig) {
+  constructor(
+    @Inject(appConfig.KEY) config: AppConfig,
+    @Optional() private readonly counters: ServerCounters = new ServerCounters(),
+  ) {
     this.limits = {
       softBytes: config.clientBufferSoftBytes,
       maxBytes: config.maxClientBufferBytes,
@@ -41,6 +45,9 @@ export class Fanout {
 
   /** Sends one event to one connection (a reply): never dropped. */
   send<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
+    if (message.event === ServerEvent.Error) {
+      this.counters.requestError((message.data as { code: string }).code);
+    }
     this.sendFrame(connection, toOutgoingFrame(message));
   }
 
@@ -53,6 +60,8 @@ export class Fanout {
     const wasEmpty = !output.hasQueued();
     const result = output.enqueue(frame, this.limits);
     if (result === 'queued') {
+      this.counters.sent[frame.kind ?? MessageKind.Control]++;
+      this.counters.bytesSent += frame.bytes.length;
       if (wasEmpty) {
         this.markDirty(connection);
       }
@@ -60,6 +69,8 @@ export class Fanout {
     }
     if (result === 'overflow') {
       this.overflow(connection);
+    } else if (result === 'dropped') {
+      this.counters.droppedSlowClient++;
     }
     return result !== 'dropped';
   }
@@ -83,6 +94,7 @@ export class Fanout {
       return false;
     }
     this.countDrops(broadcast.roomId as string, 1);
+    this.counters.droppedShed++;
     return true;
   }
 
@@ -90,6 +102,7 @@ export class Fanout {
   countDropOnArrival(sender: Connection, broadcast: Record<string, unknown>): void {
     if (this.isSenderRoom(sender, broadcast.roomId)) {
       this.countDrops(broadcast.roomId as string, 1);
+      this.counters.droppedRateLimited++;
     }
   }
 

@@ -1,10 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import {
   ServerEvent,
   type RoomUser,
   type ServerEventMap,
   type ServerMessage,
 } from '../protocol/protocol.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
@@ -22,6 +24,7 @@ export class LocalDelivery {
   constructor(
     private readonly users: UsersService,
     private readonly fanout: Fanout,
+    @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {}
 
   /** Every local member of the room except `exceptUserId`; joiners in flight get it held back. */
@@ -37,6 +40,7 @@ export class LocalDelivery {
     const membership = this.users.membership;
     const members = membership.members(roomId);
     if (members) {
+      const started = performance.now();
       const stateVersion = stateVersionOf(message);
       let dropped = 0;
       for (const member of members) {
@@ -56,6 +60,7 @@ export class LocalDelivery {
       if (dropped > 0) {
         this.fanout.countDrops(roomId, dropped);
       }
+      this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
     }
     // Throwaway events are not held back for a joiner: the next pose is due within a tick.
     const pending = frame.throwaway ? undefined : membership.pending(roomId);

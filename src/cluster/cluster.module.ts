@@ -19,6 +19,8 @@ import { HELD_SESSIONS } from '../resume/held-sessions.js';
 import { ResumeModule } from '../resume/resume.module.js';
 import { ROOM_HISTORY } from '../history/room-history.js';
 import { SessionTakeoverService } from './session-takeover.service.js';
+import { STORE_PROBE } from '../telemetry/store-probe.js';
+import { RedisProbe } from './redis-probe.js';
 
 /**
  * Scale-out (REDIS_URL set): rooms, memberships and state in Redis, events through each room's
@@ -58,8 +60,9 @@ import { SessionTakeoverService } from './session-takeover.service.js';
     RedisRoomHistory,
     { provide: ROOM_HISTORY, useExisting: RedisRoomHistory },
     { provide: HELD_SESSIONS, useClass: RedisHeldSessions },
+    { provide: STORE_PROBE, useClass: RedisProbe },
   ],
-  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR, ROOM_HISTORY, HELD_SESSIONS],
+  exports: [ROOM_STORE, ROOM_BUS, CLUSTER_COORDINATOR, ROOM_HISTORY, HELD_SESSIONS, STORE_PROBE],
 })
 export class ClusterModule implements OnApplicationShutdown {
   constructor(@Inject(CLUSTER) private readonly cluster: Cluster) {}

@@ -13,6 +13,7 @@ export function toAppConfig(env: EnvironmentVariables) {
   return {
     port: env.PORT,
     host: env.HOST,
+    metricsPort: env.METRICS_PORT,
     authMode: authModeOf(env),
     requireApiKey: authModeOf(env) === 'api-key',
     apiKey: env.API_KEY,

@@ -477,3 +477,26 @@ describe('rate limits, admission and quotas', () => {
     expect(config.persistentRoomIdleMs).toBe(0);
   });
 });
+
+describe('METRICS_PORT', () => {
+  it('is unset by default: /metrics is served on PORT', () => {
+    expect(loadAppConfig({}).metricsPort).toBeUndefined();
+  });
+
+  it('takes a port other than PORT', () => {
+    expect(loadAppConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+  });
+
+  it('refuses the same port as PORT, naming METRICS_PORT', () => {
+    const error = refusal({ PORT: '8080', METRICS_PORT: '8080' });
+    expect(error.problems).toEqual([expect.stringMatching(/^METRICS_PORT: must differ from PORT/)]);
+  });
+
+  it('refuses the default PORT too', () => {
+    expect(refusal({ METRICS_PORT: '8080' }).problems[0]).toMatch(/^METRICS_PORT/);
+  });
+
+  it.each(['0', '65536', 'abc', '9464.5'])('refuses METRICS_PORT=%s, naming it', (value) => {
+    expect(refusal({ METRICS_PORT: value }).problems[0]).toMatch(/^METRICS_PORT=/);
+  });
+});

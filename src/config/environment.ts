@@ -52,6 +52,8 @@ export class EnvironmentVariables {
   // class-validator reports the decorator nearest the property first: the type check sits there.
   @Type(() => Number) @Max(65535) @Min(0) @IsInt() PORT = 8080;
   @MinLength(1) @IsString() HOST = '0.0.0.0';
+  /** Set: /metrics is served on this port only, without auth (keep it private), not on PORT. */
+  @IsOptional() @Type(() => Number) @Max(65535) @Min(1) @IsInt() METRICS_PORT?: number;
 
   @Transform(toBoolean) @IsBoolean() REQUIRE_API_KEY = false;
   @IsOptional() @MaxLength(512) @MinLength(1) @IsString() API_KEY?: string;
@@ -199,6 +201,9 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
   }
   if (parsed.REQUIRE_API_KEY === true && !parsed.API_KEY) {
     problems.push('API_KEY: must be set when REQUIRE_API_KEY=true');
+  }
+  if (parsed.METRICS_PORT !== undefined && parsed.METRICS_PORT === parsed.PORT) {
+    problems.push(`METRICS_PORT: must differ from PORT (both are ${parsed.PORT})`);
   }
   problems.push(...authProblems(parsed));
   if (problems.length > 0) {

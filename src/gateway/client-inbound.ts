@@ -1,8 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type { RawData, WebSocket } from 'ws';
-import { CloseCode, CloseReason, ErrorCode, ServerEvent } from '../protocol/protocol.js';
+import {
+  ClientAction,
+  CloseCode,
+  CloseReason,
+  ErrorCode,
+  ServerEvent,
+} from '../protocol/protocol.js';
 import { ConnectionBudget, type RateLimits } from '../limits/connection-budget.js';
 import type { StructuredLogger } from '../logging/structured-logger.js';
+import { MessageKind, type ServerCounters } from '../telemetry/server-counters.js';
 import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
 import { requestIdOf } from './protocol-exception.filter.js';
 
@@ -16,6 +23,8 @@ export interface InboundOptions {
   maxPendingMessages: number;
   rateLimits: RateLimits;
   logger: StructuredLogger;
+  /** Messages and bytes in, by kind (plain increments; exported by /metrics). */
+  counters?: ServerCounters;
   /** Whether a parsed message is a throwaway broadcast (a pose): dropped, never refused. */
   isThrowaway(message: Record<string, unknown>): boolean;
   /** Asked for every throwaway broadcast within budget: true drops it (the server is behind). */
@@ -83,7 +92,13 @@ export class ClientInbound {
     const now = performance.now();
     const frame = parseClientFrame(data, this.options.maxJsonDepth);
     const throwaway = frame.rejected ? undefined : this.throwawayMessage(frame.message);
-    const bytesWait = this.budget.chargeBytes(byteLength(data), now);
+    const bytes = byteLength(data);
+    const counters = this.options.counters;
+    if (counters) {
+      counters.bytesReceived += bytes;
+      counters.received[throwaway ? MessageKind.Pose : receivedKind(frame)]++;
+    }
+    const bytesWait = this.budget.chargeBytes(bytes, now);
     const wait = bytesWait > 0 ? bytesWait : this.budget.chargeMessage(!!throwaway, now);
     if (wait > 0) {
       this.overBudget(frame, throwaway, bytesWait > 0, wait, now);
@@ -101,7 +116,21 @@ export class ClientInbound {
     if (throwaway && this.pending === 0 && this.options.relayAtOnce(this.socket, throwaway)) {
       return;
     }
-    this.enqueue(() => this.dispatch(frame));
+    if (throwaway || !counters) {
+      this.enqueue(() => this.dispatch(frame));
+    } else {
+      this.enqueue(() => this.timedDispatch(frame, counters));
+    }
+  }
+
+  /** Requests other than poses are timed, by action; poses cost no clock read. */
+  private async timedDispatch(frame: ParsedFrame, counters: ServerCounters): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.dispatch(frame);
+    } finally {
+      counters.requestDone(actionLabel(frame), (performance.now() - started) / 1000);
+    }
   }
 
   private throwawayMessage(message: Record<string, unknown>): Record<string, unknown> | undefined {
@@ -199,6 +228,33 @@ export class ClientInbound {
     if (this.socket.readyState === this.socket.OPEN) {
       this.options.closeSocket(this.socket, code, reason);
     }
+  }
+}
+
+const KNOWN_ACTIONS: ReadonlySet<string> = new Set(Object.values(ClientAction));
+
+/** A bounded label: a built-in action's name, `rejected` or `other` (custom or unknown). */
+function actionLabel(frame: ParsedFrame): string {
+  if (frame.rejected) {
+    return 'rejected';
+  }
+  return KNOWN_ACTIONS.has(frame.action) ? frame.action : 'other';
+}
+
+/** The kind of a message that is not a pose (poses are told apart by isThrowaway). */
+function receivedKind(frame: ParsedFrame): MessageKind {
+  if (frame.rejected) {
+    return MessageKind.Control;
+  }
+  switch (frame.action) {
+    case ClientAction.UpdateState:
+    case ClientAction.GetState:
+      return MessageKind.State;
+    case ClientAction.Broadcast:
+    case ClientAction.SendMessage:
+      return MessageKind.Chat;
+    default:
+      return MessageKind.Control;
   }
 }
 

@@ -9,6 +9,7 @@ import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
 import { APP_SUBPROTOCOL, ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
+import type { ServerCounters } from '../telemetry/server-counters.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 
@@ -20,6 +21,8 @@ export interface MultiplayerWsAdapterOptions {
   maxJsonDepth: number;
   maxPendingMessages: number;
   rateLimits: RateLimits;
+  /** Messages and bytes in, by kind; exported by /metrics. */
+  counters?: ServerCounters;
   /** Runs before the WebSocket handshake completes: admission, auth, shutdown. */
   verifyUpgrade(request: IncomingMessage): UpgradeDecision | Promise<UpgradeDecision>;
   /** Closes a socket after writing what is already queued for it (replies before the close). */
@@ -172,6 +175,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         maxPendingMessages: adapterOptions.maxPendingMessages,
         rateLimits: adapterOptions.rateLimits,
         logger: this.socketLogger,
+        counters: adapterOptions.counters,
         isThrowaway: adapterOptions.isThrowaway,
         shed: adapterOptions.shedBroadcast,
         countDrop: adapterOptions.countDrop,

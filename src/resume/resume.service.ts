@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { roleCapOf } from '../auth/identity.js';
@@ -15,6 +15,7 @@ import {
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import { UsersService } from '../users/users.service.js';
 import { HELD_SESSIONS, type HeldSession, type HeldSessions } from './held-sessions.js';
 
@@ -68,6 +69,7 @@ export class ResumeService implements OnApplicationShutdown {
     @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
     @Inject(HELD_SESSIONS) private readonly sessions: HeldSessions,
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {}
 
   get enabled(): boolean {
@@ -176,7 +178,12 @@ export class ResumeService implements OnApplicationShutdown {
     positions: readonly ResumePosition[],
     requestId?: string,
   ): Promise<void> {
-    const held = await this.claimHeld(connection, token ?? this.claimed.get(connection));
+    const held = await this.claimHeld(connection, token ?? this.claimed.get(connection)).catch(
+      (error: unknown) => {
+        this.counters.resumes[0]++;
+        throw error;
+      },
+    );
     this.claimed.delete(connection);
     const local = this.byUser.get(connection.userId);
     if (held && local && local.heldToken !== undefined) {
@@ -223,6 +230,8 @@ export class ResumeService implements OnApplicationShutdown {
     const lost = positions
       .map((position) => position.roomId)
       .filter((roomId) => !connection.rooms.has(roomId));
+    // recovered="true": held seats were taken back; "false": none were held (joined anew).
+    this.counters.resumes[held ? 1 : 0]++;
     void this.delivery.deliver({
       kind: 'member_resumed',
       origin: { connection, requestId },

@@ -6,6 +6,8 @@ export interface QueuedFrame {
   readonly bytes: Uint8Array;
   /** Throwaway traffic (pose updates): dropped for a client that cannot keep up. */
   readonly throwaway: boolean;
+  /** What it is, for the sent-messages metric (MessageKind); unset counts as control. */
+  readonly kind?: number;
 }
 
 export interface OutputLimits {

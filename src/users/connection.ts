@@ -20,6 +20,8 @@ export class Connection {
   readonly connectedAt = Date.now();
   /** Set once the server started closing it: its close is then no dropped connection. */
   closedByServer = false;
+  /** Told the code of every close the server starts (gms_server_disconnects_total). */
+  onServerClose?: (code: number) => void;
   /** Came with a valid resume token: a `resume` takes its seats back, not a session takeover. */
   resuming = false;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
@@ -51,6 +53,7 @@ export class Connection {
   /** Closes the client after writing what is already queued for it. */
   close(code: number, reason: string): void {
     this.closedByServer = true;
+    this.onServerClose?.(code);
     this.output.flush();
     this.output.close(code, reason);
   }

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import type { Identity } from '../auth/identity.js';
 import { CloseCode, CloseReason } from '../protocol/protocol.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import type { ClientLink } from './client-link.js';
 import { Connection } from './connection.js';
 import { LocalMembership } from './local-membership.js';
@@ -26,6 +27,11 @@ export class UsersService {
   private readonly held = new Set<string>();
   readonly membership = new LocalMembership();
   private readonly connectListeners: Array<(connection: Connection) => void> = [];
+  private readonly countClose: (code: number) => void;
+
+  constructor(@Optional() counters: ServerCounters = new ServerCounters()) {
+    this.countClose = (code) => counters.disconnect(code);
+  }
 
   /** Called for every new connection, after any same-instance replacement. */
   onConnect(listener: (connection: Connection) => void): void {
@@ -47,6 +53,7 @@ export class UsersService {
   ): ConnectResult {
     const connection = new Connection(userId, handle, output, identity);
     connection.resuming = !takeRooms;
+    connection.onServerClose = this.countClose;
     const replaced = this.byUserId.get(userId);
     this.byUserId.set(userId, connection);
     this.byHandle.set(handle, connection);

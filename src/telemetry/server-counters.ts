@@ -1,0 +1,69 @@
+import { Injectable } from '@nestjs/common';
+import {
+  FANOUT_SECONDS_BOUNDS,
+  FixedHistogram,
+  REQUEST_SECONDS_BOUNDS,
+} from './fixed-histogram.js';
+
+/** Message kinds counted in and out; an index into the counters' arrays. */
+export const MessageKind = { Pose: 0, State: 1, Chat: 2, Control: 3 } as const;
+export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind];
+export const MESSAGE_KIND_NAMES = ['pose', 'state', 'chat', 'control'] as const;
+
+/** Why an upgrade was refused, from the HTTP status the upgrade check chose. */
+export const REFUSAL_REASON_OF_STATUS: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  429: 'too_many_per_ip',
+  500: 'error',
+  503: 'capacity',
+};
+
+/**
+ * The server's counters as plain numbers, so the hot path (a pose in, a frame out) costs one
+ * increment and no allocation; /metrics copies them into prom-client at scrape time. One per
+ * app (a provider), so several apps in one process keep their own.
+ */
+@Injectable()
+export class ServerCounters {
+  connectionsAccepted = 0;
+  readonly refused = new Map<string, number>();
+  readonly received = [0, 0, 0, 0];
+  readonly sent = [0, 0, 0, 0];
+  bytesReceived = 0;
+  bytesSent = 0;
+  droppedSlowClient = 0;
+  droppedShed = 0;
+  droppedRateLimited = 0;
+  readonly disconnects = new Map<number, number>();
+  /** `resume` outcomes: [not recovered, recovered]. */
+  readonly resumes = [0, 0];
+  /** One observation per fan-out of an event to a room's local members, not per recipient. */
+  readonly fanoutSeconds = new FixedHistogram(FANOUT_SECONDS_BOUNDS);
+  /** Time to handle a request (not a pose), by action name (a bounded set: see ClientInbound). */
+  readonly requestSeconds = new Map<string, FixedHistogram>();
+  /** `error` replies sent, by error code. */
+  readonly requestErrors = new Map<string, number>();
+
+  requestDone(action: string, seconds: number): void {
+    let histogram = this.requestSeconds.get(action);
+    if (!histogram) {
+      histogram = new FixedHistogram(REQUEST_SECONDS_BOUNDS);
+      this.requestSeconds.set(action, histogram);
+    }
+    histogram.observe(seconds);
+  }
+
+  requestError(code: string): void {
+    this.requestErrors.set(code, (this.requestErrors.get(code) ?? 0) + 1);
+  }
+
+  refuse(reason: string): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+  }
+
+  disconnect(code: number): void {
+    this.disconnects.set(code, (this.disconnects.get(code) ?? 0) + 1);
+  }
+}
