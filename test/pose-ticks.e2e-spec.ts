@@ -1,5 +1,5 @@
 import { RATE_LIMITS_OFF, useTestServer } from './support/fixtures.js';
-import { delay, type TestClient } from './support/test-client.js';
+import { delay, until, type TestClient } from './support/test-client.js';
 
 // Long enough that a burst sent in one go almost always lands within one tick.
 const TICK_MS = 150;
@@ -17,16 +17,6 @@ function posesFrom(client: TestClient, from: string): number[] {
     .map((message) => message.data as unknown as { senderId: string; message: { type: string } })
     .filter((data) => data.senderId === from && data.message.type === 'pose_update')
     .map((data) => (data.message as unknown as { data: { n: number } }).data.n);
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await delay(10);
-  }
 }
 
 describe('server ticks for poses (POSE_TICK_MS)', () => {

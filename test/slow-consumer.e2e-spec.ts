@@ -1,7 +1,7 @@
 import { WebSocket } from 'ws';
 import { UsersService } from '../src/users/users.service.js';
 import { RATE_LIMITS_OFF, useTestServer } from './support/fixtures.js';
-import type { TestClient } from './support/test-client.js';
+import { until, type TestClient } from './support/test-client.js';
 
 // A client that stops reading while its room runs at 33 Hz. The TCP buffers between the server
 // and a paused client hold a few MB, so poses carry padding to fill them within seconds.
@@ -38,16 +38,6 @@ function numbersOf(client: TestClient, type: string): number[] {
     .map((message) => (message.data as unknown as { message: AppMessageWithN }).message)
     .filter((message) => message.type === type)
     .map((message) => message.data.n);
-}
-
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('slow consumers', () => {

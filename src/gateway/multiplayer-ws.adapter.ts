@@ -66,8 +66,8 @@ const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
  * dispatched strictly in arrival order, one at a time (ClientInbound). Every action runs
  * through Nest's handler callback (guards, pipes, filters) but one: a valid throwaway broadcast
  * (a pose) with nothing queued before it, which the gateway relays at once (relayAtOnce).
- * Frames are parsed by parseClientFrame rather than the `messageParser` option, because a refused frame (bad JSON,
- * unknown action) must still reach a handler that answers it.
+ * Frames are parsed by parseClientFrame rather than the `messageParser` option, because a
+ * refused frame (bad JSON, unknown action) must still reach a handler that answers it.
  */
 export class MultiplayerWsAdapter extends WsAdapter {
   private readonly socketLogger = new StructuredLogger(MultiplayerWsAdapter.name);
