@@ -102,7 +102,24 @@ describe('PoseInterpolator', () => {
     expect(poses.sample('bob')?.position).toEqual([4, 5, 6]);
     socket.receive('user_left', { roomId: 'r', userId: 'bob' });
     expect(poses.sample('bob')).toBeUndefined();
+    // A snapshot without a member forgets it too.
+    poses.push('carol', pose(1, 1));
+    poses.push('me', pose(2, 1));
+    const { requestId } = socket.lastSent('join_room');
+    socket.receive('room_joined', { requestId, roomInfo: roomInfo('r', { users: [user('me')] }) });
+    expect(poses.sample('carol')).toBeUndefined();
+    expect(poses.sample('me')?.position[0]).toBe(2);
     stop();
+    socket.receive('message', {
+      roomId: 'r',
+      senderId: 'me',
+      message: {
+        type: 'pose_update',
+        timestamp: 5,
+        data: { position: [7, 7, 7], rotation: IDENTITY },
+      },
+    });
+    expect(poses.sample('me')?.position[0]).toBe(2); // stopped: no longer fed
   });
 });
 

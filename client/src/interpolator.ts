@@ -109,12 +109,19 @@ export class PoseInterpolator {
     this.tracks.clear();
   }
 
-  /** Feeds a room's poses in and forgets members that leave; returns a function that stops it. */
+  /**
+   * Feeds a room's poses in and forgets members that leave (or are missing from a snapshot);
+   * returns a function that stops it. One interpolator per room: members are keyed by id only.
+   */
   follow(room: Room): () => void {
     const offPose = room.on('pose', (pose) => this.push(pose.userId, pose));
     const offMember = room.on('member', (event) => {
       if (event.type === 'left') {
         this.remove(event.userId);
+      } else if (event.type === 'reset') {
+        // A snapshot: members that are not in it left while this client was away.
+        const ids = new Set(event.members.map((member) => member.id));
+        [...this.tracks.keys()].filter((id) => !ids.has(id)).forEach((id) => this.remove(id));
       }
     });
     return () => {
