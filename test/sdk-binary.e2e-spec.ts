@@ -1,8 +1,3 @@
-// PENDING: needs the server's gallery.v2 support (issue 13), not on main when this was written:
-// against a server without it the SDK falls back to JSON and the `poseChannel` checks fail. Once
-// it lands: `git mv test/pending/sdk-binary.e2e-spec.ts test/` and fix the two import paths
-// (`../../client` → `../client`, `../support` → `./support`). Jest does not run test/pending/.
-//
 // The SDK's binary pose channel (binaryPoses: gallery.v2, docs/binary-poses.md) against the real
 // server: two binary clients and one JSON client in one room each get the others' poses, with the
 // right senderId and the values (float32 where a binary frame carried them), whichever channel
@@ -15,9 +10,9 @@ import {
   type Quat,
   type Room,
   type Vec3,
-} from '../../client/src/index.js';
-import { useTestServer } from '../support/fixtures.js';
-import { until } from '../support/test-client.js';
+} from '../client/src/index.js';
+import { useTestServer } from './support/fixtures.js';
+import { until } from './support/test-client.js';
 
 interface Member {
   client: GalleryClient;
@@ -80,7 +75,7 @@ describe.each([
       'everyone sees everyone',
     );
     // Slots came with room_joined / user_joined.
-    const aliceSlot = (members.bob.room.members.get('alice') as { slot?: number }).slot;
+    const aliceSlot = members.bob.room.members.get('alice')?.slot;
     expect(typeof aliceSlot).toBe('number');
 
     // Poses are throwaway: send again until every other member has one from each sender.
