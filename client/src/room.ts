@@ -89,9 +89,6 @@ export interface OutgoingPose {
   timestamp: number;
 }
 
-/** A member as the server sends it; `slot` is its number in binary pose frames. */
-export type SlottedUser = RoomUser & { slot?: number };
-
 export interface JoinOptions {
   userInfo?: UserInfo;
   password?: string;
@@ -107,7 +104,7 @@ const STALE_RETRIES = 3;
 export class Room {
   private readonly events = new Emitter<RoomEvents>();
   private current: RoomState;
-  private readonly users = new Map<string, SlottedUser>();
+  private readonly users = new Map<string, RoomUser>();
   /** Who a binary pose frame's slot stands for, from room_joined, user_joined and user_left. */
   private readonly slots = new Map<number, string>();
   private closedReason?: RoomCloseReason;
@@ -307,10 +304,10 @@ export class Room {
   }
 
   /** A member as this room keeps it: an update without a slot keeps the one it had. */
-  private setUser(incoming: SlottedUser): RoomUser {
+  private setUser(incoming: RoomUser): RoomUser {
     const known = this.users.get(incoming.id);
     const slot = incoming.slot ?? known?.slot;
-    const user: SlottedUser = slot === undefined ? incoming : { ...incoming, slot };
+    const user: RoomUser = slot === undefined ? incoming : { ...incoming, slot };
     this.users.set(user.id, user);
     if (known?.slot !== undefined && this.slots.get(known.slot) === user.id) {
       this.slots.delete(known.slot);

@@ -151,9 +151,9 @@ export function user(id: string, role: RoomUser['role'] = 'editor'): RoomUser {
   return { id, name: id, role, connected: true, lastSeen: 1 };
 }
 
-/** A member with a binary-channel slot (RoomUser gains `slot` with the server's support). */
+/** A member with its slot in binary pose frames. */
 export function slotted(id: string, slot: number, role: RoomUser['role'] = 'editor'): RoomUser {
-  return Object.assign(user(id, role), { slot });
+  return { ...user(id, role), slot };
 }
 
 /** A room_joined snapshot: `version` of the state, `seq` of the room's last event. */
