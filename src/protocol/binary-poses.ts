@@ -1,4 +1,4 @@
-import { ID_PATTERN, type AppMessage } from './protocol.js';
+import { ID_PATTERN, POSE_UPDATE, type AppMessage } from './protocol.js';
 
 /**
  * The binary pose channel's frames (docs/binary-poses.md), little-endian: a header
@@ -14,7 +14,7 @@ export const BinaryFrameType = {
 
 export const POSE_ENTRY_BYTES = 40;
 /** The application message type a binary pose stands for. */
-export const BINARY_POSE_TYPE = 'pose_update';
+export const BINARY_POSE_TYPE = POSE_UPDATE;
 /** The most entries one server frame holds; a bigger batch goes out as several frames. */
 export const MAX_POSES_PER_FRAME = 1024;
 
