@@ -21,7 +21,7 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
   let delivery: LocalDelivery;
   let frames: Map<string, QueuedFrame[]>;
 
-  const member = (userId: string, binary: boolean): Connection => {
+  const member = (userId: string, binary: boolean, quantized = false): Connection => {
     const received: QueuedFrame[] = [];
     frames.set(userId, received);
     const connection = new Connection(
@@ -35,6 +35,7 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
       }),
     );
     connection.binaryPoses = binary;
+    connection.quantizedPoses = quantized;
     users.membership.beginJoin(connection, 'r');
     users.membership.completeJoin(connection, 'r');
     return connection;
@@ -88,6 +89,22 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
     batches.flush();
     expect(jsonCount('alice') + jsonCount('bob')).toBe(0);
     expect(entryCounts('bob')).toEqual([1]);
+  });
+
+  it('builds the quantized frame once, for the members that asked for it', () => {
+    member('alice', true);
+    member('bob', true, true);
+    member('carol', true, true);
+    delivery.publishPose('r', 'dave', 4, pose(1));
+    delivery.publishPose('r', 'erin', 5, pose(2));
+    batches.flush();
+    const [full] = frames.get('alice') ?? [];
+    const [quantized] = frames.get('bob') ?? [];
+    expect(frames.get('carol')?.[0]).toBe(quantized);
+    // Flags byte 1, count 2; 12-byte header for room "r", then 40- or 16-byte entries.
+    expect([full.binary?.[1], full.binary?.length]).toEqual([0, 12 + 2 * 40]);
+    expect([quantized.binary?.[1], quantized.binary?.length]).toEqual([1, 12 + 2 * 16]);
+    expect(entryCounts('bob')).toEqual([2]);
   });
 
   it(`splits a batch past ${MAX_POSES_PER_FRAME} poses into several frames`, () => {

@@ -3,10 +3,13 @@ import {
   BinaryFrameType,
   MAX_POSES_PER_FRAME,
   POSE_ENTRY_BYTES,
+  PoseFrameFlag,
   poseHeaderLength,
   writePoseEntry,
   writePoseHeader,
+  writeQuantizedEntry,
 } from '../protocol/binary-poses.js';
+import { QUANTIZED_ENTRY_BYTES } from '../protocol/quantized-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import { MessageKind } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
@@ -27,7 +30,8 @@ const INITIAL_ENTRIES = 16;
  * The binary pose channel's outgoing side (docs/binary-poses.md): each pose for a room's binary
  * members is written once as a 40-byte entry, and just before the turn's writes every room with
  * entries gets one frame, built once and shared by all of its binary members here. With server
- * ticks, a tick's poses all land in one turn: one frame per room per tick.
+ * ticks, a tick's poses all land in one turn: one frame per room per tick. Members that asked for
+ * the quantized form (gallery.v2q) get a second frame, built from the same entries, once.
  */
 @Injectable()
 export class PoseBatches {
@@ -73,16 +77,29 @@ export class PoseBatches {
       if (!members) {
         continue;
       }
+      const [full, quantized] = formsWanted(members);
       for (let first = 0; first < batch.count; first += MAX_POSES_PER_FRAME) {
         const count = Math.min(MAX_POSES_PER_FRAME, batch.count - first);
-        this.deliver(roomId, members, this.frameOf(roomId, batch, first, count));
+        if (full) {
+          this.deliver(roomId, members, false, this.frameOf(roomId, batch, first, count, false));
+        }
+        if (quantized) {
+          this.deliver(roomId, members, true, this.frameOf(roomId, batch, first, count, true));
+        }
       }
     }
     this.batches.clear();
   }
 
-  private frameOf(roomId: string, batch: RoomBatch, first: number, count: number): OutgoingFrame {
-    const payloadLength = poseHeaderLength(roomId.length) + count * POSE_ENTRY_BYTES;
+  private frameOf(
+    roomId: string,
+    batch: RoomBatch,
+    first: number,
+    count: number,
+    quantized: boolean,
+  ): OutgoingFrame {
+    const entryBytes = quantized ? QUANTIZED_ENTRY_BYTES : POSE_ENTRY_BYTES;
+    const payloadLength = poseHeaderLength(roomId.length) + count * entryBytes;
     const bytes = allocateBinaryFrame(payloadLength);
     const payloadStart = bytes.length - payloadLength;
     const entriesStart = writePoseHeader(
@@ -92,13 +109,21 @@ export class PoseBatches {
       roomId,
       count,
       this.batchNumber,
+      quantized ? PoseFrameFlag.Quantized : 0,
     );
-    batch.entries.copy(
-      bytes,
-      entriesStart,
-      first * POSE_ENTRY_BYTES,
-      (first + count) * POSE_ENTRY_BYTES,
-    );
+    if (quantized) {
+      for (let i = 0; i < count; i++) {
+        const from = (first + i) * POSE_ENTRY_BYTES;
+        writeQuantizedEntry(bytes, entriesStart + i * QUANTIZED_ENTRY_BYTES, batch.entries, from);
+      }
+    } else {
+      batch.entries.copy(
+        bytes,
+        entriesStart,
+        first * POSE_ENTRY_BYTES,
+        (first + count) * POSE_ENTRY_BYTES,
+      );
+    }
     return {
       json: '',
       bytes,
@@ -108,10 +133,20 @@ export class PoseBatches {
     };
   }
 
-  private deliver(roomId: string, members: Iterable<Connection>, frame: OutgoingFrame): void {
+  /** To the room's binary members that take this form (quantized or not). */
+  private deliver(
+    roomId: string,
+    members: Iterable<Connection>,
+    quantized: boolean,
+    frame: OutgoingFrame,
+  ): void {
     let dropped = 0;
     for (const member of members) {
-      if (member.binaryPoses && !this.fanout.sendFrame(member, frame)) {
+      if (
+        member.binaryPoses &&
+        member.quantizedPoses === quantized &&
+        !this.fanout.sendFrame(member, frame)
+      ) {
         dropped++;
       }
     }
@@ -119,4 +154,20 @@ export class PoseBatches {
       this.fanout.countDrops(roomId, dropped);
     }
   }
+}
+
+/** Which forms the room's binary members here take: [full, quantized]. */
+function formsWanted(members: Iterable<Connection>): [boolean, boolean] {
+  let full = false;
+  let quantized = false;
+  for (const member of members) {
+    if (member.binaryPoses) {
+      if (member.quantizedPoses) {
+        quantized = true;
+      } else {
+        full = true;
+      }
+    }
+  }
+  return [full, quantized];
 }

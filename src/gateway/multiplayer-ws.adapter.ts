@@ -11,6 +11,7 @@ import {
   APP_SUBPROTOCOL,
   BINARY_POSES_SUBPROTOCOL,
   ClientAction,
+  QUANTIZED_POSES_SUBPROTOCOL,
   CloseCode,
   CloseReason,
 } from '../protocol/protocol.js';
@@ -275,13 +276,20 @@ function closeReason(reason: string): string {
   return fitted;
 }
 
+/** The subprotocols that ask for close codes instead of HTTP statuses on a refused upgrade. */
+const APP_SUBPROTOCOLS: ReadonlySet<string> = new Set([
+  APP_SUBPROTOCOL,
+  BINARY_POSES_SUBPROTOCOL,
+  QUANTIZED_POSES_SUBPROTOCOL,
+]);
+
 function offersAppSubprotocol(request: IncomingMessage): boolean {
   const offered = request.headers['sec-websocket-protocol'];
   return (
     typeof offered === 'string' &&
     offered.split(',').some((protocol) => {
       const name = protocol.trim();
-      return name === APP_SUBPROTOCOL || name === BINARY_POSES_SUBPROTOCOL;
+      return APP_SUBPROTOCOLS.has(name);
     })
   );
 }
@@ -292,6 +300,9 @@ function offersAppSubprotocol(request: IncomingMessage): boolean {
  * one (a browser that offered only `bearer.<token>` fails the handshake without an answer).
  */
 function selectProtocol(protocols: Set<string>): string | false {
+  if (protocols.has(QUANTIZED_POSES_SUBPROTOCOL)) {
+    return QUANTIZED_POSES_SUBPROTOCOL;
+  }
   if (protocols.has(BINARY_POSES_SUBPROTOCOL)) {
     return BINARY_POSES_SUBPROTOCOL;
   }

@@ -25,6 +25,7 @@ import {
   CloseReason,
   ErrorCode,
   MIN_ROLE,
+  QUANTIZED_POSES_SUBPROTOCOL,
   ServerEvent,
   type ServerMessage,
 } from '../protocol/protocol.js';
@@ -109,7 +110,9 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       }
     }
     connection.logContext = traceFieldsOf(request.headers, this.config.googleCloudProject);
-    connection.binaryPoses = socket.protocol === BINARY_POSES_SUBPROTOCOL;
+    connection.quantizedPoses = socket.protocol === QUANTIZED_POSES_SUBPROTOCOL;
+    connection.binaryPoses =
+      connection.quantizedPoses || socket.protocol === BINARY_POSES_SUBPROTOCOL;
     const token = this.resume.issueToken(userId);
     this.replies.send(connection, {
       event: ServerEvent.Connected,

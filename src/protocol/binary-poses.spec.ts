@@ -1,11 +1,14 @@
 import {
   BinaryFrameType,
+  PoseFrameFlag,
   fitsPoseEntry,
   poseHeaderLength,
   readClientPose,
   writePoseEntry,
   writePoseHeader,
+  writeQuantizedEntry,
 } from './binary-poses.js';
+import { packRotation, toHalf } from './quantized-poses.js';
 
 const pose = {
   type: 'pose_update',
@@ -53,10 +56,47 @@ describe('binary pose frames', () => {
     });
   });
 
+  it('writes the quantized form of an entry at the documented offsets', () => {
+    const full = Buffer.alloc(40);
+    writePoseEntry(full, 0, 513, pose);
+    const quantized = Buffer.alloc(16);
+    writeQuantizedEntry(quantized, 0, full, 0);
+    expect(quantized.readUInt16LE(0)).toBe(513);
+    expect([2, 4, 6].map((at) => quantized.readUInt16LE(at))).toEqual(
+      pose.data.position.map(toHalf),
+    );
+    expect(quantized.readUInt32LE(8)).toBe(packRotation(0, 0.5, 0, 0.75));
+    expect(quantized.readUInt32LE(12)).toBe(Math.floor(pose.timestamp) % 2 ** 32);
+  });
+
+  it('reads a quantized client pose, its time restored near the server clock', () => {
+    const frame = Buffer.alloc(12 + 16);
+    frame[0] = 2;
+    frame[1] = PoseFrameFlag.Quantized;
+    frame.writeUInt16LE(1, 2);
+    frame[8] = 1;
+    frame.write('r', 9, 'latin1');
+    [1.5, -2, 3.25].forEach((v, i) => frame.writeUInt16LE(toHalf(v), 14 + 2 * i));
+    frame.writeUInt32LE(packRotation(0, 0, 0, 1), 20);
+    frame.writeUInt32LE(Math.floor(pose.timestamp) % 2 ** 32, 24);
+    const read = readClientPose(frame, 'alice', pose.timestamp + 40);
+    if (typeof read === 'string') {
+      throw new Error(read);
+    }
+    expect(read.roomId).toBe('r');
+    expect(read.message.timestamp).toBe(Math.floor(pose.timestamp));
+    expect(read.message.data?.position).toEqual([1.5, -2, 3.25]);
+    const rotation = read.message.data?.rotation as number[];
+    expect(rotation[3]).toBeCloseTo(1, 5);
+    // The full form's length with the quantized flag, and the reverse, are refused.
+    const fullLength = clientFrame('r', (f) => (f[1] = PoseFrameFlag.Quantized));
+    expect(typeof readClientPose(fullLength, 'alice')).toBe('string');
+  });
+
   it.each<[string, Buffer]>([
     ['too short', Buffer.alloc(8)],
     ['a server frame type', clientFrame('r', (f) => (f[0] = 1))],
-    ['unknown flags', clientFrame('r', (f) => (f[1] = 1))],
+    ['unknown flags', clientFrame('r', (f) => (f[1] = 2))],
     ['two poses', clientFrame('r', (f) => f.writeUInt16LE(2, 2))],
     ['an empty roomId', clientFrame('r', (f) => (f[8] = 0))],
     ['a roomId longer than the frame', clientFrame('r', (f) => (f[8] = 5))],

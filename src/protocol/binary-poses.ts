@@ -1,15 +1,31 @@
 import { ID_PATTERN, POSE_UPDATE, type AppMessage } from './protocol.js';
+import {
+  QUANTIZED_ENTRY_BYTES,
+  fromHalf,
+  packRotation,
+  restoreTimestamp,
+  timeLow32,
+  toHalf,
+  unpackRotation,
+} from './quantized-poses.js';
 
 /**
  * The binary pose channel's frames (docs/binary-poses.md), little-endian: a header
  * `u8 type, u8 flags, u16 count, u32 tick, u8 roomIdLength, roomId, zero padding to 4`, then
- * `count` entries of `u16 slot, u16 flags, f64 timestamp, 3 x f32 position, 4 x f32 rotation`.
+ * `count` entries of `u16 slot, u16 flags, f64 timestamp, 3 x f32 position, 4 x f32 rotation`,
+ * or, with the header flag Quantized, 16-byte entries (quantized-poses.ts).
  */
 export const BinaryFrameType = {
   /** Server to client: the poses of one room. */
   ServerPoses: 1,
   /** Client to server: one pose of the sender, for one room. */
   ClientPose: 2,
+} as const;
+
+/** Header flags. */
+export const PoseFrameFlag = {
+  /** The entries are the 16-byte quantized form. */
+  Quantized: 1,
 } as const;
 
 export const POSE_ENTRY_BYTES = 40;
@@ -35,10 +51,12 @@ export function writePoseHeader(
   roomId: string,
   count: number,
   tick: number,
+  flags = 0,
 ): number {
   const end = offset + poseHeaderLength(roomId.length);
   target.fill(0, offset, end);
   target[offset] = type;
+  target[offset + 1] = flags;
   target.writeUInt16LE(count, offset + 2);
   target.writeUInt32LE(tick >>> 0, offset + 4);
   target[offset + 8] = roomId.length;
@@ -107,6 +125,27 @@ export function writePoseEntry(
   return true;
 }
 
+/** Writes the quantized form of the 40-byte entry at `source[from]` at `target[offset]`. */
+export function writeQuantizedEntry(
+  target: Buffer,
+  offset: number,
+  source: Buffer,
+  from: number,
+): void {
+  target.writeUInt16LE(source.readUInt16LE(from), offset);
+  for (let i = 0; i < 3; i++) {
+    target.writeUInt16LE(toHalf(source.readFloatLE(from + 12 + 4 * i)), offset + 2 + 2 * i);
+  }
+  const rotation = packRotation(
+    source.readFloatLE(from + 24),
+    source.readFloatLE(from + 28),
+    source.readFloatLE(from + 32),
+    source.readFloatLE(from + 36),
+  );
+  target.writeUInt32LE(rotation, offset + 8);
+  target.writeUInt32LE(timeLow32(source.readDoubleLE(from + 4)), offset + 12);
+}
+
 /** A client's pose frame, read: the room it is for and the message it stands for. */
 export interface ClientPose {
   roomId: string;
@@ -114,16 +153,23 @@ export interface ClientPose {
 }
 
 /**
- * Reads a client's binary frame (type 2, one entry); a string says why it was refused. The
- * message gets the sender's id from the caller, which knows who sent it.
+ * Reads a client's binary frame (type 2, one entry, either form); a string says why it was
+ * refused. The message gets the sender's id from the caller, which knows who sent it; a quantized
+ * entry's time is restored as the timestamp nearest to `now`.
  */
-export function readClientPose(frame: Buffer, senderId: string): ClientPose | string {
+export function readClientPose(
+  frame: Buffer,
+  senderId: string,
+  now = Date.now(),
+): ClientPose | string {
   if (frame.length < 12) {
     return 'Binary frame too short';
   }
-  if (frame[0] !== BinaryFrameType.ClientPose || frame[1] !== 0) {
+  const flags = frame[1];
+  if (frame[0] !== BinaryFrameType.ClientPose || (flags & ~PoseFrameFlag.Quantized) !== 0) {
     return 'Unknown binary frame type or flags';
   }
+  const quantized = flags === PoseFrameFlag.Quantized;
   if (frame.readUInt16LE(2) !== 1) {
     return 'A client pose frame holds exactly one pose';
   }
@@ -132,22 +178,19 @@ export function readClientPose(frame: Buffer, senderId: string): ClientPose | st
     return 'roomId must be 1-64 characters';
   }
   const entry = poseHeaderLength(roomIdLength);
-  if (frame.length !== entry + POSE_ENTRY_BYTES) {
-    return `A client pose frame for this roomId is ${entry + POSE_ENTRY_BYTES} bytes`;
+  const entryBytes = quantized ? QUANTIZED_ENTRY_BYTES : POSE_ENTRY_BYTES;
+  if (frame.length !== entry + entryBytes) {
+    return `A client pose frame for this roomId is ${entry + entryBytes} bytes`;
   }
   const roomId = frame.toString('latin1', 9, 9 + roomIdLength);
   if (!ID_PATTERN.test(roomId)) {
     return 'roomId must be 1-64 characters of [A-Za-z0-9._-]';
   }
-  const timestamp = frame.readDoubleLE(entry + 4);
   const position = [0, 0, 0];
   const rotation = [0, 0, 0, 0];
-  for (let i = 0; i < 3; i++) {
-    position[i] = frame.readFloatLE(entry + 12 + 4 * i);
-  }
-  for (let i = 0; i < 4; i++) {
-    rotation[i] = frame.readFloatLE(entry + 24 + 4 * i);
-  }
+  const timestamp = quantized
+    ? readQuantizedEntry(frame, entry, position, rotation, now)
+    : readFullEntry(frame, entry, position, rotation);
   if (!Number.isFinite(timestamp) || !allFinite(position) || !allFinite(rotation)) {
     return 'Pose numbers must be finite';
   }
@@ -155,6 +198,32 @@ export function readClientPose(frame: Buffer, senderId: string): ClientPose | st
     roomId,
     message: { type: BINARY_POSE_TYPE, senderId, timestamp, data: { position, rotation } },
   };
+}
+
+/** Reads a 40-byte entry's numbers; answers its timestamp. */
+function readFullEntry(frame: Buffer, at: number, position: number[], rotation: number[]): number {
+  for (let i = 0; i < 3; i++) {
+    position[i] = frame.readFloatLE(at + 12 + 4 * i);
+  }
+  for (let i = 0; i < 4; i++) {
+    rotation[i] = frame.readFloatLE(at + 24 + 4 * i);
+  }
+  return frame.readDoubleLE(at + 4);
+}
+
+/** Reads a 16-byte entry's numbers; answers its timestamp, restored near `now`. */
+function readQuantizedEntry(
+  frame: Buffer,
+  at: number,
+  position: number[],
+  rotation: number[],
+  now: number,
+): number {
+  for (let i = 0; i < 3; i++) {
+    position[i] = fromHalf(frame.readUInt16LE(at + 2 + 2 * i));
+  }
+  unpackRotation(frame.readUInt32LE(at + 8), rotation);
+  return restoreTimestamp(frame.readUInt32LE(at + 12), now);
 }
 
 function isVector(value: unknown, length: number): value is number[] {

@@ -107,6 +107,9 @@ export const APP_SUBPROTOCOL = 'gallery';
  */
 export const BINARY_POSES_SUBPROTOCOL = 'gallery.v2';
 
+/** The binary pose channel with the server's frames in the quantized form (16-byte poses). */
+export const QUANTIZED_POSES_SUBPROTOCOL = 'gallery.v2q';
+
 export const CloseReason = {
   GoingAway: 'Server shutting down',
   UnsupportedData: 'Binary frames are not supported',

@@ -28,6 +28,8 @@ export class Connection {
   identity: Identity;
   /** Opted in to the binary pose channel (docs/binary-poses.md): poses go to it as binary frames. */
   binaryPoses = false;
+  /** On the binary pose channel, and takes its poses in the quantized form (gallery.v2q). */
+  quantizedPoses = false;
   /** Fields every log line about this connection carries (its upgrade's trace ids). */
   logContext: Readonly<Record<string, string | boolean>> = {};
 
