@@ -319,6 +319,7 @@ class Bench {
       connections: options.connections,
       usersPerRoom: options.usersPerRoom,
       settleS: options.settleS,
+      binary: options.binary,
       ...Object.fromEntries(results),
       ratio,
     });
@@ -511,6 +512,7 @@ class Bench {
         rooms: step.rooms,
         usersPerRoom: step.usersPerRoom,
         hz: options.hz,
+        binary: options.binary,
         warmupS: options.warmupS,
         durationS: options.durationS,
         instances: result.layout.instances,
@@ -577,6 +579,7 @@ class Bench {
       usersPerRoom: step.usersPerRoom,
       hz: this.options.hz,
       tickMs: this.options.tickMs,
+      binary: this.options.binary,
       warmupS: this.options.warmupS,
       durationS: this.options.durationS,
       ...Object.fromEntries(results),
@@ -609,6 +612,8 @@ class Bench {
     this.table.line(
       `bench: ${options.mode}, ${options.steps.map(stepLabel).join(', ')} at ${options.hz} Hz, ` +
         `warmup ${options.warmupS} s, window ${options.durationS} s, ` +
+        (options.tickMs > 0 ? `tick ${options.tickMs} ms, ` : '') +
+        (options.binary ? 'binary poses (gallery.v2), ' : '') +
         `servers: ${targetKinds(options).join(' then ')}`,
     );
   }
