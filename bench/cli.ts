@@ -102,6 +102,9 @@ function stepLabel(step: Step): string {
 }
 
 function targetKinds(options: BenchOptions): TargetKind[] {
+  if (options.baselineOnly) {
+    return ['baseline'];
+  }
   const primary: TargetKind = options.url === undefined ? 'ours' : 'url';
   return options.baseline ? [primary, 'baseline'] : [primary];
 }
@@ -641,7 +644,11 @@ function checkOpenFiles(options: BenchOptions): void {
 }
 
 function checkBuilt(options: BenchOptions): void {
-  if (options.url === undefined && !existsSync(join(REPOSITORY_ROOT, 'dist', 'main.js'))) {
+  if (
+    options.url === undefined &&
+    !options.baselineOnly &&
+    !existsSync(join(REPOSITORY_ROOT, 'dist', 'main.js'))
+  ) {
     throw new UsageError("dist/main.js is missing: run 'npm run build' (npm run bench does).");
   }
 }

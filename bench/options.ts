@@ -24,6 +24,8 @@ export interface BenchOptions {
   sampleEvery: number;
   serverEnv: Record<string, string>;
   baseline: boolean;
+  /** --baseline-only: no run against our server (or --url). */
+  baselineOnly: boolean;
   cpuProf: boolean;
   jsonOnly: boolean;
   connectTimeoutS: number;
@@ -143,6 +145,8 @@ OPTIONS
                           in room_joined fails the joins. Entries from slots of no known member
                           are not counted: generator.unknownSlotPoses.
   --no-baseline           Skip the baseline (no ratios).
+  --baseline-only         Run the steps against the baseline alone (no ratios): to check the
+                          bench itself, e.g. --smoke --binary before our server speaks gallery.v2.
   --cpu-prof              Run our server with node --cpu-prof; after each step (server
                           stopped with SIGTERM) print the top 20 functions by self time, in %
                           of the samples taken in the measured window ((idle) left out).
@@ -232,6 +236,7 @@ const SPECS: Record<string, Kind> = {
   'tick-ms': 'number',
   binary: 'flag',
   'no-baseline': 'flag',
+  'baseline-only': 'flag',
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
   split: 'optional-number',
@@ -440,6 +445,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     sampleEvery: integerAtLeast(parsed, 'sample-every', 16, 1),
     serverEnv,
     baseline: !parsed.has('no-baseline'),
+    baselineOnly: baselineOnlyOf(parsed, mode),
     cpuProf: parsed.has('cpu-prof'),
     jsonOnly: parsed.has('json-only') || parsed.has('quiet'),
     connectTimeoutS: numberAbove(parsed, 'connect-timeout', 60, 1),
@@ -448,6 +454,21 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     tickMs: tickMsOf(parsed),
     binary: parsed.has('binary'),
   };
+}
+
+function baselineOnlyOf(parsed: Parsed, mode: Mode): boolean {
+  if (!parsed.has('baseline-only')) {
+    return false;
+  }
+  for (const option of ['no-baseline', 'url', 'cpu-prof']) {
+    if (parsed.has(option)) {
+      throw new UsageError(`--baseline-only runs no server of ours: drop --${option}`);
+    }
+  }
+  if (mode === 'split') {
+    throw new UsageError('--split compares layouts of our server: drop --baseline-only');
+  }
+  return true;
 }
 
 function tickMsOf(parsed: Parsed): number {
