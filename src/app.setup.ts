@@ -14,6 +14,7 @@ import type { ServerMessage } from './protocol/protocol.js';
 import { ResumeService } from './resume/resume.service.js';
 import { REFUSAL_REASON_OF_STATUS, ServerCounters } from './telemetry/server-counters.js';
 import { UsersService } from './users/users.service.js';
+import { parseBinaryPose } from './gateway/binary-pose.parser.js';
 
 /** Everything main.ts and the end-to-end tests share: logger, ws adapter, upgrade checks. */
 export function configureApp(app: INestApplication): AppConfig {
@@ -96,6 +97,10 @@ export function configureApp(app: INestApplication): AppConfig {
       },
       relayAtOnce: (socket: WebSocket, message: Record<string, unknown>) =>
         gateway.relayAtOnce(socket, message),
+      readBinary: (socket: WebSocket, data: Buffer) => {
+        const connection = users.connectionOf(socket);
+        return connection?.binaryPoses ? parseBinaryPose(data, connection.userId) : undefined;
+      },
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {

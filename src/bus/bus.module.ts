@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { UsersModule } from '../users/users.module.js';
 import { Fanout } from './fanout.service.js';
 import { LocalDelivery } from './local-delivery.js';
+import { PoseBatches } from './pose-batches.js';
 
 /**
  * Delivery to this instance's sockets. The RoomBus itself (ROOM_BUS) comes with the deployment:
@@ -9,7 +10,7 @@ import { LocalDelivery } from './local-delivery.js';
  */
 @Module({
   imports: [UsersModule],
-  providers: [Fanout, LocalDelivery],
+  providers: [Fanout, PoseBatches, LocalDelivery],
   exports: [Fanout, LocalDelivery],
 })
 export class BusModule {}

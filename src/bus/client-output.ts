@@ -127,10 +127,10 @@ export class ClientOutput implements ClientLink {
 
   private writeThroughWs(): void {
     for (const frame of this.urgent) {
-      this.socket.send(frame.json);
+      this.socket.send(frame.binary ?? frame.json);
     }
     for (const frame of this.throwaway) {
-      this.socket.send(frame.json);
+      this.socket.send(frame.binary ?? frame.json);
     }
   }
 }

@@ -25,6 +25,7 @@ export class Fanout {
   private droppedTotal = 0;
   private readonly droppedByRoom = new Map<string, number>();
   private readonly overflowListeners: OverflowListener[] = [];
+  private readonly beforeFlushListeners: Array<() => void> = [];
   private readonly shedder = new LoadShedder();
 
   constructor(
@@ -151,16 +152,32 @@ export class Fanout {
     }
   }
 
-  private markDirty(connection: Connection): void {
-    this.dirty.push(connection);
+  /**
+   * Called at the start of every turn's writes, before anything is written: frames it queues go
+   * out in the same writes (PoseBatches builds its binary frames there).
+   */
+  beforeFlush(listener: () => void): void {
+    this.beforeFlushListeners.push(listener);
+  }
+
+  /** Makes sure this turn's writes run, for a beforeFlush listener with frames to come. */
+  scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushAll);
     }
   }
 
+  private markDirty(connection: Connection): void {
+    this.dirty.push(connection);
+    this.scheduleFlush();
+  }
+
   /** Once per event-loop turn: every connection with queued frames gets one write. */
   private readonly flushAll = (): void => {
+    for (const listener of this.beforeFlushListeners) {
+      listener();
+    }
     const due = this.dirty;
     this.dirty = [];
     this.flushScheduled = false;

@@ -6,6 +6,7 @@ import { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { ClientOutput } from './client-output.js';
 import { Fanout } from './fanout.service.js';
+import { PoseBatches } from './pose-batches.js';
 import { LocalDelivery, MAX_HELD_EVENTS } from './local-delivery.js';
 
 const message = (n: number): ServerMessage<'message'> => ({
@@ -23,7 +24,7 @@ describe('LocalDelivery: events held back for a joiner', () => {
   beforeEach(() => {
     users = new UsersService();
     fanout = new Fanout(loadAppConfig({}));
-    delivery = new LocalDelivery(users, fanout);
+    delivery = new LocalDelivery(users, fanout, new PoseBatches(users, fanout));
     joiner = new Connection('alice', {}, new ClientOutput({} as unknown as WebSocket, undefined));
     overflowed = [];
     fanout.onOverflow((connection) => overflowed.push(connection));

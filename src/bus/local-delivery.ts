@@ -1,7 +1,9 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
+import { fitsPoseEntry } from '../protocol/binary-poses.js';
 import {
   ServerEvent,
+  type AppMessage,
   type RoomUser,
   type ServerEventMap,
   type ServerMessage,
@@ -11,6 +13,7 @@ import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
+import { PoseBatches } from './pose-batches.js';
 
 /** Events held back for one joiner while its join is answered; past it the joiner is dropped. */
 export const MAX_HELD_EVENTS = 4096;
@@ -24,8 +27,56 @@ export class LocalDelivery {
   constructor(
     private readonly users: UsersService,
     private readonly fanout: Fanout,
+    private readonly poseBatches: PoseBatches,
     @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {}
+
+  /**
+   * A throwaway pose of `senderId` (its `slot` in the room) to the room's other members here:
+   * JSON members get the event serialized once (`frame`, when the caller has it already), binary
+   * members an entry in the room's binary frame of this turn (PoseBatches) when the message fits
+   * one, else the JSON frame too. Joiners in flight get nothing: the next pose is due soon.
+   */
+  publishPose(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    message: AppMessage,
+    frame?: OutgoingFrame,
+  ): void {
+    const members = this.users.membership.members(roomId);
+    if (!members) {
+      return;
+    }
+    const started = performance.now();
+    const binary = slot !== undefined && fitsPoseEntry(message);
+    let json = frame;
+    let binaryAudience = false;
+    let dropped = 0;
+    for (const member of members) {
+      if (member.userId === senderId) {
+        continue;
+      }
+      if (binary && member.binaryPoses) {
+        binaryAudience = true;
+        continue;
+      }
+      json ??= toOutgoingFrame(
+        { event: ServerEvent.Message, data: { roomId, message, senderId } },
+        true,
+      );
+      if (!this.fanout.sendFrame(member, json)) {
+        dropped++;
+      }
+    }
+    if (binaryAudience && slot !== undefined) {
+      this.poseBatches.add(roomId, slot, message);
+    }
+    if (dropped > 0) {
+      this.fanout.countDrops(roomId, dropped);
+    }
+    this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
+  }
 
   /** Every local member of the room except `exceptUserId`; joiners in flight get it held back. */
   toRoom<E extends ServerEvent>(
@@ -154,7 +205,13 @@ export class LocalDelivery {
    * comes back empty gets the membership registered again from it, role included.
    */
   private keepProfileCurrent(roomId: string, user: RoomUser): void {
-    this.memberHere(roomId, user.id)?.profiles.set(roomId, user);
+    const connection = this.memberHere(roomId, user.id);
+    if (!connection) {
+      return;
+    }
+    // An update may come without the slot (RedisRoomStore's role changes): the member keeps it.
+    const slot = user.slot ?? connection.profiles.get(roomId)?.slot;
+    connection.profiles.set(roomId, slot === undefined ? user : { ...user, slot });
   }
 
   /** The local connection of a room member, if it is connected here. */

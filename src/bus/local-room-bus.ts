@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { MemoryRoomHistory } from '../history/memory-room-history.js';
-import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+import type { AppMessage, ServerEvent, ServerMessage } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
 import { LocalDelivery } from './local-delivery.js';
 import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
@@ -30,6 +30,15 @@ export class LocalRoomBus implements RoomBus {
     }
     const [numbered, frame] = this.numbered(roomId, message, { except: exceptUserId });
     this.local.toRoom(roomId, numbered, frame, exceptUserId);
+  }
+
+  publishPose(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    message: AppMessage,
+  ): void {
+    this.local.publishPose(roomId, senderId, slot, message);
   }
 
   publishWithReply<E extends ServerEvent>(

@@ -1,4 +1,4 @@
-import type { ServerEvent, ServerMessage } from '../protocol/protocol.js';
+import type { AppMessage, ServerEvent, ServerMessage } from '../protocol/protocol.js';
 
 export const ROOM_BUS = Symbol('ROOM_BUS');
 
@@ -25,6 +25,18 @@ export interface RoomBus {
     message: ServerMessage<E>,
     exceptUserId?: string,
     throwaway?: boolean,
+  ): void;
+
+  /**
+   * A throwaway pose (a `message` event) from `senderId` to every other member, wherever it is
+   * connected; may be dropped for members that cannot keep up. `slot` is the sender's slot in the
+   * room: members on the binary pose channel get the pose as an entry of their binary frame.
+   */
+  publishPose(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    message: AppMessage,
   ): void;
 
   /**

@@ -5,10 +5,24 @@
  */
 export function encodeTextFrame(json: string): Buffer {
   const payloadLength = Buffer.byteLength(json);
+  const frame = allocateFrame(0x81, payloadLength); // FIN + opcode 1 (text)
+  frame.write(json, frame.length - payloadLength, 'utf8');
+  return frame;
+}
+
+/**
+ * An unmasked binary frame (FIN + opcode 2) of `payloadLength` bytes, its header written: the
+ * caller fills the payload, which starts at `frame.length - payloadLength`.
+ */
+export function allocateBinaryFrame(payloadLength: number): Buffer {
+  return allocateFrame(0x82, payloadLength);
+}
+
+function allocateFrame(firstByte: number, payloadLength: number): Buffer {
   const headerLength = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
   // Not from the shared 8 KB pool: a frame held by one slow socket must not pin a whole slab.
   const frame = Buffer.allocUnsafeSlow(headerLength + payloadLength);
-  frame[0] = 0x81; // FIN + opcode 1 (text)
+  frame[0] = firstByte;
   if (headerLength === 2) {
     frame[1] = payloadLength;
   } else if (headerLength === 4) {
@@ -18,6 +32,5 @@ export function encodeTextFrame(json: string): Buffer {
     frame[1] = 127;
     frame.writeBigUInt64BE(BigInt(payloadLength), 2);
   }
-  frame.write(json, headerLength, 'utf8');
   return frame;
 }

@@ -46,3 +46,8 @@ export function decodeMember(record: string): MemberRecord {
     instanceId: record.slice(roleEnd + 1, instanceEnd),
   };
 }
+
+/** A member's slot (docs/binary-poses.md): its join number in the room, wrapped to a u16. */
+export function slotOf(joinNumber: number): number {
+  return joinNumber % 65536;
+}

@@ -10,7 +10,7 @@ import type {
 } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
-import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import { ServerEvent, type AppMessage, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { CLUSTER, historyCapOf, type Cluster } from './cluster.js';
@@ -124,6 +124,25 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       roomId,
       envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json),
       !throwaway,
+    );
+  }
+
+  /** Serialized once, for the JSON members here and the other instances alike. */
+  publishPose(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    message: AppMessage,
+  ): void {
+    const frame = toOutgoingFrame(
+      { event: ServerEvent.Message, data: { roomId, message, senderId } },
+      true,
+    );
+    this.local.publishPose(roomId, senderId, slot, message, frame);
+    this.send(
+      roomId,
+      envelopeJson(this.cluster.instanceId, senderId, undefined, frame.json, undefined, slot),
+      false,
     );
   }
 
@@ -412,7 +431,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
    * Another instance's event for members here. A kick notice or a deleted room also ends the
    * membership here: the room service is told after the event went out.
    */
-  private deliver(roomId: string, { message, except, to }: RoomEnvelope): void {
+  private deliver(roomId: string, { message, except, to, slot }: RoomEnvelope): void {
     if (to !== null) {
       const connection = this.local.memberHere(roomId, to);
       if (connection) {
@@ -423,7 +442,13 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       }
       return;
     }
-    const frame = toOutgoingFrame(message, this.isThrowaway(message));
+    const throwaway = this.isThrowaway(message);
+    const frame = toOutgoingFrame(message, throwaway);
+    if (throwaway && message.event === ServerEvent.Message) {
+      const { senderId, message: pose } = message.data;
+      this.local.publishPose(roomId, senderId, slot, pose, frame);
+      return;
+    }
     this.local.toRoom(roomId, message, frame, except);
     if (
       message.event === ServerEvent.UserLeft &&
@@ -607,11 +632,13 @@ export function envelopeJson(
   to: string | undefined,
   messageJson: string,
   awaitId?: string,
+  slot?: number,
 ): string {
   return (
     `{"origin":${JSON.stringify(origin)},"except":${except === undefined ? 'null' : JSON.stringify(except)},` +
     `"to":${to === undefined ? 'null' : JSON.stringify(to)},` +
     (awaitId === undefined ? '' : `"awaitId":${JSON.stringify(awaitId)},`) +
+    (slot === undefined ? '' : `"slot":${slot},`) +
     `"message":${messageJson}}`
   );
 }

@@ -32,7 +32,7 @@ import {
 } from '../rooms/room-store.js';
 import { applyStateChange, initialRoomState } from '../state/room-state.js';
 import { CommitReplies } from './commit-replies.js';
-import { decodeMember, encodeProfile } from './member-record.js';
+import { decodeMember, encodeProfile, slotOf } from './member-record.js';
 import { RedisKeys } from './redis-keys.js';
 import { encodeEnvelope, roomChannel, type RoomEnvelope } from './room-envelope.js';
 import { defineRoomScripts, type RoomScripts, type ScriptReply } from './room-scripts.js';
@@ -397,15 +397,22 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
   async members(roomId: string): Promise<RoomUser[]> {
     const room = this.keys.room(roomId);
     const [createdAt, order, records] = (await this.transaction((multi) =>
-      multi.hget(room.meta, 'createdAt').zrange(room.order, 0, '-1').hgetall(room.members),
+      multi
+        .hget(room.meta, 'createdAt')
+        .zrange(room.order, 0, '-1', 'WITHSCORES')
+        .hgetall(room.members),
     )) as [string | null, string[], Record<string, string>];
     if (createdAt === null) {
       throw ProtocolError.roomNotFound(roomId);
     }
-    return order.flatMap((userId) => {
-      const record = records[userId];
-      return record === undefined ? [] : [decodeMember(record).user];
-    });
+    const users: RoomUser[] = [];
+    for (let i = 0; i + 1 < order.length; i += 2) {
+      const record = records[order[i]];
+      if (record !== undefined) {
+        users.push({ ...decodeMember(record).user, slot: slotOf(Number(order[i + 1])) });
+      }
+    }
+    return users;
   }
 
   async shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
@@ -694,13 +701,21 @@ function quotaArgs(quota: RoomQuota | undefined): string[] {
   return quota ? [`${quota.owner.kind}:${quota.owner.id}`, String(quota.maxRooms)] : ['', '0'];
 }
 
-/** {status, created, createdAt, state JSON, member records...}: the room and one member in it. */
+/**
+ * {status, created, createdAt, state JSON, history position, then per member its record and join
+ * number}: the room and one member in it.
+ */
 function snapshotOf(
   roomId: string,
   userId: string,
   reply: ScriptReply,
 ): { roomInfo: RoomInfo; user: RoomUser } {
-  const users = reply.slice(5).map((record) => decodeMember(String(record)).user);
+  const users: RoomUser[] = [];
+  for (let i = 5; i + 1 < reply.length; i += 2) {
+    const { user } = decodeMember(String(reply[i]));
+    user.slot = slotOf(Number(reply[i + 1]));
+    users.push(user);
+  }
   const [epoch, seq] = String(reply[4]).split(' ');
   const roomInfo: RoomInfo = {
     roomId,

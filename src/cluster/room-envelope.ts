@@ -23,6 +23,8 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
    */
   awaitId?: string;
   message: ServerMessage<E>;
+  /** A pose's: the sender's slot in the room, for members here on the binary pose channel. */
+  slot?: number;
   /**
    * The room's envelope number (every envelope but throwaway ones): consecutive on the room's
    * channel, so a gap means this instance missed one. Written by Redis (NUMBERED_ENVELOPE_LUA).
@@ -87,6 +89,7 @@ export function decodeEnvelope(payload: string): RoomEnvelope {
     ...(typeof envelope.seq === 'number' ? { seq: envelope.seq } : {}),
     ...(typeof envelope.commitId === 'string' ? { commitId: envelope.commitId } : {}),
     ...(typeof envelope.awaitId === 'string' ? { awaitId: envelope.awaitId } : {}),
+    ...(typeof envelope.slot === 'number' ? { slot: envelope.slot } : {}),
     message: envelope.message,
   };
 }

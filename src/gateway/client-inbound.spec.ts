@@ -54,6 +54,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
     shed: () => false,
     countDrop: () => undefined,
     relayAtOnce: () => false,
+    readBinary: () => undefined,
     reply: (_socket, reply) => replies.push(reply),
     closeSocket: (_socket, code, reason) => {
       socket.repliesAtClose = replies.length;
@@ -71,6 +72,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
     dispatched,
     logger,
     send,
+    sendBinary: (data: Buffer) => inbound.receive(data, true),
     setDispatch: (fn: typeof dispatch) => (dispatch = fn),
   };
 }
@@ -263,6 +265,38 @@ describe('ClientInbound', () => {
     expect(dispatched.map((frame) => !frame.rejected && frame.message.n)).toEqual([4]);
   });
 
+  it('takes a binary frame the client opted in to as the broadcast it reads as', async () => {
+    const relayed: unknown[] = [];
+    const { socket, sendBinary, dispatched } = setup({
+      readBinary: (_socket, data) => ({
+        rejected: false,
+        action: 'broadcast',
+        message: { action: 'broadcast', n: data[0] },
+      }),
+      relayAtOnce: (_socket, message) => relayed.push(message.n) > 0,
+    });
+    sendBinary(Buffer.from([7]));
+    sendBinary(Buffer.from([8]));
+    await flush();
+    expect(relayed).toEqual([7, 8]);
+    expect(dispatched).toEqual([]);
+    expect(socket.closes).toEqual([]);
+  });
+
+  it('answers a binary frame read as refused through the rejected-frame handler', async () => {
+    const { sendBinary, dispatched } = setup({
+      readBinary: () => ({
+        rejected: true,
+        rejection: { code: ErrorCode.InvalidMessage, message: 'bad', abusive: true },
+      }),
+    });
+    sendBinary(Buffer.from([1]));
+    await flush();
+    expect(dispatched).toEqual([
+      { rejected: true, rejection: expect.objectContaining({ code: ErrorCode.InvalidMessage }) },
+    ]);
+  });
+
   it('closes 1003 on a binary frame, then ignores what still arrives', async () => {
     const { socket, dispatched, send } = setup();
     const inbound = new ClientInbound(
@@ -277,6 +311,7 @@ describe('ClientInbound', () => {
         shed: () => false,
         countDrop: () => undefined,
         relayAtOnce: () => false,
+        readBinary: () => undefined,
         reply: () => undefined,
         closeSocket: (_socket, code, reason) => socket.close(code, reason),
       },

@@ -37,6 +37,8 @@ export interface InboundOptions {
    * its handler in the queue as for any other frame.
    */
   relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
+  /** A binary frame as a pose broadcast; undefined: the client did not opt in (closed 1003). */
+  readBinary(socket: WebSocket, data: Buffer): ParsedFrame | undefined;
   /** Sends a reply that did not come from a handler (RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
   /** Closes the socket after what is already queued for it, replies included. */
@@ -85,12 +87,14 @@ export class ClientInbound {
     if (this.closing || this.socket.readyState !== this.socket.OPEN) {
       return;
     }
-    if (isBinary) {
+    const frame = isBinary
+      ? this.options.readBinary(this.socket, toBuffer(data))
+      : parseClientFrame(data, this.options.maxJsonDepth);
+    if (!frame) {
       this.close(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
       return;
     }
     const now = performance.now();
-    const frame = parseClientFrame(data, this.options.maxJsonDepth);
     const throwaway = frame.rejected ? undefined : this.throwawayMessage(frame.message);
     const bytes = byteLength(data);
     const counters = this.options.counters;
@@ -256,6 +260,13 @@ function receivedKind(frame: ParsedFrame): MessageKind {
     default:
       return MessageKind.Control;
   }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Array.isArray(data)) {
+    return Buffer.concat(data);
+  }
+  return Buffer.isBuffer(data) ? data : Buffer.from(data);
 }
 
 function byteLength(data: RawData): number {

@@ -7,7 +7,13 @@ import type { Observable } from 'rxjs';
 import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
 import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
-import { APP_SUBPROTOCOL, ClientAction, CloseCode, CloseReason } from '../protocol/protocol.js';
+import {
+  APP_SUBPROTOCOL,
+  BINARY_POSES_SUBPROTOCOL,
+  ClientAction,
+  CloseCode,
+  CloseReason,
+} from '../protocol/protocol.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import type { ServerCounters } from '../telemetry/server-counters.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
@@ -43,6 +49,11 @@ export interface MultiplayerWsAdapterOptions {
    * queued before it; false hands it to its handler, which answers what is wrong with it.
    */
   relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
+  /**
+   * Reads a binary frame of a client on the binary pose channel as a pose broadcast (or a refused
+   * frame); undefined for a client that did not opt in, whose binary frames close it with 1003.
+   */
+  readBinary(socket: WebSocket, data: Buffer): ParsedFrame | undefined;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
@@ -62,7 +73,7 @@ const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
 
 /**
  * The ws adapter with our rules: admission and auth in the upgrade, our payload limit, binary
- * frames refused (1003), and each connection's frames parsed, charged to its budget and
+ * frames refused (1003) but poses on the binary channel (docs/binary-poses.md), and each connection's frames parsed, charged to its budget and
  * dispatched strictly in arrival order, one at a time (ClientInbound). Every action runs
  * through Nest's handler callback (guards, pipes, filters) but one: a valid throwaway broadcast
  * (a pose) with nothing queued before it, which the gateway relays at once (relayAtOnce).
@@ -180,6 +191,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         shed: adapterOptions.shedBroadcast,
         countDrop: adapterOptions.countDrop,
         relayAtOnce: adapterOptions.relayAtOnce,
+        readBinary: adapterOptions.readBinary,
         reply: adapterOptions.reply,
         closeSocket: adapterOptions.closeSocket,
       },
@@ -267,15 +279,22 @@ function offersAppSubprotocol(request: IncomingMessage): boolean {
   const offered = request.headers['sec-websocket-protocol'];
   return (
     typeof offered === 'string' &&
-    offered.split(',').some((protocol) => protocol.trim() === APP_SUBPROTOCOL)
+    offered.split(',').some((protocol) => {
+      const name = protocol.trim();
+      return name === APP_SUBPROTOCOL || name === BINARY_POSES_SUBPROTOCOL;
+    })
   );
 }
 
 /**
- * The subprotocol answered to the client: the first it offered that is not a token, else the
- * token one (a browser that offered only `bearer.<token>` fails the handshake without an answer).
+ * The subprotocol answered to the client: the binary pose channel when offered (it is all the
+ * app subprotocol is, and more), else the first it offered that is not a token, else the token
+ * one (a browser that offered only `bearer.<token>` fails the handshake without an answer).
  */
 function selectProtocol(protocols: Set<string>): string | false {
+  if (protocols.has(BINARY_POSES_SUBPROTOCOL)) {
+    return BINARY_POSES_SUBPROTOCOL;
+  }
   let bearer: string | false = false;
   for (const protocol of protocols) {
     if (!protocol.startsWith(BEARER_PROTOCOL_PREFIX)) {

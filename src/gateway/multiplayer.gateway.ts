@@ -19,6 +19,7 @@ import { Replies, withRequestId } from '../delivery/replies.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
+  BINARY_POSES_SUBPROTOCOL,
   ClientAction,
   CloseCode,
   CloseReason,
@@ -108,6 +109,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       }
     }
     connection.logContext = traceFieldsOf(request.headers, this.config.googleCloudProject);
+    connection.binaryPoses = socket.protocol === BINARY_POSES_SUBPROTOCOL;
     const token = this.resume.issueToken(userId);
     this.replies.send(connection, {
       event: ServerEvent.Connected,

@@ -101,6 +101,12 @@ export const CloseCode = {
  */
 export const APP_SUBPROTOCOL = 'gallery';
 
+/**
+ * APP_SUBPROTOCOL plus the binary pose channel (docs/binary-poses.md): poses travel as binary
+ * frames, everything else stays JSON.
+ */
+export const BINARY_POSES_SUBPROTOCOL = 'gallery.v2';
+
 export const CloseReason = {
   GoingAway: 'Server shutting down',
   UnsupportedData: 'Binary frames are not supported',
@@ -179,6 +185,11 @@ export interface RoomUser {
   avatar?: Avatar;
   connected: boolean;
   lastSeen: number;
+  /**
+   * The member's number in the room's binary pose frames (0-65535, unique among the members):
+   * in room_joined and user_joined, and in user_updated when the store knows it.
+   */
+  slot?: number;
 }
 
 export interface StateItem extends JsonObject {

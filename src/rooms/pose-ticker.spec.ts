@@ -1,7 +1,7 @@
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
-import type { AppMessage, ServerMessage } from '../protocol/protocol.js';
+import type { AppMessage } from '../protocol/protocol.js';
 import { Connection } from '../users/connection.js';
 import { PoseTicker } from './pose-ticker.js';
 
@@ -9,8 +9,7 @@ interface Published {
   roomId: string;
   senderId: string;
   n: number;
-  except?: string;
-  throwaway?: boolean;
+  slot?: number;
 }
 
 const TICK_MS = 33;
@@ -30,15 +29,13 @@ describe('PoseTicker', () => {
 
   const tickerWith = (tickMs: number) => {
     const bus = {
-      publish: (roomId: string, message: ServerMessage, except?: string, throwaway?: boolean) => {
-        const data = message.data as { senderId: string; message: AppMessage };
-        published.push({
-          roomId,
-          senderId: data.senderId,
-          n: (data.message.data as { n: number }).n,
-          except,
-          throwaway,
-        });
+      publishPose: (
+        roomId: string,
+        senderId: string,
+        slot: number | undefined,
+        message: AppMessage,
+      ) => {
+        published.push({ roomId, senderId, n: (message.data as { n: number }).n, slot });
       },
     } as unknown as RoomBus;
     return new PoseTicker(bus, loadAppConfig({ POSE_TICK_MS: String(tickMs) }));
@@ -56,6 +53,14 @@ describe('PoseTicker', () => {
 
   it("publishes each sender's newest pose once per tick, to everyone but the sender", () => {
     const alice = member('alice', 'r1', 'r2');
+    alice.profiles.set('r1', {
+      id: 'alice',
+      name: 'Alice',
+      role: 'host',
+      connected: true,
+      lastSeen: 0,
+      slot: 5,
+    });
     const bob = member('bob', 'r1');
     ticker.hold(alice, 'r1', pose(1));
     ticker.hold(alice, 'r1', pose(2));
@@ -66,9 +71,9 @@ describe('PoseTicker', () => {
     ticker.tick(TICK_MS);
 
     expect(published).toEqual([
-      { roomId: 'r1', senderId: 'alice', n: 2, except: 'alice', throwaway: true },
-      { roomId: 'r1', senderId: 'bob', n: 3, except: 'bob', throwaway: true },
-      { roomId: 'r2', senderId: 'alice', n: 4, except: 'alice', throwaway: true },
+      { roomId: 'r1', senderId: 'alice', n: 2, slot: 5 },
+      { roomId: 'r1', senderId: 'bob', n: 3, slot: undefined },
+      { roomId: 'r2', senderId: 'alice', n: 4, slot: undefined },
     ]);
   });
 

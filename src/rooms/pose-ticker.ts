@@ -7,7 +7,7 @@ import {
 import { performance } from 'node:perf_hooks';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import { ServerEvent, type AppMessage } from '../protocol/protocol.js';
+import type { AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 
 /** A sender's newest throwaway message in one room since the last tick. */
@@ -94,12 +94,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
         if (!sender.rooms.has(roomId)) {
           continue;
         }
-        this.bus.publish(
-          roomId,
-          { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
-          sender.userId,
-          true,
-        );
+        this.bus.publishPose(roomId, sender.userId, sender.profiles.get(roomId)?.slot, message);
       }
     }
   }

@@ -28,16 +28,16 @@ export class RelayService {
     if (message.senderId !== undefined && message.senderId !== sender.userId) {
       throw ProtocolError.forbidden('message.senderId must be your own userId');
     }
-    const throwaway = this.fanout.isThrowaway(message.type);
-    if (throwaway && this.ticker.enabled) {
-      this.ticker.hold(sender, roomId, message);
-    } else {
+    if (!this.fanout.isThrowaway(message.type)) {
       this.bus.publish(
         roomId,
         { event: ServerEvent.Message, data: { roomId, message, senderId: sender.userId } },
         sender.userId,
-        throwaway,
       );
+    } else if (this.ticker.enabled) {
+      this.ticker.hold(sender, roomId, message);
+    } else {
+      this.bus.publishPose(roomId, sender.userId, sender.profiles.get(roomId)?.slot, message);
     }
     this.recordActivity(roomId);
   }

@@ -12,7 +12,12 @@ import { MemoryRoomHistory } from '../history/memory-room-history.js';
 import { ROOM_HISTORY } from '../history/room-history.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ErrorCode, type ServerEvent, type ServerMessage } from '../protocol/protocol.js';
+import {
+  ErrorCode,
+  type AppMessage,
+  type ServerEvent,
+  type ServerMessage,
+} from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { MemoryRoomStore } from '../standalone/memory-room-store.js';
@@ -22,7 +27,7 @@ import { RoomsService } from './rooms.service.js';
 
 /** One thing the service sent, in the order it was sent, whichever path it took. */
 interface Sent {
-  via: 'publish' | 'sendToMember' | 'send' | 'frame';
+  via: 'publish' | 'publishPose' | 'sendToMember' | 'send' | 'frame';
   /** The receiving userId (send, frame, sendToMember). */
   to?: string;
   roomId?: string;
@@ -40,6 +45,15 @@ class RecordingBus implements RoomBus {
 
   publish<E extends ServerEvent>(roomId: string, message: ServerMessage<E>, except?: string) {
     this.log.push({ via: 'publish', roomId, except, ...snapshot(message) });
+  }
+
+  publishPose(roomId: string, senderId: string, slot: number | undefined, message: AppMessage) {
+    this.log.push({
+      via: 'publishPose',
+      roomId,
+      except: senderId,
+      ...snapshot({ event: 'message', data: { roomId, message, senderId, slot } }),
+    });
   }
 
   publishWithReply<E extends ServerEvent>(
@@ -307,6 +321,7 @@ describe('RoomsService', () => {
                 avatar: { color: '#123456' },
                 connected: true,
                 lastSeen: expect.any(Number),
+                slot: 1,
               },
             ],
             state: {

@@ -54,6 +54,8 @@ interface StoredRoom {
   bans: Map<string, number>;
   /** Set while the room has no members. */
   emptySince?: number;
+  /** Members admitted so far: the newest one's join number, whence its slot. */
+  joins: number;
 }
 
 /**
@@ -444,6 +446,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       savedActivity: saved.lastActivity,
       ...(saved.owner ? { owner: saved.owner } : {}),
       members: new Map(),
+      joins: 0,
       caps: new Map(),
       state: saved.state,
       bans: new Map(),
@@ -488,6 +491,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       savedActivity: room.createdAt,
       ...(owner ? { owner: { kind: owner.kind, id: owner.id } } : {}),
       members: new Map(),
+      joins: 0,
       caps: new Map(),
       state: initialRoomState(),
       bans: new Map(),
@@ -533,6 +537,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     if (room.members.size >= room.config.maxUsers) {
       throw RoomErrors.roomFull();
     }
+    room.joins++;
     const user: RoomUser = {
       id: request.userId,
       name: request.name,
@@ -540,6 +545,8 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       ...(request.avatar ? { avatar: request.avatar } : {}),
       connected: true,
       lastSeen: request.now,
+      // As RedisRoomStore numbers them (slotOf), so both stores give a joiner the same slot.
+      slot: room.joins % 65536,
     };
     room.members.set(user.id, user);
     this.setCap(room, user.id, request.maxRole);

@@ -4,6 +4,8 @@ export interface QueuedFrame {
   readonly json: string;
   /** The complete WebSocket frame. */
   readonly bytes: Uint8Array;
+  /** A binary frame's payload (then `json` is empty), for sockets written through `ws`. */
+  readonly binary?: Uint8Array;
   /** Throwaway traffic (pose updates): dropped for a client that cannot keep up. */
   readonly throwaway: boolean;
   /** What it is, for the sent-messages metric (MessageKind); unset counts as control. */

@@ -26,6 +26,8 @@ export class Connection {
   resuming = false;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
+  /** Opted in to the binary pose channel (docs/binary-poses.md): poses go to it as binary frames. */
+  binaryPoses = false;
   /** Fields every log line about this connection carries (its upgrade's trace ids). */
   logContext: Readonly<Record<string, string | boolean>> = {};
 

@@ -111,6 +111,7 @@ export function describeRoomStoreContract(
           avatar: { color: '#ff0000' },
           connected: false,
           lastSeen: T0 + 5,
+          slot: 2,
         });
         expect(dropped?.roomInfo.users.map((user) => [user.id, user.connected])).toEqual([
           ['alice', true],
@@ -202,6 +203,7 @@ export function describeRoomStoreContract(
           avatar: { color: '#f00' },
           connected: true,
           lastSeen: T0,
+          slot: 1,
         });
         expect(outcome.roomInfo).toEqual({
           roomId: 'new',
@@ -357,6 +359,7 @@ export function describeRoomStoreContract(
           role: 'viewer',
           connected: true,
           lastSeen: T0,
+          slot: 2,
         });
         expect(again.roomInfo.users.map((user) => [user.id, user.name, user.role])).toEqual([
           ['alice', 'Alice', 'host'],
@@ -661,9 +664,29 @@ export function describeRoomStoreContract(
             avatar: { color: '#00ff00' },
             connected: false,
             lastSeen: T0 + 5,
+            slot: 2,
           },
-          { id: 'carol', name: 'carol', role: 'viewer', connected: true, lastSeen: T0 },
+          { id: 'carol', name: 'carol', role: 'viewer', connected: true, lastSeen: T0, slot: 3 },
         ]);
+      });
+
+      it('gives each joiner the next slot, kept on joining again, new after leaving', async () => {
+        const slotOf = async (userId: string, roomId = 'r') =>
+          (await store.join(joinRequest(roomId, userId))).user.slot;
+        expect(await slotOf('alice')).toBe(1);
+        expect(await slotOf('bob')).toBe(2);
+        expect(await slotOf('alice')).toBe(1);
+        expect(await slotOf('carol', 'other')).toBe(1);
+        await store.leave('r', 'bob', T0 + 1);
+        expect(await slotOf('bob')).toBe(3);
+        const { roomInfo } = await store.join(joinRequest('r', 'dave'));
+        expect(roomInfo.users.map((user) => [user.id, user.slot])).toEqual([
+          ['alice', 1],
+          ['bob', 3],
+          ['dave', 4],
+        ]);
+        const dropped = await store.setConnected('r', 'dave', false, T0 + 2);
+        expect(dropped?.roomInfo.users.map((user) => user.slot)).toEqual([1, 3, 4]);
       });
 
       it('answers an empty room with no members and a missing one with ROOM_NOT_FOUND', async () => {
@@ -934,6 +957,7 @@ export function describeRoomStoreContract(
           role: 'viewer',
           connected: true,
           lastSeen: T0,
+          slot: 1,
         });
         expect(outcome.roomInfo.users).toStrictEqual([outcome.user]);
       });

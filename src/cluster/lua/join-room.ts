@@ -20,7 +20,7 @@ import { PRELUDE_LUA } from './prelude.js';
  * hash for it, it answers {'HASH'}, and the caller runs it again with the hash of the password.
  *
  * Answers {'JOINED' | 'MEMBER' | 'DEMOTED', createdRoom 0/1, createdAt, state JSON, history
- * position ("<epoch> <seq>" or ''), member records in join order...} | {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} |
+ * position ("<epoch> <seq>" or ''), then per member in join order its record and join number...} | {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} |
  * {'ROOM_QUOTA', rooms the owner has} | {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' |
  * 'ROOM_FULL'}. DEMOTED: a member joining again whose role its new cap lowered.
  */
@@ -32,11 +32,7 @@ local checked_hash, password_ok = ARGV[15], ARGV[16] == '1'
 local instance_id, max_role = ARGV[13], ARGV[20]
 
 local function room_info(status, created)
-  local reply = { status, created, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() }
-  for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
-    reply[#reply + 1] = redis.call('HGET', members_key, member_id)
-  end
-  return reply
+  return append_members({ status, created, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() })
 end
 
 

@@ -26,6 +26,15 @@ end
 local function owner_rooms_key(owner)
   return prefix .. 'owner:' .. owner .. ':rooms'
 end
+-- Appends each member's record and join number (its ZSET score, whence its slot) in join order.
+local function append_members(reply)
+  local order = redis.call('ZRANGE', order_key, 0, -1, 'WITHSCORES')
+  for i = 1, #order, 2 do
+    reply[#reply + 1] = redis.call('HGET', members_key, order[i])
+    reply[#reply + 1] = order[i + 1]
+  end
+  return reply
+end
 local function meta_key_of(other_room_id)
   return prefix .. '{' .. other_room_id .. '}:meta'
 end

@@ -33,9 +33,5 @@ redis.call('HSET', members_key, user_id, updated)
 if connected == 'true' and instance_id ~= '' then
   move_member_here(user_id, updated, instance_id)
 end
-local reply = { 'OK', was == connected and 0 or 1, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() }
-for _, member_id in ipairs(redis.call('ZRANGE', order_key, 0, -1)) do
-  reply[#reply + 1] = redis.call('HGET', members_key, member_id)
-end
-return reply
+return append_members({ 'OK', was == connected and 0 or 1, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() })
 `;

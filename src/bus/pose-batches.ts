@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import {
+  BinaryFrameType,
+  MAX_POSES_PER_FRAME,
+  POSE_ENTRY_BYTES,
+  poseHeaderLength,
+  writePoseEntry,
+  writePoseHeader,
+} from '../protocol/binary-poses.js';
+import type { AppMessage } from '../protocol/protocol.js';
+import { MessageKind } from '../telemetry/server-counters.js';
+import type { Connection } from '../users/connection.js';
+import { UsersService } from '../users/users.service.js';
+import { Fanout } from './fanout.service.js';
+import type { OutgoingFrame } from './outgoing-frame.js';
+import { allocateBinaryFrame } from './websocket-frame.js';
+
+/** One room's pose entries of this turn, written as they come. */
+interface RoomBatch {
+  entries: Buffer;
+  count: number;
+}
+
+const INITIAL_ENTRIES = 16;
+
+/**
+ * The binary pose channel's outgoing side (docs/binary-poses.md): each pose for a room's binary
+ * members is written once as a 40-byte entry, and just before the turn's writes every room with
+ * entries gets one frame, built once and shared by all of its binary members here. With server
+ * ticks, a tick's poses all land in one turn: one frame per room per tick.
+ */
+@Injectable()
+export class PoseBatches {
+  private readonly batches = new Map<string, RoomBatch>();
+  private batchNumber = 0;
+
+  constructor(
+    private readonly users: UsersService,
+    private readonly fanout: Fanout,
+  ) {
+    fanout.beforeFlush(() => this.flush());
+  }
+
+  /** Adds a pose for the room's binary members; false when it does not fit an entry. */
+  add(roomId: string, slot: number, message: AppMessage): boolean {
+    let batch = this.batches.get(roomId);
+    if (!batch) {
+      batch = { entries: Buffer.allocUnsafe(INITIAL_ENTRIES * POSE_ENTRY_BYTES), count: 0 };
+      this.batches.set(roomId, batch);
+      this.fanout.scheduleFlush();
+    }
+    const offset = batch.count * POSE_ENTRY_BYTES;
+    if (offset === batch.entries.length) {
+      const grown = Buffer.allocUnsafe(batch.entries.length * 2);
+      batch.entries.copy(grown, 0, 0, offset);
+      batch.entries = grown;
+    }
+    if (!writePoseEntry(batch.entries, offset, slot, message)) {
+      return false;
+    }
+    batch.count++;
+    return true;
+  }
+
+  /** Sends every room's frame (or frames, past MAX_POSES_PER_FRAME) to its binary members. */
+  flush(): void {
+    if (this.batches.size === 0) {
+      return;
+    }
+    this.batchNumber = (this.batchNumber + 1) >>> 0;
+    for (const [roomId, batch] of this.batches) {
+      const members = this.users.membership.members(roomId);
+      if (!members) {
+        continue;
+      }
+      for (let first = 0; first < batch.count; first += MAX_POSES_PER_FRAME) {
+        const count = Math.min(MAX_POSES_PER_FRAME, batch.count - first);
+        this.deliver(roomId, members, this.frameOf(roomId, batch, first, count));
+      }
+    }
+    this.batches.clear();
+  }
+
+  private frameOf(roomId: string, batch: RoomBatch, first: number, count: number): OutgoingFrame {
+    const payloadLength = poseHeaderLength(roomId.length) + count * POSE_ENTRY_BYTES;
+    const bytes = allocateBinaryFrame(payloadLength);
+    const payloadStart = bytes.length - payloadLength;
+    const entriesStart = writePoseHeader(
+      bytes,
+      payloadStart,
+      BinaryFrameType.ServerPoses,
+      roomId,
+      count,
+      this.batchNumber,
+    );
+    batch.entries.copy(
+      bytes,
+      entriesStart,
+      first * POSE_ENTRY_BYTES,
+      (first + count) * POSE_ENTRY_BYTES,
+    );
+    return {
+      json: '',
+      bytes,
+      binary: bytes.subarray(payloadStart),
+      throwaway: true,
+      kind: MessageKind.Pose,
+    };
+  }
+
+  private deliver(roomId: string, members: Iterable<Connection>, frame: OutgoingFrame): void {
+    let dropped = 0;
+    for (const member of members) {
+      if (member.binaryPoses && !this.fanout.sendFrame(member, frame)) {
+        dropped++;
+      }
+    }
+    if (dropped > 0) {
+      this.fanout.countDrops(roomId, dropped);
+    }
+  }
+}

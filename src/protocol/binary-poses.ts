@@ -1,0 +1,159 @@
+import { ID_PATTERN, type AppMessage } from './protocol.js';
+
+/**
+ * The binary pose channel's frames (docs/binary-poses.md), little-endian: a header
+ * `u8 type, u8 flags, u16 count, u32 tick, u8 roomIdLength, roomId, zero padding to 4`, then
+ * `count` entries of `u16 slot, u16 flags, f64 timestamp, 3 x f32 position, 4 x f32 rotation`.
+ */
+export const BinaryFrameType = {
+  /** Server to client: the poses of one room. */
+  ServerPoses: 1,
+  /** Client to server: one pose of the sender, for one room. */
+  ClientPose: 2,
+} as const;
+
+export const POSE_ENTRY_BYTES = 40;
+/** The application message type a binary pose stands for. */
+export const BINARY_POSE_TYPE = 'pose_update';
+/** The most entries one server frame holds; a bigger batch goes out as several frames. */
+export const MAX_POSES_PER_FRAME = 1024;
+
+const MAX_ROOM_ID_LENGTH = 64;
+/** The largest finite float32: a coordinate beyond it would arrive as Infinity. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Header bytes for a room id of `roomIdLength` characters: 9 + L, padded to a multiple of 4. */
+export function poseHeaderLength(roomIdLength: number): number {
+  return (9 + roomIdLength + 3) & ~3;
+}
+
+/** Writes a header at `offset` (a zeroed pad included); returns where the first entry goes. */
+export function writePoseHeader(
+  target: Buffer,
+  offset: number,
+  type: number,
+  roomId: string,
+  count: number,
+  tick: number,
+): number {
+  const end = offset + poseHeaderLength(roomId.length);
+  target.fill(0, offset, end);
+  target[offset] = type;
+  target.writeUInt16LE(count, offset + 2);
+  target.writeUInt32LE(tick >>> 0, offset + 4);
+  target[offset + 8] = roomId.length;
+  target.write(roomId, offset + 9, 'latin1');
+  return end;
+}
+
+/** Whether a message fits an entry: a `pose_update` of 3 + 4 finite float32 numbers. */
+export function fitsPoseEntry(message: AppMessage): boolean {
+  const data = message.data;
+  return (
+    message.type === BINARY_POSE_TYPE &&
+    data !== undefined &&
+    isVector(data.position, 3) &&
+    isVector(data.rotation, 4)
+  );
+}
+
+/**
+ * Writes a `pose_update` message as an entry at `offset`; false (nothing written that counts)
+ * when it does not fit one (fitsPoseEntry).
+ */
+export function writePoseEntry(
+  target: Buffer,
+  offset: number,
+  slot: number,
+  message: AppMessage,
+): boolean {
+  if (!fitsPoseEntry(message)) {
+    return false;
+  }
+  const { position, rotation } = message.data as { position: number[]; rotation: number[] };
+  const timestamp = message.timestamp;
+  target.writeUInt16LE(slot, offset);
+  target.writeUInt16LE(0, offset + 2);
+  target.writeDoubleLE(
+    typeof timestamp === 'number' && Number.isFinite(timestamp) ? timestamp : 0,
+    offset + 4,
+  );
+  for (let i = 0; i < 3; i++) {
+    target.writeFloatLE(position[i], offset + 12 + 4 * i);
+  }
+  for (let i = 0; i < 4; i++) {
+    target.writeFloatLE(rotation[i], offset + 24 + 4 * i);
+  }
+  return true;
+}
+
+/** A client's pose frame, read: the room it is for and the message it stands for. */
+export interface ClientPose {
+  roomId: string;
+  message: AppMessage;
+}
+
+/**
+ * Reads a client's binary frame (type 2, one entry); a string says why it was refused. The
+ * message gets the sender's id from the caller, which knows who sent it.
+ */
+export function readClientPose(frame: Buffer, senderId: string): ClientPose | string {
+  if (frame.length < 12) {
+    return 'Binary frame too short';
+  }
+  if (frame[0] !== BinaryFrameType.ClientPose || frame[1] !== 0) {
+    return 'Unknown binary frame type or flags';
+  }
+  if (frame.readUInt16LE(2) !== 1) {
+    return 'A client pose frame holds exactly one pose';
+  }
+  const roomIdLength = frame[8];
+  if (roomIdLength < 1 || roomIdLength > MAX_ROOM_ID_LENGTH) {
+    return 'roomId must be 1-64 characters';
+  }
+  const entry = poseHeaderLength(roomIdLength);
+  if (frame.length !== entry + POSE_ENTRY_BYTES) {
+    return `A client pose frame for this roomId is ${entry + POSE_ENTRY_BYTES} bytes`;
+  }
+  const roomId = frame.toString('latin1', 9, 9 + roomIdLength);
+  if (!ID_PATTERN.test(roomId)) {
+    return 'roomId must be 1-64 characters of [A-Za-z0-9._-]';
+  }
+  const timestamp = frame.readDoubleLE(entry + 4);
+  const position = [0, 0, 0];
+  const rotation = [0, 0, 0, 0];
+  for (let i = 0; i < 3; i++) {
+    position[i] = frame.readFloatLE(entry + 12 + 4 * i);
+  }
+  for (let i = 0; i < 4; i++) {
+    rotation[i] = frame.readFloatLE(entry + 24 + 4 * i);
+  }
+  if (!Number.isFinite(timestamp) || !allFinite(position) || !allFinite(rotation)) {
+    return 'Pose numbers must be finite';
+  }
+  return {
+    roomId,
+    message: { type: BINARY_POSE_TYPE, senderId, timestamp, data: { position, rotation } },
+  };
+}
+
+function isVector(value: unknown, length: number): value is number[] {
+  if (!Array.isArray(value) || value.length !== length) {
+    return false;
+  }
+  for (const item of value) {
+    if (typeof item !== 'number' || !(Math.abs(item) <= FLOAT32_MAX)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function allFinite(values: number[]): boolean {
+  for (const value of values) {
+    if (!Number.isFinite(value)) {
+      return false;
+    }
+  }
+  return true;
+}
