@@ -146,7 +146,7 @@ OPTIONS
                           are not counted: generator.unknownSlotPoses.
   --no-baseline           Skip the baseline (no ratios).
   --baseline-only         Run the steps against the baseline alone (no ratios): to check the
-                          bench itself, e.g. --smoke --binary before our server speaks gallery.v2.
+                          bench itself against a server that is the same every time.
   --cpu-prof              Run our server with node --cpu-prof; after each step (server
                           stopped with SIGTERM) print the top 20 functions by self time, in %
                           of the samples taken in the measured window ((idle) left out).
