@@ -384,7 +384,7 @@ describe('bad input', () => {
         ]);
         for (const user of room.users) {
           expect(Object.keys(user).sort()).toEqual(
-            ['connected', 'id', 'lastSeen', 'name', 'role'].sort(),
+            ['connected', 'id', 'lastSeen', 'name', 'role', 'slot'].sort(),
           );
         }
         await expectServed(sender);

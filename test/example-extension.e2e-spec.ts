@@ -367,6 +367,7 @@ describe('example extension: AuditLogModule', () => {
       role,
       connected: true,
       lastSeen: expect.any(Number),
+      slot: expect.any(Number),
     });
     expect(lines.map(({ time: _time, ...rest }) => rest)).toStrictEqual([
       { event: 'room.created', roomId: 'gallery', persistent: false, createdBy: 'alice' },

@@ -1,6 +1,7 @@
 import {
   APP_SUBPROTOCOL,
   ClientAction,
+  POSE_UPDATE,
   type RoomConfig,
   type ServerEvent,
   type ServerEventMap,
@@ -11,8 +12,14 @@ import { backoffDelay, isTerminalClose, refusedStatus, type BackoffOptions } fro
 import { Emitter, type Handler } from './emitter.js';
 import { ClientErrorCode, GalleryError } from './errors.js';
 import { PendingRequests } from './pending.js';
+import {
+  BINARY_SUBPROTOCOL,
+  decodePoseFrame,
+  encodeClientPose,
+  FRAME_SERVER_POSES,
+} from './pose-codec.js';
 import { PoseLimiter } from './pose-limiter.js';
-import { Room, type JoinOptions, type RoomLink } from './room.js';
+import { Room, type JoinOptions, type OutgoingPose, type RoomLink } from './room.js';
 import { systemClock, type Clock, type SocketConstructor, type SocketLike } from './socket.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -37,6 +44,12 @@ export interface GalleryClientOptions {
   backoff?: BackoffOptions;
   /** The server's RATE_POSES_PER_SEC (default 60): `sendPose` stays within it. */
   posesPerSecond?: number;
+  /**
+   * Offer the binary pose channel (subprotocol `gallery.v2`, docs/binary-poses.md): when the
+   * server takes it, poses go both ways as small binary frames; otherwise they stay JSON. Either
+   * way the app sees the same `pose` and `message` events. Default false.
+   */
+  binaryPoses?: boolean;
   clock?: Clock;
   random?: () => number;
 }
@@ -82,9 +95,9 @@ export class GalleryClient {
       request: (action, body, expect) => this.request(action, body, expect),
       send: (action, body) => this.send(action, body),
       // Poses are worthless once late: none is kept for after a reconnect.
-      sendPose: (roomId, send) => {
+      sendPose: (roomId, pose) => {
         if (this.current === 'open') {
-          this.poses.submit(roomId, () => this.current === 'open' && send());
+          this.poses.submit(roomId, () => this.current === 'open' && this.sendPose(roomId, pose));
         }
       },
       forget: (room) => this.forget(room),
@@ -98,6 +111,13 @@ export class GalleryClient {
   /** The userId the server gave this connection (from `connected`). */
   get userId(): string | undefined {
     return this.assignedUserId ?? this.options.userId;
+  }
+
+  /** How poses travel on this connection: 'binary' when the server took `gallery.v2`. */
+  get poseChannel(): 'binary' | 'json' {
+    return this.options.binaryPoses === true && this.socket?.protocol === BINARY_SUBPROTOCOL
+      ? 'binary'
+      : 'json';
   }
 
   /** The rooms this client is in, by id. */
@@ -181,6 +201,20 @@ export class GalleryClient {
     this.openSocket().send(JSON.stringify({ ...body, action }));
   }
 
+  /** One pose, now: a binary frame when the server took gallery.v2 and the pose fits one. */
+  private sendPose(roomId: string, { position, rotation, timestamp }: OutgoingPose): void {
+    const frame =
+      this.poseChannel === 'binary'
+        ? encodeClientPose(roomId, timestamp, position, rotation)
+        : undefined;
+    if (frame) {
+      this.openSocket().send(frame);
+      return;
+    }
+    const message = { type: POSE_UPDATE, timestamp, data: { position, rotation } };
+    this.send(ClientAction.Broadcast, { roomId, message });
+  }
+
   private openSocket(): SocketLike {
     if (this.current !== 'open' || !this.socket) {
       throw new GalleryError(ClientErrorCode.NotConnected, `The client is ${this.current}`);
@@ -231,7 +265,14 @@ export class GalleryClient {
     try {
       const token = await (this.options.getToken?.() ?? this.options.token);
       // Always offered: with it, a refused upgrade closes with a code a browser can read.
-      protocols = token ? [APP_SUBPROTOCOL, `bearer.${token}`] : [APP_SUBPROTOCOL];
+      // gallery.v2 after it: a server without the binary channel picks the first it knows.
+      protocols = [APP_SUBPROTOCOL];
+      if (this.options.binaryPoses === true) {
+        protocols.push(BINARY_SUBPROTOCOL);
+      }
+      if (token) {
+        protocols.push(`bearer.${token}`);
+      }
     } catch (error) {
       this.onClose(undefined, { code: 1006, reason: `getToken failed: ${String(error)}` });
       return;
@@ -243,6 +284,9 @@ export class GalleryClient {
     try {
       const Socket = this.options.WebSocket ?? globalWebSocket();
       socket = new Socket(this.dialUrl(), protocols);
+      if (this.options.binaryPoses === true) {
+        socket.binaryType = 'arraybuffer';
+      }
     } catch (error) {
       // A malformed URL or a missing WebSocket: another try cannot fix it.
       this.shutDown({ code: 1006, reason: String(error) });
@@ -268,8 +312,13 @@ export class GalleryClient {
     // Events of a socket this client has given up on (closed, or replaced by a newer one) are
     // ignored: its late close must not end the new connection.
     socket.onmessage = (event) => {
-      if (socket === this.socket && typeof event.data === 'string') {
+      if (socket !== this.socket) {
+        return;
+      }
+      if (typeof event.data === 'string') {
         this.onFrame(event.data);
+      } else if (this.poseChannel === 'binary') {
+        this.onBinaryFrame(event.data);
       }
     };
     socket.onerror = (event) => {
@@ -294,9 +343,35 @@ export class GalleryClient {
     if (typeof message?.event !== 'string' || typeof message.data !== 'object') {
       return;
     }
+    this.dispatch(message);
+  }
+
+  private dispatch(message: ServerMessage): void {
     this.route(message);
     this.pending.settle(message);
     this.events.emit(message.event, message.data);
+  }
+
+  /**
+   * Server poses in binary: each entry becomes the `message` event its JSON twin would have been,
+   * so rooms and apps see no difference. Entries of this client's own slot (the server sends
+   * each frame to every binary member, the sender included) and of slots the room does not
+   * know yet (their user_joined is in flight) are skipped: the next tick brings them again.
+   */
+  private onBinaryFrame(data: unknown): void {
+    const frame = decodePoseFrame(data);
+    const room = frame?.type === FRAME_SERVER_POSES ? this.rooms.get(frame.roomId) : undefined;
+    if (!frame || !room) {
+      return;
+    }
+    for (const { slot, timestamp, position, rotation } of frame.poses) {
+      const senderId = room.userAt(slot);
+      if (senderId === undefined || senderId === this.userId) {
+        continue;
+      }
+      const message = { type: POSE_UPDATE, senderId, timestamp, data: { position, rotation } };
+      this.dispatch({ event: 'message', data: { roomId: room.id, senderId, message } });
+    }
   }
 
   /** Room bookkeeping first, so that a settled request already sees the room changed. */

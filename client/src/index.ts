@@ -9,6 +9,7 @@ export { Room } from './room.js';
 export type {
   JoinOptions,
   MemberEvent,
+  OutgoingPose,
   PoseEvent,
   Quat,
   RoomCloseReason,
@@ -19,6 +20,10 @@ export type {
   UpdateOptions,
   Vec3,
 } from './room.js';
+export { PoseInterpolator } from './interpolator.js';
+export type { InterpolatedPose, PoseInterpolatorOptions, TimedPose } from './interpolator.js';
+export { BINARY_SUBPROTOCOL, decodePoseFrame, encodePoseFrame } from './pose-codec.js';
+export type { PoseEntry, PoseFrame } from './pose-codec.js';
 export { ClientErrorCode, GalleryError } from './errors.js';
 export type { GalleryErrorDetails } from './errors.js';
 export { backoffDelay, isTerminalClose } from './backoff.js';

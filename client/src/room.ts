@@ -78,8 +78,15 @@ export interface RoomLink {
     expect: E,
   ): Promise<ServerEventMap[E]>;
   send(action: ClientAction, body: object): void;
-  sendPose(roomId: string, send: () => void): void;
+  sendPose(roomId: string, pose: OutgoingPose): void;
   forget(room: Room): void;
+}
+
+/** A pose on its way out, JSON or binary (the client chooses when it is sent). */
+export interface OutgoingPose {
+  position: Vec3;
+  rotation: Quat;
+  timestamp: number;
 }
 
 export interface JoinOptions {
@@ -98,6 +105,8 @@ export class Room {
   private readonly events = new Emitter<RoomEvents>();
   private current: RoomState;
   private readonly users = new Map<string, RoomUser>();
+  /** Who a binary pose frame's slot stands for, from room_joined, user_joined and user_left. */
+  private readonly slots = new Map<number, string>();
   private closedReason?: RoomCloseReason;
   createdAt: number;
   epoch?: string;
@@ -150,9 +159,7 @@ export class Room {
 
   /** At most the pose budget per second; a pose sent too soon waits, replaced by newer ones. */
   sendPose(position: Vec3, rotation: Quat): void {
-    this.link.sendPose(this.id, () =>
-      this.broadcast({ type: POSE_UPDATE, timestamp: Date.now(), data: { position, rotation } }),
-    );
+    this.link.sendPose(this.id, { position, rotation, timestamp: Date.now() });
   }
 
   /** A direct message to one member (the server routes it through a room the two share). */
@@ -220,8 +227,9 @@ export class Room {
   /** @internal room_joined, or an unrecovered room of `resumed`: replaces what the room had. */
   applySnapshot(info: RoomInfo): void {
     this.users.clear();
+    this.slots.clear();
     for (const user of info.users) {
-      this.users.set(user.id, user);
+      this.setUser(user);
     }
     this.createdAt = info.createdAt;
     this.epoch = info.epoch;
@@ -255,10 +263,9 @@ export class Room {
     switch (message.event) {
       case 'user_joined':
       case 'user_updated':
-        this.users.set(message.data.user.id, message.data.user);
         this.events.emit('member', {
           type: message.event === 'user_joined' ? 'joined' : 'updated',
-          user: message.data.user,
+          user: this.setUser(message.data.user),
         });
         return;
       case 'user_left':
@@ -291,9 +298,32 @@ export class Room {
     }
   }
 
+  /** @internal The member a binary frame's slot stands for, if this room knows it. */
+  userAt(slot: number): string | undefined {
+    return this.slots.get(slot);
+  }
+
+  /** A member as this room keeps it: an update without a slot keeps the one it had. */
+  private setUser(incoming: RoomUser): RoomUser {
+    const known = this.users.get(incoming.id);
+    const slot = incoming.slot ?? known?.slot;
+    const user: RoomUser = slot === undefined ? incoming : { ...incoming, slot };
+    this.users.set(user.id, user);
+    if (known?.slot !== undefined && this.slots.get(known.slot) === user.id) {
+      this.slots.delete(known.slot);
+    }
+    if (slot !== undefined) {
+      this.slots.set(slot, user.id);
+    }
+    return user;
+  }
+
   private onUserLeft(userId: string): void {
     const user = this.users.get(userId);
     this.users.delete(userId);
+    if (user?.slot !== undefined && this.slots.get(user.slot) === userId) {
+      this.slots.delete(user.slot);
+    }
     this.events.emit('member', { type: 'left', userId, user });
   }
 

@@ -4,7 +4,11 @@ type Listener<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
 /** The part of the standard WebSocket API the SDK uses. */
 export interface SocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  /** The subprotocol the server chose ('' or undefined before the handshake or without one). */
+  readonly protocol?: string;
+  /** Set to 'arraybuffer' with binaryPoses, so binary frames arrive as ArrayBuffers. */
+  binaryType?: string;
+  send(data: string | ArrayBuffer): void;
   close(code?: number, reason?: string): void;
   onopen: Listener<unknown> | null;
   onmessage: Listener<{ data: unknown }> | null;

@@ -1,4 +1,4 @@
-import { ID_PATTERN, type AppMessage } from './protocol.js';
+import { ID_PATTERN, POSE_UPDATE, type AppMessage } from './protocol.js';
 
 /**
  * The binary pose channel's frames (docs/binary-poses.md), little-endian: a header
@@ -14,7 +14,7 @@ export const BinaryFrameType = {
 
 export const POSE_ENTRY_BYTES = 40;
 /** The application message type a binary pose stands for. */
-export const BINARY_POSE_TYPE = 'pose_update';
+export const BINARY_POSE_TYPE = POSE_UPDATE;
 /** The most entries one server frame holds; a bigger batch goes out as several frames. */
 export const MAX_POSES_PER_FRAME = 1024;
 
@@ -46,15 +46,35 @@ export function writePoseHeader(
   return end;
 }
 
-/** Whether a message fits an entry: a `pose_update` of 3 + 4 finite float32 numbers. */
+/**
+ * Whether a message fits an entry with nothing lost: a `pose_update` whose data is exactly a
+ * position of 3 and a rotation of 4 float32-sized numbers, and nothing else besides its
+ * type, senderId and timestamp.
+ */
 export function fitsPoseEntry(message: AppMessage): boolean {
   const data = message.data;
   return (
     message.type === BINARY_POSE_TYPE &&
     data !== undefined &&
     isVector(data.position, 3) &&
-    isVector(data.rotation, 4)
+    isVector(data.rotation, 4) &&
+    keysWithin(message, MESSAGE_KEYS, 4) &&
+    keysWithin(data, DATA_KEYS, 2)
   );
+}
+
+const MESSAGE_KEYS: ReadonlySet<string> = new Set(['type', 'senderId', 'timestamp', 'data']);
+const DATA_KEYS: ReadonlySet<string> = new Set(['position', 'rotation']);
+
+/** Whether every own key of `object` is one of `allowed` (at most `max` of them). */
+function keysWithin(object: object, allowed: ReadonlySet<string>, max: number): boolean {
+  let count = 0;
+  for (const key in object) {
+    if (++count > max || !allowed.has(key)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /**

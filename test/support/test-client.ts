@@ -14,6 +14,8 @@ export interface ConnectOptions {
   autoPong?: boolean;
   /** A `resumeToken` from an earlier `connected`: `?resume=` on the upgrade. */
   resume?: string;
+  /** Subprotocols to offer, e.g. `['gallery.v2']` for the binary pose channel. */
+  protocols?: string[];
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
@@ -24,6 +26,8 @@ const DEFAULT_TIMEOUT_MS = 2000;
  */
 export class TestClient {
   readonly received: Received[] = [];
+  /** Binary frames received (the binary pose channel), in order; not consumed by `next`. */
+  readonly binaryFrames: Buffer[] = [];
   private readonly waiters: Array<() => void> = [];
   private requestCounter = 0;
   userId = '';
@@ -34,8 +38,12 @@ export class TestClient {
   readonly closed: Promise<{ code: number; reason: string }>;
 
   private constructor(readonly socket: WebSocket) {
-    socket.on('message', (raw) => {
-      this.received.push(JSON.parse((raw as Buffer).toString()) as Received);
+    socket.on('message', (raw, isBinary) => {
+      if (isBinary) {
+        this.binaryFrames.push(raw as Buffer);
+      } else {
+        this.received.push(JSON.parse((raw as Buffer).toString()) as Received);
+      }
       this.wake();
     });
     this.closed = new Promise((resolve) => {
@@ -61,7 +69,7 @@ export class TestClient {
     if (options.resume !== undefined) {
       url.searchParams.set('resume', options.resume);
     }
-    const socket = new WebSocket(url, {
+    const socket = new WebSocket(url, options.protocols ?? [], {
       headers: options.headers,
       autoPong: options.autoPong ?? true,
     });

@@ -59,8 +59,14 @@ export interface SentFrame {
 
 export class FakeSocket implements SocketLike {
   static instances: FakeSocket[] = [];
+  /** Whether the fake server takes `gallery.v2` when offered (as one with the binary channel). */
+  static binaryServer = true;
   readyState = 0;
+  readonly protocol: string;
+  binaryType = 'blob';
   readonly sent: SentFrame[] = [];
+  /** Binary frames sent, in order. */
+  readonly binarySent: ArrayBuffer[] = [];
   closedWith?: { code?: number; reason?: string };
   onopen: ((event: unknown) => void) | null = null;
   onmessage: ((event: { data: unknown }) => void) | null = null;
@@ -72,6 +78,10 @@ export class FakeSocket implements SocketLike {
     readonly protocols?: string[],
   ) {
     FakeSocket.instances.push(this);
+    const binary = FakeSocket.binaryServer && protocols?.includes('gallery.v2');
+    this.protocol = binary
+      ? 'gallery.v2'
+      : (protocols?.find((p) => !p.startsWith('bearer.')) ?? '');
   }
 
   static get last(): FakeSocket {
@@ -86,8 +96,12 @@ export class FakeSocket implements SocketLike {
     return new URL(this.url).searchParams;
   }
 
-  send(data: string): void {
-    this.sent.push(JSON.parse(data) as SentFrame);
+  send(data: string | ArrayBuffer): void {
+    if (typeof data === 'string') {
+      this.sent.push(JSON.parse(data) as SentFrame);
+    } else {
+      this.binarySent.push(data);
+    }
   }
 
   close(code?: number, reason?: string): void {
@@ -99,6 +113,12 @@ export class FakeSocket implements SocketLike {
   receive<E extends ServerEvent>(event: E, data: ServerEventMap[E]): void {
     this.readyState = 1;
     this.onmessage?.({ data: JSON.stringify({ event, data }) });
+  }
+
+  /** The server sends a binary frame. */
+  receiveBinary(data: ArrayBuffer): void {
+    this.readyState = 1;
+    this.onmessage?.({ data });
   }
 
   /** The last frame sent with this action. */
@@ -129,6 +149,11 @@ export async function settle(): Promise<void> {
 
 export function user(id: string, role: RoomUser['role'] = 'editor'): RoomUser {
   return { id, name: id, role, connected: true, lastSeen: 1 };
+}
+
+/** A member with its slot in binary pose frames. */
+export function slotted(id: string, slot: number, role: RoomUser['role'] = 'editor'): RoomUser {
+  return { ...user(id, role), slot };
 }
 
 /** A room_joined snapshot: `version` of the state, `seq` of the room's last event. */
