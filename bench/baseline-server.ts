@@ -4,10 +4,27 @@
 // per event-loop turn, and no validation. With POSE_TICK_MS (bench --tick-ms) it keeps each
 // sender's newest pose and relays it once per tick, like ours. Run as its own process so that
 // its CPU and RSS are read from /proc exactly like our server's.
+//
+// With BASELINE_BINARY=1 (bench --binary) it also speaks the binary pose channel
+// (docs/binary-poses.md) to clients that offer gallery.v2: a slot per member and room (a counter
+// per room), the slots in room_joined and user_joined, and binary client pose frames relayed as
+// binary server frames, one frame built per relay (or per room and tick) for all recipients.
+// The bench never mixes JSON and binary users in a room, so it translates nothing: binary poses
+// go to the room's gallery.v2 members only.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sharedTextFrame } from './shared-frame.js';
+import {
+  BINARY_SUBPROTOCOL,
+  clientEntryAt,
+  clientPoseRoomId,
+  ENTRY_BYTES,
+  frameHeader,
+  TYPE_SERVER_POSES,
+  writeServerHeader,
+  writeSlot,
+} from './binary-poses.js';
+import { sharedBinaryFrame, sharedTextFrame } from './shared-frame.js';
 
 interface Client {
   readonly userId: string;
@@ -15,7 +32,13 @@ interface Client {
   readonly rooms: Set<string>;
   /** Frames due to this client in the current event-loop turn. */
   pending: Buffer[];
+  /** Negotiated gallery.v2 (BASELINE_BINARY only). */
+  readonly binary: boolean;
+  /** BASELINE_BINARY: this client's slot per room it is in. */
+  readonly slots: Map<string, number>;
 }
+
+const binaryMode = process.env.BASELINE_BINARY === '1';
 
 const rooms = new Map<string, Set<Client>>();
 let dirty: Client[] = [];
@@ -80,12 +103,58 @@ function join(client: Client, roomId: string, requestId: unknown): void {
     members = new Set();
     rooms.set(roomId, members);
   }
+  if (binaryMode) {
+    joinWithSlot(client, roomId, requestId, members);
+    return;
+  }
   members.add(client);
   client.rooms.add(roomId);
   send(client, {
     event: 'room_joined',
     data: { requestId, roomInfo: { roomId, users: [], state: {}, createdAt: 0 } },
   });
+}
+
+/** BASELINE_BINARY: the next slot of each room (wraps at 65536). */
+const nextSlots = new Map<string, number>();
+
+/** A join with slots: every member with its slot in room_joined, user_joined to the others. */
+function joinWithSlot(
+  client: Client,
+  roomId: string,
+  requestId: unknown,
+  members: Set<Client>,
+): void {
+  const rejoin = client.slots.has(roomId);
+  if (!rejoin) {
+    const slot = nextSlots.get(roomId) ?? 0;
+    nextSlots.set(roomId, (slot + 1) & 0xffff);
+    client.slots.set(roomId, slot);
+    members.add(client);
+    client.rooms.add(roomId);
+  }
+  const users = [...members].map((member) => ({
+    id: member.userId,
+    slot: member.slots.get(roomId),
+  }));
+  send(client, {
+    event: 'room_joined',
+    data: { requestId, roomInfo: { roomId, users, state: {}, createdAt: 0 } },
+  });
+  if (rejoin) {
+    return;
+  }
+  const joined = sharedTextFrame(
+    JSON.stringify({
+      event: 'user_joined',
+      data: { roomId, user: { id: client.userId, slot: client.slots.get(roomId) } },
+    }),
+  );
+  for (const member of members) {
+    if (member !== client) {
+      queueFrame(member, joined);
+    }
+  }
 }
 
 /** POSE_TICK_MS > 0: each sender's newest pose per room, sent once per tick (as ours does). */
@@ -110,6 +179,9 @@ function tick(): void {
         relay(sender, roomId, message);
       }
     }
+  }
+  if (binaryMode) {
+    tickBinary();
   }
 }
 
@@ -140,6 +212,86 @@ function relay(sender: Client, roomId: string, message: unknown): void {
   }
 }
 
+// --- binary poses (BASELINE_BINARY) --------------------------------------------------------------
+
+/** The tick field of server frames: +1 per frame sent. */
+let batch = 0;
+/** Per room: each sender's newest entry of the tick, its slot already filled in. */
+let heldEntries = new Map<string, Map<Client, Buffer>>();
+/** Per room: the server frame header with count and tick 0, built once. */
+const roomHeaders = new Map<string, Buffer>();
+
+function onBinaryPose(sender: Client, data: Buffer): void {
+  const roomId = clientPoseRoomId(data);
+  const slot = roomId === undefined ? undefined : sender.slots.get(roomId);
+  if (roomId === undefined || slot === undefined) {
+    return;
+  }
+  if (tickMs > 0) {
+    let held = heldEntries.get(roomId);
+    if (!held) {
+      held = new Map();
+      heldEntries.set(roomId, held);
+    }
+    const entry = Buffer.from(data.subarray(clientEntryAt(data)));
+    writeSlot(entry, 0, slot);
+    held.set(sender, entry);
+    return;
+  }
+  // Per message: the client's frame becomes the server's (same header and entry), built once.
+  const { frame, payloadAt } = sharedBinaryFrame(data.length);
+  data.copy(frame, payloadAt);
+  frame[payloadAt] = TYPE_SERVER_POSES;
+  frame.writeUInt32LE(batch, payloadAt + 4);
+  batch = (batch + 1) >>> 0;
+  writeSlot(frame, payloadAt + clientEntryAt(data), slot);
+  const members = rooms.get(roomId);
+  if (!members) {
+    return;
+  }
+  for (const member of members) {
+    if (member !== sender && member.binary) {
+      queueFrame(member, frame);
+    }
+  }
+}
+
+/** One frame per room with each sender's newest entry, to all of its binary members. */
+function tickBinary(): void {
+  const due = heldEntries;
+  heldEntries = new Map();
+  for (const [roomId, held] of due) {
+    const members = rooms.get(roomId);
+    if (!members) {
+      continue;
+    }
+    let header = roomHeaders.get(roomId);
+    if (!header) {
+      header = frameHeader(TYPE_SERVER_POSES, roomId, 0);
+      roomHeaders.set(roomId, header);
+    }
+    const entries: Buffer[] = [];
+    for (const [sender, entry] of held) {
+      if (sender.rooms.has(roomId)) {
+        entries.push(entry);
+      }
+    }
+    const { frame, payloadAt } = sharedBinaryFrame(header.length + entries.length * ENTRY_BYTES);
+    writeServerHeader(frame, payloadAt, header, entries.length, batch);
+    batch = (batch + 1) >>> 0;
+    let at = payloadAt + header.length;
+    for (const entry of entries) {
+      entry.copy(frame, at);
+      at += ENTRY_BYTES;
+    }
+    for (const member of members) {
+      if (member.binary) {
+        queueFrame(member, frame);
+      }
+    }
+  }
+}
+
 function leaveAll(client: Client): void {
   for (const roomId of client.rooms) {
     const members = rooms.get(roomId);
@@ -149,6 +301,7 @@ function leaveAll(client: Client): void {
     }
   }
   client.rooms.clear();
+  client.slots.clear();
 }
 
 function onConnection(ws: WebSocket, request: IncomingMessage): void {
@@ -156,9 +309,22 @@ function onConnection(ws: WebSocket, request: IncomingMessage): void {
     new URL(request.url ?? '/', 'http://localhost').searchParams.get('userId') ||
     `user-${++anonymousUsers}`;
   // The request socket is the net.Socket ws writes to: frames go to it directly.
-  const client: Client = { userId, socket: request.socket, rooms: new Set(), pending: [] };
+  const client: Client = {
+    userId,
+    socket: request.socket,
+    rooms: new Set(),
+    pending: [],
+    binary: binaryMode && ws.protocol === BINARY_SUBPROTOCOL,
+    slots: new Map(),
+  };
   send(client, { event: 'connected', data: { userId } });
-  ws.on('message', (data: Buffer) => {
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      if (client.binary) {
+        onBinaryPose(client, data);
+      }
+      return;
+    }
     try {
       onRequest(client, JSON.parse(data.toString()) as ClientRequest);
     } catch {
@@ -180,6 +346,13 @@ const wsServer = new WebSocketServer({
   perMessageDeflate: false,
   clientTracking: false,
   maxPayload: 65536,
+  // BASELINE_BINARY: answer gallery.v2 when offered (else ws's default, the first offered).
+  ...(binaryMode
+    ? {
+        handleProtocols: (protocols: Set<string>) =>
+          protocols.has(BINARY_SUBPROTOCOL) ? BINARY_SUBPROTOCOL : false,
+      }
+    : {}),
 });
 wsServer.on('connection', onConnection);
 

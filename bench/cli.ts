@@ -102,6 +102,9 @@ function stepLabel(step: Step): string {
 }
 
 function targetKinds(options: BenchOptions): TargetKind[] {
+  if (options.baselineOnly) {
+    return ['baseline'];
+  }
   const primary: TargetKind = options.url === undefined ? 'ours' : 'url';
   return options.baseline ? [primary, 'baseline'] : [primary];
 }
@@ -319,6 +322,7 @@ class Bench {
       connections: options.connections,
       usersPerRoom: options.usersPerRoom,
       settleS: options.settleS,
+      binary: options.binary,
       ...Object.fromEntries(results),
       ratio,
     });
@@ -511,6 +515,7 @@ class Bench {
         rooms: step.rooms,
         usersPerRoom: step.usersPerRoom,
         hz: options.hz,
+        binary: options.binary,
         warmupS: options.warmupS,
         durationS: options.durationS,
         instances: result.layout.instances,
@@ -577,6 +582,7 @@ class Bench {
       usersPerRoom: step.usersPerRoom,
       hz: this.options.hz,
       tickMs: this.options.tickMs,
+      binary: this.options.binary,
       warmupS: this.options.warmupS,
       durationS: this.options.durationS,
       ...Object.fromEntries(results),
@@ -609,6 +615,8 @@ class Bench {
     this.table.line(
       `bench: ${options.mode}, ${options.steps.map(stepLabel).join(', ')} at ${options.hz} Hz, ` +
         `warmup ${options.warmupS} s, window ${options.durationS} s, ` +
+        (options.tickMs > 0 ? `tick ${options.tickMs} ms, ` : '') +
+        (options.binary ? 'binary poses (gallery.v2), ' : '') +
         `servers: ${targetKinds(options).join(' then ')}`,
     );
   }
@@ -636,7 +644,11 @@ function checkOpenFiles(options: BenchOptions): void {
 }
 
 function checkBuilt(options: BenchOptions): void {
-  if (options.url === undefined && !existsSync(join(REPOSITORY_ROOT, 'dist', 'main.js'))) {
+  if (
+    options.url === undefined &&
+    !options.baselineOnly &&
+    !existsSync(join(REPOSITORY_ROOT, 'dist', 'main.js'))
+  ) {
     throw new UsageError("dist/main.js is missing: run 'npm run build' (npm run bench does).");
   }
 }

@@ -1,9 +1,19 @@
 // One thread of simulated users: connects and joins them, sends their poses at the set rate with
 // evenly spread phases, and counts what they receive. Poses are recognized by their first bytes
 // and only every n-th one is read for its timestamp, so the generator stays cheap next to the
-// server it measures.
+// server it measures. With --binary the users offer gallery.v2, send binary pose frames and
+// count the entries of the binary frames they receive (docs/binary-poses.md).
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
+import {
+  BINARY_SUBPROTOCOL,
+  BinaryPoseFrames,
+  countOf,
+  ENTRY_BYTES,
+  ServerPoseReader,
+  slotAt,
+  timestampAt,
+} from './binary-poses.js';
 import { nowMs, withTimeout } from './clock.js';
 import {
   RawWebSocket,
@@ -22,6 +32,7 @@ import {
   poseTimestampOf,
   roomIdOf,
   timestampOfPoseEvent,
+  type ServerFrame,
 } from './protocol.js';
 import type {
   ClientSpec,
@@ -42,6 +53,9 @@ interface SimUser {
   socket: SimSocket | undefined;
   readonly matcher: PoseFrameMatcher;
   readonly poses: PoseFrames;
+  /** --binary: this user's pose frames, and its slot in the room (-1 until room_joined). */
+  readonly binaryPoses: BinaryPoseFrames | undefined;
+  slot: number;
   joined: boolean;
   /** Settles the join: undefined on success, else why it failed. */
   settleJoin?: (failure?: string) => void;
@@ -53,6 +67,7 @@ class Counters {
   latencies: number[] = [];
   latencySeen = 0;
   framesParsed = 0;
+  unknownSlotPoses = 0;
   skippedSends = 0;
   lags: number[] = [];
   startedAt = performance.now();
@@ -81,6 +96,11 @@ class GeneratorWorker {
   private roomCount = 0;
   private sampleEvery = 16;
   private poseCountdown = 16;
+  private binary = false;
+  /** --binary, per room: the slots of the members seen in room_joined and user_joined. */
+  private slotsByRoom: Set<number>[] = [];
+  /** --binary, per room: recognizes the room's server pose frames. */
+  private readersByRoom: ServerPoseReader[] = [];
   private window: Counters | undefined;
   private errors = 0;
   private errorSamples: string[] = [];
@@ -126,6 +146,11 @@ class GeneratorWorker {
     this.roomCount = request.roomCount;
     this.sampleEvery = request.sampleEvery;
     this.poseCountdown = request.sampleEvery;
+    this.binary = request.binary;
+    this.slotsByRoom = Array.from({ length: request.roomCount }, () => new Set<number>());
+    this.readersByRoom = request.binary
+      ? Array.from({ length: request.roomCount }, (_, room) => new ServerPoseReader(roomIdOf(room)))
+      : [];
     const failureSamples: string[] = [];
     let failures = 0;
     const noteFailure = (why: string): void => {
@@ -179,6 +204,8 @@ class GeneratorWorker {
       socket: undefined,
       matcher: new PoseFrameMatcher(roomId),
       poses: new PoseFrames(roomId),
+      binaryPoses: request.binary ? new BinaryPoseFrames(roomId) : undefined,
+      slot: -1,
       joined: false,
     };
     this.users.push(user);
@@ -199,14 +226,16 @@ class GeneratorWorker {
       const handlers: SocketHandlers = {
         onOpen: () => user.socket?.send(joinRoomFrame(roomId, JOIN_REQUEST_ID, spec.userId)),
         onText: (payload) => this.onFrame(user, payload),
+        onBinary: (payload) => this.onBinary(user, payload),
         onError: (error) => user.settleJoin?.(error.message),
         onClose: (code, reason) => this.onClose(user, code, reason),
       };
       const url = connectUrl(request.urls[spec.instance], spec.userId);
+      const subprotocol = request.binary ? BINARY_SUBPROTOCOL : undefined;
       user.socket =
         request.client === 'raw'
-          ? new RawWebSocket(url, request.clientTimeoutMs, handlers)
-          : wsPackageSocket(url, request.clientTimeoutMs, handlers);
+          ? new RawWebSocket(url, request.clientTimeoutMs, handlers, subprotocol)
+          : wsPackageSocket(url, request.clientTimeoutMs, handlers, subprotocol);
     });
   }
 
@@ -244,7 +273,16 @@ class GeneratorWorker {
     if (isPoseEvent(frame)) {
       this.onPose(undefined, timestampOfPoseEvent(frame));
     } else if (frame.event === 'room_joined' && frame.data?.requestId === JOIN_REQUEST_ID) {
-      user.settleJoin?.();
+      if (this.binary) {
+        this.learnSlots(user, frame);
+      } else {
+        user.settleJoin?.();
+      }
+    } else if (this.binary && frame.event === 'user_joined') {
+      const slot = frame.data?.user?.slot;
+      if (typeof slot === 'number') {
+        this.slotsByRoom[user.spec.roomIndex].add(slot);
+      }
     } else if (frame.event === 'error') {
       const code = frame.data?.code ?? 'unknown';
       if (user.settleJoin) {
@@ -252,6 +290,62 @@ class GeneratorWorker {
       } else {
         this.noteError(`${user.spec.userId}: error ${code}`);
       }
+    }
+  }
+
+  /** --binary: the slots of room_joined's members, ours among them; without ours, no join. */
+  private learnSlots(user: SimUser, frame: ServerFrame): void {
+    const slots = this.slotsByRoom[user.spec.roomIndex];
+    const users = frame.data?.roomInfo?.users ?? frame.data?.users;
+    for (const member of Array.isArray(users) ? users : []) {
+      if (typeof member?.slot !== 'number') {
+        continue;
+      }
+      slots.add(member.slot);
+      if (member.id === user.spec.userId) {
+        user.slot = member.slot;
+      }
+    }
+    if (user.slot < 0) {
+      user.settleJoin?.('room_joined has no slot for this user (no gallery.v2 support?)');
+    } else {
+      user.settleJoin?.();
+    }
+  }
+
+  /**
+   * --binary: a server pose frame. Each entry of another known member is one delivered pose
+   * (our own slot is skipped); every sampleEvery-th one is timed by the entry's timestamp.
+   */
+  private onBinary(user: SimUser, payload: Buffer): void {
+    const reader = this.readersByRoom[user.spec.roomIndex];
+    const first = reader === undefined ? -1 : reader.entriesAt(payload);
+    if (first < 0) {
+      this.noteError(`${user.spec.userId}: not a pose frame of its room (binary)`);
+      return;
+    }
+    const window = this.window;
+    if (!window) {
+      return;
+    }
+    const known = this.slotsByRoom[user.spec.roomIndex];
+    const own = user.slot;
+    const end = first + countOf(payload) * ENTRY_BYTES;
+    for (let entry = first; entry < end; entry += ENTRY_BYTES) {
+      const slot = slotAt(payload, entry);
+      if (slot === own) {
+        continue;
+      }
+      if (!known.has(slot)) {
+        window.unknownSlotPoses++;
+        continue;
+      }
+      window.posesReceived++;
+      if (--this.poseCountdown > 0) {
+        continue;
+      }
+      this.poseCountdown = this.sampleEvery;
+      window.addLatency(nowMs() - timestampAt(payload, entry));
     }
   }
 
@@ -327,7 +421,11 @@ class GeneratorWorker {
     if (!user.joined || !user.socket?.isOpen) {
       return;
     }
-    user.socket.send(user.poses.build(now, sequence));
+    if (user.binaryPoses) {
+      user.socket.sendBinary(user.binaryPoses.build(now, sequence));
+    } else {
+      user.socket.send(user.poses.build(now, sequence));
+    }
     if (this.window) {
       this.window.sentByRoom[user.spec.roomIndex]++;
     }
@@ -357,6 +455,7 @@ class GeneratorWorker {
       posesReceived: window.posesReceived,
       latencies: Float64Array.from(window.latencies),
       framesParsed: window.framesParsed,
+      unknownSlotPoses: window.unknownSlotPoses,
       skippedSends: window.skippedSends,
       errors: this.errors,
       errorSamples: this.errorSamples,

@@ -44,6 +44,7 @@ export interface WindowSummary {
   posesReceived: number;
   latencies: Float64Array;
   framesParsed: number;
+  unknownSlotPoses: number;
   skippedSends: number;
   errors: number;
   errorSamples: string[];
@@ -120,6 +121,8 @@ export interface ConnectOptions {
   concurrencyPerWorker: number;
   /** Fewer users than rooms x usersPerRoom: the last room is filled only partly. */
   totalUsers?: number;
+  /** --binary: poses as gallery.v2 binary frames. */
+  binary?: boolean;
 }
 
 export class LoadGenerator {
@@ -175,6 +178,7 @@ export class LoadGenerator {
             clientTimeoutMs: options.clientTimeoutMs,
             phaseTimeoutMs: options.phaseTimeoutMs,
             sampleEvery: options.sampleEvery,
+            binary: options.binary ?? false,
           },
           'connected',
           options.phaseTimeoutMs + REPLY_TIMEOUT_MS,
@@ -297,6 +301,7 @@ export class LoadGenerator {
       posesReceived: results.reduce((sum, result) => sum + result.posesReceived, 0),
       latencies: concatenate(results.map((result) => result.latencies)),
       framesParsed: results.reduce((sum, result) => sum + result.framesParsed, 0),
+      unknownSlotPoses: results.reduce((sum, result) => sum + result.unknownSlotPoses, 0),
       skippedSends: results.reduce((sum, result) => sum + result.skippedSends, 0),
       errors: results.reduce((sum, result) => sum + result.errors, 0),
       errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),

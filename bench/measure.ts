@@ -31,6 +31,8 @@ export interface GeneratorFigures {
   lagP99Ms: number | null;
   skippedSends: number;
   framesParsed: number;
+  /** --binary: received pose entries from slots no known member had (not counted as delivered). */
+  unknownSlotPoses: number;
   saturated: boolean;
   saturationReasons: string[];
 }
@@ -111,6 +113,7 @@ function emptyFigures(
     lagP99Ms: null,
     skippedSends: 0,
     framesParsed: 0,
+    unknownSlotPoses: 0,
     saturated: false,
     saturationReasons: [],
   });
@@ -213,6 +216,7 @@ export async function measureLoadStep(
       phaseTimeoutMs: options.connectTimeoutS * 1000,
       sampleEvery: options.sampleEvery,
       concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
+      binary: options.binary,
     });
     recordJoin(figures, join);
     joinedByInstance = join.joinedByInstance;
@@ -331,6 +335,7 @@ function recordWindow(figures: LoadFigures, window: WindowSummary, workers: numb
     lagP99Ms: lagP99,
     skippedSends: window.skippedSends,
     framesParsed: window.framesParsed,
+    unknownSlotPoses: window.unknownSlotPoses,
     saturated: reasons.length > 0,
     saturationReasons: reasons,
   };
@@ -397,6 +402,7 @@ export async function measureConnections(
       sampleEvery: options.sampleEvery,
       concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
       totalUsers: options.connections,
+      binary: options.binary,
     });
     figures.joined = join.joined;
     figures.joinFailures = join.failures;

@@ -24,6 +24,8 @@ export interface BenchOptions {
   sampleEvery: number;
   serverEnv: Record<string, string>;
   baseline: boolean;
+  /** --baseline-only: no run against our server (or --url). */
+  baselineOnly: boolean;
   cpuProf: boolean;
   jsonOnly: boolean;
   connectTimeoutS: number;
@@ -33,6 +35,8 @@ export interface BenchOptions {
   redisUrl: string;
   /** --tick-ms: server ticks for poses (POSE_TICK_MS) on both servers; 0: per message. */
   tickMs: number;
+  /** --binary: the users speak gallery.v2 (binary pose frames); so does the baseline. */
+  binary: boolean;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -131,7 +135,18 @@ OPTIONS
                           by a newer one of its sender within a tick is not sent, so a step
                           offers at most one pose per sender, recipient and tick:
                           offered = min(sent, senders x window / N ms) x (members - 1).
+  --binary                Poses over the binary channel (docs/binary-poses.md) on both servers:
+                          the users offer subprotocol gallery.v2, learn their slots from
+                          room_joined/user_joined, send each pose as a binary client frame and
+                          count every entry of another member in the binary server frames they
+                          receive (own slot skipped); latency from the entry's timestamp. The
+                          baseline speaks it too (slots per room, one binary frame per relay,
+                          or per room and tick with --tick-ms). A server that gives no slot
+                          in room_joined fails the joins. Entries from slots of no known member
+                          are not counted: generator.unknownSlotPoses.
   --no-baseline           Skip the baseline (no ratios).
+  --baseline-only         Run the steps against the baseline alone (no ratios): to check the
+                          bench itself against a server that is the same every time.
   --cpu-prof              Run our server with node --cpu-prof; after each step (server
                           stopped with SIGTERM) print the top 20 functions by self time, in %
                           of the samples taken in the measured window ((idle) left out).
@@ -194,6 +209,7 @@ EXAMPLE
   npm run bench -- --split --rooms 20 --users-per-room 20 --duration 10 --warmup 3
   npm run bench -- --split 3 --redis-url redis://127.0.0.1:6380 --users-per-room 30
   npm run bench -- --url ws://127.0.0.1:8080/ --rooms 5 --users-per-room 10
+  npm run bench -- --rooms 20 --users-per-room 50 --tick-ms 33 --binary
 `;
 
 export class UsageError extends Error {}
@@ -218,7 +234,9 @@ const SPECS: Record<string, Kind> = {
   'sample-every': 'number',
   'server-env': 'list',
   'tick-ms': 'number',
+  binary: 'flag',
   'no-baseline': 'flag',
+  'baseline-only': 'flag',
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
   split: 'optional-number',
@@ -427,13 +445,30 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     sampleEvery: integerAtLeast(parsed, 'sample-every', 16, 1),
     serverEnv,
     baseline: !parsed.has('no-baseline'),
+    baselineOnly: baselineOnlyOf(parsed, mode),
     cpuProf: parsed.has('cpu-prof'),
     jsonOnly: parsed.has('json-only') || parsed.has('quiet'),
     connectTimeoutS: numberAbove(parsed, 'connect-timeout', 60, 1),
     splitInstances,
     redisUrl,
     tickMs: tickMsOf(parsed),
+    binary: parsed.has('binary'),
   };
+}
+
+function baselineOnlyOf(parsed: Parsed, mode: Mode): boolean {
+  if (!parsed.has('baseline-only')) {
+    return false;
+  }
+  for (const option of ['no-baseline', 'url', 'cpu-prof']) {
+    if (parsed.has(option)) {
+      throw new UsageError(`--baseline-only runs no server of ours: drop --${option}`);
+    }
+  }
+  if (mode === 'split') {
+    throw new UsageError('--split compares layouts of our server: drop --baseline-only');
+  }
+  return true;
 }
 
 function tickMsOf(parsed: Parsed): number {

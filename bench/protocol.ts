@@ -106,8 +106,14 @@ export interface ServerFrame {
     version?: number;
     userId?: string;
     updatedBy?: string;
-    user?: { id?: string };
-    roomInfo?: { roomId?: string; state?: { version?: number } };
+    /** slot: --binary (gallery.v2) only. */
+    user?: { id?: string; slot?: unknown };
+    roomInfo?: {
+      roomId?: string;
+      state?: { version?: number };
+      users?: { id?: unknown; slot?: unknown }[];
+    };
+    users?: { id?: unknown; slot?: unknown }[];
   };
 }
 

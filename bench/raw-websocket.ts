@@ -2,8 +2,9 @@
 // emits an event per received frame, about 2 us per frame: at a million deliveries a second
 // that is two cores, more than the machine the server runs on. This one walks the TCP chunks
 // and hands each text frame's payload to the caller as a view into the chunk, so counting a
-// pose costs a memcmp. It speaks only what a client of our servers needs: unfragmented text
-// frames, ping/pong and close; `--client ws` swaps the `ws` package back in to cross-check it.
+// pose costs a memcmp. It speaks only what a client of our servers needs: unfragmented text and
+// binary frames, ping/pong and close, and optionally one subprotocol (gallery.v2 for --binary);
+// `--client ws` swaps the `ws` package back in to cross-check it.
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
@@ -22,6 +23,8 @@ export interface SocketHandlers {
   onOpen(): void;
   /** A text frame's payload: a view into the received chunk, valid only during the call. */
   onText(payload: Buffer): void;
+  /** A binary frame's payload, likewise a view valid only during the call. */
+  onBinary(payload: Buffer): void;
   /** Called once, however the connection ends. */
   onClose(code: number, reason: string): void;
   onError(error: Error): void;
@@ -31,6 +34,8 @@ export interface SocketHandlers {
 export interface SimSocket {
   readonly isOpen: boolean;
   send(text: string): void;
+  /** Sends a binary frame; the payload is copied before the call returns. */
+  sendBinary(payload: Buffer): void;
   terminate(): void;
 }
 
@@ -44,6 +49,8 @@ export class RawWebSocket implements SimSocket {
     url: string,
     handshakeTimeoutMs: number,
     private readonly handlers: SocketHandlers,
+    /** A subprotocol to offer; the server must answer it, or the connection fails. */
+    subprotocol?: string,
   ) {
     const target = new URL(url);
     const key = randomBytes(16).toString('base64');
@@ -58,6 +65,7 @@ export class RawWebSocket implements SimSocket {
         Upgrade: 'websocket',
         'Sec-WebSocket-Key': key,
         'Sec-WebSocket-Version': '13',
+        ...(subprotocol === undefined ? {} : { 'Sec-WebSocket-Protocol': subprotocol }),
       },
     });
     this.abortHandshake = () => upgrade.destroy();
@@ -68,6 +76,13 @@ export class RawWebSocket implements SimSocket {
       if (response.headers['sec-websocket-accept'] !== expected) {
         socket.destroy();
         this.end(ABNORMAL_CLOSURE, 'bad Sec-WebSocket-Accept', new Error('bad handshake'));
+        return;
+      }
+      const answered = response.headers['sec-websocket-protocol'];
+      if (subprotocol !== undefined && answered !== subprotocol) {
+        socket.destroy();
+        const why = `the server answered subprotocol '${answered ?? ''}', not '${subprotocol}'`;
+        this.end(ABNORMAL_CLOSURE, why, new Error(why));
         return;
       }
       this.attach(socket, head);
@@ -95,6 +110,12 @@ export class RawWebSocket implements SimSocket {
   send(text: string): void {
     if (this.isOpen) {
       this.socket?.write(maskedFrame(OPCODE_TEXT, text));
+    }
+  }
+
+  sendBinary(payload: Buffer): void {
+    if (this.isOpen) {
+      this.socket?.write(maskedFrame(OPCODE_BINARY, payload));
     }
   }
 
@@ -173,8 +194,10 @@ export class RawWebSocket implements SimSocket {
     switch (opcode) {
       case OPCODE_TEXT:
       case OPCODE_CONTINUATION:
-      case OPCODE_BINARY:
         this.handlers.onText(payload);
+        break;
+      case OPCODE_BINARY:
+        this.handlers.onBinary(payload);
         break;
       case OPCODE_CLOSE: {
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : NO_STATUS;
@@ -244,14 +267,17 @@ export function wsPackageSocket(
   url: string,
   handshakeTimeoutMs: number,
   handlers: SocketHandlers,
+  subprotocol?: string,
 ): SimSocket {
-  const socket = new WebSocket(url, {
+  const socket = new WebSocket(url, subprotocol === undefined ? [] : [subprotocol], {
     perMessageDeflate: false,
     skipUTF8Validation: true,
     handshakeTimeout: handshakeTimeoutMs,
   });
   socket.on('open', () => handlers.onOpen());
-  socket.on('message', (data: Buffer) => handlers.onText(data));
+  socket.on('message', (data: Buffer, isBinary: boolean) =>
+    isBinary ? handlers.onBinary(data) : handlers.onText(data),
+  );
   socket.on('error', (error) => handlers.onError(error));
   socket.on('close', (code, reason) => handlers.onClose(code, reason.toString()));
   return {
@@ -259,6 +285,8 @@ export function wsPackageSocket(
       return socket.readyState === WebSocket.OPEN;
     },
     send: (text) => socket.send(text),
+    // ws may hold on to the buffer (a masked copy is made only when it sends at once).
+    sendBinary: (payload) => socket.send(Buffer.from(payload)),
     terminate: () => socket.terminate(),
   };
 }

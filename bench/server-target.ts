@@ -73,6 +73,11 @@ function tickEnv(options: BenchOptions): Record<string, string> {
   return options.tickMs > 0 ? { POSE_TICK_MS: String(options.tickMs) } : {};
 }
 
+/** --binary: ours needs nothing (gallery.v2 is the client's choice); the baseline is told. */
+function baselineBinaryEnv(options: BenchOptions): Record<string, string> {
+  return options.binary ? { BASELINE_BINARY: '1' } : {};
+}
+
 export async function startTarget(
   kind: TargetKind,
   steps: Step[],
@@ -91,7 +96,7 @@ export async function startTarget(
   const env =
     kind === 'ours'
       ? serverEnvFor(steps, options)
-      : { PORT: '0', HOST: '127.0.0.1', ...tickEnv(options) };
+      : { PORT: '0', HOST: '127.0.0.1', ...tickEnv(options), ...baselineBinaryEnv(options) };
   const server = await ServerProcess.start({
     kind,
     env,

@@ -23,3 +23,23 @@ export function sharedTextFrame(json: string): Buffer {
   });
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
+
+/**
+ * An unmasked binary frame with room for `payloadLength` bytes: the WebSocket header is written,
+ * the payload starts at `payloadAt`. The caller fills it in place, once for all recipients.
+ */
+export function sharedBinaryFrame(payloadLength: number): { frame: Buffer; payloadAt: number } {
+  const payloadAt = payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(payloadAt + payloadLength);
+  frame[0] = 0x82;
+  if (payloadAt === 2) {
+    frame[1] = payloadLength;
+  } else if (payloadAt === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(payloadLength, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(payloadLength), 2);
+  }
+  return { frame, payloadAt };
+}

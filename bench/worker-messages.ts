@@ -22,6 +22,8 @@ export interface ConnectRequest {
   clientTimeoutMs: number;
   phaseTimeoutMs: number;
   sampleEvery: number;
+  /** --binary: offer gallery.v2, learn slots from the joins, send and read poses as binary. */
+  binary: boolean;
 }
 
 export interface StartSendingRequest {
@@ -57,6 +59,8 @@ export interface WindowResult {
   /** End-to-end latencies (ms) of every sampleEvery-th pose received in the window. */
   latencies: Float64Array;
   framesParsed: number;
+  /** --binary: pose entries from a slot no member of the room had been seen with (not counted). */
+  unknownSlotPoses: number;
   skippedSends: number;
   errors: number;
   errorSamples: string[];
