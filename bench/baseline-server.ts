@@ -185,8 +185,24 @@ function tick(): void {
   }
 }
 
+/**
+ * Ticks on a fixed schedule, as ours does (PoseTicker): setInterval counts each interval from
+ * when its callback ran, so a busy loop would tick slower than 1000 / tickMs. A tick that overran
+ * whole intervals skips them.
+ */
+function scheduleTicks(): void {
+  let nextTickAt = performance.now() + tickMs;
+  const onTimer = (): void => {
+    const late = performance.now() - nextTickAt;
+    nextTickAt += (late >= tickMs ? Math.floor(late / tickMs) + 1 : 1) * tickMs;
+    tick();
+    setTimeout(onTimer, Math.max(0, nextTickAt - performance.now()));
+  };
+  setTimeout(onTimer, tickMs);
+}
+
 if (tickMs > 0) {
-  setInterval(tick, tickMs);
+  scheduleTicks();
 }
 
 function broadcast(sender: Client, roomId: string, message: unknown): void {

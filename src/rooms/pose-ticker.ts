@@ -28,14 +28,17 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   readonly tickMs: number;
   private held = new Map<string, Map<string, HeldPose>>();
   private timer?: NodeJS.Timeout;
-  private lastTickAt = 0;
+  /** When the next tick is due (performance.now() ms): ticks keep to a fixed schedule. */
+  private nextTickAt: number;
   private skipped = 0;
+  private stopped = false;
 
   constructor(
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
     this.tickMs = config.poseTickMs;
+    this.nextTickAt = this.tickMs;
   }
 
   get enabled(): boolean {
@@ -51,15 +54,36 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     if (!this.enabled) {
       return;
     }
-    this.lastTickAt = performance.now();
-    this.timer = setInterval(() => this.tick(performance.now()), this.tickMs);
-    this.timer.unref();
+    this.nextTickAt = performance.now() + this.tickMs;
+    this.schedule();
   }
 
   onModuleDestroy(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     this.held.clear();
   }
+
+  /**
+   * A timeout to the next tick's due time rather than setInterval, which counts each interval
+   * from when its callback ran: on a busy event loop every tick would start a little late and
+   * the tick rate would sag below 1000 / POSE_TICK_MS.
+   */
+  private schedule(): void {
+    if (this.stopped) {
+      return;
+    }
+    this.timer = setTimeout(this.onTimer, Math.max(0, this.nextTickAt - performance.now()));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    try {
+      this.tick(performance.now());
+    } finally {
+      this.schedule();
+    }
+  };
 
   /** Keeps the sender's newest pose for the next tick; the caller checked it is a member. */
   hold(sender: Connection, roomId: string, message: AppMessage): void {
@@ -76,13 +100,15 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     room.set(sender.userId, { sender, message });
   }
 
-  /** Publishes what was held since the last tick; `now` in performance.now() milliseconds. */
+  /**
+   * Publishes what was held since the last tick; `now` in performance.now() milliseconds. A tick
+   * that runs a whole interval or more past its due time skips (and counts) the ones it overran.
+   */
   tick(now: number): void {
-    const elapsed = now - this.lastTickAt;
-    this.lastTickAt = now;
-    if (elapsed >= 2 * this.tickMs) {
-      this.skipped += Math.floor(elapsed / this.tickMs) - 1;
-    }
+    const late = now - this.nextTickAt;
+    const missed = late >= this.tickMs ? Math.floor(late / this.tickMs) : 0;
+    this.skipped += missed;
+    this.nextTickAt += (missed + 1) * this.tickMs;
     if (this.held.size === 0) {
       return;
     }
