@@ -187,6 +187,54 @@ function describeBinaryChannel(fixture: ServerFixture) {
     await alice.next('pong');
   });
 
+  it('sends the quantized form to gallery.v2q members and takes their quantized poses', async () => {
+    const alice = await fixture.connect('alice', V2);
+    const quinn = await fixture.connect('quinn', { protocols: ['gallery.v2', 'gallery.v2q'] });
+    const carol = await fixture.connect('carol');
+    expect(quinn.socket.protocol).toBe('gallery.v2q');
+    const slots = await joinAll('quantized', [alice, quinn, carol]);
+
+    alice.sendRaw(clientPoseFrame('quantized', POSE), { binary: true });
+    await until(() => entriesFor(quinn, 'quantized').length > 0, 3000, 'alice pose at quinn');
+    const [entry] = entriesFor(quinn, 'quantized');
+    expect(quinn.binaryFrames[0][1]).toBe(1);
+    expect(entry.slot).toBe(slots.get('alice'));
+    expect(entry.timestamp).toBe(Math.floor(POSE.timestamp) % 2 ** 32);
+    POSE.position.forEach((value, k) => {
+      expect(Math.abs(entry.position[k] - value)).toBeLessThan(Math.abs(value) / 1024);
+    });
+    POSE.rotation.forEach((value, k) => expect(entry.rotation[k]).toBeCloseTo(value, 2));
+
+    // quinn's own pose, quantized: 2.5 and -0.75 are exact in f16; the identity rotation.
+    const frame = Buffer.alloc(20 + 16);
+    frame[0] = 2;
+    frame[1] = 1;
+    frame.writeUInt16LE(1, 2);
+    frame[8] = 'quantized'.length;
+    frame.write('quantized', 9, 'latin1');
+    frame.writeUInt16LE(0x4100, 22); // 2.5
+    frame.writeUInt16LE(0xba00, 24); // -0.75
+    frame.writeUInt16LE(0x0000, 26); // 0
+    frame.writeUInt32LE(((3 << 30) | (512 << 20) | (512 << 10) | 512) >>> 0, 28);
+    frame.writeUInt32LE(Date.now() % 2 ** 32, 32);
+    quinn.sendRaw(frame, { binary: true });
+    await until(() => jsonPosesFrom(carol, 'quinn').length > 0, 3000, 'quinn pose at carol');
+    const json = jsonPosesFrom(carol, 'quinn')[0].message as {
+      timestamp: number;
+      data: { position: number[]; rotation: number[] };
+    };
+    expect(json.data.position).toEqual([2.5, -0.75, 0]);
+    expect(json.data.rotation[3]).toBeCloseTo(1, 5);
+    expect(Math.abs(json.timestamp - Date.now())).toBeLessThan(5000);
+    await until(
+      () => entriesFor(alice, 'quantized').some((e) => e.slot === slots.get('quinn')),
+      3000,
+      'quinn pose at alice',
+    );
+    const atAlice = entriesFor(alice, 'quantized').find((e) => e.slot === slots.get('quinn'));
+    expect(atAlice?.position).toEqual([2.5, -0.75, 0]);
+  });
+
   it('closes 1003 on a binary frame from a client that did not opt in', async () => {
     const carol = await fixture.connect('carol');
     await carol.join('plain');

@@ -23,14 +23,20 @@ export function readServerPoseFrame(frame: Buffer): ServerPoseFrame {
   const count = view.getUint16(2, true);
   const roomIdLength = view.getUint8(8);
   const header = Math.ceil((9 + roomIdLength) / 4) * 4;
-  if (frame.length !== header + count * 40) {
+  const quantized = view.getUint8(1) === 1;
+  const entryBytes = quantized ? 16 : 40;
+  if (frame.length !== header + count * entryBytes) {
     throw new Error(
-      `a frame of ${count} entries is ${header + count * 40} bytes, not ${frame.length}`,
+      `${count} entries make ${header + count * entryBytes} bytes, not ${frame.length}`,
     );
   }
   const entries: PoseEntry[] = [];
   for (let i = 0; i < count; i++) {
-    const at = header + i * 40;
+    const at = header + i * entryBytes;
+    if (quantized) {
+      entries.push(readQuantizedEntry(view, at));
+      continue;
+    }
     entries.push({
       slot: view.getUint16(at, true),
       flags: view.getUint16(at + 2, true),
@@ -68,4 +74,39 @@ export function clientPoseFrame(
 /** A number as a float32 reads back: what a binary pose carries of a JSON coordinate. */
 export function float32(value: number): number {
   return Math.fround(value);
+}
+
+/** IEEE 754 half precision, read by hand. */
+export function half(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  return exponent === 0
+    ? sign * fraction * 2 ** -24
+    : sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/** A 16-byte entry; `timestamp` is the time field (the low 32 bits of the sender's ms). */
+function readQuantizedEntry(view: DataView, at: number): PoseEntry {
+  const packed = view.getUint32(at + 8, true);
+  const largest = packed >>> 30;
+  const rotation = [0, 0, 0, 0];
+  let shift = 20;
+  let sum = 0;
+  for (let k = 0; k < 4; k++) {
+    if (k !== largest) {
+      const value = ((((packed >>> shift) & 0x3ff) / 1023) * 2 - 1) * Math.SQRT1_2;
+      rotation[k] = value;
+      sum += value * value;
+      shift -= 10;
+    }
+  }
+  rotation[largest] = Math.sqrt(1 - sum);
+  return {
+    slot: view.getUint16(at, true),
+    flags: 0,
+    timestamp: view.getUint32(at + 12, true),
+    position: [0, 1, 2].map((k) => half(view.getUint16(at + 2 + 2 * k, true))),
+    rotation,
+  };
 }
