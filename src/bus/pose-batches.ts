@@ -5,7 +5,7 @@ import {
   POSE_ENTRY_BYTES,
   PoseFrameFlag,
   poseHeaderLength,
-  writePoseEntry,
+  writeFittingEntry,
   writePoseHeader,
   writeQuantizedEntry,
 } from '../protocol/binary-poses.js';
@@ -45,8 +45,8 @@ export class PoseBatches {
     fanout.beforeFlush(() => this.flush());
   }
 
-  /** Adds a pose for the room's binary members; false when it does not fit an entry. */
-  add(roomId: string, slot: number, message: AppMessage): boolean {
+  /** Adds a pose for the room's binary members; the caller checked that it fits (fitsPoseEntry). */
+  add(roomId: string, slot: number, message: AppMessage): void {
     let batch = this.batches.get(roomId);
     if (!batch) {
       batch = { entries: Buffer.allocUnsafe(INITIAL_ENTRIES * POSE_ENTRY_BYTES), count: 0 };
@@ -59,11 +59,8 @@ export class PoseBatches {
       batch.entries.copy(grown, 0, 0, offset);
       batch.entries = grown;
     }
-    if (!writePoseEntry(batch.entries, offset, slot, message)) {
-      return false;
-    }
+    writeFittingEntry(batch.entries, offset, slot, message);
     batch.count++;
-    return true;
   }
 
   /** Sends every room's frame (or frames, past MAX_POSES_PER_FRAME) to its binary members. */

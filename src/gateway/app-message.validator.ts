@@ -30,13 +30,13 @@ export function checkAppMessage(message: unknown): asserts message is AppMessage
     throw ProtocolError.validation('message', 'message must be an object');
   }
   const { type, senderId, timestamp, data } = message as Record<string, unknown>;
-  if (typeof type !== 'string' || !length(type, 1, MAX_TYPE_LENGTH)) {
+  if (typeof type !== 'string' || !lengthWithin(type, 1, MAX_TYPE_LENGTH)) {
     throw ProtocolError.validation(
       'message.type',
       'message.type must be a string of 1-64 characters',
     );
   }
-  if (senderId !== undefined && !length(senderId, 0, MAX_SENDER_ID_LENGTH)) {
+  if (senderId !== undefined && !lengthWithin(senderId, 0, MAX_SENDER_ID_LENGTH)) {
     throw ProtocolError.validation('message.senderId', 'message.senderId must be a string');
   }
   if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
@@ -48,6 +48,17 @@ export function checkAppMessage(message: unknown): asserts message is AppMessage
   if (type === POSE_UPDATE && !isPoseData(data)) {
     throw ProtocolError.validation('message.data', POSE_DATA_MESSAGE);
   }
+}
+
+/**
+ * class-validator's `length` (a surrogate pair counts as one character), without its regex
+ * for the strings every pose carries: one of 1..max UTF-16 units is within 1..max characters.
+ */
+function lengthWithin(value: unknown, min: number, max: number): boolean {
+  if (typeof value === 'string' && value.length >= Math.max(min, 1) && value.length <= max) {
+    return true;
+  }
+  return length(value, min, max);
 }
 
 /** PoseDataDto, by hand: position [x, y, z] and rotation [x, y, z, w], finite numbers. */

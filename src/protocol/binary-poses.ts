@@ -108,6 +108,17 @@ export function writePoseEntry(
   if (!fitsPoseEntry(message)) {
     return false;
   }
+  writeFittingEntry(target, offset, slot, message);
+  return true;
+}
+
+/** writePoseEntry for a message the caller found to fit (fitsPoseEntry), not checked again. */
+export function writeFittingEntry(
+  target: Buffer,
+  offset: number,
+  slot: number,
+  message: AppMessage,
+): void {
   const { position, rotation } = message.data as { position: number[]; rotation: number[] };
   const timestamp = message.timestamp;
   target.writeUInt16LE(slot, offset);
@@ -122,7 +133,6 @@ export function writePoseEntry(
   for (let i = 0; i < 4; i++) {
     target.writeFloatLE(rotation[i], offset + 24 + 4 * i);
   }
-  return true;
 }
 
 /** Writes the quantized form of the 40-byte entry at `source[from]` at `target[offset]`. */
