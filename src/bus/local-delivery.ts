@@ -15,6 +15,12 @@ import { Fanout } from './fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from './outgoing-frame.js';
 import { PoseBatches } from './pose-batches.js';
 
+/** A room's members here by how they take poses (see LocalDelivery.poseAudience). */
+interface PoseAudience {
+  json: Connection[];
+  binary: Connection[];
+}
+
 /** Events held back for one joiner while its join is answered; past it the joiner is dropped. */
 export const MAX_HELD_EVENTS = 4096;
 
@@ -24,12 +30,16 @@ export const MAX_HELD_EVENTS = 4096;
  */
 @Injectable()
 export class LocalDelivery {
+  private readonly poseAudiences = new Map<string, PoseAudience>();
+
   constructor(
     private readonly users: UsersService,
     private readonly fanout: Fanout,
     private readonly poseBatches: PoseBatches,
     @Optional() private readonly counters: ServerCounters = new ServerCounters(),
-  ) {}
+  ) {
+    fanout.beforeFlush(() => this.poseAudiences.clear());
+  }
 
   /**
    * A throwaway pose of `senderId` (its `slot` in the room) to the room's other members here:
@@ -44,38 +54,74 @@ export class LocalDelivery {
     message: AppMessage,
     frame?: OutgoingFrame,
   ): void {
-    const members = this.users.membership.members(roomId);
-    if (!members) {
+    const audience = this.poseAudience(roomId);
+    if (!audience) {
       return;
     }
     const started = performance.now();
     const binary = slot !== undefined && fitsPoseEntry(message);
-    let json = frame;
-    let binaryAudience = false;
     let dropped = 0;
-    for (const member of members) {
-      if (member.userId === senderId) {
-        continue;
-      }
-      if (binary && member.binaryPoses) {
-        binaryAudience = true;
-        continue;
-      }
-      json ??= toOutgoingFrame(
-        { event: ServerEvent.Message, data: { roomId, message, senderId } },
-        true,
-      );
-      if (!this.fanout.sendFrame(member, json)) {
-        dropped++;
+    if (hasOthers(audience.json, senderId) || (!binary && hasOthers(audience.binary, senderId))) {
+      const json =
+        frame ??
+        toOutgoingFrame({ event: ServerEvent.Message, data: { roomId, message, senderId } }, true);
+      dropped = this.sendPose(audience.json, roomId, senderId, json);
+      if (!binary) {
+        dropped += this.sendPose(audience.binary, roomId, senderId, json);
       }
     }
-    if (binaryAudience && slot !== undefined) {
+    if (binary && audience.binary.length > 0) {
       this.poseBatches.add(roomId, slot, message);
     }
     if (dropped > 0) {
       this.fanout.countDrops(roomId, dropped);
     }
     this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /** Sends a pose's JSON frame to `recipients` but its sender; answers how many dropped it. */
+  private sendPose(
+    recipients: readonly Connection[],
+    roomId: string,
+    senderId: string,
+    frame: OutgoingFrame,
+  ): number {
+    let dropped = 0;
+    for (const member of recipients) {
+      // A member that left since the audience was taken (this turn) gets nothing more.
+      if (member.userId === senderId || !member.rooms.has(roomId)) {
+        continue;
+      }
+      if (!this.fanout.sendFrame(member, frame)) {
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /**
+   * The room's members here split by how they take poses, worked out once per turn rather than
+   * once per pose: with server ticks a room's 50 poses of a tick would each walk its 50 members,
+   * where the binary ones only need one entry each. Forgotten when the turn's writes start.
+   */
+  private poseAudience(roomId: string): PoseAudience | undefined {
+    let audience = this.poseAudiences.get(roomId);
+    if (audience) {
+      return audience;
+    }
+    const members = this.users.membership.members(roomId);
+    if (!members) {
+      return undefined;
+    }
+    audience = { json: [], binary: [] };
+    for (const member of members) {
+      (member.binaryPoses ? audience.binary : audience.json).push(member);
+    }
+    if (this.poseAudiences.size === 0) {
+      this.fanout.scheduleFlush();
+    }
+    this.poseAudiences.set(roomId, audience);
+    return audience;
   }
 
   /** Every local member of the room except `exceptUserId`; joiners in flight get it held back. */
@@ -224,6 +270,11 @@ export class LocalDelivery {
   toMember<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
     this.fanout.send(connection, message);
   }
+}
+
+/** Whether anyone but the sender is among `members`. */
+function hasOthers(members: readonly Connection[], senderId: string): boolean {
+  return members.length > 1 || (members.length === 1 && members[0].userId !== senderId);
 }
 
 function stateVersionOf(message: { event: string; data: unknown }): number | undefined {
