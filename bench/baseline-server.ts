@@ -11,6 +11,11 @@
 // binary server frames, one frame built per relay (or per room and tick) for all recipients.
 // The bench never mixes JSON and binary users in a room, so it translates nothing: binary poses
 // go to the room's gallery.v2 members only.
+//
+// With BASELINE_QUANTIZED=1 (bench --binary --quantized) the same, in the quantized form: it
+// answers gallery.v2q, takes 16-byte client entries and relays them as they came (slot filled
+// in) in server frames with flags 1. It translates between the forms no more than between JSON
+// and binary: the bench never mixes them.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -24,6 +29,7 @@ import {
   writeServerHeader,
   writeSlot,
 } from './binary-poses.js';
+import { FLAG_QUANTIZED, QUANTIZED_ENTRY_BYTES, QUANTIZED_SUBPROTOCOL } from './quantized-poses.js';
 import { sharedBinaryFrame, sharedTextFrame } from './shared-frame.js';
 
 interface Client {
@@ -32,13 +38,18 @@ interface Client {
   readonly rooms: Set<string>;
   /** Frames due to this client in the current event-loop turn. */
   pending: Buffer[];
-  /** Negotiated gallery.v2 (BASELINE_BINARY only). */
+  /** Negotiated gallery.v2 (BASELINE_BINARY), or gallery.v2q (BASELINE_QUANTIZED). */
   readonly binary: boolean;
   /** BASELINE_BINARY: this client's slot per room it is in. */
   readonly slots: Map<string, number>;
 }
 
-const binaryMode = process.env.BASELINE_BINARY === '1';
+const quantizedMode = process.env.BASELINE_QUANTIZED === '1';
+const binaryMode = process.env.BASELINE_BINARY === '1' || quantizedMode;
+/** The binary channel's subprotocol, header flags and entry size in this mode. */
+const poseSubprotocol = quantizedMode ? QUANTIZED_SUBPROTOCOL : BINARY_SUBPROTOCOL;
+const poseFlags = quantizedMode ? FLAG_QUANTIZED : 0;
+const entryBytes = quantizedMode ? QUANTIZED_ENTRY_BYTES : ENTRY_BYTES;
 
 const rooms = new Map<string, Set<Client>>();
 let dirty: Client[] = [];
@@ -238,7 +249,7 @@ let heldEntries = new Map<string, Map<Client, Buffer>>();
 const roomHeaders = new Map<string, Buffer>();
 
 function onBinaryPose(sender: Client, data: Buffer): void {
-  const roomId = clientPoseRoomId(data);
+  const roomId = clientPoseRoomId(data, entryBytes);
   const slot = roomId === undefined ? undefined : sender.slots.get(roomId);
   if (roomId === undefined || slot === undefined) {
     return;
@@ -249,18 +260,19 @@ function onBinaryPose(sender: Client, data: Buffer): void {
       held = new Map();
       heldEntries.set(roomId, held);
     }
-    const entry = Buffer.from(data.subarray(clientEntryAt(data)));
+    const entry = Buffer.from(data.subarray(clientEntryAt(data, entryBytes)));
     writeSlot(entry, 0, slot);
     held.set(sender, entry);
     return;
   }
-  // Per message: the client's frame becomes the server's (same header and entry), built once.
+  // Per message: the client's frame becomes the server's (same header, flags included, and
+  // entry), built once.
   const { frame, payloadAt } = sharedBinaryFrame(data.length);
   data.copy(frame, payloadAt);
   frame[payloadAt] = TYPE_SERVER_POSES;
   frame.writeUInt32LE(batch, payloadAt + 4);
   batch = (batch + 1) >>> 0;
-  writeSlot(frame, payloadAt + clientEntryAt(data), slot);
+  writeSlot(frame, payloadAt + clientEntryAt(data, entryBytes), slot);
   const members = rooms.get(roomId);
   if (!members) {
     return;
@@ -283,7 +295,7 @@ function tickBinary(): void {
     }
     let header = roomHeaders.get(roomId);
     if (!header) {
-      header = frameHeader(TYPE_SERVER_POSES, roomId, 0);
+      header = frameHeader(TYPE_SERVER_POSES, roomId, 0, poseFlags);
       roomHeaders.set(roomId, header);
     }
     const entries: Buffer[] = [];
@@ -292,13 +304,13 @@ function tickBinary(): void {
         entries.push(entry);
       }
     }
-    const { frame, payloadAt } = sharedBinaryFrame(header.length + entries.length * ENTRY_BYTES);
+    const { frame, payloadAt } = sharedBinaryFrame(header.length + entries.length * entryBytes);
     writeServerHeader(frame, payloadAt, header, entries.length, batch);
     batch = (batch + 1) >>> 0;
     let at = payloadAt + header.length;
     for (const entry of entries) {
       entry.copy(frame, at);
-      at += ENTRY_BYTES;
+      at += entryBytes;
     }
     for (const member of members) {
       if (member.binary) {
@@ -330,7 +342,7 @@ function onConnection(ws: WebSocket, request: IncomingMessage): void {
     socket: request.socket,
     rooms: new Set(),
     pending: [],
-    binary: binaryMode && ws.protocol === BINARY_SUBPROTOCOL,
+    binary: binaryMode && ws.protocol === poseSubprotocol,
     slots: new Map(),
   };
   send(client, { event: 'connected', data: { userId } });
@@ -362,11 +374,11 @@ const wsServer = new WebSocketServer({
   perMessageDeflate: false,
   clientTracking: false,
   maxPayload: 65536,
-  // BASELINE_BINARY: answer gallery.v2 when offered (else ws's default, the first offered).
+  // BASELINE_BINARY: answer gallery.v2 (BASELINE_QUANTIZED: gallery.v2q) when offered.
   ...(binaryMode
     ? {
         handleProtocols: (protocols: Set<string>) =>
-          protocols.has(BINARY_SUBPROTOCOL) ? BINARY_SUBPROTOCOL : false,
+          protocols.has(poseSubprotocol) ? poseSubprotocol : false,
       }
     : {}),
 });

@@ -323,6 +323,7 @@ class Bench {
       usersPerRoom: options.usersPerRoom,
       settleS: options.settleS,
       binary: options.binary,
+      quantized: options.quantized,
       ...Object.fromEntries(results),
       ratio,
     });
@@ -516,6 +517,7 @@ class Bench {
         usersPerRoom: step.usersPerRoom,
         hz: options.hz,
         binary: options.binary,
+        quantized: options.quantized,
         warmupS: options.warmupS,
         durationS: options.durationS,
         instances: result.layout.instances,
@@ -583,6 +585,7 @@ class Bench {
       hz: this.options.hz,
       tickMs: this.options.tickMs,
       binary: this.options.binary,
+      quantized: this.options.quantized,
       warmupS: this.options.warmupS,
       durationS: this.options.durationS,
       ...Object.fromEntries(results),
@@ -616,7 +619,11 @@ class Bench {
       `bench: ${options.mode}, ${options.steps.map(stepLabel).join(', ')} at ${options.hz} Hz, ` +
         `warmup ${options.warmupS} s, window ${options.durationS} s, ` +
         (options.tickMs > 0 ? `tick ${options.tickMs} ms, ` : '') +
-        (options.binary ? 'binary poses (gallery.v2), ' : '') +
+        (options.binary
+          ? options.quantized
+            ? 'quantized binary poses (gallery.v2q), '
+            : 'binary poses (gallery.v2), '
+          : '') +
         `servers: ${targetKinds(options).join(' then ')}`,
     );
   }

@@ -2,18 +2,22 @@
 // evenly spread phases, and counts what they receive. Poses are recognized by their first bytes
 // and only every n-th one is read for its timestamp, so the generator stays cheap next to the
 // server it measures. With --binary the users offer gallery.v2, send binary pose frames and
-// count the entries of the binary frames they receive (docs/binary-poses.md).
+// count the entries of the binary frames they receive (docs/binary-poses.md); with --quantized
+// they offer gallery.v2q and send and read the 16-byte quantized entries instead.
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import {
   BINARY_SUBPROTOCOL,
   BinaryPoseFrames,
   countOf,
-  ENTRY_BYTES,
+  QuantizedPoseFrames,
+  quantizedTimeAt,
   ServerPoseReader,
   slotAt,
   timestampAt,
+  type PoseFrameBuilder,
 } from './binary-poses.js';
+import { QUANTIZED_SUBPROTOCOL, restoreTimestamp } from './quantized-poses.js';
 import { nowMs, withTimeout } from './clock.js';
 import {
   RawWebSocket,
@@ -53,8 +57,11 @@ interface SimUser {
   socket: SimSocket | undefined;
   readonly matcher: PoseFrameMatcher;
   readonly poses: PoseFrames;
-  /** --binary: this user's pose frames, and its slot in the room (-1 until room_joined). */
-  readonly binaryPoses: BinaryPoseFrames | undefined;
+  /**
+   * --binary: this user's pose frames (quantized with --quantized), and its slot in the room
+   * (-1 until room_joined).
+   */
+  readonly binaryPoses: PoseFrameBuilder | undefined;
   slot: number;
   joined: boolean;
   /** Settles the join: undefined on success, else why it failed. */
@@ -97,6 +104,8 @@ class GeneratorWorker {
   private sampleEvery = 16;
   private poseCountdown = 16;
   private binary = false;
+  /** --quantized: entries are 16 bytes with a 32-bit time (restored near the receiver's clock). */
+  private quantized = false;
   /** --binary, per room: the slots of the members seen in room_joined and user_joined. */
   private slotsByRoom: Set<number>[] = [];
   /** --binary, per room: recognizes the room's server pose frames. */
@@ -147,9 +156,13 @@ class GeneratorWorker {
     this.sampleEvery = request.sampleEvery;
     this.poseCountdown = request.sampleEvery;
     this.binary = request.binary;
+    this.quantized = request.binary && request.quantized;
     this.slotsByRoom = Array.from({ length: request.roomCount }, () => new Set<number>());
     this.readersByRoom = request.binary
-      ? Array.from({ length: request.roomCount }, (_, room) => new ServerPoseReader(roomIdOf(room)))
+      ? Array.from(
+          { length: request.roomCount },
+          (_, room) => new ServerPoseReader(roomIdOf(room), this.quantized),
+        )
       : [];
     const failureSamples: string[] = [];
     let failures = 0;
@@ -204,7 +217,11 @@ class GeneratorWorker {
       socket: undefined,
       matcher: new PoseFrameMatcher(roomId),
       poses: new PoseFrames(roomId),
-      binaryPoses: request.binary ? new BinaryPoseFrames(roomId) : undefined,
+      binaryPoses: !request.binary
+        ? undefined
+        : this.quantized
+          ? new QuantizedPoseFrames(roomId)
+          : new BinaryPoseFrames(roomId),
       slot: -1,
       joined: false,
     };
@@ -231,7 +248,11 @@ class GeneratorWorker {
         onClose: (code, reason) => this.onClose(user, code, reason),
       };
       const url = connectUrl(request.urls[spec.instance], spec.userId);
-      const subprotocol = request.binary ? BINARY_SUBPROTOCOL : undefined;
+      const subprotocol = !request.binary
+        ? undefined
+        : this.quantized
+          ? QUANTIZED_SUBPROTOCOL
+          : BINARY_SUBPROTOCOL;
       user.socket =
         request.client === 'raw'
           ? new RawWebSocket(url, request.clientTimeoutMs, handlers, subprotocol)
@@ -315,7 +336,8 @@ class GeneratorWorker {
 
   /**
    * --binary: a server pose frame. Each entry of another known member is one delivered pose
-   * (our own slot is skipped); every sampleEvery-th one is timed by the entry's timestamp.
+   * (our own slot is skipped); every sampleEvery-th one is timed by the entry's timestamp
+   * (--quantized: its low 32 bits, restored as the time nearest to our clock).
    */
   private onBinary(user: SimUser, payload: Buffer): void {
     const reader = this.readersByRoom[user.spec.roomIndex];
@@ -330,8 +352,9 @@ class GeneratorWorker {
     }
     const known = this.slotsByRoom[user.spec.roomIndex];
     const own = user.slot;
-    const end = first + countOf(payload) * ENTRY_BYTES;
-    for (let entry = first; entry < end; entry += ENTRY_BYTES) {
+    const entryBytes = reader.entryBytes;
+    const end = first + countOf(payload) * entryBytes;
+    for (let entry = first; entry < end; entry += entryBytes) {
       const slot = slotAt(payload, entry);
       if (slot === own) {
         continue;
@@ -345,7 +368,13 @@ class GeneratorWorker {
         continue;
       }
       this.poseCountdown = this.sampleEvery;
-      window.addLatency(nowMs() - timestampAt(payload, entry));
+      const now = nowMs();
+      window.addLatency(
+        now -
+          (this.quantized
+            ? restoreTimestamp(quantizedTimeAt(payload, entry), now)
+            : timestampAt(payload, entry)),
+      );
     }
   }
 

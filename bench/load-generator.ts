@@ -123,6 +123,8 @@ export interface ConnectOptions {
   totalUsers?: number;
   /** --binary: poses as gallery.v2 binary frames. */
   binary?: boolean;
+  /** --quantized: the binary poses in the quantized form (gallery.v2q). */
+  quantized?: boolean;
 }
 
 export class LoadGenerator {
@@ -179,6 +181,7 @@ export class LoadGenerator {
             phaseTimeoutMs: options.phaseTimeoutMs,
             sampleEvery: options.sampleEvery,
             binary: options.binary ?? false,
+            quantized: options.quantized ?? false,
           },
           'connected',
           options.phaseTimeoutMs + REPLY_TIMEOUT_MS,

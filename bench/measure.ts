@@ -217,6 +217,7 @@ export async function measureLoadStep(
       sampleEvery: options.sampleEvery,
       concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
       binary: options.binary,
+      quantized: options.quantized,
     });
     recordJoin(figures, join);
     joinedByInstance = join.joinedByInstance;
@@ -403,6 +404,7 @@ export async function measureConnections(
       concurrencyPerWorker: CONNECT_CONCURRENCY_PER_WORKER,
       totalUsers: options.connections,
       binary: options.binary,
+      quantized: options.quantized,
     });
     figures.joined = join.joined;
     figures.joinFailures = join.failures;

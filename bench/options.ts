@@ -37,6 +37,8 @@ export interface BenchOptions {
   tickMs: number;
   /** --binary: the users speak gallery.v2 (binary pose frames); so does the baseline. */
   binary: boolean;
+  /** --quantized (needs --binary): gallery.v2q, 16-byte quantized entries; so does the baseline. */
+  quantized: boolean;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -144,6 +146,12 @@ OPTIONS
                           or per room and tick with --tick-ms). A server that gives no slot
                           in room_joined fails the joins. Entries from slots of no known member
                           are not counted: generator.unknownSlotPoses.
+  --quantized             With --binary: the quantized form on both servers. The users offer
+                          gallery.v2q, send 16-byte entries (f16 position, smallest-three
+                          rotation, low 32 bits of the ms timestamp) and read the 16-byte
+                          entries of server frames with flags 1; latency from the entry's time,
+                          restored as the nearest to the receiver's clock (whole ms: it reads up
+                          to 1 ms high). The baseline relays the entries as they came.
   --no-baseline           Skip the baseline (no ratios).
   --baseline-only         Run the steps against the baseline alone (no ratios): to check the
                           bench itself against a server that is the same every time.
@@ -210,6 +218,7 @@ EXAMPLE
   npm run bench -- --split 3 --redis-url redis://127.0.0.1:6380 --users-per-room 30
   npm run bench -- --url ws://127.0.0.1:8080/ --rooms 5 --users-per-room 10
   npm run bench -- --rooms 20 --users-per-room 50 --tick-ms 33 --binary
+  npm run bench -- --rooms 20 --users-per-room 50 --tick-ms 33 --binary --quantized
 `;
 
 export class UsageError extends Error {}
@@ -235,6 +244,7 @@ const SPECS: Record<string, Kind> = {
   'server-env': 'list',
   'tick-ms': 'number',
   binary: 'flag',
+  quantized: 'flag',
   'no-baseline': 'flag',
   'baseline-only': 'flag',
   'cpu-prof': 'flag',
@@ -453,7 +463,15 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     redisUrl,
     tickMs: tickMsOf(parsed),
     binary: parsed.has('binary'),
+    quantized: quantizedOf(parsed),
   };
+}
+
+function quantizedOf(parsed: Parsed): boolean {
+  if (parsed.has('quantized') && !parsed.has('binary')) {
+    throw new UsageError('--quantized is a form of the binary channel: add --binary');
+  }
+  return parsed.has('quantized');
 }
 
 function baselineOnlyOf(parsed: Parsed, mode: Mode): boolean {

@@ -73,9 +73,17 @@ function tickEnv(options: BenchOptions): Record<string, string> {
   return options.tickMs > 0 ? { POSE_TICK_MS: String(options.tickMs) } : {};
 }
 
-/** --binary: ours needs nothing (gallery.v2 is the client's choice); the baseline is told. */
+/**
+ * --binary (--quantized): ours needs nothing (gallery.v2 or gallery.v2q is the client's choice);
+ * the baseline is told.
+ */
 function baselineBinaryEnv(options: BenchOptions): Record<string, string> {
-  return options.binary ? { BASELINE_BINARY: '1' } : {};
+  if (!options.binary) {
+    return {};
+  }
+  return options.quantized
+    ? { BASELINE_BINARY: '1', BASELINE_QUANTIZED: '1' }
+    : { BASELINE_BINARY: '1' };
 }
 
 export async function startTarget(

@@ -24,6 +24,8 @@ export interface ConnectRequest {
   sampleEvery: number;
   /** --binary: offer gallery.v2, learn slots from the joins, send and read poses as binary. */
   binary: boolean;
+  /** --quantized (with binary): offer gallery.v2q, send and read 16-byte quantized entries. */
+  quantized: boolean;
 }
 
 export interface StartSendingRequest {
