@@ -51,6 +51,8 @@ export class PoseBatches {
     if (!batch) {
       batch = { entries: Buffer.allocUnsafe(INITIAL_ENTRIES * POSE_ENTRY_BYTES), count: 0 };
       this.batches.set(roomId, batch);
+    }
+    if (batch.count === 0) {
       this.fanout.scheduleFlush();
     }
     const offset = batch.count * POSE_ENTRY_BYTES;
@@ -68,11 +70,15 @@ export class PoseBatches {
     if (this.batches.size === 0) {
       return;
     }
-    this.batchNumber = (this.batchNumber + 1) >>> 0;
+    let numbered = false;
     for (const [roomId, batch] of this.batches) {
       const members = this.users.membership.members(roomId);
-      if (!members) {
+      if (!members || batch.count === 0) {
         continue;
+      }
+      if (!numbered) {
+        this.batchNumber = (this.batchNumber + 1) >>> 0;
+        numbered = true;
       }
       const [full, quantized] = formsWanted(members);
       for (let first = 0; first < batch.count; first += MAX_POSES_PER_FRAME) {
@@ -85,7 +91,20 @@ export class PoseBatches {
         }
       }
     }
-    this.batches.clear();
+    this.forgetIdle();
+  }
+
+  /**
+   * A room's batch is kept for the next turn (its buffer already grown to the room's size); one
+   * that had nothing this turn is dropped, so rooms that went quiet do not stay.
+   */
+  private forgetIdle(): void {
+    for (const [roomId, batch] of this.batches) {
+      if (batch.count === 0) {
+        this.batches.delete(roomId);
+      }
+      batch.count = 0;
+    }
   }
 
   private frameOf(

@@ -10,10 +10,11 @@ import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 
-/** A sender's newest throwaway message in one room since the last tick. */
+/** A sender's newest throwaway message in one room; `fresh` until a tick published it. */
 interface HeldPose {
   sender: Connection;
   message: AppMessage;
+  fresh: boolean;
 }
 
 /**
@@ -26,7 +27,11 @@ interface HeldPose {
 @Injectable()
 export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   readonly tickMs: number;
-  private held = new Map<string, Map<string, HeldPose>>();
+  /**
+   * Per room, per sender: kept from tick to tick (a steady sender's entry is reused, not made
+   * again 30 times a second), and dropped after a tick in which the sender sent nothing.
+   */
+  private readonly held = new Map<string, Map<string, HeldPose>>();
   private timer?: NodeJS.Timeout;
   /** When the next tick is due (performance.now() ms): ticks keep to a fixed schedule. */
   private nextTickAt: number;
@@ -95,9 +100,10 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     const pose = room.get(sender.userId);
     if (pose && pose.sender === sender) {
       pose.message = message;
+      pose.fresh = true;
       return;
     }
-    room.set(sender.userId, { sender, message });
+    room.set(sender.userId, { sender, message, fresh: true });
   }
 
   /**
@@ -109,18 +115,20 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     const missed = late >= this.tickMs ? Math.floor(late / this.tickMs) : 0;
     this.skipped += missed;
     this.nextTickAt += (missed + 1) * this.tickMs;
-    if (this.held.size === 0) {
-      return;
-    }
-    const due = this.held;
-    this.held = new Map();
-    for (const [roomId, poses] of due) {
-      for (const { sender, message } of poses.values()) {
-        // A sender that left (or was removed from) the room since must not reappear in it.
-        if (!sender.rooms.has(roomId)) {
+    for (const [roomId, poses] of this.held) {
+      for (const [userId, pose] of poses) {
+        // Sent nothing since the last tick, or left (or was removed from) the room since, in
+        // which case its pose must not reappear in it.
+        if (!pose.fresh || !pose.sender.rooms.has(roomId)) {
+          poses.delete(userId);
           continue;
         }
+        pose.fresh = false;
+        const { sender, message } = pose;
         this.bus.publishPose(roomId, sender.userId, sender.profiles.get(roomId)?.slot, message);
+      }
+      if (poses.size === 0) {
+        this.held.delete(roomId);
       }
     }
   }
