@@ -27,6 +27,12 @@ export class Fanout {
   private readonly overflowListeners: OverflowListener[] = [];
   private readonly beforeFlushListeners: Array<() => void> = [];
   private readonly shedder = new LoadShedder();
+  /**
+   * Not with server ticks: a held pose costs a map write until its tick, the sender's next one
+   * replaces it, and a tick that runs late is skipped; the shedder's turns (first pose to the
+   * next write) would span the wait for the tick and shed when nothing is behind.
+   */
+  private readonly shedsOnArrival: boolean;
 
   constructor(
     @Inject(appConfig.KEY) config: AppConfig,
@@ -37,6 +43,7 @@ export class Fanout {
       maxBytes: config.maxClientBufferBytes,
     };
     this.throwawayTypes = new Set(config.ephemeralMessageTypes);
+    this.shedsOnArrival = config.poseTickMs === 0;
   }
 
   /** Whether an application message of this type is throwaway (EPHEMERAL_MESSAGE_TYPES). */
@@ -91,7 +98,11 @@ export class Fanout {
    * (anything else goes on to be answered); each shed message counts as one drop.
    */
   shedOnArrival(sender: Connection, broadcast: Record<string, unknown>): boolean {
-    if (!this.isSenderRoom(sender, broadcast.roomId) || !this.shedder.shouldShed()) {
+    if (
+      !this.shedsOnArrival ||
+      !this.isSenderRoom(sender, broadcast.roomId) ||
+      !this.shedder.shouldShed()
+    ) {
       return false;
     }
     this.countDrops(broadcast.roomId as string, 1);
