@@ -64,11 +64,21 @@ export function serverEnvFor(steps: Step[], options: BenchOptions): Record<strin
     MAX_USERS_PER_ROOM: String(Math.max(50, largestRoom)),
     MAX_ROOMS: String(Math.max(1000, mostRooms + 10)),
     ...tickEnv(options),
+    ...overloadEnv(options),
     ...options.serverEnv,
   };
 }
 
 /** --tick-ms for either server: both read POSE_TICK_MS. */
+/**
+ * --overload keeps one server across its steps, and the bench drops each step's users without a
+ * close frame: with resume on, their seats would stay held for the grace period and fill the
+ * next step's rooms (ROOM_FULL for its joiners and its probe).
+ */
+function overloadEnv(options: BenchOptions): Record<string, string> {
+  return options.mode === 'overload' ? { RECONNECT_GRACE_MS: '0' } : {};
+}
+
 function tickEnv(options: BenchOptions): Record<string, string> {
   return options.tickMs > 0 ? { POSE_TICK_MS: String(options.tickMs) } : {};
 }
