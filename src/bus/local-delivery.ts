@@ -59,7 +59,8 @@ export class LocalDelivery {
       return;
     }
     const started = performance.now();
-    const binary = slot !== undefined && fitsPoseEntry(message);
+    // Checked only for a room with binary members: a JSON-only room's poses skip the fit test.
+    const binary = audience.binary.length > 0 && slot !== undefined && fitsPoseEntry(message);
     let dropped = 0;
     if (hasOthers(audience.json, senderId) || (!binary && hasOthers(audience.binary, senderId))) {
       const json =
@@ -70,7 +71,7 @@ export class LocalDelivery {
         dropped += this.sendPose(audience.binary, roomId, senderId, json);
       }
     }
-    if (binary && audience.binary.length > 0) {
+    if (binary) {
       this.poseBatches.add(roomId, slot, message);
     }
     if (dropped > 0) {

@@ -167,11 +167,7 @@ export interface ClientPose {
  * refused. The message gets the sender's id from the caller, which knows who sent it; a quantized
  * entry's time is restored as the timestamp nearest to `now`.
  */
-export function readClientPose(
-  frame: Buffer,
-  senderId: string,
-  now = Date.now(),
-): ClientPose | string {
+export function readClientPose(frame: Buffer, senderId: string, now?: number): ClientPose | string {
   if (frame.length < 12) {
     return 'Binary frame too short';
   }
@@ -227,13 +223,13 @@ function readQuantizedEntry(
   at: number,
   position: number[],
   rotation: number[],
-  now: number,
+  now: number | undefined,
 ): number {
   for (let i = 0; i < 3; i++) {
     position[i] = fromHalf(frame.readUInt16LE(at + 2 + 2 * i));
   }
   unpackRotation(frame.readUInt32LE(at + 8), rotation);
-  return restoreTimestamp(frame.readUInt32LE(at + 12), now);
+  return restoreTimestamp(frame.readUInt32LE(at + 12), now ?? Date.now());
 }
 
 function isVector(value: unknown, length: number): value is number[] {
