@@ -74,8 +74,9 @@ const RESERVED_ACTIONS: ReadonlySet<string> = new Set([
 
 /**
  * The ws adapter with our rules: admission and auth in the upgrade, our payload limit, binary
- * frames refused (1003) but poses on the binary channel (docs/binary-poses.md), and each connection's frames parsed, charged to its budget and
- * dispatched strictly in arrival order, one at a time (ClientInbound). Every action runs
+ * frames refused (1003) but poses on the binary channel (docs/binary-poses.md), and each
+ * connection's frames parsed, charged to its budget and dispatched strictly in arrival order,
+ * one at a time (ClientInbound). Every action runs
  * through Nest's handler callback (guards, pipes, filters) but one: a valid throwaway broadcast
  * (a pose) with nothing queued before it, which the gateway relays at once (relayAtOnce).
  * Frames are parsed by parseClientFrame rather than the `messageParser` option, because a
