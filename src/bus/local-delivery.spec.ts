@@ -41,7 +41,7 @@ describe('LocalDelivery: events held back for a joiner', () => {
   });
 
   it('does not hold throwaway events (poses)', () => {
-    delivery.publish('r', message(1), 'bob', true);
+    delivery.publishPose('r', 'bob', undefined, message(1).data.message);
     expect(users.membership.completeJoin(joiner, 'r')).toEqual([]);
   });
 

@@ -234,10 +234,9 @@ export class LocalDelivery {
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId: string | undefined,
-    throwaway = false,
   ): void {
     if (this.hasAudience(roomId)) {
-      this.toRoom(roomId, message, toOutgoingFrame(message, throwaway), exceptUserId);
+      this.toRoom(roomId, message, toOutgoingFrame(message), exceptUserId);
     }
   }
 

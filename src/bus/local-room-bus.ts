@@ -22,10 +22,9 @@ export class LocalRoomBus implements RoomBus {
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId?: string,
-    throwaway = false,
   ): void {
-    if (throwaway || !this.history.enabled) {
-      this.local.publish(roomId, message, exceptUserId, throwaway);
+    if (!this.history.enabled) {
+      this.local.publish(roomId, message, exceptUserId);
       return;
     }
     const [numbered, frame] = this.numbered(roomId, message, { except: exceptUserId });

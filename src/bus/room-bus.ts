@@ -17,14 +17,13 @@ export type LiveMemberLeftListener = (roomId: string, userId: string) => void;
  */
 export interface RoomBus {
   /**
-   * Sends an event to every member of the room except `exceptUserId`; serializes it once.
-   * `throwaway` events (pose updates) may be dropped for members that cannot keep up.
+   * Sends an event to every member of the room except `exceptUserId`; serializes it once. Never
+   * dropped (poses, which may be, go through publishPose).
    */
   publish<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId?: string,
-    throwaway?: boolean,
   ): void;
 
   /**

@@ -110,20 +110,19 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     roomId: string,
     message: ServerMessage<E>,
     exceptUserId?: string,
-    throwaway = false,
   ): void {
-    if (this.numbering && !throwaway) {
+    if (this.numbering) {
       this.publishNumbered(roomId, message, this.local.audience(roomId, exceptUserId), {
         except: exceptUserId,
       });
       return;
     }
-    const frame = toOutgoingFrame(message, throwaway);
+    const frame = toOutgoingFrame(message);
     this.local.toRoom(roomId, message, frame, exceptUserId);
     this.send(
       roomId,
       envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json),
-      !throwaway,
+      true,
     );
   }
 
