@@ -112,5 +112,7 @@ describe('cluster: the members of an instance that dies are removed by the survi
     );
     expect(handedOver.event).toBe('user_updated');
     expect(tookMs).toBeLessThan(DEADLINE_MS);
-  });
+    // Starting three instances (one a process) takes most of jest's default 5 s on a busy CI
+    // machine; the removal itself is held to DEADLINE_MS above.
+  }, 20_000);
 });
