@@ -14,7 +14,8 @@ import type { ServerMessage } from './protocol/protocol.js';
 import { ResumeService } from './resume/resume.service.js';
 import { REFUSAL_REASON_OF_STATUS, ServerCounters } from './telemetry/server-counters.js';
 import { UsersService } from './users/users.service.js';
-import { parseBinaryPose } from './gateway/binary-pose.parser.js';
+import { parseBinaryPose, readBinaryPose, type BinaryPose } from './gateway/binary-pose.parser.js';
+import { BINARY_POSE_TYPE } from './protocol/binary-poses.js';
 
 /** Everything main.ts and the end-to-end tests share: logger, ws adapter, upgrade checks. */
 export function configureApp(app: INestApplication): AppConfig {
@@ -85,22 +86,29 @@ export function configureApp(app: INestApplication): AppConfig {
         }
       },
       isThrowaway: (message: Record<string, unknown>) => fanout.isThrowawayBroadcast(message),
-      shedBroadcast: (socket: WebSocket, message: Record<string, unknown>) => {
+      shedBroadcast: (socket: WebSocket, roomId: unknown) => {
         const connection = users.connectionOf(socket);
-        return connection !== undefined && fanout.shedOnArrival(connection, message);
+        return connection !== undefined && fanout.shedOnArrival(connection, roomId);
       },
-      countDrop: (socket: WebSocket, message: Record<string, unknown>) => {
+      countDrop: (socket: WebSocket, roomId: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {
-          fanout.countDropOnArrival(connection, message);
+          fanout.countDropOnArrival(connection, roomId);
         }
       },
       relayAtOnce: (socket: WebSocket, message: Record<string, unknown>) =>
         gateway.relayAtOnce(socket, message),
       readBinary: (socket: WebSocket, data: Buffer) => {
         const connection = users.connectionOf(socket);
-        return connection?.binaryPoses ? parseBinaryPose(data, connection.userId) : undefined;
+        if (!connection?.binaryPoses) {
+          return undefined;
+        }
+        // Relayed in entry form only as a throwaway pose; else as the broadcast it stands for.
+        return fanout.isThrowaway(BINARY_POSE_TYPE)
+          ? readBinaryPose(data, connection)
+          : parseBinaryPose(data, connection.userId);
       },
+      relayBinaryPose: (pose: BinaryPose) => gateway.relayBinaryPose(pose),
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {

@@ -4,14 +4,12 @@ import { Connection } from '../users/connection.js';
 import { Fanout } from './fanout.service.js';
 import { TURN_BUDGET_MS } from './load-shedder.js';
 
-const broadcast = { action: 'broadcast', roomId: 'r', message: { type: 'pose_update' } };
-
 /** Runs `turns` event-loop turns each busy past the shedder's budget, then asks once more. */
 async function shedsAfterLongTurns(fanout: Fanout, turns: number): Promise<boolean> {
   const sender = new Connection('alice', {}, fakeClientLink());
   sender.rooms.add('r');
   for (let turn = 0; turn < turns; turn++) {
-    fanout.shedOnArrival(sender, broadcast);
+    fanout.shedOnArrival(sender, 'r');
     const until = performance.now() + TURN_BUDGET_MS + 5;
     while (performance.now() < until) {
       // A turn that stays busy past the budget.
@@ -21,7 +19,7 @@ async function shedsAfterLongTurns(fanout: Fanout, turns: number): Promise<boole
   }
   let shed = false;
   for (let i = 0; i < 200; i++) {
-    shed ||= fanout.shedOnArrival(sender, broadcast);
+    shed ||= fanout.shedOnArrival(sender, 'r');
   }
   return shed;
 }

@@ -97,28 +97,24 @@ export class Fanout {
    * server is behind (see LoadShedder). Only broadcasts to a room the sender is in are shed
    * (anything else goes on to be answered); each shed message counts as one drop.
    */
-  shedOnArrival(sender: Connection, broadcast: Record<string, unknown>): boolean {
-    if (
-      !this.shedsOnArrival ||
-      !this.isSenderRoom(sender, broadcast.roomId) ||
-      !this.shedder.shouldShed()
-    ) {
+  shedOnArrival(sender: Connection, roomId: unknown): boolean {
+    if (!this.shedsOnArrival || !this.isSenderRoom(sender, roomId) || !this.shedder.shouldShed()) {
       return false;
     }
-    this.countDrops(broadcast.roomId as string, 1);
+    this.countDrops(roomId, 1);
     this.counters.droppedShed++;
     return true;
   }
 
   /** Counts a throwaway broadcast its sender sent over its pose budget (to a room it is in). */
-  countDropOnArrival(sender: Connection, broadcast: Record<string, unknown>): void {
-    if (this.isSenderRoom(sender, broadcast.roomId)) {
-      this.countDrops(broadcast.roomId as string, 1);
+  countDropOnArrival(sender: Connection, roomId: unknown): void {
+    if (this.isSenderRoom(sender, roomId)) {
+      this.countDrops(roomId, 1);
       this.counters.droppedRateLimited++;
     }
   }
 
-  private isSenderRoom(sender: Connection, roomId: unknown): boolean {
+  private isSenderRoom(sender: Connection, roomId: unknown): roomId is string {
     return typeof roomId === 'string' && sender.rooms.has(roomId);
   }
 

@@ -1,6 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import { fitsPoseEntry } from '../protocol/binary-poses.js';
+import { fitsPoseEntry, readEntryMessage } from '../protocol/binary-poses.js';
 import {
   ServerEvent,
   type AppMessage,
@@ -63,9 +63,7 @@ export class LocalDelivery {
     const binary = audience.binary.length > 0 && slot !== undefined && fitsPoseEntry(message);
     let dropped = 0;
     if (hasOthers(audience.json, senderId) || (!binary && hasOthers(audience.binary, senderId))) {
-      const json =
-        frame ??
-        toOutgoingFrame({ event: ServerEvent.Message, data: { roomId, message, senderId } }, true);
+      const json = frame ?? poseFrame(roomId, senderId, message);
       dropped = this.sendPose(audience.json, roomId, senderId, json);
       if (!binary) {
         dropped += this.sendPose(audience.binary, roomId, senderId, json);
@@ -76,6 +74,41 @@ export class LocalDelivery {
     }
     if (dropped > 0) {
       this.fanout.countDrops(roomId, dropped);
+    }
+    this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /**
+   * publishPose for a pose that came on the binary channel, already in entry form (40 bytes,
+   * read during the call only): binary members get it copied into the room's frame as it is,
+   * and only a room with JSON members here (or a sender without a slot) has it turned into the
+   * `pose_update` message. `frame` is that message's JSON frame when the caller has it already.
+   */
+  publishPoseEntry(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    entry: Buffer,
+    frame?: OutgoingFrame,
+  ): void {
+    if (slot === undefined) {
+      this.publishPose(roomId, senderId, slot, readEntryMessage(entry, 0, senderId), frame);
+      return;
+    }
+    const audience = this.poseAudience(roomId);
+    if (!audience) {
+      return;
+    }
+    const started = performance.now();
+    if (hasOthers(audience.json, senderId)) {
+      const json = frame ?? poseFrame(roomId, senderId, readEntryMessage(entry, 0, senderId));
+      const dropped = this.sendPose(audience.json, roomId, senderId, json);
+      if (dropped > 0) {
+        this.fanout.countDrops(roomId, dropped);
+      }
+    }
+    if (audience.binary.length > 0) {
+      this.poseBatches.addEntry(roomId, slot, entry);
     }
     this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
   }
@@ -273,6 +306,11 @@ export class LocalDelivery {
 }
 
 /** Whether anyone but the sender is among `members`. */
+/** A pose's `message` event, serialized once for every JSON member. */
+function poseFrame(roomId: string, senderId: string, message: AppMessage): OutgoingFrame {
+  return toOutgoingFrame({ event: ServerEvent.Message, data: { roomId, message, senderId } }, true);
+}
+
 function hasOthers(members: readonly Connection[], senderId: string): boolean {
   return members.length > 1 || (members.length === 1 && members[0].userId !== senderId);
 }

@@ -40,6 +40,15 @@ export class LocalRoomBus implements RoomBus {
     this.local.publishPose(roomId, senderId, slot, message);
   }
 
+  publishPoseEntry(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    entry: Buffer,
+  ): void {
+    this.local.publishPoseEntry(roomId, senderId, slot, entry);
+  }
+
   publishWithReply<E extends ServerEvent>(
     roomId: string,
     message: ServerMessage<E>,

@@ -47,6 +47,22 @@ export class PoseBatches {
 
   /** Adds a pose for the room's binary members; the caller checked that it fits (fitsPoseEntry). */
   add(roomId: string, slot: number, message: AppMessage): void {
+    const batch = this.batchWithRoom(roomId);
+    writeFittingEntry(batch.entries, batch.count * POSE_ENTRY_BYTES, slot, message);
+    batch.count++;
+  }
+
+  /** Adds a pose already in entry form (40 bytes, read during the call only) as `slot`'s. */
+  addEntry(roomId: string, slot: number, entry: Buffer): void {
+    const batch = this.batchWithRoom(roomId);
+    const offset = batch.count * POSE_ENTRY_BYTES;
+    entry.copy(batch.entries, offset, 0, POSE_ENTRY_BYTES);
+    batch.entries.writeUInt16LE(slot, offset);
+    batch.count++;
+  }
+
+  /** The room's batch of this turn with room for one more entry. */
+  private batchWithRoom(roomId: string): RoomBatch {
     let batch = this.batches.get(roomId);
     if (!batch) {
       batch = { entries: Buffer.allocUnsafe(INITIAL_ENTRIES * POSE_ENTRY_BYTES), count: 0 };
@@ -61,8 +77,7 @@ export class PoseBatches {
       batch.entries.copy(grown, 0, 0, offset);
       batch.entries = grown;
     }
-    writeFittingEntry(batch.entries, offset, slot, message);
-    batch.count++;
+    return batch;
   }
 
   /** Sends every room's frame (or frames, past MAX_POSES_PER_FRAME) to its binary members. */

@@ -39,6 +39,14 @@ export interface RoomBus {
   ): void;
 
   /**
+   * publishPose for a pose that came on the binary pose channel, in entry form: 40 bytes laid out
+   * as in docs/binary-poses.md (its slot field is not read), read during the call only. It is
+   * turned into the `pose_update` message only where one is needed: for JSON members, or for
+   * another instance.
+   */
+  publishPoseEntry(roomId: string, senderId: string, slot: number | undefined, entry: Buffer): void;
+
+  /**
    * An event every member gets, the actor as the reply to its request: `reply` is called with
    * the event as published (with its `seq` when resume is on), which the actor gets instead.
    */

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { LocalDelivery } from '../bus/local-delivery.js';
-import { toOutgoingFrame } from '../bus/outgoing-frame.js';
+import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
 import type {
   LiveMemberLeftListener,
   MembershipEndedListener,
@@ -10,6 +10,7 @@ import type {
 } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { Replies } from '../delivery/replies.js';
+import { readEntryMessage } from '../protocol/binary-poses.js';
 import { ServerEvent, type AppMessage, type ServerMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
@@ -133,16 +134,38 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     slot: number | undefined,
     message: AppMessage,
   ): void {
+    const frame = this.sendPose(roomId, senderId, slot, message);
+    this.local.publishPose(roomId, senderId, slot, message, frame);
+  }
+
+  /** The members here get the entry as it came; other instances the JSON pose, as any other. */
+  publishPoseEntry(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    entry: Buffer,
+  ): void {
+    const frame = this.sendPose(roomId, senderId, slot, readEntryMessage(entry, 0, senderId));
+    this.local.publishPoseEntry(roomId, senderId, slot, entry, frame);
+  }
+
+  /** Sends a pose to the other instances; answers its frame, for the JSON members here. */
+  private sendPose(
+    roomId: string,
+    senderId: string,
+    slot: number | undefined,
+    message: AppMessage,
+  ): OutgoingFrame {
     const frame = toOutgoingFrame(
       { event: ServerEvent.Message, data: { roomId, message, senderId } },
       true,
     );
-    this.local.publishPose(roomId, senderId, slot, message, frame);
     this.send(
       roomId,
       envelopeJson(this.cluster.instanceId, senderId, undefined, frame.json, undefined, slot),
       false,
     );
+    return frame;
   }
 
   publishWithReply<E extends ServerEvent>(

@@ -2,6 +2,10 @@ import { jest } from '@jest/globals';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import type { WebSocket } from 'ws';
 import { CloseCode, ErrorCode } from '../protocol/protocol.js';
+import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
+import { checkClientPose } from '../protocol/binary-poses.js';
+import type { Connection } from '../users/connection.js';
+import type { BinaryPose } from './binary-pose.parser.js';
 import type { ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound, STALLED_INPUT_CLOSE_MS, type InboundOptions } from './client-inbound.js';
 
@@ -55,6 +59,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
     countDrop: () => undefined,
     relayAtOnce: () => false,
     readBinary: () => undefined,
+    relayBinaryPose: () => false,
     reply: (_socket, reply) => replies.push(reply),
     closeSocket: (_socket, code, reason) => {
       socket.repliesAtClose = replies.length;
@@ -195,12 +200,12 @@ describe('ClientInbound', () => {
     const drops: unknown[] = [];
     const { send, replies, dispatched } = setup({
       rateLimits: { ...LIMITS_OFF, actionsPerSec: 1, actionsBurst: 1, posesPerSec: 1 },
-      countDrop: (_socket, message) => drops.push(message),
+      countDrop: (_socket, roomId) => drops.push(roomId),
     });
     send('{"action":"ping","requestId":"ok"}');
     send('{"action":"ping","requestId":"late"}');
-    send('{"action":"broadcast","n":1}');
-    send('{"action":"broadcast","n":2}');
+    send('{"action":"broadcast","roomId":"a","n":1}');
+    send('{"action":"broadcast","roomId":"b","n":2}');
     await flush();
     expect(dispatched).toHaveLength(2);
     expect(replies).toEqual([
@@ -214,7 +219,7 @@ describe('ClientInbound', () => {
         },
       },
     ]);
-    expect(drops).toEqual([{ action: 'broadcast', n: 2 }]);
+    expect(drops).toEqual(['b']);
   });
 
   it('relays a throwaway broadcast at once when nothing of the connection is queued', async () => {
@@ -283,6 +288,60 @@ describe('ClientInbound', () => {
     expect(socket.closes).toEqual([]);
   });
 
+  describe('a binary pose', () => {
+    const sender = { userId: 'u1' } as Connection;
+    const pose = { timestamp: 1765000000123.5, position: [1, 2, 3], rotation: [0, 0, 0, 1] };
+    const binaryPose = (data: Buffer): BinaryPose => {
+      const entry = checkClientPose(data);
+      if (typeof entry === 'string') {
+        throw new Error(entry);
+      }
+      return { sender, roomId: entry.roomId, frame: data, entry };
+    };
+
+    it('is relayed as it came, without a handler, and charged like a JSON pose', async () => {
+      const relayed: BinaryPose[] = [];
+      const drops: unknown[] = [];
+      const { sendBinary, dispatched } = setup({
+        rateLimits: { ...LIMITS_OFF, posesPerSec: 1, posesBurst: 1 },
+        readBinary: (_socket, data) => binaryPose(data),
+        relayBinaryPose: (received) => relayed.push(received) > 0,
+        countDrop: (_socket, roomId) => drops.push(roomId),
+      });
+      sendBinary(clientPoseFrame('room-a', pose));
+      sendBinary(clientPoseFrame('room-b', pose));
+      await flush();
+      expect(relayed.map((received) => received.roomId)).toEqual(['room-a']);
+      expect(drops).toEqual(['room-b']);
+      expect(dispatched).toEqual([]);
+    });
+
+    it('goes to the broadcast handler, read as its message, when the relay refuses it', async () => {
+      const { sendBinary, dispatched } = setup({
+        readBinary: (_socket, data) => binaryPose(data),
+        relayBinaryPose: () => false,
+      });
+      sendBinary(clientPoseFrame('room-a', pose));
+      await flush();
+      expect(dispatched).toEqual([
+        {
+          rejected: false,
+          action: 'broadcast',
+          message: {
+            action: 'broadcast',
+            roomId: 'room-a',
+            message: {
+              type: 'pose_update',
+              senderId: 'u1',
+              timestamp: pose.timestamp,
+              data: { position: pose.position, rotation: pose.rotation },
+            },
+          },
+        },
+      ]);
+    });
+  });
+
   it('answers a binary frame read as refused through the rejected-frame handler', async () => {
     const { sendBinary, dispatched } = setup({
       readBinary: () => ({
@@ -312,6 +371,7 @@ describe('ClientInbound', () => {
         countDrop: () => undefined,
         relayAtOnce: () => false,
         readBinary: () => undefined,
+        relayBinaryPose: () => false,
         reply: () => undefined,
         closeSocket: (_socket, code, reason) => socket.close(code, reason),
       },

@@ -10,6 +10,7 @@ import {
 import { ConnectionBudget, type RateLimits } from '../limits/connection-budget.js';
 import type { StructuredLogger } from '../logging/structured-logger.js';
 import { MessageKind, type ServerCounters } from '../telemetry/server-counters.js';
+import { isBinaryPose, parseBinaryPose, type BinaryPose } from './binary-pose.parser.js';
 import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
 import { requestIdOf } from './protocol-exception.filter.js';
 
@@ -27,18 +28,26 @@ export interface InboundOptions {
   counters?: ServerCounters;
   /** Whether a parsed message is a throwaway broadcast (a pose): dropped, never refused. */
   isThrowaway(message: Record<string, unknown>): boolean;
-  /** Asked for every throwaway broadcast within budget: true drops it (the server is behind). */
-  shed(socket: WebSocket, message: Record<string, unknown>): boolean;
-  /** Counts a throwaway broadcast dropped for being over the sender's budget. */
-  countDrop(socket: WebSocket, message: Record<string, unknown>): void;
+  /**
+   * Asked for every throwaway broadcast within budget, with the room it is for as sent: true
+   * drops it (the server is behind).
+   */
+  shed(socket: WebSocket, roomId: unknown): boolean;
+  /** Counts a throwaway broadcast (to `roomId`, as sent) dropped for being over the budget. */
+  countDrop(socket: WebSocket, roomId: unknown): void;
   /**
    * Relays a throwaway broadcast at once, outside the queue, when nothing of this connection is
    * waiting before it; false when it needs an answer (it is invalid, say), which then comes from
    * its handler in the queue as for any other frame.
    */
   relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
-  /** A binary frame as a pose broadcast; undefined: the client did not opt in (closed 1003). */
-  readBinary(socket: WebSocket, data: Buffer): ParsedFrame | undefined;
+  /**
+   * A binary frame: a pose of the binary channel (or, when poses are not throwaway, the broadcast
+   * it stands for), a refused frame, or undefined: the client did not opt in (closed 1003).
+   */
+  readBinary(socket: WebSocket, data: Buffer): BinaryPose | ParsedFrame | undefined;
+  /** relayAtOnce for a binary pose: false when it needs its handler's answer (not a member). */
+  relayBinaryPose(pose: BinaryPose): boolean;
   /** Sends a reply that did not come from a handler (RATE_LIMITED). */
   reply(socket: WebSocket, reply: unknown): void;
   /** Closes the socket after what is already queued for it, replies included. */
@@ -94,36 +103,77 @@ export class ClientInbound {
       this.close(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
       return;
     }
-    const now = performance.now();
-    const throwaway = frame.rejected ? undefined : this.throwawayMessage(frame.message);
     const bytes = byteLength(data);
+    if (isBinaryPose(frame)) {
+      this.acceptPose(frame, frame.roomId, bytes);
+    } else if (!frame.rejected && this.options.isThrowaway(frame.message)) {
+      this.acceptPose(frame, frame.message.roomId, bytes);
+    } else {
+      this.acceptRequest(frame, bytes);
+    }
+  }
+
+  /**
+   * A throwaway broadcast (a pose, JSON or binary): over budget or shed it is dropped (a
+   * refusal only when it also broke the byte budget), else relayed at once when nothing of this
+   * connection is queued before it, else queued like any frame.
+   */
+  private acceptPose(pose: BinaryPose | AcceptedFrame, roomId: unknown, bytes: number): void {
+    const now = performance.now();
     const counters = this.options.counters;
     if (counters) {
       counters.bytesReceived += bytes;
-      counters.received[throwaway ? MessageKind.Pose : receivedKind(frame)]++;
+      counters.received[MessageKind.Pose]++;
     }
     const bytesWait = this.budget.chargeBytes(bytes, now);
-    const wait = bytesWait > 0 ? bytesWait : this.budget.chargeMessage(!!throwaway, now);
+    if (bytesWait > 0 || this.budget.chargeMessage(true, now) > 0) {
+      this.options.countDrop(this.socket, roomId);
+      if (bytesWait > 0 && this.budget.violated(now)) {
+        this.closeAfterQueued(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+      }
+      return;
+    }
+    if (this.options.shed(this.socket, roomId)) {
+      return;
+    }
+    // The pose hot path: with nothing queued before it, handling it now keeps the arrival order
+    // and spares it the queue's promises and the framework's handler pipeline.
+    if (this.pending === 0 && this.relayAtOnce(pose)) {
+      return;
+    }
+    // Read now: a quantized pose's time is restored against its arrival.
+    const frame = isBinaryPose(pose) ? parseBinaryPose(pose.frame, pose.sender.userId) : pose;
+    this.enqueue(() => this.dispatch(frame));
+  }
+
+  private relayAtOnce(pose: BinaryPose | AcceptedFrame): boolean {
+    return isBinaryPose(pose)
+      ? this.options.relayBinaryPose(pose)
+      : this.options.relayAtOnce(this.socket, pose.message);
+  }
+
+  /** Any frame but a pose: over budget it is answered RATE_LIMITED, in order with the replies. */
+  private acceptRequest(frame: ParsedFrame, bytes: number): void {
+    const now = performance.now();
+    const counters = this.options.counters;
+    if (counters) {
+      counters.bytesReceived += bytes;
+      counters.received[receivedKind(frame)]++;
+    }
+    const bytesWait = this.budget.chargeBytes(bytes, now);
+    const wait = bytesWait > 0 ? bytesWait : this.budget.chargeMessage(false, now);
     if (wait > 0) {
-      this.overBudget(frame, throwaway, bytesWait > 0, wait, now);
+      this.overBudget(frame, wait, now);
       return;
     }
     if (frame.rejected && frame.rejection.abusive && this.budget.violated(now)) {
       this.closeAfterQueued(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
       return;
     }
-    if (throwaway && this.options.shed(this.socket, throwaway)) {
-      return;
-    }
-    // The pose hot path: with nothing queued before it, handling it now keeps the arrival order
-    // and spares it the queue's promises and the framework's handler pipeline.
-    if (throwaway && this.pending === 0 && this.options.relayAtOnce(this.socket, throwaway)) {
-      return;
-    }
-    if (throwaway || !counters) {
-      this.enqueue(() => this.dispatch(frame));
-    } else {
+    if (counters) {
       this.enqueue(() => this.timedDispatch(frame, counters));
+    } else {
+      this.enqueue(() => this.dispatch(frame));
     }
   }
 
@@ -137,32 +187,9 @@ export class ClientInbound {
     }
   }
 
-  private throwawayMessage(message: Record<string, unknown>): Record<string, unknown> | undefined {
-    return this.options.isThrowaway(message) ? message : undefined;
-  }
-
-  /**
-   * A throwaway message over budget is dropped (a refusal only when it also broke the byte
-   * budget); anything else is answered RATE_LIMITED, in order with the connection's replies.
-   */
-  private overBudget(
-    frame: ParsedFrame,
-    throwaway: Record<string, unknown> | undefined,
-    overBytes: boolean,
-    retryAfterMs: number,
-    now: number,
-  ): void {
-    if (throwaway) {
-      this.options.countDrop(this.socket, throwaway);
-      if (!overBytes) {
-        return;
-      }
-    }
+  private overBudget(frame: ParsedFrame, retryAfterMs: number, now: number): void {
     if (this.budget.violated(now)) {
       this.closeAfterQueued(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
-      return;
-    }
-    if (throwaway) {
       return;
     }
     const requestId = requestIdOf(frame.rejected ? frame.rejection : frame.message);
@@ -234,6 +261,9 @@ export class ClientInbound {
     }
   }
 }
+
+/** A frame that parsed, with its action. */
+type AcceptedFrame = Extract<ParsedFrame, { rejected: false }>;
 
 const KNOWN_ACTIONS: ReadonlySet<string> = new Set(Object.values(ClientAction));
 

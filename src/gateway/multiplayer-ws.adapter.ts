@@ -17,6 +17,7 @@ import {
 } from '../protocol/protocol.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import type { ServerCounters } from '../telemetry/server-counters.js';
+import type { BinaryPose } from './binary-pose.parser.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 
@@ -39,22 +40,24 @@ export interface MultiplayerWsAdapterOptions {
   /** Whether a parsed message is a throwaway broadcast (EPHEMERAL_MESSAGE_TYPES). */
   isThrowaway(message: Record<string, unknown>): boolean;
   /**
-   * Asked for every throwaway broadcast before it is dispatched: true drops it on arrival (the
-   * server is overloaded), so it costs no handler call at all.
+   * Asked for every throwaway broadcast before it is dispatched, with the room it is for as sent:
+   * true drops it on arrival (the server is overloaded), so it costs no handler call at all.
    */
-  shedBroadcast(socket: WebSocket, message: Record<string, unknown>): boolean;
+  shedBroadcast(socket: WebSocket, roomId: unknown): boolean;
   /** Counts a throwaway broadcast dropped because its sender was over its pose budget. */
-  countDrop(socket: WebSocket, message: Record<string, unknown>): void;
+  countDrop(socket: WebSocket, roomId: unknown): void;
   /**
    * Relays a throwaway broadcast without the handler pipeline, when nothing of its connection is
    * queued before it; false hands it to its handler, which answers what is wrong with it.
    */
   relayAtOnce(socket: WebSocket, message: Record<string, unknown>): boolean;
   /**
-   * Reads a binary frame of a client on the binary pose channel as a pose broadcast (or a refused
-   * frame); undefined for a client that did not opt in, whose binary frames close it with 1003.
+   * Reads a binary frame of a client on the binary pose channel (a pose, or a refused frame);
+   * undefined for a client that did not opt in, whose binary frames close it with 1003.
    */
-  readBinary(socket: WebSocket, data: Buffer): ParsedFrame | undefined;
+  readBinary(socket: WebSocket, data: Buffer): BinaryPose | ParsedFrame | undefined;
+  /** relayAtOnce for a binary pose. */
+  relayBinaryPose(pose: BinaryPose): boolean;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
@@ -194,6 +197,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         countDrop: adapterOptions.countDrop,
         relayAtOnce: adapterOptions.relayAtOnce,
         readBinary: adapterOptions.readBinary,
+        relayBinaryPose: adapterOptions.relayBinaryPose,
         reply: adapterOptions.reply,
         closeSocket: adapterOptions.closeSocket,
       },

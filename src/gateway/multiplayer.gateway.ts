@@ -37,6 +37,7 @@ import { StructuredLogger } from '../logging/structured-logger.js';
 import { truncate } from '../logging/log-fields.js';
 import { traceFieldsOf } from '../logging/trace-context.js';
 import { UsersService } from '../users/users.service.js';
+import type { BinaryPose } from './binary-pose.parser.js';
 import { checkBroadcast, type BroadcastRequest } from './app-message.validator.js';
 import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
 import { CreateRoomDto } from './dto/create-room.dto.js';
@@ -264,6 +265,18 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       return false;
     }
     void this.relay.broadcast(connection, request.roomId, request.message);
+    return true;
+  }
+
+  /**
+   * relayAtOnce for a pose of the binary channel, checked already (checkClientPose): false when
+   * its sender is not a member of the room, which the broadcast handler then answers.
+   */
+  relayBinaryPose(pose: BinaryPose): boolean {
+    if (!pose.sender.rooms.has(pose.roomId)) {
+      return false;
+    }
+    this.relay.broadcastBinaryPose(pose.sender, pose.roomId, pose.frame, pose.entry);
     return true;
   }
 

@@ -162,12 +162,20 @@ export interface ClientPose {
   message: AppMessage;
 }
 
+/** A client's pose frame that checks out: the room it is for and where its one entry starts. */
+export interface ClientPoseEntry {
+  roomId: string;
+  /** Offset of the entry in the frame. */
+  at: number;
+  /** The entry is the 16-byte quantized form. */
+  quantized: boolean;
+}
+
 /**
- * Reads a client's binary frame (type 2, one entry, either form); a string says why it was
- * refused. The message gets the sender's id from the caller, which knows who sent it; a quantized
- * entry's time is restored as the timestamp nearest to `now`.
+ * Checks a client's binary frame (type 2, one entry, either form) where it lies, decoding no
+ * more than the room id; a string says why it was refused.
  */
-export function readClientPose(frame: Buffer, senderId: string, now?: number): ClientPose | string {
+export function checkClientPose(frame: Buffer): ClientPoseEntry | string {
   if (frame.length < 12) {
     return 'Binary frame too short';
   }
@@ -183,53 +191,110 @@ export function readClientPose(frame: Buffer, senderId: string, now?: number): C
   if (roomIdLength < 1 || roomIdLength > MAX_ROOM_ID_LENGTH) {
     return 'roomId must be 1-64 characters';
   }
-  const entry = poseHeaderLength(roomIdLength);
+  const at = poseHeaderLength(roomIdLength);
   const entryBytes = quantized ? QUANTIZED_ENTRY_BYTES : POSE_ENTRY_BYTES;
-  if (frame.length !== entry + entryBytes) {
-    return `A client pose frame for this roomId is ${entry + entryBytes} bytes`;
+  if (frame.length !== at + entryBytes) {
+    return `A client pose frame for this roomId is ${at + entryBytes} bytes`;
   }
   const roomId = frame.toString('latin1', 9, 9 + roomIdLength);
   if (!ID_PATTERN.test(roomId)) {
     return 'roomId must be 1-64 characters of [A-Za-z0-9._-]';
   }
-  const position = [0, 0, 0];
-  const rotation = [0, 0, 0, 0];
-  const timestamp = quantized
-    ? readQuantizedEntry(frame, entry, position, rotation, now)
-    : readFullEntry(frame, entry, position, rotation);
-  if (!Number.isFinite(timestamp) || !allFinite(position) || !allFinite(rotation)) {
+  if (quantized ? !quantizedEntryFinite(frame, at) : !fullEntryFinite(frame, at)) {
     return 'Pose numbers must be finite';
   }
-  return {
-    roomId,
-    message: { type: BINARY_POSE_TYPE, senderId, timestamp, data: { position, rotation } },
-  };
+  return { roomId, at, quantized };
 }
 
-/** Reads a 40-byte entry's numbers; answers its timestamp. */
-function readFullEntry(frame: Buffer, at: number, position: number[], rotation: number[]): number {
+/**
+ * Writes the pose of a checked client frame as a 40-byte server entry of `slot` at `offset`: a
+ * full entry is copied as it came, a quantized one expanded, its time restored as the timestamp
+ * nearest to `now`.
+ */
+export function writeClientEntry(
+  target: Buffer,
+  offset: number,
+  slot: number,
+  frame: Buffer,
+  pose: ClientPoseEntry,
+  now: number = Date.now(),
+): void {
+  target.writeUInt16LE(slot, offset);
+  target.writeUInt16LE(0, offset + 2);
+  const at = pose.at;
+  if (!pose.quantized) {
+    frame.copy(target, offset + 4, at + 4, at + POSE_ENTRY_BYTES);
+    return;
+  }
+  target.writeDoubleLE(restoreTimestamp(frame.readUInt32LE(at + 12), now), offset + 4);
   for (let i = 0; i < 3; i++) {
-    position[i] = frame.readFloatLE(at + 12 + 4 * i);
+    target.writeFloatLE(fromHalf(frame.readUInt16LE(at + 2 + 2 * i)), offset + 12 + 4 * i);
+  }
+  const rotation = unpackRotation(frame.readUInt32LE(at + 8), scratchRotation);
+  for (let i = 0; i < 4; i++) {
+    target.writeFloatLE(rotation[i], offset + 24 + 4 * i);
+  }
+}
+
+/** Reused by writeClientEntry, which reads it back at once. */
+const scratchRotation = [0, 0, 0, 1];
+
+/** The `pose_update` message a 40-byte entry at `offset` stands for: its JSON members' form. */
+export function readEntryMessage(entries: Buffer, offset: number, senderId: string): AppMessage {
+  const position = [0, 0, 0];
+  const rotation = [0, 0, 0, 0];
+  for (let i = 0; i < 3; i++) {
+    position[i] = entries.readFloatLE(offset + 12 + 4 * i);
   }
   for (let i = 0; i < 4; i++) {
-    rotation[i] = frame.readFloatLE(at + 24 + 4 * i);
+    rotation[i] = entries.readFloatLE(offset + 24 + 4 * i);
   }
-  return frame.readDoubleLE(at + 4);
+  const timestamp = entries.readDoubleLE(offset + 4);
+  return { type: BINARY_POSE_TYPE, senderId, timestamp, data: { position, rotation } };
 }
 
-/** Reads a 16-byte entry's numbers; answers its timestamp, restored near `now`. */
-function readQuantizedEntry(
-  frame: Buffer,
-  at: number,
-  position: number[],
-  rotation: number[],
-  now: number | undefined,
-): number {
-  for (let i = 0; i < 3; i++) {
-    position[i] = fromHalf(frame.readUInt16LE(at + 2 + 2 * i));
+/**
+ * Reads a client's binary frame (type 2, one entry, either form); a string says why it was
+ * refused. The message gets the sender's id from the caller, which knows who sent it; a quantized
+ * entry's time is restored as the timestamp nearest to `now`.
+ */
+export function readClientPose(frame: Buffer, senderId: string, now?: number): ClientPose | string {
+  const pose = checkClientPose(frame);
+  if (typeof pose === 'string') {
+    return pose;
   }
-  unpackRotation(frame.readUInt32LE(at + 8), rotation);
-  return restoreTimestamp(frame.readUInt32LE(at + 12), now ?? Date.now());
+  if (!pose.quantized) {
+    return { roomId: pose.roomId, message: readEntryMessage(frame, pose.at, senderId) };
+  }
+  const entry = Buffer.allocUnsafe(POSE_ENTRY_BYTES);
+  writeClientEntry(entry, 0, 0, frame, pose, now);
+  return { roomId: pose.roomId, message: readEntryMessage(entry, 0, senderId) };
+}
+
+/** Whether a 40-byte entry's timestamp and seven floats are all finite. */
+function fullEntryFinite(frame: Buffer, at: number): boolean {
+  if (!Number.isFinite(frame.readDoubleLE(at + 4))) {
+    return false;
+  }
+  for (let offset = at + 12; offset < at + POSE_ENTRY_BYTES; offset += 4) {
+    if (!Number.isFinite(frame.readFloatLE(offset))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Whether a 16-byte entry's positions are finite (no half-precision Infinity or NaN, exponent
+ * 31); its rotation and time decode to finite numbers whatever their bits.
+ */
+function quantizedEntryFinite(frame: Buffer, at: number): boolean {
+  for (let i = 0; i < 3; i++) {
+    if (((frame.readUInt16LE(at + 2 + 2 * i) >> 10) & 0x1f) === 0x1f) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function isVector(value: unknown, length: number): value is number[] {
@@ -238,15 +303,6 @@ function isVector(value: unknown, length: number): value is number[] {
   }
   for (const item of value) {
     if (typeof item !== 'number' || !(Math.abs(item) <= FLOAT32_MAX)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-function allFinite(values: number[]): boolean {
-  for (const value of values) {
-    if (!Number.isFinite(value)) {
       return false;
     }
   }

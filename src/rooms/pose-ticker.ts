@@ -7,13 +7,24 @@ import {
 import { performance } from 'node:perf_hooks';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import {
+  POSE_ENTRY_BYTES,
+  writeClientEntry,
+  type ClientPoseEntry,
+} from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 
-/** A sender's newest throwaway message in one room; `fresh` until a tick published it. */
+/**
+ * A sender's newest throwaway message in one room, `fresh` until a tick published it: a message,
+ * or a pose that came on the binary channel, kept as its entry (`binary`), in a buffer the
+ * sender's held pose keeps from tick to tick.
+ */
 interface HeldPose {
   sender: Connection;
-  message: AppMessage;
+  message?: AppMessage;
+  entry?: Buffer;
+  binary: boolean;
   fresh: boolean;
 }
 
@@ -92,18 +103,35 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Keeps the sender's newest pose for the next tick; the caller checked it is a member. */
   hold(sender: Connection, roomId: string, message: AppMessage): void {
+    const pose = this.heldPose(sender, roomId);
+    pose.message = message;
+    pose.binary = false;
+    pose.fresh = true;
+  }
+
+  /** hold for a binary client frame (checked, see checkClientPose), kept in entry form. */
+  holdEntry(sender: Connection, roomId: string, frame: Buffer, entry: ClientPoseEntry): void {
+    const pose = this.heldPose(sender, roomId);
+    pose.entry ??= Buffer.allocUnsafe(POSE_ENTRY_BYTES);
+    writeClientEntry(pose.entry, 0, 0, frame, entry);
+    pose.message = undefined;
+    pose.binary = true;
+    pose.fresh = true;
+  }
+
+  /** The sender's held pose in the room, a new one the first time (or after a reconnect). */
+  private heldPose(sender: Connection, roomId: string): HeldPose {
     let room = this.held.get(roomId);
     if (!room) {
       room = new Map();
       this.held.set(roomId, room);
     }
-    const pose = room.get(sender.userId);
-    if (pose && pose.sender === sender) {
-      pose.message = message;
-      pose.fresh = true;
-      return;
+    let pose = room.get(sender.userId);
+    if (!pose || pose.sender !== sender) {
+      pose = { sender, binary: false, fresh: false };
+      room.set(sender.userId, pose);
     }
-    room.set(sender.userId, { sender, message, fresh: true });
+    return pose;
   }
 
   /**
@@ -124,8 +152,13 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
           continue;
         }
         pose.fresh = false;
-        const { sender, message } = pose;
-        this.bus.publishPose(roomId, sender.userId, sender.profiles.get(roomId)?.slot, message);
+        const { sender } = pose;
+        const slot = sender.profiles.get(roomId)?.slot;
+        if (pose.binary) {
+          this.bus.publishPoseEntry(roomId, sender.userId, slot, pose.entry!);
+        } else {
+          this.bus.publishPose(roomId, sender.userId, slot, pose.message!);
+        }
       }
       if (poses.size === 0) {
         this.held.delete(roomId);

@@ -1,6 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
+import {
+  POSE_ENTRY_BYTES,
+  writeClientEntry,
+  type ClientPoseEntry,
+} from '../protocol/binary-poses.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode, ServerEvent, type AppMessage } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
@@ -12,6 +17,8 @@ import { LAST_ACTIVITY_RESOLUTION_MS, ROOM_STORE, type RoomStore } from './room-
 export class RelayService {
   /** When each room's lastActivity was last written, so a busy room writes it once a second. */
   private readonly lastActivityWrite = new Map<string, number>();
+  /** A binary pose's entry on its way to the bus, which reads it during the call only. */
+  private readonly entry = Buffer.alloc(POSE_ENTRY_BYTES);
 
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
@@ -38,6 +45,31 @@ export class RelayService {
       this.ticker.hold(sender, roomId, message);
     } else {
       this.bus.publishPose(roomId, sender.userId, sender.profiles.get(roomId)?.slot, message);
+    }
+    this.recordActivity(roomId);
+  }
+
+  /**
+   * The pose hot path of the binary channel: a client's pose frame (checked, see checkClientPose)
+   * from a member of the room, passed on in entry form without becoming a message, unless a JSON
+   * member or another instance needs one.
+   */
+  broadcastBinaryPose(
+    sender: Connection,
+    roomId: string,
+    frame: Buffer,
+    pose: ClientPoseEntry,
+  ): void {
+    if (this.ticker.enabled) {
+      this.ticker.holdEntry(sender, roomId, frame, pose);
+    } else {
+      writeClientEntry(this.entry, 0, 0, frame, pose);
+      this.bus.publishPoseEntry(
+        roomId,
+        sender.userId,
+        sender.profiles.get(roomId)?.slot,
+        this.entry,
+      );
     }
     this.recordActivity(roomId);
   }

@@ -11,6 +11,7 @@ import { RoomDelivery } from '../delivery/room-delivery.service.js';
 import { MemoryRoomHistory } from '../history/memory-room-history.js';
 import { ROOM_HISTORY } from '../history/room-history.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
+import { readEntryMessage } from '../protocol/binary-poses.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ErrorCode,
@@ -54,6 +55,10 @@ class RecordingBus implements RoomBus {
       except: senderId,
       ...snapshot({ event: 'message', data: { roomId, message, senderId, slot } }),
     });
+  }
+
+  publishPoseEntry(roomId: string, senderId: string, slot: number | undefined, entry: Buffer) {
+    this.publishPose(roomId, senderId, slot, readEntryMessage(entry, 0, senderId));
   }
 
   publishWithReply<E extends ServerEvent>(
