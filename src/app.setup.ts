@@ -87,6 +87,9 @@ export function configureApp(app: INestApplication): AppConfig {
       },
       isThrowaway: (message: Record<string, unknown>) => fanout.isThrowawayBroadcast(message),
       shedBroadcast: (socket: WebSocket, roomId: unknown) => {
+        if (!fanout.shedsOnArrival) {
+          return false;
+        }
         const connection = users.connectionOf(socket);
         return connection !== undefined && fanout.shedOnArrival(connection, roomId);
       },

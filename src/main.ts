@@ -1,3 +1,4 @@
+import './lifecycle/v8-flags.js';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';

@@ -115,6 +115,11 @@ export class ClientOutput implements ClientLink {
 
   private writeDirect(): void {
     const transport = this.transport!;
+    // One frame (with server ticks, a member's whole turn): corking would only add a step.
+    if (this.urgent.length + this.throwaway.length === 1) {
+      transport.write((this.urgent[0] ?? this.throwaway[0]).bytes);
+      return;
+    }
     transport.cork();
     for (const frame of this.urgent) {
       transport.write(frame.bytes);

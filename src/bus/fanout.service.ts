@@ -32,7 +32,7 @@ export class Fanout {
    * replaces it, and a tick that runs late is skipped; the shedder's turns (first pose to the
    * next write) would span the wait for the tick and shed when nothing is behind.
    */
-  private readonly shedsOnArrival: boolean;
+  readonly shedsOnArrival: boolean;
 
   constructor(
     @Inject(appConfig.KEY) config: AppConfig,
