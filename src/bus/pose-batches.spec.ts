@@ -1,6 +1,6 @@
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { loadAppConfig } from '../config/app.config.js';
-import { MAX_POSES_PER_FRAME } from '../protocol/binary-poses.js';
+import { MAX_POSES_PER_FRAME, writePoseEntry } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import type { QueuedFrame } from '../users/client-link.js';
 import { Connection } from '../users/connection.js';
@@ -105,6 +105,52 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
     expect([full.binary?.[1], full.binary?.length]).toEqual([0, 12 + 2 * 40]);
     expect([quantized.binary?.[1], quantized.binary?.length]).toEqual([1, 12 + 2 * 16]);
     expect(entryCounts('bob')).toEqual([2]);
+  });
+
+  describe('publishPoseEntry (a binary pose, in entry form)', () => {
+    /** A pose as a 40-byte entry, its slot field left at 0xffff (the server fills it in). */
+    const entryOf = (x: number): Buffer => {
+      const entry = Buffer.alloc(40);
+      writePoseEntry(entry, 0, 0xffff, pose(x));
+      return entry;
+    };
+
+    it('copies the entry into the room frame as it came, with the slot filled in', () => {
+      member('bob', true);
+      const entry = entryOf(7);
+      delivery.publishPoseEntry('r', 'alice', 9, entry);
+      // Read during the call only: a caller may reuse its buffer at once.
+      entry.fill(0);
+      batches.flush();
+      const [frame] = frames.get('bob') ?? [];
+      const sent = Buffer.from(frame.binary!.subarray(12));
+      expect(sent.readUInt16LE(0)).toBe(9);
+      expect(sent.subarray(2)).toEqual(entryOf(7).subarray(2));
+      expect(jsonCount('bob')).toBe(0);
+    });
+
+    it('gives JSON members the pose_update it stands for, serialized once', () => {
+      member('bob', true);
+      member('carol', false);
+      member('dave', false);
+      delivery.publishPoseEntry('r', 'bob', 2, entryOf(1.5));
+      batches.flush();
+      const [carols] = frames.get('carol') ?? [];
+      expect(frames.get('dave')?.[0]).toBe(carols);
+      expect(JSON.parse(carols.json)).toEqual({
+        event: 'message',
+        data: { roomId: 'r', senderId: 'bob', message: { ...pose(1.5), senderId: 'bob' } },
+      });
+      expect(entryCounts('bob')).toEqual([1]);
+    });
+
+    it('sends everyone JSON when the sender has no slot', () => {
+      member('bob', true);
+      delivery.publishPoseEntry('r', 'alice', undefined, entryOf(1));
+      batches.flush();
+      expect(jsonCount('bob')).toBe(1);
+      expect(entryCounts('bob')).toEqual([]);
+    });
   });
 
   it(`splits a batch past ${MAX_POSES_PER_FRAME} poses into several frames`, () => {

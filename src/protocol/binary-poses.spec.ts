@@ -1,14 +1,17 @@
 import {
   BinaryFrameType,
   PoseFrameFlag,
+  checkClientPose,
   fitsPoseEntry,
   poseHeaderLength,
   readClientPose,
+  readEntryMessage,
+  writeClientEntry,
   writePoseEntry,
   writePoseHeader,
   writeQuantizedEntry,
 } from './binary-poses.js';
-import { packRotation, toHalf } from './quantized-poses.js';
+import { packRotation, toHalf, unpackRotation } from './quantized-poses.js';
 
 const pose = {
   type: 'pose_update',
@@ -28,6 +31,25 @@ function clientFrame(roomId: string, overrides: (frame: Buffer, entry: number) =
   pose.data.position.forEach((v, i) => frame.writeFloatLE(v, entry + 12 + 4 * i));
   pose.data.rotation.forEach((v, i) => frame.writeFloatLE(v, entry + 24 + 4 * i));
   overrides(frame, entry);
+  return frame;
+}
+
+/** A quantized client frame for room `r`, laid out by hand. */
+function quantizedFrame(position: number[], time: number): Buffer {
+  const frame = Buffer.alloc(12 + 16);
+  frame[0] = 2;
+  frame[1] = PoseFrameFlag.Quantized;
+  frame.writeUInt16LE(1, 2);
+  frame[8] = 1;
+  frame.write('r', 9, 'latin1');
+  position.forEach((v, i) => frame.writeUInt16LE(toHalf(v), 14 + 2 * i));
+  frame.writeUInt32LE(packRotation(0, 0, 0, 1), 20);
+  frame.writeUInt32LE(time, 24);
+  return frame;
+}
+
+function withBits(frame: Buffer, at: number, bits: number): Buffer {
+  frame.writeUInt16LE(bits, at);
   return frame;
 }
 
@@ -70,15 +92,7 @@ describe('binary pose frames', () => {
   });
 
   it('reads a quantized client pose, its time restored near the server clock', () => {
-    const frame = Buffer.alloc(12 + 16);
-    frame[0] = 2;
-    frame[1] = PoseFrameFlag.Quantized;
-    frame.writeUInt16LE(1, 2);
-    frame[8] = 1;
-    frame.write('r', 9, 'latin1');
-    [1.5, -2, 3.25].forEach((v, i) => frame.writeUInt16LE(toHalf(v), 14 + 2 * i));
-    frame.writeUInt32LE(packRotation(0, 0, 0, 1), 20);
-    frame.writeUInt32LE(Math.floor(pose.timestamp) % 2 ** 32, 24);
+    const frame = quantizedFrame([1.5, -2, 3.25], Math.floor(pose.timestamp) % 2 ** 32);
     const read = readClientPose(frame, 'alice', pose.timestamp + 40);
     if (typeof read === 'string') {
       throw new Error(read);
@@ -93,6 +107,49 @@ describe('binary pose frames', () => {
     expect(typeof readClientPose(fullLength, 'alice')).toBe('string');
   });
 
+  it('checks a client frame where it lies: its room, where the entry starts, which form', () => {
+    expect(checkClientPose(clientFrame('room-1'))).toEqual({
+      roomId: 'room-1',
+      at: 16,
+      quantized: false,
+    });
+    expect(checkClientPose(quantizedFrame([1, 2, 3], 0))).toEqual({
+      roomId: 'r',
+      at: 12,
+      quantized: true,
+    });
+  });
+
+  it('copies a full client entry as it came into a server entry of the given slot', () => {
+    const frame = clientFrame('room-1');
+    const checked = checkClientPose(frame);
+    if (typeof checked === 'string') {
+      throw new Error(checked);
+    }
+    const entry = Buffer.alloc(40, 0xff);
+    writeClientEntry(entry, 0, 777, frame, checked);
+    expect(entry.readUInt16LE(0)).toBe(777);
+    expect(entry.readUInt16LE(2)).toBe(0);
+    expect(entry.subarray(4)).toEqual(frame.subarray(16 + 4));
+    expect(readEntryMessage(entry, 0, 'alice')).toEqual({ ...pose, senderId: 'alice' });
+  });
+
+  it('expands a quantized client entry to the numbers it stands for', () => {
+    const frame = quantizedFrame([1.5, -2, 3.25], Math.floor(pose.timestamp) % 2 ** 32);
+    const checked = checkClientPose(frame);
+    if (typeof checked === 'string') {
+      throw new Error(checked);
+    }
+    const entry = Buffer.alloc(48, 0xff);
+    writeClientEntry(entry, 8, 5, frame, checked, pose.timestamp + 40);
+    const message = readEntryMessage(entry, 8, 'alice');
+    expect(entry.readUInt16LE(8)).toBe(5);
+    expect(message.timestamp).toBe(Math.floor(pose.timestamp));
+    // The rotation as the 32 bits decode, stored as float32s.
+    const rotation = unpackRotation(packRotation(0, 0, 0, 1), [0, 0, 0, 0]).map(Math.fround);
+    expect(message.data).toEqual({ position: [1.5, -2, 3.25], rotation });
+  });
+
   it.each<[string, Buffer]>([
     ['too short', Buffer.alloc(8)],
     ['a server frame type', clientFrame('r', (f) => (f[0] = 1))],
@@ -105,7 +162,10 @@ describe('binary pose frames', () => {
     ['a NaN coordinate', clientFrame('r', (f, e) => f.writeFloatLE(Number.NaN, e + 12))],
     ['an infinite rotation', clientFrame('r', (f, e) => f.writeFloatLE(Infinity, e + 36))],
     ['an infinite timestamp', clientFrame('r', (f, e) => f.writeDoubleLE(Infinity, e + 4))],
+    ['an infinite half position', withBits(quantizedFrame([1, 2, 3], 0), 16, 0x7c00)],
+    ['a NaN half position', withBits(quantizedFrame([1, 2, 3], 0), 14, 0x7e00)],
   ])('refuses %s', (_what, frame) => {
+    expect(typeof checkClientPose(frame)).toBe('string');
     expect(typeof readClientPose(frame, 'alice')).toBe('string');
   });
 

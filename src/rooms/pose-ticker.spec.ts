@@ -1,6 +1,8 @@
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
+import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
+import { checkClientPose, type ClientPoseEntry } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import { Connection } from '../users/connection.js';
 import { PoseTicker } from './pose-ticker.js';
@@ -10,6 +12,21 @@ interface Published {
   senderId: string;
   n: number;
   slot?: number;
+  binary?: boolean;
+}
+
+/** A client's binary pose frame for `roomId` whose x coordinate is `n`, and where it checks. */
+function binaryPose(roomId: string, n: number): [Buffer, ClientPoseEntry] {
+  const frame = clientPoseFrame(roomId, {
+    timestamp: 1,
+    position: [n, 0, 0],
+    rotation: [0, 0, 0, 1],
+  });
+  const entry = checkClientPose(frame);
+  if (typeof entry === 'string') {
+    throw new Error(entry);
+  }
+  return [frame, entry];
 }
 
 const TICK_MS = 33;
@@ -36,6 +53,15 @@ describe('PoseTicker', () => {
         message: AppMessage,
       ) => {
         published.push({ roomId, senderId, n: (message.data as { n: number }).n, slot });
+      },
+      // A binary pose: its x coordinate stands for n.
+      publishPoseEntry: (
+        roomId: string,
+        senderId: string,
+        slot: number | undefined,
+        entry: Buffer,
+      ) => {
+        published.push({ roomId, senderId, n: entry.readFloatLE(12), slot, binary: true });
       },
     } as unknown as RoomBus;
     return new PoseTicker(bus, loadAppConfig({ POSE_TICK_MS: String(tickMs) }));
@@ -74,6 +100,24 @@ describe('PoseTicker', () => {
       { roomId: 'r1', senderId: 'alice', n: 2, slot: 5 },
       { roomId: 'r1', senderId: 'bob', n: 3, slot: undefined },
       { roomId: 'r2', senderId: 'alice', n: 4, slot: undefined },
+    ]);
+  });
+
+  it("keeps a binary pose in entry form, copied when held, the sender's newest either way", () => {
+    const alice = member('alice', 'r1');
+    const [frame, entry] = binaryPose('r1', 7);
+    ticker.holdEntry(alice, 'r1', frame, entry);
+    frame.fill(0);
+    ticker.tick(TICK_MS);
+    ticker.hold(alice, 'r1', pose(8));
+    ticker.tick(2 * TICK_MS);
+    ticker.holdEntry(alice, 'r1', ...binaryPose('r1', 9));
+    ticker.tick(3 * TICK_MS);
+
+    expect(published).toEqual([
+      { roomId: 'r1', senderId: 'alice', n: 7, slot: undefined, binary: true },
+      { roomId: 'r1', senderId: 'alice', n: 8, slot: undefined },
+      { roomId: 'r1', senderId: 'alice', n: 9, slot: undefined, binary: true },
     ]);
   });
 
