@@ -4,6 +4,7 @@ import {
   MAX_POSES_PER_FRAME,
   POSE_ENTRY_BYTES,
   PoseFrameFlag,
+  copyBytes,
   poseHeaderLength,
   writeFittingEntry,
   writePoseHeader,
@@ -56,7 +57,7 @@ export class PoseBatches {
   addEntry(roomId: string, slot: number, entry: Buffer): void {
     const batch = this.batchWithRoom(roomId);
     const offset = batch.count * POSE_ENTRY_BYTES;
-    entry.copy(batch.entries, offset, 0, POSE_ENTRY_BYTES);
+    copyBytes(entry, 0, batch.entries, offset, POSE_ENTRY_BYTES);
     batch.entries.writeUInt16LE(slot, offset);
     batch.count++;
   }

@@ -223,7 +223,7 @@ export function writeClientEntry(
   target.writeUInt16LE(0, offset + 2);
   const at = pose.at;
   if (!pose.quantized) {
-    frame.copy(target, offset + 4, at + 4, at + POSE_ENTRY_BYTES);
+    copyBytes(frame, at + 4, target, offset + 4, POSE_ENTRY_BYTES - 4);
     return;
   }
   target.writeDoubleLE(restoreTimestamp(frame.readUInt32LE(at + 12), now), offset + 4);
@@ -233,6 +233,22 @@ export function writeClientEntry(
   const rotation = unpackRotation(frame.readUInt32LE(at + 8), scratchRotation);
   for (let i = 0; i < 4; i++) {
     target.writeFloatLE(rotation[i], offset + 24 + 4 * i);
+  }
+}
+
+/**
+ * Copies `length` bytes. For an entry's 40 bytes a plain loop takes about half the time of
+ * Buffer#copy, which validates its arguments and makes a view of the source on every call.
+ */
+export function copyBytes(
+  source: Buffer,
+  from: number,
+  target: Buffer,
+  to: number,
+  length: number,
+): void {
+  for (let i = 0; i < length; i++) {
+    target[to + i] = source[from + i];
   }
 }
 
