@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/app.config.js';
+import type { Redis } from 'ioredis';
 import type { Cluster } from './cluster.js';
 import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
 
@@ -7,8 +8,11 @@ import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
 const BOOT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * Connects the two Redis connections of this instance and names it. Fails the boot, naming
- * REDIS_URL, when Redis does not answer within 10 s.
+ * Connects the two Redis connections of this instance and names it. A failed attempt is retried
+ * (each connection's retryStrategy) until both are ready; the boot fails, naming REDIS_URL and
+ * the last error, when that takes more than 10 s. One attempt is not enough: a Redis that starts
+ * a moment after the server (compose, a pod) refuses the first, and on a busy machine a connect
+ * can overrun its 2 s `connectTimeout` while the event loop is held up elsewhere.
  */
 export async function connectCluster(config: AppConfig): Promise<Cluster> {
   if (!config.redisUrl) {
@@ -28,12 +32,14 @@ export async function connectCluster(config: AppConfig): Promise<Cluster> {
     connectionName: 'gms-subscriber',
     retryStrategy: (times: number) => Math.min(times * 100, 1000),
   });
+  let lastError: Error | undefined;
   for (const [name, connection] of [
     ['commands', publisher],
     ['subscriber', subscriber],
   ] as const) {
     let failing = false;
     connection.on('error', (error: Error) => {
+      lastError = error;
       if (!failing) {
         failing = true;
         logger.warn(`Redis ${name} connection: ${error.message}`);
@@ -47,18 +53,30 @@ export async function connectCluster(config: AppConfig): Promise<Cluster> {
     });
   }
   try {
-    await withTimeout(Promise.all([publisher.connect(), subscriber.connect()]));
+    await withTimeout(Promise.all([whenReady(publisher), whenReady(subscriber)]));
   } catch (error) {
     publisher.disconnect();
     subscriber.disconnect();
+    const reason = lastError ? `${String(error)}; last error: ${lastError.message}` : String(error);
     throw new Error(
-      `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${String(error)})`,
+      `REDIS_URL: cannot connect to Redis at ${redactedUrl(config.redisUrl)} (${reason})`,
       { cause: error },
     );
   }
   const { instanceId } = config;
   logger.log(`Cluster mode: instance ${instanceId}, key prefix "${config.redisKeyPrefix}"`);
   return { instanceId, keyPrefix: config.redisKeyPrefix, publisher, subscriber };
+}
+
+/**
+ * Resolves once the connection is ready. Its first attempt's failure is not the end: the
+ * connection retries by itself (retryStrategy), and the caller's timeout bounds the wait.
+ */
+function whenReady(connection: Redis): Promise<void> {
+  return new Promise((resolve) => {
+    connection.once('ready', () => resolve());
+    connection.connect().catch(() => undefined);
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>): Promise<T> {

@@ -1,0 +1,55 @@
+import { freePort, RedisServer } from '../support/cluster.js';
+import { ServerProcess } from '../support/server-process.js';
+import { delay } from '../support/test-client.js';
+
+/** The boot's whole wait for Redis (src/cluster/redis-connection.ts). */
+const BOOT_CONNECT_TIMEOUT_MS = 10_000;
+
+describe('cluster: connecting to Redis at boot', () => {
+  let server: ServerProcess | undefined;
+  let redis: RedisServer | undefined;
+
+  afterEach(async () => {
+    await server?.stop();
+    await redis?.stop('SIGKILL');
+    server = undefined;
+    redis = undefined;
+  });
+
+  it('waits for a Redis that starts after the server, instead of failing at the first refusal', async () => {
+    const port = await freePort();
+    server = ServerProcess.start({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      REDIS_KEY_PREFIX: `gms-boot-${process.pid}:`,
+    });
+    // Long enough for the first attempts to be refused (the warning is logged on the first).
+    await delay(1500);
+    expect(server.hasExited).toBe(false);
+    redis = await RedisServer.start({ port });
+
+    await expect(server.port(BOOT_CONNECT_TIMEOUT_MS)).resolves.toBeGreaterThan(0);
+    expect(server.stdoutLines.join('\n')).toMatch(/Redis commands connection: .*ECONNREFUSED/);
+  }, 20_000);
+
+  it('stops the boot after 10 s, naming REDIS_URL and the last error, the password hidden', async () => {
+    const port = await freePort();
+    server = ServerProcess.start({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      REDIS_URL: `redis://gallery:s3cret-pass@127.0.0.1:${port}`,
+    });
+    const started = Date.now();
+
+    const exit = await server.waitForExit(BOOT_CONNECT_TIMEOUT_MS + 5000);
+
+    expect(exit.code).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(BOOT_CONNECT_TIMEOUT_MS - 500);
+    const output = `${server.stdoutLines.join('\n')}\n${server.stderr}`;
+    expect(server.stderr).toContain(
+      `Failed to start: Error: REDIS_URL: cannot connect to Redis at redis://gallery:***@127.0.0.1:${port} (Error: no answer within 10000 ms; last error: connect ECONNREFUSED 127.0.0.1:${port})`,
+    );
+    expect(output).not.toContain('s3cret-pass');
+  }, 20_000);
+});
