@@ -305,12 +305,12 @@ export class LocalDelivery {
   }
 }
 
-/** Whether anyone but the sender is among `members`. */
 /** A pose's `message` event, serialized once for every JSON member. */
 function poseFrame(roomId: string, senderId: string, message: AppMessage): OutgoingFrame {
   return toOutgoingFrame({ event: ServerEvent.Message, data: { roomId, message, senderId } }, true);
 }
 
+/** Whether anyone but the sender is among `members`. */
 function hasOthers(members: readonly Connection[], senderId: string): boolean {
   return members.length > 1 || (members.length === 1 && members[0].userId !== senderId);
 }

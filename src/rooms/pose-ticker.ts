@@ -17,14 +17,13 @@ import type { Connection } from '../users/connection.js';
 
 /**
  * A sender's newest throwaway message in one room, `fresh` until a tick published it: a message,
- * or a pose that came on the binary channel, kept as its entry (`binary`), in a buffer the
+ * or (no message) a pose that came on the binary channel, kept as its entry in a buffer the
  * sender's held pose keeps from tick to tick.
  */
 interface HeldPose {
   sender: Connection;
   message?: AppMessage;
   entry?: Buffer;
-  binary: boolean;
   fresh: boolean;
 }
 
@@ -105,7 +104,6 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   hold(sender: Connection, roomId: string, message: AppMessage): void {
     const pose = this.heldPose(sender, roomId);
     pose.message = message;
-    pose.binary = false;
     pose.fresh = true;
   }
 
@@ -115,7 +113,6 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     pose.entry ??= Buffer.allocUnsafe(POSE_ENTRY_BYTES);
     writeClientEntry(pose.entry, 0, 0, frame, entry);
     pose.message = undefined;
-    pose.binary = true;
     pose.fresh = true;
   }
 
@@ -128,7 +125,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     }
     let pose = room.get(sender.userId);
     if (!pose || pose.sender !== sender) {
-      pose = { sender, binary: false, fresh: false };
+      pose = { sender, fresh: false };
       room.set(sender.userId, pose);
     }
     return pose;
@@ -154,10 +151,10 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
         pose.fresh = false;
         const { sender } = pose;
         const slot = sender.profiles.get(roomId)?.slot;
-        if (pose.binary) {
-          this.bus.publishPoseEntry(roomId, sender.userId, slot, pose.entry!);
+        if (pose.message) {
+          this.bus.publishPose(roomId, sender.userId, slot, pose.message);
         } else {
-          this.bus.publishPose(roomId, sender.userId, slot, pose.message!);
+          this.bus.publishPoseEntry(roomId, sender.userId, slot, pose.entry!);
         }
       }
       if (poses.size === 0) {
