@@ -235,6 +235,46 @@ function describeBinaryChannel(fixture: ServerFixture) {
     expect(atAlice?.position).toEqual([2.5, -0.75, 0]);
   });
 
+  it('turns the channel on for a client without the subprotocol that sends hello', async () => {
+    const alice = await fixture.connect('alice', V2);
+    const hana = await fixture.connect('hana');
+    const requestId = hana.request('hello', { capabilities: ['cursor', 'binary_poses'] });
+    expect(await hana.next('hello')).toEqual({ requestId, capabilities: ['binary_poses'] });
+    const slots = await joinAll('hello', [alice, hana]);
+
+    alice.sendRaw(clientPoseFrame('hello', POSE), { binary: true });
+    await until(() => entriesFor(hana, 'hello').length > 0, 3000, 'alice pose at hana');
+    expect(entriesFor(hana, 'hello')[0].slot).toBe(slots.get('alice'));
+    expect(jsonPosesFrom(hana, 'alice')).toEqual([]);
+
+    hana.sendRaw(clientPoseFrame('hello', { ...POSE, timestamp: 7 }), { binary: true });
+    await until(
+      () => entriesFor(alice, 'hello').some((entry) => entry.slot === slots.get('hana')),
+      3000,
+      'hana pose at alice',
+    );
+    expect(entriesFor(alice, 'hello').find((e) => e.slot === slots.get('hana'))?.timestamp).toBe(7);
+  });
+
+  it('answers hello with what is on, and refuses a malformed one', async () => {
+    const carol = await fixture.connect('carol');
+    carol.request('hello', { capabilities: ['cursor'] });
+    expect((await carol.next('hello')).capabilities).toEqual([]);
+    const binary = await fixture.connect('bob', V2);
+    binary.request('hello', { capabilities: [] });
+    expect((await binary.next('hello')).capabilities).toEqual(['binary_poses']);
+
+    const tooMany = Array.from({ length: 17 }, (_, i) => `c${i}`);
+    for (const capabilities of ['binary_poses', [42], tooMany, ['x'.repeat(65)], undefined]) {
+      const requestId = carol.request('hello', { capabilities });
+      const error = await carol.next('error');
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED', requestId });
+    }
+    // None of them turned the channel on: a binary frame still closes.
+    carol.sendRaw(clientPoseFrame('any', POSE), { binary: true });
+    expect((await carol.waitForClose()).code).toBe(1003);
+  });
+
   it('closes 1003 on a binary frame from a client that did not opt in', async () => {
     const carol = await fixture.connect('carol');
     await carol.join('plain');

@@ -404,6 +404,7 @@ export class GalleryClient {
         return;
       case 'room_created':
       case 'pong':
+      case 'hello':
       case 'token_refreshed':
       case 'error':
         return; // replies only: settled as requests

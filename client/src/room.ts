@@ -291,6 +291,7 @@ export class Room {
       case 'room_joined':
       case 'room_left':
       case 'pong':
+      case 'hello':
       case 'token_refreshed':
       case 'resumed':
       case 'error':

@@ -46,6 +46,7 @@ import { GetStateDto } from './dto/get-state.dto.js';
 import { JoinRoomDto, pickAvatar } from './dto/join-room.dto.js';
 import { KickUserDto } from './dto/kick-user.dto.js';
 import { LeaveRoomDto } from './dto/leave-room.dto.js';
+import { HelloDto } from './dto/hello.dto.js';
 import { PingDto } from './dto/ping.dto.js';
 import { RefreshTokenDto } from './dto/refresh-token.dto.js';
 import { SendMessageDto } from './dto/send-message.dto.js';
@@ -294,6 +295,16 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       event: ServerEvent.Pong,
       data: withRequestId(body.requestId, { serverTime: Date.now() }),
     };
+  }
+
+  /** Any connection, any time: it only changes how this connection's own poses travel. */
+  @SubscribeMessage(ClientAction.Hello)
+  hello(
+    @ConnectedSocket() socket: WebSocket,
+    @MessageBody(validated) body: HelloDto,
+  ): ServerMessage<'hello'> {
+    const capabilities = this.connectionOf(socket).enableCapabilities(body.capabilities);
+    return { event: ServerEvent.Hello, data: withRequestId(body.requestId, { capabilities }) };
   }
 
   @SubscribeMessage(ClientAction.UpdateState)

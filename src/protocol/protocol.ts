@@ -16,6 +16,8 @@ export const ClientAction = {
   RefreshToken: 'refresh_token',
   /** After a dropped connection: take the seat back and get what was missed (docs/resume.md). */
   Resume: 'resume',
+  /** Turns on capabilities a client could not ask for in the upgrade, e.g. binary poses. */
+  Hello: 'hello',
 } as const;
 export type ClientAction = (typeof ClientAction)[keyof typeof ClientAction];
 
@@ -35,6 +37,7 @@ export const ServerEvent = {
   RoomDeleted: 'room_deleted',
   TokenRefreshed: 'token_refreshed',
   Resumed: 'resumed',
+  Hello: 'hello',
   Error: 'error',
 } as const;
 export type ServerEvent = (typeof ServerEvent)[keyof typeof ServerEvent];
@@ -109,6 +112,20 @@ export const BINARY_POSES_SUBPROTOCOL = 'gallery.v2';
 
 /** The binary pose channel with the server's frames in the quantized form (16-byte poses). */
 export const QUANTIZED_POSES_SUBPROTOCOL = 'gallery.v2q';
+
+/**
+ * What a `hello` may turn on, for clients that cannot offer a subprotocol (docs/protocol.md).
+ * `binary_poses` is the binary pose channel of `gallery.v2`. Names the server does not know are
+ * ignored, so a client may offer more than an older server has.
+ */
+export const Capability = {
+  BinaryPoses: 'binary_poses',
+} as const;
+export type Capability = (typeof Capability)[keyof typeof Capability];
+
+/** A `hello` lists at most this many capabilities, each at most MAX_CAPABILITY_LENGTH long. */
+export const MAX_CAPABILITIES = 16;
+export const MAX_CAPABILITY_LENGTH = 64;
 
 export const CloseReason = {
   GoingAway: 'Server shutting down',
@@ -287,6 +304,7 @@ export interface ServerEventMap {
   user_updated: { requestId?: string; roomId: string; user: RoomUser; seq?: number };
   message: { roomId?: string; message: AppMessage; senderId: string; seq?: number };
   pong: { requestId?: string; serverTime: number };
+  hello: { requestId?: string; capabilities: Capability[] };
   state_updated: {
     requestId?: string;
     roomId: string;

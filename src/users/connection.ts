@@ -1,5 +1,5 @@
 import type { Identity } from '../auth/identity.js';
-import type { RoomUser } from '../protocol/protocol.js';
+import { Capability, type RoomUser } from '../protocol/protocol.js';
 import type { ClientLink } from './client-link.js';
 
 /** One connected client on this instance and the rooms it is a member of here. */
@@ -52,6 +52,17 @@ export class Connection {
       admin: false,
       address: '',
     };
+  }
+
+  /**
+   * A `hello`: turns on the capabilities asked for that the server knows, never off (what the
+   * upgrade's subprotocol chose stands). Answers every capability now on.
+   */
+  enableCapabilities(requested: readonly string[]): Capability[] {
+    if (requested.includes(Capability.BinaryPoses)) {
+      this.binaryPoses = true;
+    }
+    return this.binaryPoses ? [Capability.BinaryPoses] : [];
   }
 
   /** Closes the client after writing what is already queued for it. */

@@ -254,6 +254,7 @@ class ChaosUser {
       }
       case 'message':
       case 'pong':
+      case 'hello':
       case 'room_created':
       case 'state':
       case 'token_refreshed':

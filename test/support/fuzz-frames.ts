@@ -335,6 +335,9 @@ export class FrameGenerator {
         return { action, requestId, targetUserId: peer, message: this.appMessage() };
       case ClientAction.Ping:
         return { action, requestId };
+      case ClientAction.Hello:
+        // Never binary_poses: a fuzzed binary frame must keep meaning close 1003 for this client.
+        return { action, requestId, capabilities: rng.chance(0.5) ? [] : ['fz-unknown', 'cursor'] };
       case ClientAction.UpdateState:
         return rng.chance(0.5)
           ? {
@@ -425,6 +428,7 @@ export class FrameGenerator {
       [2, ClientAction.KickUser],
       [1, ClientAction.DeleteRoom],
       [2, ClientAction.RefreshToken],
+      [2, ClientAction.Hello],
       [3, 'unknown'],
     ]);
     const draft: Draft = { value: this.valid(action), raws: [], tags: [action] };
