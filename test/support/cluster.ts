@@ -396,7 +396,7 @@ export interface ClusterFixture {
  * closed (its clients first, its Redis keys last) in an `afterEach`, even when the test failed.
  */
 /** How long starting or stopping a test cluster may take. */
-const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
+export const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
 
 export function useTestCluster(
   options: { instances?: number; env?: Record<string, string> } = {},

@@ -1,4 +1,4 @@
-import { clusterInstanceCount, startTestCluster } from './cluster.js';
+import { CLUSTER_HOOK_TIMEOUT_MS, clusterInstanceCount, startTestCluster } from './cluster.js';
 import { TestClient, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
 
@@ -42,6 +42,12 @@ export class ClientPool {
   }
 }
 
+/** What a fixture started: its servers, and how to close them all. */
+interface StartedServers {
+  servers: TestServer[];
+  close(): Promise<void>;
+}
+
 export interface ServerFixture {
   /**
    * The running server; throws when none has been started (or it is still starting). In cluster
@@ -75,20 +81,17 @@ export function useTestServer(
   const defaultEnv = options.env ?? {};
   const instances = clusterInstanceCount();
   const pool = new ClientPool();
-  let starting: Promise<TestServer[]> | undefined;
+  let starting: Promise<StartedServers> | undefined;
   let running: TestServer[] | undefined;
-  let closeAll: (() => Promise<void>) | undefined;
   let connections = 0;
 
-  const startServers = async (env: Record<string, string>): Promise<TestServer[]> => {
+  const startServers = async (env: Record<string, string>): Promise<StartedServers> => {
     if (instances === 0) {
       const server = await startTestServer(env);
-      closeAll = () => server.close();
-      return [server];
+      return { servers: [server], close: () => server.close() };
     }
     const cluster = await startTestCluster(instances, env);
-    closeAll = () => cluster.close();
-    return cluster.servers;
+    return { servers: cluster.servers, close: () => cluster.close() };
   };
 
   const start = async (env: Record<string, string> = defaultEnv): Promise<TestServer> => {
@@ -96,34 +99,36 @@ export function useTestServer(
       throw new Error('this test already started a server');
     }
     starting = startServers(env);
-    running = await starting;
+    running = (await starting).servers;
     return running[0];
   };
+
+  // Booting a cluster takes a second or two, more on a loaded machine: not a hook's default 5 s.
+  const hookTimeoutMs = instances === 0 ? undefined : CLUSTER_HOOK_TIMEOUT_MS;
 
   if (!options.lazy) {
     beforeEach(async () => {
       await start();
-    });
+    }, hookTimeoutMs);
   }
 
   afterEach(async () => {
     pool.closeAll();
-    const servers = starting;
-    const close = closeAll;
+    const started = starting;
     starting = undefined;
     running = undefined;
-    closeAll = undefined;
     connections = 0;
-    // A server that failed to start has already failed its test.
-    if (await servers?.catch(() => undefined)) {
-      await close?.();
-    }
-  });
+    // Waits for a start still under way (its hook timed out) so that its servers are closed
+    // too, rather than left listening past the test. A start that failed has failed its test.
+    const servers = await started?.catch(() => undefined);
+    await servers?.close();
+  }, hookTimeoutMs);
 
   const connect = async (userId?: string, connectOptions: Omit<ConnectOptions, 'userId'> = {}) => {
     // Taken before any await, so that the instance follows the order of the calls.
     const index = connections++;
-    const servers = await (starting ?? start().then(() => running ?? []));
+    const servers = await (starting?.then((started) => started.servers) ??
+      start().then(() => running ?? []));
     const server = servers[index % servers.length];
     return pool.connect(server.wsUrl, { ...connectOptions, userId });
   };

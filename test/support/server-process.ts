@@ -90,6 +90,22 @@ export class ServerProcess {
     return found;
   }
 
+  /** Waits for the first stdout line that matches `pattern`; fails if the process exits first. */
+  async line(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    const found = await this.waitFor(
+      () => this.stdoutLines.find((line) => pattern.test(line)),
+      timeoutMs,
+      `a log line matching ${pattern}`,
+    );
+    if (found === undefined) {
+      throw new Error(
+        `the server exited (${JSON.stringify(this.exit)}) before logging ${pattern}; ` +
+          `stdout: ${this.stdoutLines.join('\n')}; stderr: ${this.stderr}`,
+      );
+    }
+    return found;
+  }
+
   waitForExit(timeoutMs: number): Promise<Exit> {
     return withTimeout(this.exited, timeoutMs, 'the server process to exit');
   }
@@ -103,7 +119,11 @@ export class ServerProcess {
   }
 
   /** Resolves with `probe`'s first defined value, or undefined once the process has exited. */
-  private async waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+  private async waitFor<T>(
+    probe: () => T | undefined,
+    timeoutMs: number,
+    what = 'the server to log its port',
+  ): Promise<T | undefined> {
     const wait = new Promise<T | undefined>((resolveWait) => {
       const check = (): boolean => {
         const value = probe();
@@ -122,7 +142,7 @@ export class ServerProcess {
         this.listeners.push(listener);
       }
     });
-    return withTimeout(wait, timeoutMs, 'the server to log its port');
+    return withTimeout(wait, timeoutMs, what);
   }
 
   private notify(): void {
