@@ -10,6 +10,10 @@ const esmTsJest = {
 };
 
 export default {
+  // Jest's default on a 2-core machine is one worker, in band. The suite mostly waits on sockets
+  // and timers, so two workers halve its time (481 s -> 233 s here, 246 s with a third process
+  // keeping a core busy) without making the tests race each other.
+  maxWorkers: 2,
   projects: [
     { ...esmTsJest, displayName: 'unit', rootDir: 'src', testMatch: ['**/*.spec.ts'] },
     {
