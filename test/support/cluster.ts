@@ -402,17 +402,23 @@ export function useTestCluster(
   options: { instances?: number; env?: Record<string, string> } = {},
 ): ClusterFixture {
   const clients = new ClusterClients();
+  let starting: Promise<TestCluster> | undefined;
   let running: TestCluster | undefined;
 
   // Booting three apps takes a second or two, more on a loaded machine: not the test's 5 s.
   beforeEach(async () => {
-    running = await startTestCluster(options.instances ?? 3, options.env ?? {});
+    starting = startTestCluster(options.instances ?? 3, options.env ?? {});
+    running = await starting;
   }, CLUSTER_HOOK_TIMEOUT_MS);
 
   afterEach(async () => {
     clients.closeAll();
-    const cluster = running;
+    const started = starting;
+    starting = undefined;
     running = undefined;
+    // Waits for a start still under way (its hook timed out), so that it is closed too rather
+    // than left running past the test. A start that failed has failed its test.
+    const cluster = await started?.catch(() => undefined);
     await cluster?.close();
   }, CLUSTER_HOOK_TIMEOUT_MS);
 
