@@ -256,6 +256,38 @@ function describeBinaryChannel(fixture: ServerFixture) {
     expect(entriesFor(alice, 'hello').find((e) => e.slot === slots.get('hana'))?.timestamp).toBe(7);
   });
 
+  it('sends the quantized form to a client that says hello with binary_poses_quantized', async () => {
+    const alice = await fixture.connect('alice', V2);
+    const hana = await fixture.connect('hana');
+    const requestId = hana.request('hello', { capabilities: ['binary_poses_quantized'] });
+    expect(await hana.next('hello')).toEqual({
+      requestId,
+      capabilities: ['binary_poses', 'binary_poses_quantized'],
+    });
+    const slots = await joinAll('hello-q', [alice, hana]);
+
+    alice.sendRaw(clientPoseFrame('hello-q', POSE), { binary: true });
+    await until(() => entriesFor(hana, 'hello-q').length > 0, 3000, 'alice pose at hana');
+    // Flags 1: the quantized form, as gallery.v2q members get it.
+    expect(hana.binaryFrames[0][1]).toBe(1);
+    const [entry] = entriesFor(hana, 'hello-q');
+    expect(entry.slot).toBe(slots.get('alice'));
+    POSE.position.forEach((value, k) => {
+      expect(Math.abs(entry.position[k] - value)).toBeLessThan(Math.abs(value) / 1024);
+    });
+    // alice, on gallery.v2, still gets the full form of hana's poses.
+    hana.sendRaw(clientPoseFrame('hello-q', { ...POSE, timestamp: 9 }), { binary: true });
+    await until(
+      () => entriesFor(alice, 'hello-q').some((e) => e.slot === slots.get('hana')),
+      3000,
+      'hana pose at alice',
+    );
+    expect(alice.binaryFrames.every((frame) => frame[1] === 0)).toBe(true);
+    expect(entriesFor(alice, 'hello-q').find((e) => e.slot === slots.get('hana'))?.timestamp).toBe(
+      9,
+    );
+  });
+
   it('answers hello with what is on, and refuses a malformed one', async () => {
     const carol = await fixture.connect('carol');
     carol.request('hello', { capabilities: ['cursor'] });

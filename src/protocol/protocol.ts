@@ -115,11 +115,13 @@ export const QUANTIZED_POSES_SUBPROTOCOL = 'gallery.v2q';
 
 /**
  * What a `hello` may turn on, for clients that cannot offer a subprotocol (docs/protocol.md).
- * `binary_poses` is the binary pose channel of `gallery.v2`. Names the server does not know are
- * ignored, so a client may offer more than an older server has.
+ * `binary_poses` is the binary pose channel of `gallery.v2`; `binary_poses_quantized` the same
+ * channel with the server's frames in the quantized form, as `gallery.v2q`. Names the server
+ * does not know are ignored, so a client may offer more than an older server has.
  */
 export const Capability = {
   BinaryPoses: 'binary_poses',
+  BinaryPosesQuantized: 'binary_poses_quantized',
 } as const;
 export type Capability = (typeof Capability)[keyof typeof Capability];
 

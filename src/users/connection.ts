@@ -55,14 +55,25 @@ export class Connection {
   }
 
   /**
-   * A `hello`: turns on the capabilities asked for that the server knows, never off (what the
-   * upgrade's subprotocol chose stands). Answers every capability now on.
+   * A `hello`: turns on the capabilities asked for that the server knows, never off (a channel
+   * the upgrade's subprotocol chose stays on; full frames may become quantized, not back).
+   * The quantized form is the binary channel too. Answers every capability now on.
    */
   enableCapabilities(requested: readonly string[]): Capability[] {
-    if (requested.includes(Capability.BinaryPoses)) {
+    if (requested.includes(Capability.BinaryPosesQuantized)) {
+      this.quantizedPoses = true;
+    }
+    if (this.quantizedPoses || requested.includes(Capability.BinaryPoses)) {
       this.binaryPoses = true;
     }
-    return this.binaryPoses ? [Capability.BinaryPoses] : [];
+    const enabled: Capability[] = [];
+    if (this.binaryPoses) {
+      enabled.push(Capability.BinaryPoses);
+    }
+    if (this.quantizedPoses) {
+      enabled.push(Capability.BinaryPosesQuantized);
+    }
+    return enabled;
   }
 
   /** Closes the client after writing what is already queued for it. */

@@ -336,7 +336,7 @@ export class FrameGenerator {
       case ClientAction.Ping:
         return { action, requestId };
       case ClientAction.Hello:
-        // Never binary_poses: a fuzzed binary frame must keep meaning close 1003 for this client.
+        // Never binary_poses(_quantized): a fuzzed binary frame must keep meaning close 1003 here.
         return { action, requestId, capabilities: rng.chance(0.5) ? [] : ['fz-unknown', 'cursor'] };
       case ClientAction.UpdateState:
         return rng.chance(0.5)
