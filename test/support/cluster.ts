@@ -407,8 +407,13 @@ export function useTestCluster(
 
   // Booting three apps takes a second or two, more on a loaded machine: not the test's 5 s.
   beforeEach(async () => {
-    starting = startTestCluster(options.instances ?? 3, options.env ?? {});
-    running = await starting;
+    const mine = startTestCluster(options.instances ?? 3, options.env ?? {});
+    starting = mine;
+    const cluster = await mine;
+    // Unless the test ended meanwhile (the hook timed out): then afterEach closes it.
+    if (starting === mine) {
+      running = cluster;
+    }
   }, CLUSTER_HOOK_TIMEOUT_MS);
 
   afterEach(async () => {

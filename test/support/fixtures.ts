@@ -98,9 +98,14 @@ export function useTestServer(
     if (starting) {
       throw new Error('this test already started a server');
     }
-    starting = startServers(env);
-    running = (await starting).servers;
-    return running[0];
+    const mine = startServers(env);
+    starting = mine;
+    const { servers } = await mine;
+    // Unless the test ended meanwhile (its hook timed out): then afterEach closes these.
+    if (starting === mine) {
+      running = servers;
+    }
+    return servers[0];
   };
 
   // Booting a cluster takes a second or two, more on a loaded machine: not a hook's default 5 s.

@@ -124,6 +124,7 @@ export class ServerProcess {
     timeoutMs: number,
     what = 'the server to log its port',
   ): Promise<T | undefined> {
+    let listener: (() => void) | undefined;
     const wait = new Promise<T | undefined>((resolveWait) => {
       const check = (): boolean => {
         const value = probe();
@@ -134,15 +135,27 @@ export class ServerProcess {
         return false;
       };
       if (!check()) {
-        const listener = (): void => {
+        listener = () => {
           if (check()) {
-            this.listeners.splice(this.listeners.indexOf(listener), 1);
+            this.removeListener(listener);
           }
         };
         this.listeners.push(listener);
       }
     });
-    return withTimeout(wait, timeoutMs, what);
+    try {
+      return await withTimeout(wait, timeoutMs, what);
+    } finally {
+      // Also after a timeout: the probe must not keep running on every later line.
+      this.removeListener(listener);
+    }
+  }
+
+  private removeListener(listener: (() => void) | undefined): void {
+    const index = listener ? this.listeners.indexOf(listener) : -1;
+    if (index >= 0) {
+      this.listeners.splice(index, 1);
+    }
   }
 
   private notify(): void {
