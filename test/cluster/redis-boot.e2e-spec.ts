@@ -1,6 +1,5 @@
 import { freePort, RedisServer } from '../support/cluster.js';
 import { ServerProcess } from '../support/server-process.js';
-import { delay } from '../support/test-client.js';
 
 /** The boot's whole wait for Redis (src/cluster/redis-connection.ts). */
 const BOOT_CONNECT_TIMEOUT_MS = 10_000;
@@ -27,7 +26,6 @@ describe('cluster: connecting to Redis at boot', () => {
     // Redis starts only once the server has been refused (the warning is logged on the first
     // refusal), however long the boot took to get there on a loaded machine.
     await server.line(/Redis commands connection: .*ECONNREFUSED/, BOOT_CONNECT_TIMEOUT_MS);
-    await delay(300);
     expect(server.hasExited).toBe(false);
     redis = await RedisServer.start({ port });
 

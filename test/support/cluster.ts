@@ -391,12 +391,13 @@ export interface ClusterFixture {
   connect(instance: number, userId: string, options?: ConnectOptions): Promise<TestClient>;
 }
 
+/** How long starting or stopping a test cluster may take. */
+export const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
+
 /**
  * A cluster of `instances` in-process apps per test, started in a `beforeEach` with `env` and
  * closed (its clients first, its Redis keys last) in an `afterEach`, even when the test failed.
  */
-/** How long starting or stopping a test cluster may take. */
-export const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
 
 export function useTestCluster(
   options: { instances?: number; env?: Record<string, string> } = {},
