@@ -22,6 +22,9 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** The log line that says the server is serving, its port captured. */
+const LISTENING_LINE = /Listening on http:\/\/[^\s:]+:(\d+)/;
+
 /** `node dist/main.js` as a child process, with its output collected line by line. */
 export class ServerProcess {
   readonly stdoutLines: string[] = [];
@@ -72,22 +75,8 @@ export class ServerProcess {
 
   /** Waits for the "Listening on http://HOST:PORT" log line and returns the port. */
   async port(timeoutMs = 10_000): Promise<number> {
-    const found = await this.waitFor(() => {
-      for (const line of this.stdoutLines) {
-        const match = /Listening on http:\/\/[^\s:]+:(\d+)/.exec(line);
-        if (match) {
-          return Number(match[1]);
-        }
-      }
-      return undefined;
-    }, timeoutMs);
-    if (found === undefined) {
-      throw new Error(
-        `the server exited (${JSON.stringify(this.exit)}) before listening; ` +
-          `stdout: ${this.stdoutLines.join('\n')}; stderr: ${this.stderr}`,
-      );
-    }
-    return found;
+    const line = await this.line(LISTENING_LINE, timeoutMs);
+    return Number(LISTENING_LINE.exec(line)?.[1]);
   }
 
   /** Waits for the first stdout line that matches `pattern`; fails if the process exits first. */
@@ -122,7 +111,7 @@ export class ServerProcess {
   private async waitFor<T>(
     probe: () => T | undefined,
     timeoutMs: number,
-    what = 'the server to log its port',
+    what: string,
   ): Promise<T | undefined> {
     let listener: (() => void) | undefined;
     const wait = new Promise<T | undefined>((resolveWait) => {
@@ -135,18 +124,14 @@ export class ServerProcess {
         return false;
       };
       if (!check()) {
-        listener = () => {
-          if (check()) {
-            this.removeListener(listener);
-          }
-        };
+        // Removed in the finally below, whether it found the value or timed out.
+        listener = () => void check();
         this.listeners.push(listener);
       }
     });
     try {
       return await withTimeout(wait, timeoutMs, what);
     } finally {
-      // Also after a timeout: the probe must not keep running on every later line.
       this.removeListener(listener);
     }
   }
