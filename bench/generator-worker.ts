@@ -64,12 +64,15 @@ interface SimUser {
   readonly binaryPoses: PoseFrameBuilder | undefined;
   slot: number;
   joined: boolean;
+  /** nowMs of this user's previous pose sent, NaN before the first. */
+  lastSentAt: number;
   /** Settles the join: undefined on success, else why it failed. */
   settleJoin?: (failure?: string) => void;
 }
 
 class Counters {
   sentByRoom: number[];
+  tickSlotsByRoom: number[];
   posesReceived = 0;
   latencies: number[] = [];
   latencySeen = 0;
@@ -82,6 +85,7 @@ class Counters {
 
   constructor(roomCount: number) {
     this.sentByRoom = new Array<number>(roomCount).fill(0);
+    this.tickSlotsByRoom = new Array<number>(roomCount).fill(0);
   }
 
   addLatency(ms: number): void {
@@ -96,6 +100,18 @@ class Counters {
       this.latencies[slot] = ms;
     }
   }
+}
+
+/**
+ * The ticks a send gives a fresh pose to, on average over the servers' tick phase (which the
+ * generator does not know): a server tick publishes a sender's newest pose when one came since
+ * the last tick, so a send `gapMs` after the same user's previous one is the first of a new tick
+ * with probability min(1, gapMs / tickMs). A user sending evenly every period <= tickMs is so
+ * credited window / tickMs in all, as before; a send that ran late leaves the tick it missed
+ * uncredited, instead of counting it against the server. NaN (no previous send) credits 1.
+ */
+function tickCredit(gapMs: number, tickMs: number): number {
+  return Number.isNaN(gapMs) ? 1 : Math.min(1, gapMs / tickMs);
 }
 
 class GeneratorWorker {
@@ -117,6 +133,8 @@ class GeneratorWorker {
   private closeSamples: string[] = [];
   private closingAll = false;
   private sendTimer: NodeJS.Timeout | undefined;
+  /** The servers' pose tick, 0 for none (start-sending). */
+  private tickMs = 0;
   private lagTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly post: (message: FromWorker, transfer?: ArrayBuffer[]) => void) {}
@@ -224,6 +242,7 @@ class GeneratorWorker {
           : new BinaryPoseFrames(roomId),
       slot: -1,
       joined: false,
+      lastSentAt: Number.NaN,
     };
     this.users.push(user);
     return new Promise((resolve) => {
@@ -426,6 +445,7 @@ class GeneratorWorker {
     if (users.length === 0) {
       return;
     }
+    this.tickMs = request.tickMs;
     const spacingMs = 1000 / request.hz / users.length;
     let sent = 0;
     const tick = (): void => {
@@ -457,7 +477,14 @@ class GeneratorWorker {
     }
     if (this.window) {
       this.window.sentByRoom[user.spec.roomIndex]++;
+      if (this.tickMs > 0) {
+        this.window.tickSlotsByRoom[user.spec.roomIndex] += tickCredit(
+          now - user.lastSentAt,
+          this.tickMs,
+        );
+      }
     }
+    user.lastSentAt = now;
   }
 
   // --- measuring the generator itself ----------------------------------------------------------
@@ -481,6 +508,7 @@ class GeneratorWorker {
       type: 'window',
       durationMs: performance.now() - window.startedAt,
       sentByRoom: window.sentByRoom,
+      tickSlotsByRoom: window.tickSlotsByRoom,
       posesReceived: window.posesReceived,
       latencies: Float64Array.from(window.latencies),
       framesParsed: window.framesParsed,

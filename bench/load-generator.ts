@@ -46,6 +46,11 @@ export interface WindowSummary {
   framesParsed: number;
   unknownSlotPoses: number;
   skippedSends: number;
+  /**
+   * With server ticks: sender-ticks left without a fresh pose because a user's two sends were
+   * more than a tick apart (the generator ran late), so not offered; 0 without ticks.
+   */
+  lateSendTicks: number;
   errors: number;
   errorSamples: string[];
   closes: number;
@@ -210,7 +215,7 @@ export class LoadGenerator {
    * Starts every user's poses. Worker w holds users w, w + W, w + 2W, ... so offsetting its
    * start by w periods/users spreads all users' phases evenly over one period.
    */
-  startSending(hz: number): void {
+  startSending(hz: number, tickMs = 0): void {
     const startAt = nowMs() + SEND_START_DELAY_MS;
     const periodMs = 1000 / hz;
     this.channels.forEach((channel, index) =>
@@ -218,6 +223,7 @@ export class LoadGenerator {
         type: 'start-sending',
         hz,
         startAtMs: startAt + (index * periodMs) / Math.max(1, this.joinedTotal),
+        tickMs,
       }),
     );
   }
@@ -230,7 +236,8 @@ export class LoadGenerator {
 
   /**
    * Counts over a window of durationMs while the users keep sending. With server ticks
-   * (tickMs > 0) a room is offered at most one pose per sender, recipient and tick.
+   * (tickMs > 0) a room is offered one pose per sender, recipient and tick that the sender's
+   * sends gave a fresh pose to (WindowResult.tickSlotsByRoom), at most one per tick.
    */
   async measure(durationMs: number, tickMs = 0): Promise<WindowSummary> {
     const cpuStart = process.cpuUsage();
@@ -284,13 +291,20 @@ export class LoadGenerator {
       });
       deliveredPerSecond += result.posesReceived / seconds;
     }
+    let lateSendTicks = 0;
     if (tickMs > 0 && results.length > 0) {
       // A room's senders may be spread over the workers: its sends are capped as a whole.
       const seconds = Math.max(...results.map((result) => result.durationMs)) / 1000;
       this.joinedByRoom.forEach((members, room) => {
+        const roomTicks = (members * seconds * 1000) / tickMs;
         const roomSent = results.reduce((sum, result) => sum + (result.sentByRoom[room] ?? 0), 0);
-        const recipients = Math.max(0, members - 1);
-        const offered = Math.min(roomSent, (members * seconds * 1000) / tickMs) * recipients;
+        const roomSlots = results.reduce(
+          (sum, result) => sum + (result.tickSlotsByRoom[room] ?? 0),
+          0,
+        );
+        const freshTicks = Math.min(roomSlots, roomTicks);
+        const offered = freshTicks * Math.max(0, members - 1);
+        lateSendTicks += Math.min(roomSent, roomTicks) - freshTicks;
         expectedDeliveries += offered;
         offeredPerSecond += offered / seconds;
       });
@@ -306,6 +320,7 @@ export class LoadGenerator {
       framesParsed: results.reduce((sum, result) => sum + result.framesParsed, 0),
       unknownSlotPoses: results.reduce((sum, result) => sum + result.unknownSlotPoses, 0),
       skippedSends: results.reduce((sum, result) => sum + result.skippedSends, 0),
+      lateSendTicks,
       errors: results.reduce((sum, result) => sum + result.errors, 0),
       errorSamples: results.flatMap((result) => result.errorSamples).slice(0, 5),
       closes: results.reduce((sum, result) => sum + result.closes, 0),

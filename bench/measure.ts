@@ -30,6 +30,11 @@ export interface GeneratorFigures {
   lagMaxMs: number | null;
   lagP99Ms: number | null;
   skippedSends: number;
+  /**
+   * --tick-ms: sender-ticks not offered because the user's sends were more than a tick apart,
+   * so no fresh pose of its came for that tick (the generator ran late).
+   */
+  lateSendTicks: number;
   framesParsed: number;
   /** --binary: received pose entries from slots no known member had (not counted as delivered). */
   unknownSlotPoses: number;
@@ -112,6 +117,7 @@ function emptyFigures(
     lagMaxMs: null,
     lagP99Ms: null,
     skippedSends: 0,
+    lateSendTicks: 0,
     framesParsed: 0,
     unknownSlotPoses: 0,
     saturated: false,
@@ -226,7 +232,7 @@ export async function measureLoadStep(
       return { figures, window };
     }
     progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
-    generator.startSending(options.hz);
+    generator.startSending(options.hz, options.tickMs);
     await sleep(options.warmupS * 1000);
     const serverCpus = instances.map((instance) => new CpuWindow(instance.process.pid));
     const hostCpu = new HostCpuWindow();
@@ -335,6 +341,7 @@ function recordWindow(figures: LoadFigures, window: WindowSummary, workers: numb
     lagMaxMs: lagMax,
     lagP99Ms: lagP99,
     skippedSends: window.skippedSends,
+    lateSendTicks: window.lateSendTicks,
     framesParsed: window.framesParsed,
     unknownSlotPoses: window.unknownSlotPoses,
     saturated: reasons.length > 0,

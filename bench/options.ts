@@ -135,8 +135,12 @@ OPTIONS
                           the baseline keeps each sender's newest pose and sends it every N ms
                           too (default 0: every pose relayed as it arrives). A pose overtaken
                           by a newer one of its sender within a tick is not sent, so a step
-                          offers at most one pose per sender, recipient and tick:
-                          offered = min(sent, senders x window / N ms) x (members - 1).
+                          offers one pose per recipient for each tick a sender's sends gave a
+                          fresh pose to: each send counts min(1, gap / N ms), gap since the
+                          user's previous send, so a send the generator made late does not
+                          count the tick it missed against the server:
+                          offered = min(that sum, senders x window / N ms) x (members - 1).
+                          generator.lateSendTicks: the sender-ticks so left out.
   --binary                Poses over the binary channel (docs/binary-poses.md) on both servers:
                           the users offer subprotocol gallery.v2, learn their slots from
                           room_joined/user_joined, send each pose as a binary client frame and
@@ -179,7 +183,8 @@ OUTPUT
   Fields per server (load steps):
     clients.joined/wanted   users that got room_joined; joinFailures with samples.
     sentPerSec              poses sent by all users per second.
-    offeredPerSec           deliveries the sends call for: each send x (room members - 1).
+    offeredPerSec           deliveries the sends call for: each send x (room members - 1);
+                            with --tick-ms, per tick (see there).
     deliveredPerSec         poses received by the users per second.
     deliveryRatio           delivered / offered over the window (after warmup); sends and
                             receipts are counted in the same window, so with deep queues it
@@ -192,8 +197,9 @@ OUTPUT
                             over the whole step (joins and warmup included).
     serverCpuUsPerDelivery  server CPU microseconds per delivered pose.
     generator               workers, cpuPercent of the whole bench process, per-worker
-                            eventLoopUtilization and lag, skipped sends, frames parsed
-                            (not recognized by their bytes), saturated + reasons.
+                            eventLoopUtilization and lag, skipped sends, late-send ticks
+                            (--tick-ms), frames parsed (not recognized by their bytes),
+                            saturated + reasons.
     host                    cpus; busyPercent: % of all cores busy during the window;
                             backgroundBusyPercent: busy before the step with other processes
                             (not the bench, not its server); 20 or more marks the row.

@@ -33,6 +33,8 @@ export interface StartSendingRequest {
   hz: number;
   /** The shared clock time (nowMs) of this worker's first send. */
   startAtMs: number;
+  /** The servers' pose tick (--tick-ms), 0 for none: sends are then credited per tick. */
+  tickMs: number;
 }
 
 export type ToWorker =
@@ -57,6 +59,11 @@ export interface WindowResult {
   type: 'window';
   durationMs: number;
   sentByRoom: number[];
+  /**
+   * With server ticks, per room: the ticks the sends gave a fresh pose to, each send credited
+   * min(1, gap / tickMs) for the gap since its user's previous send (see tickCredit).
+   */
+  tickSlotsByRoom: number[];
   posesReceived: number;
   /** End-to-end latencies (ms) of every sampleEvery-th pose received in the window. */
   latencies: Float64Array;
