@@ -58,24 +58,24 @@ export class LocalDelivery {
     if (!audience) {
       return;
     }
-    const started = performance.now();
     // Checked only for a room with binary members: a JSON-only room's poses skip the fit test.
     const binary = audience.binary.length > 0 && slot !== undefined && fitsPoseEntry(message);
-    let dropped = 0;
     if (hasOthers(audience.json, senderId) || (!binary && hasOthers(audience.binary, senderId))) {
+      const started = performance.now();
       const json = frame ?? poseFrame(roomId, senderId, message);
-      dropped = this.sendPose(audience.json, roomId, senderId, json);
+      let dropped = this.sendPose(audience.json, roomId, senderId, json);
       if (!binary) {
         dropped += this.sendPose(audience.binary, roomId, senderId, json);
       }
+      if (dropped > 0) {
+        this.fanout.countDrops(roomId, dropped);
+      }
+      this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
     }
+    // Not timed here: the entry is only written down; its frame's delivery is (PoseBatches).
     if (binary) {
       this.poseBatches.add(roomId, slot, message);
     }
-    if (dropped > 0) {
-      this.fanout.countDrops(roomId, dropped);
-    }
-    this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
   }
 
   /**
@@ -99,18 +99,18 @@ export class LocalDelivery {
     if (!audience) {
       return;
     }
-    const started = performance.now();
     if (hasOthers(audience.json, senderId)) {
+      const started = performance.now();
       const json = frame ?? poseFrame(roomId, senderId, readEntryMessage(entry, 0, senderId));
       const dropped = this.sendPose(audience.json, roomId, senderId, json);
       if (dropped > 0) {
         this.fanout.countDrops(roomId, dropped);
       }
+      this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
     }
     if (audience.binary.length > 0) {
       this.poseBatches.addEntry(roomId, slot, entry);
     }
-    this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
   }
 
   /** Sends a pose's JSON frame to `recipients` but its sender; answers how many dropped it. */

@@ -2,6 +2,7 @@ import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { loadAppConfig } from '../config/app.config.js';
 import { MAX_POSES_PER_FRAME, writePoseEntry } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import type { QueuedFrame } from '../users/client-link.js';
 import { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
@@ -20,6 +21,7 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
   let batches: PoseBatches;
   let delivery: LocalDelivery;
   let frames: Map<string, QueuedFrame[]>;
+  let counters: ServerCounters;
 
   const member = (userId: string, binary: boolean, quantized = false): Connection => {
     const received: QueuedFrame[] = [];
@@ -48,9 +50,10 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
 
   beforeEach(() => {
     users = new UsersService();
-    const fanout = new Fanout(loadAppConfig({}));
-    batches = new PoseBatches(users, fanout);
-    delivery = new LocalDelivery(users, fanout, batches);
+    counters = new ServerCounters();
+    const fanout = new Fanout(loadAppConfig({}), counters);
+    batches = new PoseBatches(users, fanout, counters);
+    delivery = new LocalDelivery(users, fanout, batches, counters);
     frames = new Map();
   });
 
@@ -71,6 +74,20 @@ describe('PoseBatches and LocalDelivery.publishPose', () => {
     expect(entryCounts('carol')).toEqual([]);
     expect(frames.get('alice')?.[0]).toBe(frames.get('bob')?.[0]);
     expect(frames.get('bob')?.[0].bytes[0]).toBe(0x82);
+  });
+
+  it('times each JSON fan-out and each room frame, not each binary entry', () => {
+    member('alice', true);
+    member('bob', true);
+    member('carol', false);
+    const fanouts = () => counters.fanoutSeconds.samples('f').match(/^f_count (\d+)$/m)?.[1];
+    delivery.publishPose('r', 'alice', 1, pose(1));
+    delivery.publishPose('r', 'bob', 2, pose(2));
+    // Each pose went to carol as JSON at once: two fan-outs; the entries are only written down.
+    expect(fanouts()).toBe('2');
+    batches.flush();
+    // One frame of both entries, to alice and bob: one fan-out more.
+    expect(fanouts()).toBe('3');
   });
 
   it('sends binary members JSON when the sender has no slot', () => {

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import {
   BinaryFrameType,
   MAX_POSES_PER_FRAME,
@@ -12,7 +13,7 @@ import {
 } from '../protocol/binary-poses.js';
 import { QUANTIZED_ENTRY_BYTES } from '../protocol/quantized-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
-import { MessageKind } from '../telemetry/server-counters.js';
+import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
 import { Fanout } from './fanout.service.js';
@@ -42,6 +43,7 @@ export class PoseBatches {
   constructor(
     private readonly users: UsersService,
     private readonly fanout: Fanout,
+    @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {
     fanout.beforeFlush(() => this.flush());
   }
@@ -165,13 +167,14 @@ export class PoseBatches {
     };
   }
 
-  /** To the room's binary members that take this form (quantized or not). */
+  /** To the room's binary members that take this form (quantized or not): one timed fan-out. */
   private deliver(
     roomId: string,
     members: Iterable<Connection>,
     quantized: boolean,
     frame: OutgoingFrame,
   ): void {
+    const started = performance.now();
     let dropped = 0;
     for (const member of members) {
       if (
@@ -185,6 +188,7 @@ export class PoseBatches {
     if (dropped > 0) {
       this.fanout.countDrops(roomId, dropped);
     }
+    this.counters.fanoutSeconds.observe((performance.now() - started) / 1000);
   }
 }
 
