@@ -398,7 +398,6 @@ export const CLUSTER_HOOK_TIMEOUT_MS = 20_000;
  * A cluster of `instances` in-process apps per test, started in a `beforeEach` with `env` and
  * closed (its clients first, its Redis keys last) in an `afterEach`, even when the test failed.
  */
-
 export function useTestCluster(
   options: { instances?: number; env?: Record<string, string> } = {},
 ): ClusterFixture {
