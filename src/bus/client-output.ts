@@ -72,16 +72,26 @@ export class ClientOutput implements ClientLink {
         this.writeThroughWs();
       }
     }
-    this.urgent.length = 0;
-    this.throwaway.length = 0;
-    this.queuedBytes = 0;
+    this.clearQueues();
   }
 
   /** Stops queuing and drops what is queued: the client is being disconnected. */
   discard(): void {
     this.closed = true;
-    this.urgent.length = 0;
-    this.throwaway.length = 0;
+    this.clearQueues();
+  }
+
+  /**
+   * Fresh arrays rather than `length = 0`: V8 sets an array's length through a runtime call,
+   * which at tens of thousands of writes a second cost more than the new arrays.
+   */
+  private clearQueues(): void {
+    if (this.urgent.length > 0) {
+      this.urgent = [];
+    }
+    if (this.throwaway.length > 0) {
+      this.throwaway = [];
+    }
     this.queuedBytes = 0;
   }
 
