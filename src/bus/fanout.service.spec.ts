@@ -1,8 +1,10 @@
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { loadAppConfig } from '../config/app.config.js';
+import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import { Connection } from '../users/connection.js';
 import { Fanout } from './fanout.service.js';
 import { TURN_BUDGET_MS } from './load-shedder.js';
+import { toOutgoingFrame } from './outgoing-frame.js';
 
 /** Runs `turns` event-loop turns each busy past the shedder's budget, then asks once more. */
 async function shedsAfterLongTurns(fanout: Fanout, turns: number): Promise<boolean> {
@@ -32,5 +34,49 @@ describe('Fanout: shedding poses on arrival', () => {
   it('never sheds with server ticks, where a held pose costs next to nothing', async () => {
     const fanout = new Fanout(loadAppConfig({ POSE_TICK_MS: '33' }));
     expect(await shedsAfterLongTurns(fanout, 4)).toBe(false);
+  });
+});
+
+describe('Fanout: one throwaway frame to many (sendThrowaway)', () => {
+  const frame = toOutgoingFrame({ event: 'message', data: { n: 1 } }, true);
+
+  it('queues it for every recipient but the sender, and counts what went and what dropped', () => {
+    const counters = new ServerCounters();
+    const fanout = new Fanout(loadAppConfig({}), counters);
+    const queued: string[] = [];
+    const member = (userId: string, result: 'queued' | 'dropped'): Connection =>
+      new Connection(
+        userId,
+        {},
+        fakeClientLink({
+          enqueue: () => {
+            queued.push(userId);
+            return result;
+          },
+        }),
+      );
+    const recipients = [
+      member('alice', 'queued'),
+      member('bob', 'queued'),
+      member('carol', 'dropped'),
+      member('dave', 'queued'),
+    ];
+
+    expect(fanout.sendThrowaway(recipients, 'bob', frame)).toBe(1);
+
+    expect(queued).toEqual(['alice', 'carol', 'dave']);
+    expect(counters.sent[MessageKind.Pose]).toBe(2);
+    expect(counters.bytesSent).toBe(2 * frame.bytes.length);
+    expect(counters.droppedSlowClient).toBe(1);
+  });
+
+  it('gives a recipient past its hard limit to the overflow listeners', () => {
+    const fanout = new Fanout(loadAppConfig({}));
+    const full = new Connection('alice', {}, fakeClientLink({ enqueue: () => 'overflow' }));
+    const overflowed: Connection[] = [];
+    fanout.onOverflow((connection) => overflowed.push(connection));
+
+    expect(fanout.sendThrowaway([full], 'bob', frame)).toBe(0);
+    expect(overflowed).toEqual([full]);
   });
 });

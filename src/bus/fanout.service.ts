@@ -83,6 +83,42 @@ export class Fanout {
     return result !== 'dropped';
   }
 
+  /**
+   * sendFrame of one throwaway frame (a pose) to each of `recipients` but the one of
+   * `exceptUserId`, the counters added once for the lot: this loop runs for every pose and
+   * recipient. Answers how many dropped it for being slow; the caller counts them (countDrops).
+   */
+  sendThrowaway(
+    recipients: readonly Connection[],
+    exceptUserId: string,
+    frame: QueuedFrame,
+  ): number {
+    let queued = 0;
+    let dropped = 0;
+    for (const connection of recipients) {
+      if (connection.userId === exceptUserId) {
+        continue;
+      }
+      const output = connection.output;
+      const wasEmpty = !output.hasQueued();
+      const result = output.enqueue(frame, this.limits);
+      if (result === 'queued') {
+        queued++;
+        if (wasEmpty) {
+          this.markDirty(connection);
+        }
+      } else if (result === 'dropped') {
+        dropped++;
+      } else if (result === 'overflow') {
+        this.overflow(connection);
+      }
+    }
+    this.counters.sent[frame.kind ?? MessageKind.Control] += queued;
+    this.counters.bytesSent += queued * frame.bytes.length;
+    this.counters.droppedSlowClient += dropped;
+    return dropped;
+  }
+
   /** Whether a client message is a broadcast of a throwaway type (a pose, by default). */
   isThrowawayBroadcast(message: Record<string, unknown>): boolean {
     if (message.action !== ClientAction.Broadcast) {

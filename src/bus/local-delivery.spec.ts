@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import type { WebSocket } from 'ws';
+import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { loadAppConfig } from '../config/app.config.js';
 import { ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { Connection } from '../users/connection.js';
@@ -72,5 +73,71 @@ describe('LocalDelivery: events held back for a joiner', () => {
     expect(
       sent.map((json) => (JSON.parse(json) as { data: { version: number } }).data.version),
     ).toEqual([3, 4]);
+  });
+});
+
+describe('LocalDelivery: the poses of one turn after a membership change', () => {
+  const pose = { type: 'pose_update', data: { position: [0, 0, 0], rotation: [0, 0, 0, 1] } };
+  let users: UsersService;
+  let delivery: LocalDelivery;
+  let received: Map<string, number>;
+
+  const member = (userId: string): Connection => {
+    const connection = new Connection(
+      userId,
+      {},
+      fakeClientLink({
+        enqueue: () => {
+          received.set(userId, (received.get(userId) ?? 0) + 1);
+          return 'queued';
+        },
+      }),
+    );
+    users.membership.beginJoin(connection, 'r');
+    users.membership.completeJoin(connection, 'r');
+    return connection;
+  };
+
+  beforeEach(() => {
+    users = new UsersService();
+    const fanout = new Fanout(loadAppConfig({}));
+    delivery = new LocalDelivery(users, fanout, new PoseBatches(users, fanout));
+    received = new Map();
+  });
+
+  it('sends none to a member that left earlier in the turn, and some to one that joined', () => {
+    member('alice');
+    const bob = member('bob');
+    delivery.publishPose('r', 'alice', undefined, pose);
+    expect(received.get('bob')).toBe(1);
+
+    users.membership.remove(bob, 'r');
+    member('carol');
+    delivery.publishPose('r', 'alice', undefined, pose);
+
+    expect(received.get('bob')).toBe(1);
+    expect(received.get('carol')).toBe(1);
+  });
+
+  it('sends none to a socket whose session another socket took over', () => {
+    member('alice');
+    const old = member('bob');
+    delivery.publishPose('r', 'alice', undefined, pose);
+    const replacement = new Connection(
+      'bob-2',
+      {},
+      fakeClientLink({
+        enqueue: () => {
+          received.set('bob-2', (received.get('bob-2') ?? 0) + 1);
+          return 'queued';
+        },
+      }),
+    );
+
+    users.membership.transfer(old, replacement);
+    delivery.publishPose('r', 'alice', undefined, pose);
+
+    expect(received.get('bob')).toBe(1);
+    expect(received.get('bob-2')).toBe(1);
   });
 });

@@ -19,6 +19,8 @@ import { PoseBatches } from './pose-batches.js';
 interface PoseAudience {
   json: Connection[];
   binary: Connection[];
+  /** LocalMembership's revision it was taken at: any later join, leave or takeover voids it. */
+  revision: number;
 }
 
 /** Events held back for one joiner while its join is answered; past it the joiner is dropped. */
@@ -63,9 +65,9 @@ export class LocalDelivery {
     if (hasOthers(audience.json, senderId) || (!binary && hasOthers(audience.binary, senderId))) {
       const started = performance.now();
       const json = frame ?? poseFrame(roomId, senderId, message);
-      let dropped = this.sendPose(audience.json, roomId, senderId, json);
+      let dropped = this.fanout.sendThrowaway(audience.json, senderId, json);
       if (!binary) {
-        dropped += this.sendPose(audience.binary, roomId, senderId, json);
+        dropped += this.fanout.sendThrowaway(audience.binary, senderId, json);
       }
       if (dropped > 0) {
         this.fanout.countDrops(roomId, dropped);
@@ -102,7 +104,7 @@ export class LocalDelivery {
     if (hasOthers(audience.json, senderId)) {
       const started = performance.now();
       const json = frame ?? poseFrame(roomId, senderId, readEntryMessage(entry, 0, senderId));
-      const dropped = this.sendPose(audience.json, roomId, senderId, json);
+      const dropped = this.fanout.sendThrowaway(audience.json, senderId, json);
       if (dropped > 0) {
         this.fanout.countDrops(roomId, dropped);
       }
@@ -113,41 +115,25 @@ export class LocalDelivery {
     }
   }
 
-  /** Sends a pose's JSON frame to `recipients` but its sender; answers how many dropped it. */
-  private sendPose(
-    recipients: readonly Connection[],
-    roomId: string,
-    senderId: string,
-    frame: OutgoingFrame,
-  ): number {
-    let dropped = 0;
-    for (const member of recipients) {
-      // A member that left since the audience was taken (this turn) gets nothing more.
-      if (member.userId === senderId || !member.rooms.has(roomId)) {
-        continue;
-      }
-      if (!this.fanout.sendFrame(member, frame)) {
-        dropped++;
-      }
-    }
-    return dropped;
-  }
-
   /**
    * The room's members here split by how they take poses, worked out once per turn rather than
    * once per pose: with server ticks a room's 50 poses of a tick would each walk its 50 members,
-   * where the binary ones only need one entry each. Forgotten when the turn's writes start.
+   * where the binary ones only need one entry each. Forgotten when the turn's writes start, and
+   * taken again after any membership change here, so no one who left gets another pose.
    */
   private poseAudience(roomId: string): PoseAudience | undefined {
+    const membership = this.users.membership;
+    const revision = membership.revision();
     let audience = this.poseAudiences.get(roomId);
-    if (audience) {
+    if (audience && audience.revision === revision) {
       return audience;
     }
-    const members = this.users.membership.members(roomId);
+    const members = membership.members(roomId);
     if (!members) {
+      this.poseAudiences.delete(roomId);
       return undefined;
     }
-    audience = { json: [], binary: [] };
+    audience = { json: [], binary: [], revision };
     for (const member of members) {
       (member.binaryPoses ? audience.binary : audience.json).push(member);
     }

@@ -26,11 +26,21 @@ interface LocalRoom {
  */
 export class LocalMembership {
   private readonly rooms = new Map<string, LocalRoom>();
+  /**
+   * Counts every change of who is a member of which room here, so a list of a room's members
+   * taken earlier can tell whether it is still good with one comparison (LocalDelivery).
+   */
+  private changes = 0;
   /** Told when a room has no local member or joiner left (a clustered bus unsubscribes then). */
   onRoomUnused: (roomId: string) => void = () => undefined;
 
   members(roomId: string): ReadonlySet<Connection> | undefined {
     return this.rooms.get(roomId)?.members;
+  }
+
+  /** Changes with every join completed, leave and takeover here. */
+  revision(): number {
+    return this.changes;
   }
 
   pending(roomId: string): ReadonlyMap<Connection, BufferedEvent[]> | undefined {
@@ -67,6 +77,7 @@ export class LocalMembership {
     room.joins.delete(connection);
     room.members.add(connection);
     connection.rooms.add(roomId);
+    this.changes++;
     return buffered;
   }
 
@@ -102,6 +113,7 @@ export class LocalMembership {
 
   remove(connection: Connection, roomId: string): boolean {
     const room = this.rooms.get(roomId);
+    this.changes++;
     connection.rooms.delete(roomId);
     connection.profiles.delete(roomId);
     connection.stateVersions.delete(roomId);
@@ -122,6 +134,7 @@ export class LocalMembership {
       return [];
     }
     this.rooms.delete(roomId);
+    this.changes++;
     const dropped = [...room.members, ...room.pending.keys()];
     for (const connection of dropped) {
       connection.rooms.delete(roomId);
@@ -134,6 +147,7 @@ export class LocalMembership {
 
   /** Session replacement: the new socket takes over the old one's rooms. */
   transfer(from: Connection, to: Connection): void {
+    this.changes++;
     for (const roomId of from.rooms) {
       const room = this.rooms.get(roomId);
       if (!room) {
