@@ -170,6 +170,9 @@ describe('depth limit', () => {
     ['an escaped quote', '"\\"[[[["', false],
     ['three levels', '[[{"a":1}]]', false],
     ['four levels', '[[{"a":[1]}]]', true],
+    ['fewer brackets than the limit', '[{"a":1}]', false],
+    ['more brackets than the limit, side by side', '[{},{},[1],{"a":[2]}]', false],
+    ['more brackets than the limit, one inside the next', '{"a":{"b":[{"c":[]}]}}', true],
   ])('nestsDeeperThan(3): %s', (_label, text, expected) => {
     expect(nestsDeeperThan(text, 3)).toBe(expected);
   });

@@ -89,6 +89,11 @@ function reject(rejection: RejectedFrame): ParsedFrame {
  * brackets inside strings skipped, nothing allocated (it runs for every pose).
  */
 export function nestsDeeperThan(text: string, limit: number): boolean {
+  // Nesting never goes deeper than the brackets that open it: a pose has 5, found by indexOf
+  // (a vectorized search) in a fraction of the walk's time.
+  if (opensAtMost(text, limit)) {
+    return false;
+  }
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -110,6 +115,22 @@ export function nestsDeeperThan(text: string, limit: number): boolean {
     }
   }
   return false;
+}
+
+/** Whether `text` holds at most `limit` of `{` and `[`, inside strings or not. */
+function opensAtMost(text: string, limit: number): boolean {
+  let count = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) {
+    if (++count > limit) {
+      return false;
+    }
+  }
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) {
+    if (++count > limit) {
+      return false;
+    }
+  }
+  return true;
 }
 
 const QUOTE = 0x22;
