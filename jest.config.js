@@ -26,6 +26,8 @@ export default {
         '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'client/tsconfig.json' }],
       },
     },
+    // The bench's own helpers (bench/); the bench as a whole runs in CI's smokes.
+    { ...esmTsJest, displayName: 'bench', rootDir: 'bench', testMatch: ['**/*.spec.ts'] },
     {
       ...esmTsJest,
       displayName: 'e2e',

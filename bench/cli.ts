@@ -33,6 +33,7 @@ import {
   type RedisFigures,
   type RedisProcess,
 } from './redis-admin.js';
+import { roundOrder, summarizeRounds } from './repeat.js';
 import {
   BACKGROUND_BUSY_PERCENT,
   connectionRatios,
@@ -158,44 +159,104 @@ class Bench {
     return (text) => this.table.line(`[${label} ${who}] ${text}`);
   }
 
-  /** Each step on fresh servers: ours (or --url), then the baseline. */
+  /**
+   * Each step on fresh servers: ours (or --url), then the baseline; with --repeat, in rounds
+   * whose order alternates, then the medians.
+   */
   private async runFreshSteps(): Promise<void> {
     const options = this.options;
     this.describeRun();
+    const kinds = targetKinds(options);
     for (const step of options.steps) {
       const label = stepLabel(step);
-      const results = new Map<TargetKind, LoadFigures>();
-      for (const kind of targetKinds(options)) {
-        const progress = this.progress(label, kind);
-        const profileDirectory = newProfileDirectory(options, kind);
-        let figures: LoadFigures;
-        let window: MonotonicWindow | undefined;
-        let target: Target | undefined;
-        try {
-          const background = await this.backgroundLoad(progress, undefined);
-          progress(kind === 'url' ? `targeting ${options.url}` : 'starting server');
-          target = await startTarget(kind, [step], options, profileDirectory);
-          ({ figures, window } = await measureLoadStep(
-            target,
-            step,
-            options,
-            false,
-            progress,
-            background,
-          ));
-        } catch (error) {
-          figures = failedStart(kind, step, error);
+      const rounds: Map<TargetKind, LoadFigures>[] = [];
+      for (let round = 1; round <= options.repeat; round++) {
+        const ran = new Map<TargetKind, LoadFigures>();
+        for (const kind of roundOrder(kinds, round)) {
+          ran.set(kind, await this.runFreshStep(step, label, kind));
         }
-        if (target) {
-          await this.stop(target, profileDirectory, figures, window ? [window] : [], progress);
-        }
-        this.table.loadHeader();
-        this.table.loadRow(label, figures);
-        this.check(label, figures);
-        results.set(kind, figures);
+        // Reported in the usual order whichever ran first.
+        const results = new Map(kinds.map((kind) => [kind, ran.get(kind)!]));
+        const extra = options.repeat > 1 ? { round, rounds: options.repeat } : {};
+        this.reportLoadStep(step, label, results, extra);
+        rounds.push(results);
       }
-      this.reportLoadStep(step, label, results, {});
+      if (options.repeat > 1) {
+        this.reportRepeat(step, label, rounds);
+      }
     }
+  }
+
+  /** One step on a fresh server of one kind. */
+  private async runFreshStep(step: Step, label: string, kind: TargetKind): Promise<LoadFigures> {
+    const options = this.options;
+    const progress = this.progress(label, kind);
+    const profileDirectory = newProfileDirectory(options, kind);
+    let figures: LoadFigures;
+    let window: MonotonicWindow | undefined;
+    let target: Target | undefined;
+    try {
+      const background = await this.backgroundLoad(progress, undefined);
+      progress(kind === 'url' ? `targeting ${options.url}` : 'starting server');
+      target = await startTarget(kind, [step], options, profileDirectory);
+      ({ figures, window } = await measureLoadStep(
+        target,
+        step,
+        options,
+        false,
+        progress,
+        background,
+      ));
+    } catch (error) {
+      figures = failedStart(kind, step, error);
+    }
+    if (target) {
+      await this.stop(target, profileDirectory, figures, window ? [window] : [], progress);
+    }
+    this.table.loadHeader();
+    this.table.loadRow(label, figures);
+    this.check(label, figures);
+    return figures;
+  }
+
+  /** --repeat: each server's medians over the step's rounds, their ratios and the rounds' spread. */
+  private reportRepeat(step: Step, label: string, rounds: Map<TargetKind, LoadFigures>[]): void {
+    const options = this.options;
+    const kinds = targetKinds(options);
+    const summary = summarizeRounds(rounds, kinds, options.url === undefined ? 'ours' : 'url');
+    this.table.line(`${label}: medians of ${rounds.length} rounds`);
+    this.table.loadHeader();
+    for (const kind of kinds) {
+      this.table.medianRow(
+        label,
+        `${kind === 'baseline' ? 'base' : kind} med`,
+        summary.medians[kind],
+      );
+    }
+    if (summary.ratio) {
+      this.table.ratioRow(label, summary.ratio, 'med o/b');
+    }
+    if (summary.roundRatios) {
+      this.table.ratioRow(label, summary.roundRatios.min, 'lowest');
+      this.table.ratioRow(label, summary.roundRatios.max, 'highest');
+    }
+    this.table.line();
+    writeJsonLine({
+      type: 'repeat',
+      mode: options.mode,
+      step: label,
+      time: new Date().toISOString(),
+      rounds: rounds.length,
+      rooms: step.rooms,
+      usersPerRoom: step.usersPerRoom,
+      hz: options.hz,
+      tickMs: options.tickMs,
+      binary: options.binary,
+      quantized: options.quantized,
+      warmupS: options.warmupS,
+      durationS: options.durationS,
+      ...summary,
+    });
   }
 
   /** One server process per kind for all three steps: overload, more overload, recovery. */

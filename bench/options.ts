@@ -39,6 +39,8 @@ export interface BenchOptions {
   binary: boolean;
   /** --quantized (needs --binary): gallery.v2q, 16-byte quantized entries; so does the baseline. */
   quantized: boolean;
+  /** --repeat: rounds of each step, the servers' order alternating; medians reported at the end. */
+  repeat: number;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -156,6 +158,16 @@ OPTIONS
                           entries of server frames with flags 1; latency from the entry's time,
                           restored as the nearest to the receiver's clock (whole ms: it reads up
                           to 1 ms high). The baseline relays the entries as they came.
+  --repeat N              Run each step N times (1-20; default 1), on fresh servers each time,
+                          the order alternating: ours then the baseline in odd rounds, the
+                          baseline then ours in even ones, so a drift of the machine's speed
+                          over the run weighs on both. Every round prints its rows and JSON
+                          line as usual ("round"); then per step the medians of each server,
+                          the ratio of the medians, and the lowest and highest of the rounds'
+                          own ratios (a JSON line of type "repeat"). On a shared or virtual
+                          machine whose speed wanders, one round's ratio can be off by a
+                          third: read the medians. Not with --overload, --connections or
+                          --split.
   --no-baseline           Skip the baseline (no ratios).
   --baseline-only         Run the steps against the baseline alone (no ratios): to check the
                           bench itself against a server that is the same every time.
@@ -177,6 +189,11 @@ OUTPUT
           rssMb,rssMaxMb}]},"redis":{pid,cpuPercent,rssMb,note},"ratio":{"splitPerSingle":{...},
           "splitPerLocal":{...},"singlePerLocal":{...}},"target":{...}}; there serverCpuPercent
           and serverRssMb are the sums over the instances, serverRssMaxMb the sum of their peaks.
+          --repeat: each round's step line has "round":R,"rounds":N; after the rounds of a step,
+          {"type":"repeat","step":...,"rounds":N,"medians":{"ours":{...},"baseline":{...}},
+          "ratio":{...},"roundRatios":{"min":{...},"max":{...}}}: medians of deliveredPerSec,
+          deliveryRatio, latency p99, serverCpuPercent, serverRssMaxMb and
+          serverCpuUsPerDelivery over the rounds that ran, "ratio" the medians' ratios.
           npm prints its own banner first: use 'npm run -s bench', or keep only the lines
           starting with '{'.
   stderr: progress, one table row per server per step, a ratio row, server warnings.
@@ -255,6 +272,7 @@ const SPECS: Record<string, Kind> = {
   'baseline-only': 'flag',
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
+  repeat: 'number',
   split: 'optional-number',
   'redis-url': 'string',
   'json-only': 'flag',
@@ -470,7 +488,25 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     tickMs: tickMsOf(parsed),
     binary: parsed.has('binary'),
     quantized: quantizedOf(parsed),
+    repeat: repeatOf(parsed, mode),
   };
+}
+
+/** The most rounds --repeat takes: 20 rounds of a 10 s step are already a quarter of an hour. */
+export const MAX_REPEAT = 20;
+
+function repeatOf(parsed: Parsed, mode: Mode): number {
+  const value = parsed.get('repeat');
+  if (value === undefined) {
+    return 1;
+  }
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_REPEAT) {
+    throw new UsageError(`--repeat takes 1 to ${MAX_REPEAT} (rounds), not ${String(value)}`);
+  }
+  if (mode !== 'load' && mode !== 'ladder' && mode !== 'smoke') {
+    throw new UsageError(`--repeat is for one step, --ladder/--steps or --smoke, not --${mode}`);
+  }
+  return value as number;
 }
 
 function quantizedOf(parsed: Parsed): boolean {

@@ -2,6 +2,7 @@
 import type { CpuProfileSummary } from './cpu-profile.js';
 import type { ConnectionFigures, LoadFigures } from './measure.js';
 import type { ProbeSummary } from './probe.js';
+import type { MedianFigures } from './repeat.js';
 import type { RedisFigures } from './redis-admin.js';
 
 /** Host CPU busy before a server started above which a step's figures are marked disturbed. */
@@ -147,6 +148,29 @@ export class Table {
     if (figures.cpuProfile) {
       this.cpuProfile(figures.cpuProfile);
     }
+  }
+
+  /** --repeat: a server's medians over the rounds, in the columns of a load row. */
+  medianRow(label: string, name: string, medians: MedianFigures): void {
+    this.mainRow(
+      row([
+        [label, 7],
+        [name, this.serverWidth],
+        [`${medians.rounds} runs`, 11],
+        ['', 8],
+        ['', 10],
+        [count(medians.deliveredPerSec), 10],
+        [fixed(medians.deliveryRatio, 3), 6],
+        ['', 7],
+        ['', 7],
+        [ms(medians.p99), 7],
+        ['', 7],
+        ['', 4],
+        [fixed(medians.serverCpuPercent, 1), 6],
+        ['', 7],
+        [fixed(medians.serverRssMaxMb, 1), 7],
+      ]),
+    );
   }
 
   ratioRow(label: string, ratios: Ratios, name = 'ours/base'): void {
