@@ -25,11 +25,27 @@ export function isBinaryPose(frame: BinaryPose | ParsedFrame): frame is BinaryPo
  * malformed JSON (INVALID_MESSAGE, counted towards closing the connection).
  */
 export function readBinaryPose(data: Buffer, sender: Connection): BinaryPose | ParsedFrame {
-  const entry = checkClientPose(data);
+  const entry = checkClientPose(data, sender.lastPoseRoomId);
   if (typeof entry === 'string') {
     return invalidFrame(entry);
   }
+  if (entry.roomId !== sender.lastPoseRoomId) {
+    entry.roomId = sender.lastPoseRoomId = memberRoomId(sender, entry.roomId);
+  }
   return { sender, roomId: entry.roomId, frame: data, entry };
+}
+
+/**
+ * The sender's own string for a room it is in (the one its join stored), so that every later
+ * pose looks the room up in the server's maps by the very key they hold.
+ */
+function memberRoomId(sender: Connection, roomId: string): string {
+  for (const room of sender.rooms) {
+    if (room === roomId) {
+      return room;
+    }
+  }
+  return roomId;
 }
 
 /**

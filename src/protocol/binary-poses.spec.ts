@@ -120,6 +120,18 @@ describe('binary pose frames', () => {
     });
   });
 
+  it('reuses a room id checked before when the frame names the same room, and only then', () => {
+    const known = ['room', '1'].join('-');
+    const same = checkClientPose(clientFrame('room-1'), known);
+    expect(typeof same !== 'string' && same.roomId).toBe(known);
+    const other = checkClientPose(clientFrame('room-2'), known);
+    expect(typeof other !== 'string' && other.roomId).toBe('room-2');
+    const longer = checkClientPose(clientFrame('room-10'), known);
+    expect(typeof longer !== 'string' && longer.roomId).toBe('room-10');
+    // Bytes that differ from the known id are checked as ever, whatever it was.
+    expect(typeof checkClientPose(clientFrame('room!1'), known)).toBe('string');
+  });
+
   it('copies a full client entry as it came into a server entry of the given slot', () => {
     const frame = clientFrame('room-1');
     const checked = checkClientPose(frame);

@@ -173,9 +173,11 @@ export interface ClientPoseEntry {
 
 /**
  * Checks a client's binary frame (type 2, one entry, either form) where it lies, decoding no
- * more than the room id; a string says why it was refused.
+ * more than the room id; a string says why it was refused. `knownRoomId`, a room id checked
+ * before (the sender's last one), is returned as it is when the frame names it, rather than
+ * decoded and checked again.
  */
-export function checkClientPose(frame: Buffer): ClientPoseEntry | string {
+export function checkClientPose(frame: Buffer, knownRoomId?: string): ClientPoseEntry | string {
   if (frame.length < 12) {
     return 'Binary frame too short';
   }
@@ -196,14 +198,28 @@ export function checkClientPose(frame: Buffer): ClientPoseEntry | string {
   if (frame.length !== at + entryBytes) {
     return `A client pose frame for this roomId is ${at + entryBytes} bytes`;
   }
-  const roomId = frame.toString('latin1', 9, 9 + roomIdLength);
-  if (!ID_PATTERN.test(roomId)) {
+  const known = knownRoomId !== undefined && namesRoom(frame, roomIdLength, knownRoomId);
+  const roomId = known ? knownRoomId : frame.toString('latin1', 9, 9 + roomIdLength);
+  if (!known && !ID_PATTERN.test(roomId)) {
     return 'roomId must be 1-64 characters of [A-Za-z0-9._-]';
   }
   if (quantized ? !quantizedEntryFinite(frame, at) : !fullEntryFinite(frame, at)) {
     return 'Pose numbers must be finite';
   }
   return { roomId, at, quantized };
+}
+
+/** Whether the frame's room id (its `length` bytes from offset 9) spells `roomId`. */
+function namesRoom(frame: Buffer, length: number, roomId: string): boolean {
+  if (roomId.length !== length) {
+    return false;
+  }
+  for (let i = 0; i < length; i++) {
+    if (frame[9 + i] !== roomId.charCodeAt(i)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /**
@@ -217,7 +233,7 @@ export function writeClientEntry(
   slot: number,
   frame: Buffer,
   pose: ClientPoseEntry,
-  now: number = Date.now(),
+  now?: number,
 ): void {
   target.writeUInt16LE(slot, offset);
   target.writeUInt16LE(0, offset + 2);
@@ -226,7 +242,10 @@ export function writeClientEntry(
     copyBytes(frame, at + 4, target, offset + 4, POSE_ENTRY_BYTES - 4);
     return;
   }
-  target.writeDoubleLE(restoreTimestamp(frame.readUInt32LE(at + 12), now), offset + 4);
+  target.writeDoubleLE(
+    restoreTimestamp(frame.readUInt32LE(at + 12), now ?? Date.now()),
+    offset + 4,
+  );
   for (let i = 0; i < 3; i++) {
     target.writeFloatLE(fromHalf(frame.readUInt16LE(at + 2 + 2 * i)), offset + 12 + 4 * i);
   }

@@ -30,6 +30,11 @@ export class Connection {
   binaryPoses = false;
   /** On the binary pose channel, and takes its poses in the quantized form (gallery.v2q). */
   quantizedPoses = false;
+  /**
+   * The room id of this connection's last binary pose: the next pose naming the same room reuses
+   * the string instead of decoding and checking it again (readBinaryPose).
+   */
+  lastPoseRoomId?: string;
   /** Fields every log line about this connection carries (its upgrade's trace ids). */
   logContext: Readonly<Record<string, string | boolean>> = {};
 
