@@ -2,7 +2,7 @@
 // wanders (a shared or virtual one), a server's CPU can move by a third between two runs of
 // the same load; the median of a few rounds, each server's order alternating, holds still.
 import type { LoadFigures } from './measure.js';
-import { loadRatios, type Ratios } from './report.js';
+import { loadRatios, ratio, type Ratios } from './report.js';
 import type { TargetKind } from './server-target.js';
 
 /** The figures of one server that --repeat takes the median of. */
@@ -92,10 +92,6 @@ function medianRatios(ours: MedianFigures, baseline: MedianFigures): Ratios {
     serverCpuPercent: ratio(ours.serverCpuPercent, baseline.serverCpuPercent),
     serverRssMaxMb: ratio(ours.serverRssMaxMb, baseline.serverRssMaxMb),
   };
-}
-
-function ratio(ours: number | null, baseline: number | null): number | null {
-  return ours === null || !baseline ? null : ours / baseline;
 }
 
 const RATIO_KEYS = ['deliveredPerSec', 'p99', 'serverCpuPercent', 'serverRssMaxMb'] as const;

@@ -20,7 +20,8 @@ export interface ConnectionRatios {
   idleRss: number | null;
 }
 
-function ratio(
+/** ours / baseline, or null when either is unknown (or the baseline is 0). */
+export function ratio(
   ours: number | null | undefined,
   baseline: number | null | undefined,
 ): number | null {

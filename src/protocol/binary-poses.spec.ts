@@ -121,7 +121,7 @@ describe('binary pose frames', () => {
   });
 
   it('reuses a room id checked before when the frame names the same room, and only then', () => {
-    const known = ['room', '1'].join('-');
+    const known = 'room-1';
     const same = checkClientPose(clientFrame('room-1'), known);
     expect(typeof same !== 'string' && same.roomId).toBe(known);
     const other = checkClientPose(clientFrame('room-2'), known);
