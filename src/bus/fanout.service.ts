@@ -3,7 +3,7 @@ import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ClientAction, ServerEvent, type ServerMessage } from '../protocol/protocol.js';
 import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
-import type { OutputLimits, QueuedFrame } from '../users/client-link.js';
+import type { EnqueueResult, OutputLimits, QueuedFrame } from '../users/client-link.js';
 import { LoadShedder } from './load-shedder.js';
 import { toOutgoingFrame } from './outgoing-frame.js';
 
@@ -64,19 +64,10 @@ export class Fanout {
    * slow client; the caller counts drops (countDrops), once per fan-out rather than per client.
    */
   sendFrame(connection: Connection, frame: QueuedFrame): boolean {
-    const output = connection.output;
-    const wasEmpty = !output.hasQueued();
-    const result = output.enqueue(frame, this.limits);
+    const result = this.queue(connection, frame);
     if (result === 'queued') {
       this.counters.sent[frame.kind ?? MessageKind.Control]++;
       this.counters.bytesSent += frame.bytes.length;
-      if (wasEmpty) {
-        this.markDirty(connection);
-      }
-      return true;
-    }
-    if (result === 'overflow') {
-      this.overflow(connection);
     } else if (result === 'dropped') {
       this.counters.droppedSlowClient++;
     }
@@ -99,24 +90,30 @@ export class Fanout {
       if (connection.userId === exceptUserId) {
         continue;
       }
-      const output = connection.output;
-      const wasEmpty = !output.hasQueued();
-      const result = output.enqueue(frame, this.limits);
+      const result = this.queue(connection, frame);
       if (result === 'queued') {
         queued++;
-        if (wasEmpty) {
-          this.markDirty(connection);
-        }
       } else if (result === 'dropped') {
         dropped++;
-      } else if (result === 'overflow') {
-        this.overflow(connection);
       }
     }
     this.counters.sent[frame.kind ?? MessageKind.Control] += queued;
     this.counters.bytesSent += queued * frame.bytes.length;
     this.counters.droppedSlowClient += dropped;
     return dropped;
+  }
+
+  /** Queues the frame on the connection: a first frame marks it for this turn's writes. */
+  private queue(connection: Connection, frame: QueuedFrame): EnqueueResult {
+    const output = connection.output;
+    const wasEmpty = !output.hasQueued();
+    const result = output.enqueue(frame, this.limits);
+    if (result === 'queued' && wasEmpty) {
+      this.markDirty(connection);
+    } else if (result === 'overflow') {
+      this.overflow(connection);
+    }
+    return result;
   }
 
   /** Whether a client message is a broadcast of a throwaway type (a pose, by default). */
