@@ -199,15 +199,19 @@ function tick(): void {
 /**
  * Ticks on a fixed schedule, as ours does (PoseTicker): setInterval counts each interval from
  * when its callback ran, so a busy loop would tick slower than 1000 / tickMs. A tick that overran
- * whole intervals skips them.
+ * whole intervals skips them. Like ours, the timer only marks a tick due and the tick runs in the
+ * check phase after it, once the loop has read what the sockets hold.
  */
 function scheduleTicks(): void {
   let nextTickAt = performance.now() + tickMs;
-  const onTimer = (): void => {
+  const onDue = (): void => {
     const late = performance.now() - nextTickAt;
     nextTickAt += (late >= tickMs ? Math.floor(late / tickMs) + 1 : 1) * tickMs;
     tick();
     setTimeout(onTimer, Math.max(0, nextTickAt - performance.now()));
+  };
+  const onTimer = (): void => {
+    setImmediate(onDue);
   };
   setTimeout(onTimer, tickMs);
 }

@@ -1,3 +1,5 @@
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
@@ -164,6 +166,50 @@ describe('PoseTicker', () => {
     // 5.5 intervals since the last tick: the 4 that were due in between are skipped.
     ticker.tick(2 * TICK_MS + 10 + 5.5 * TICK_MS);
     expect(ticker.skippedTicks).toBe(4);
+  });
+
+  it('runs a due tick only after the event loop read the sockets, so a pose waiting in one makes it', async () => {
+    // A real socket pair: the pose is written while the event loop is busy past the tick's due
+    // time, so when the loop comes round, the tick's timer fires before the socket is read.
+    const server = createServer();
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const serverSide = await accepted;
+    await new Promise<void>((resolve) => client.once('ready', resolve));
+    const alice = member('alice', 'r1');
+    serverSide.on('data', () => ticker.hold(alice, 'r1', pose(1)));
+
+    const publishedByTick: number[] = [];
+    const tick = ticker.tick.bind(ticker);
+    ticker.tick = (now: number) => {
+      const before = published.length;
+      tick(now);
+      publishedByTick.push(published.length - before);
+    };
+    try {
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          ticker.onApplicationBootstrap();
+          const dueAt = performance.now() + TICK_MS;
+          client.write('pose');
+          while (performance.now() < dueAt + 2) {
+            // Busy: the tick falls due and the pose arrives before the loop can see either.
+          }
+          resolve();
+        }),
+      );
+      while (publishedByTick.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(publishedByTick[0]).toBe(1);
+      expect(published[0]).toMatchObject({ roomId: 'r1', senderId: 'alice', n: 1 });
+    } finally {
+      ticker.onModuleDestroy();
+      client.destroy();
+      serverSide.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('forgets what it held when the app stops', () => {

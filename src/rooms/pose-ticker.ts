@@ -92,7 +92,20 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     this.timer.unref();
   }
 
+  /**
+   * The timer only says the tick is due; the tick itself runs in the check phase just after, once
+   * the event loop has read what the sockets hold. A pose that arrived before the tick was due
+   * but waited in the socket behind a long turn so makes this tick, instead of being overtaken in
+   * the next one by its sender's newer pose, which would leave this tick without it.
+   */
   private readonly onTimer = (): void => {
+    setImmediate(this.onDue);
+  };
+
+  private readonly onDue = (): void => {
+    if (this.stopped) {
+      return;
+    }
     try {
       this.tick(performance.now());
     } finally {
