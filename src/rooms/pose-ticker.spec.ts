@@ -1,5 +1,5 @@
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { MessageChannel } from 'node:worker_threads';
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
@@ -168,17 +168,13 @@ describe('PoseTicker', () => {
     expect(ticker.skippedTicks).toBe(4);
   });
 
-  it('runs a due tick only after the event loop read the sockets, so a pose waiting in one makes it', async () => {
-    // A real socket pair: the pose is written while the event loop is busy past the tick's due
-    // time, so when the loop comes round, the tick's timer fires before the socket is read.
-    const server = createServer();
-    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-    const serverSide = await accepted;
-    await new Promise<void>((resolve) => client.once('ready', resolve));
+  it('runs a due tick only after the event loop read what came in, so a pose waiting there makes it', async () => {
+    // A message port stands for a client's socket: what is posted to it is read in the event
+    // loop's poll phase, as socket data is. The pose is posted while the loop is busy past the
+    // tick's due time, so when the loop comes round, the tick's timer fires before the read.
+    const { port1: serverSide, port2: client } = new MessageChannel();
     const alice = member('alice', 'r1');
-    serverSide.on('data', () => ticker.hold(alice, 'r1', pose(1)));
+    serverSide.on('message', () => ticker.hold(alice, 'r1', pose(1)));
 
     const publishedByTick: number[] = [];
     const tick = ticker.tick.bind(ticker);
@@ -192,7 +188,7 @@ describe('PoseTicker', () => {
         setImmediate(() => {
           ticker.onApplicationBootstrap();
           const dueAt = performance.now() + TICK_MS;
-          client.write('pose');
+          client.postMessage('pose');
           while (performance.now() < dueAt + 2) {
             // Busy: the tick falls due and the pose arrives before the loop can see either.
           }
@@ -206,9 +202,7 @@ describe('PoseTicker', () => {
       expect(published[0]).toMatchObject({ roomId: 'r1', senderId: 'alice', n: 1 });
     } finally {
       ticker.onModuleDestroy();
-      client.destroy();
-      serverSide.destroy();
-      await new Promise((resolve) => server.close(resolve));
+      serverSide.close();
     }
   });
 
