@@ -20,6 +20,7 @@ import type { ServerCounters } from '../telemetry/server-counters.js';
 import type { BinaryPose } from './binary-pose.parser.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
+import { readFramesDirectly } from './direct-frame-reader.js';
 
 export type { UpgradeDecision } from '../limits/connection-admission.js';
 
@@ -216,6 +217,8 @@ export class MultiplayerWsAdapter extends WsAdapter {
       },
     );
     client.on('message', inbound.receive);
+    // The frames clients send most skip ws's Receiver; the rest still come through 'message'.
+    readFramesDirectly(client, inbound.receive);
   }
 
   /**
