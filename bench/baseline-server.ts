@@ -59,12 +59,16 @@ let anonymousUsers = 0;
 function queueFrame(client: Client, frame: Buffer): void {
   if (client.pending.length === 0) {
     dirty.push(client);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flushAll);
-    }
+    scheduleFlush();
   }
   client.pending.push(frame);
+}
+
+function scheduleFlush(): void {
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushAll);
+  }
 }
 
 function send(client: Client, event: unknown): void {
@@ -200,7 +204,7 @@ function tick(): void {
  * Ticks on a fixed schedule, as ours does (PoseTicker): setInterval counts each interval from
  * when its callback ran, so a busy loop would tick slower than 1000 / tickMs. A tick that overran
  * whole intervals skips them. Like ours, the timer only marks a tick due and the tick runs in the
- * check phase after it, once the loop has read what the sockets hold.
+ * check phase after it, once the loop has read what the sockets hold, its writes right behind it.
  */
 function scheduleTicks(): void {
   let nextTickAt = performance.now() + tickMs;
@@ -212,6 +216,8 @@ function scheduleTicks(): void {
   };
   const onTimer = (): void => {
     setImmediate(onDue);
+    // As ours does: the tick's writes run in the same check phase, right after it.
+    scheduleFlush();
   };
   setTimeout(onTimer, tickMs);
 }

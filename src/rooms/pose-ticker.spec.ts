@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { MessageChannel } from 'node:worker_threads';
 import { fakeClientLink } from '../../test/support/fake-client-link.js';
+import { Fanout } from '../bus/fanout.service.js';
 import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
 import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
@@ -45,6 +46,7 @@ function member(userId: string, ...rooms: string[]): Connection {
 describe('PoseTicker', () => {
   let published: Published[];
   let ticker: PoseTicker;
+  let fanout: Fanout;
 
   const tickerWith = (tickMs: number) => {
     const bus = {
@@ -66,7 +68,9 @@ describe('PoseTicker', () => {
         published.push({ roomId, senderId, n: entry.readFloatLE(12), slot, binary: true });
       },
     } as unknown as RoomBus;
-    return new PoseTicker(bus, loadAppConfig({ POSE_TICK_MS: String(tickMs) }));
+    const config = loadAppConfig({ POSE_TICK_MS: String(tickMs) });
+    fanout = new Fanout(config);
+    return new PoseTicker(bus, fanout, config);
   };
 
   beforeEach(() => {
@@ -75,7 +79,8 @@ describe('PoseTicker', () => {
   });
 
   it('is off by default (POSE_TICK_MS=0)', () => {
-    expect(new PoseTicker({} as RoomBus, loadAppConfig({})).enabled).toBe(false);
+    const config = loadAppConfig({});
+    expect(new PoseTicker({} as RoomBus, new Fanout(config), config).enabled).toBe(false);
     expect(ticker.enabled).toBe(true);
   });
 
@@ -200,6 +205,36 @@ describe('PoseTicker', () => {
       }
       expect(publishedByTick[0]).toBe(1);
       expect(published[0]).toMatchObject({ roomId: 'r1', senderId: 'alice', n: 1 });
+    } finally {
+      ticker.onModuleDestroy();
+      serverSide.close();
+    }
+  });
+
+  it("writes a tick's frames right after it, before the event loop reads anything more", async () => {
+    // As the local bus does, publishing asks the fan-out for this turn's writes. A message posted
+    // during the tick is read in the next poll phase: the writes must come before it.
+    const order: string[] = [];
+    const { port1: serverSide, port2: client } = new MessageChannel();
+    serverSide.on('message', () => order.push('read'));
+    fanout.beforeFlush(() => order.push('writes'));
+    const publish = (): void => {
+      order.push('tick');
+      client.postMessage('next pose');
+      fanout.scheduleFlush();
+    };
+    ticker = new PoseTicker(
+      { publishPose: publish, publishPoseEntry: publish } as unknown as RoomBus,
+      fanout,
+      loadAppConfig({ POSE_TICK_MS: String(TICK_MS) }),
+    );
+    ticker.hold(member('alice', 'r1'), 'r1', pose(1));
+    try {
+      ticker.onApplicationBootstrap();
+      while (!order.includes('read')) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(order.slice(0, 3)).toEqual(['tick', 'writes', 'read']);
     } finally {
       ticker.onModuleDestroy();
       serverSide.close();

@@ -5,6 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
+import { Fanout } from '../bus/fanout.service.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import {
@@ -50,6 +51,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
 
   constructor(
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    private readonly fanout: Fanout,
     @Inject(appConfig.KEY) config: AppConfig,
   ) {
     this.tickMs = config.poseTickMs;
@@ -100,6 +102,10 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
    */
   private readonly onTimer = (): void => {
     setImmediate(this.onDue);
+    // Queued now, behind the tick: the frames the tick builds are then written in the same check
+    // phase, right after it. Asked for during the tick, the writes would wait for the next turn,
+    // after one more read of every socket.
+    this.fanout.scheduleFlush();
   };
 
   private readonly onDue = (): void => {
