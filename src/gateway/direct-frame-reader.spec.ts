@@ -189,6 +189,16 @@ describe('readFramesDirectly', () => {
     expect(side.wsChunks).toBe(0);
   });
 
+  it('unmasks payloads of every length around the mask width', async () => {
+    await start(false);
+    const { socket, side } = await connect();
+    const payloads = Array.from({ length: 10 }, (_, length) => 'abcdefghij'.slice(0, length));
+    socket.write(Buffer.concat(payloads.map((payload) => clientFrame(OPCODE_BINARY, payload))));
+    await until(() => side.messages.length === payloads.length, 'every payload');
+    expect(side.messages).toEqual(payloads.map((payload) => `b:${payload}`));
+    expect(side.wsChunks).toBe(0);
+  });
+
   it('leaves a frame split across reads to ws, then reads directly again once ws is done', async () => {
     await start(false);
     const { socket, side } = await connect();
