@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { constants, deflateRawSync } from 'node:zlib';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Rng } from '../../test/support/fuzz-frames.js';
 import { readFramesDirectly } from './direct-frame-reader.js';
 
 const MAX_PAYLOAD = 1024;
@@ -33,16 +34,19 @@ interface ServerFrame {
 function clientFrame(
   opcode: number,
   payload: Buffer | string,
-  options: { fin?: boolean; masked?: boolean; rsv1?: boolean } = {},
+  options: { fin?: boolean; masked?: boolean; rsv1?: boolean; lengthBytes?: 0 | 2 | 8 } = {},
 ): Buffer {
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const masked = options.masked ?? true;
-  const lengthBytes = data.length < 126 ? 0 : 2;
+  const lengthBytes = options.lengthBytes ?? (data.length < 126 ? 0 : 2);
   const header = Buffer.alloc(2 + lengthBytes + (masked ? 4 : 0));
   header[0] = (options.fin === false ? 0 : FIN) | (options.rsv1 ? RSV1 : 0) | opcode;
-  header[1] = (masked ? 0x80 : 0) | (lengthBytes ? 126 : data.length);
-  if (lengthBytes) {
+  header[1] =
+    (masked ? 0x80 : 0) | (lengthBytes === 2 ? 126 : lengthBytes === 8 ? 127 : data.length);
+  if (lengthBytes === 2) {
     header.writeUInt16BE(data.length, 2);
+  } else if (lengthBytes === 8) {
+    header.writeBigUInt64BE(BigInt(data.length), 2);
   }
   if (!masked) {
     return Buffer.concat([header, data]);
@@ -70,6 +74,78 @@ async function until(condition: () => boolean, what: string, timeoutMs = 2000): 
   }
 }
 
+/** Text with one-, two- and three-byte UTF-8 characters. */
+function randomText(rng: Rng, maxChars: number): string {
+  const length = rng.chance(0.1) ? 0 : rng.logInt(1, maxChars);
+  return Array.from({ length }, () => rng.pick(['a', 'b', '{', '"', 'é', '✓'])).join('');
+}
+
+/** One to three frames a client might send, now and then one that ws refuses. */
+function randomFrames(rng: Rng): Buffer[] {
+  const lengthBytes = rng.weighted([
+    [8, undefined],
+    [1, 2],
+    [1, 8],
+  ] as const);
+  const kind = rng.weighted([
+    [6, 'text'],
+    [6, 'binary'],
+    [1, 'ping'],
+    [1, 'fragmented'],
+    [0.3, 'unmasked'],
+    [0.3, 'bad-utf8'],
+    [0.3, 'rsv1'],
+    [0.3, 'oversize'],
+    [0.3, 'orphan-continuation'],
+    [0.2, 'close'],
+  ] as const);
+  switch (kind) {
+    case 'text':
+      return [clientFrame(OPCODE_TEXT, randomText(rng, 200), { lengthBytes })];
+    case 'binary':
+      return [clientFrame(OPCODE_BINARY, randomBytes(rng.int(0, 300)), { lengthBytes })];
+    case 'ping':
+      return [clientFrame(OPCODE_PING, randomText(rng, 30))];
+    case 'fragmented':
+      return [
+        clientFrame(OPCODE_TEXT, randomText(rng, 20), { fin: false }),
+        // A ping may come between the fragments; a whole data frame may not (1002).
+        ...(rng.chance(0.4) ? [clientFrame(OPCODE_PING, 'mid')] : []),
+        ...(rng.chance(0.2) ? [clientFrame(OPCODE_BINARY, 'not-a-fragment')] : []),
+        clientFrame(0x0, randomText(rng, 20)),
+      ];
+    case 'unmasked':
+      return [clientFrame(OPCODE_BINARY, 'x', { masked: false })];
+    case 'bad-utf8':
+      return [clientFrame(OPCODE_TEXT, Buffer.from([0x61, 0xc3, 0x28]))];
+    case 'rsv1':
+      return [clientFrame(OPCODE_TEXT, 'y', { rsv1: true })];
+    case 'oversize':
+      return [clientFrame(OPCODE_BINARY, Buffer.alloc(MAX_PAYLOAD + rng.int(1, 200)))];
+    case 'orphan-continuation':
+      return [clientFrame(0x0, 'z')];
+    case 'close':
+      return [clientFrame(OPCODE_CLOSE, Buffer.from([0x03, 0xe8]))];
+  }
+}
+
+/** A random stream of frames, cut into chunks at random points. */
+function randomStream(rng: Rng): Buffer[] {
+  const frames = Array.from({ length: rng.int(1, 12) }, () => randomFrames(rng)).flat();
+  const stream = Buffer.concat(frames);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < stream.length;) {
+    const size = rng.weighted([
+      [3, stream.length - at],
+      [3, rng.int(1, 80)],
+      [4, rng.int(80, 2000)],
+    ] as const);
+    chunks.push(stream.subarray(at, at + size));
+    at += size;
+  }
+  return chunks;
+}
+
 describe('readFramesDirectly', () => {
   let server: WebSocketServer;
   let port: number;
@@ -78,7 +154,7 @@ describe('readFramesDirectly', () => {
   /** Adds a second 'message' listener on the next connection. */
   let extraListener = false;
 
-  const start = async (perMessageDeflate: boolean): Promise<void> => {
+  const start = async (perMessageDeflate: boolean, direct = true): Promise<void> => {
     server = new WebSocketServer({
       port: 0,
       host: '127.0.0.1',
@@ -103,7 +179,7 @@ describe('readFramesDirectly', () => {
         side.wsChunks++;
         return write(chunk);
       };
-      side.installed = readFramesDirectly(socket, onMessage);
+      side.installed = direct && readFramesDirectly(socket, onMessage);
       sides.push(side);
     });
   };
@@ -157,12 +233,16 @@ describe('readFramesDirectly', () => {
     extraListener = false;
   });
 
-  afterEach(async () => {
+  const stop = async (): Promise<void> => {
     for (const client of clients) {
       client.destroy();
     }
+    clients = [];
+    sides = [];
     await new Promise((resolve) => server.close(resolve));
-  });
+  };
+
+  afterEach(stop);
 
   it('reads whole text and binary frames itself, in order, unmasked, leaving ws nothing', async () => {
     await start(false);
@@ -335,6 +415,51 @@ describe('readFramesDirectly', () => {
     await until(() => side.messages.length === 2, 'both messages');
     expect(side.messages).toEqual(['b:a', 't:b']);
     expect(side.wsChunks).toBe(1);
+  });
+
+  it('ends every random stream of frames as ws alone does: same messages, same close', async () => {
+    /** What a server made of `chunks`, written one by one: its messages and its close code. */
+    const outcome = async (chunks: Buffer[], direct: boolean) => {
+      await start(false, direct);
+      const { socket, side, frames } = await connect();
+      for (const chunk of chunks) {
+        socket.write(chunk);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      // Answered once the server has read everything before it, unless it closed.
+      socket.write(clientFrame(OPCODE_PING, 'end'));
+      await until(
+        () =>
+          closeCode(frames) !== undefined ||
+          frames.some(
+            (frame) => frame.opcode === OPCODE_PONG && frame.payload.toString() === 'end',
+          ),
+        "the close or the pong to 'end'",
+      );
+      const result = {
+        messages: [...side.messages],
+        close: closeCode(frames),
+        installed: side.installed,
+      };
+      await stop();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      return result;
+    };
+    let readDirectly = 0;
+    for (let seed = 1; seed <= 80; seed++) {
+      const chunks = randomStream(new Rng(seed));
+      const direct = await outcome(chunks, true);
+      const wsAlone = await outcome(chunks, false);
+      expect(direct.installed).toBe(true);
+      expect({ seed, messages: direct.messages, close: direct.close }).toEqual({
+        seed,
+        messages: wsAlone.messages,
+        close: wsAlone.close,
+      });
+      readDirectly += direct.messages.length;
+    }
+    // The streams are mostly valid: most of their messages came through.
+    expect(readDirectly).toBeGreaterThan(100);
   });
 
   it('stays out of the way of a connection without the ws internals it expects', () => {
