@@ -241,6 +241,22 @@ describe('PoseTicker', () => {
     }
   });
 
+  it('does not wake the fan-out on the ticks of an idle server', async () => {
+    let flushes = 0;
+    fanout.beforeFlush(() => flushes++);
+    try {
+      ticker.onApplicationBootstrap();
+      await new Promise((resolve) => setTimeout(resolve, 3 * TICK_MS));
+      expect(flushes).toBe(0);
+
+      ticker.hold(member('alice', 'r1'), 'r1', pose(1));
+      await new Promise((resolve) => setTimeout(resolve, 2 * TICK_MS));
+      expect(flushes).toBeGreaterThan(0);
+    } finally {
+      ticker.onModuleDestroy();
+    }
+  });
+
   it('forgets what it held when the app stops', () => {
     ticker.hold(member('alice', 'r1'), 'r1', pose(1));
     ticker.onModuleDestroy();

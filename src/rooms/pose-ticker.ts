@@ -104,8 +104,11 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     setImmediate(this.onDue);
     // Queued now, behind the tick: the frames the tick builds are then written in the same check
     // phase, right after it. Asked for during the tick, the writes would wait for the next turn,
-    // after one more read of every socket.
-    this.fanout.scheduleFlush();
+    // after one more read of every socket. Not when nothing is held: an idle server's ticks
+    // should not wake the fan-out.
+    if (this.held.size > 0) {
+      this.fanout.scheduleFlush();
+    }
   };
 
   private readonly onDue = (): void => {
