@@ -2,7 +2,7 @@
 // wanders (a shared or virtual one), a server's CPU can move by a third between two runs of
 // the same load; the median of a few rounds, each server's order alternating, holds still.
 import type { LoadFigures } from './measure.js';
-import { loadRatios, ratio, type Ratios } from './report.js';
+import { loadRatios, ratiosOf, type Ratios } from './report.js';
 import type { TargetKind } from './server-target.js';
 
 /** The figures of one server that --repeat takes the median of. */
@@ -80,17 +80,8 @@ export function summarizeRounds(
   const baseline = medians.baseline;
   return {
     medians,
-    ratio: ours && baseline ? medianRatios(ours, baseline) : null,
+    ratio: ours && baseline ? ratiosOf(ours, baseline) : null,
     roundRatios: roundRatios.length > 0 ? spread(roundRatios) : null,
-  };
-}
-
-function medianRatios(ours: MedianFigures, baseline: MedianFigures): Ratios {
-  return {
-    deliveredPerSec: ratio(ours.deliveredPerSec, baseline.deliveredPerSec),
-    p99: ratio(ours.p99, baseline.p99),
-    serverCpuPercent: ratio(ours.serverCpuPercent, baseline.serverCpuPercent),
-    serverRssMaxMb: ratio(ours.serverRssMaxMb, baseline.serverRssMaxMb),
   };
 }
 

@@ -28,13 +28,28 @@ export function ratio(
   return ours === null || ours === undefined || !baseline ? null : ours / baseline;
 }
 
-export function loadRatios(ours: LoadFigures, baseline: LoadFigures): Ratios {
+/** The figures a load step's ratios compare, from one run or from the medians of rounds. */
+export interface RatioInputs {
+  deliveredPerSec: number | null;
+  p99: number | null | undefined;
+  serverCpuPercent: number | null;
+  serverRssMaxMb: number | null;
+}
+
+export function ratiosOf(ours: RatioInputs, baseline: RatioInputs): Ratios {
   return {
     deliveredPerSec: ratio(ours.deliveredPerSec, baseline.deliveredPerSec),
-    p99: ratio(ours.latencyMs?.p99, baseline.latencyMs?.p99),
+    p99: ratio(ours.p99, baseline.p99),
     serverCpuPercent: ratio(ours.serverCpuPercent, baseline.serverCpuPercent),
     serverRssMaxMb: ratio(ours.serverRssMaxMb, baseline.serverRssMaxMb),
   };
+}
+
+export function loadRatios(ours: LoadFigures, baseline: LoadFigures): Ratios {
+  return ratiosOf(
+    { ...ours, p99: ours.latencyMs?.p99 },
+    { ...baseline, p99: baseline.latencyMs?.p99 },
+  );
 }
 
 export function connectionRatios(
