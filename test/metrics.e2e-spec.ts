@@ -108,9 +108,38 @@ describe('/metrics', () => {
     expect(delta('gms_bytes_received_total')).toBeGreaterThan(0);
     expect(delta('gms_bytes_sent_total')).toBeGreaterThan(0);
     expect(delta('gms_fanout_duration_seconds_count')).toBeGreaterThanOrEqual(3);
+    // No POSE_TICK_MS: no ticks.
+    expect(delta('gms_pose_tick_lateness_seconds_count')).toBe(0);
     // Default Node metrics, event-loop lag among them.
     expect(after.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
     expect(after.has('process_cpu_seconds_total')).toBe(true);
+  });
+
+  it('measures pose ticks with POSE_TICK_MS: each one run or skipped, none more than were due', async () => {
+    const tickMs = 20;
+    server = await startTestServer({ POSE_TICK_MS: String(tickMs) });
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    clients.push(alice, bob);
+    await alice.join('gallery');
+    await bob.join('gallery');
+    const before = await scrape(server);
+    const startedAt = performance.now();
+
+    alice.broadcast('gallery', pose(1));
+    expect(await bob.next('message')).toMatchObject({ message: pose(1) });
+    await delay(300);
+
+    const after = await scrape(server);
+    const elapsedTicks = (performance.now() - startedAt) / tickMs;
+    const delta = (name: string) => after.value(name) - before.value(name);
+    const ran = delta('gms_pose_tick_lateness_seconds_count');
+    const skipped = delta('gms_pose_ticks_skipped_total');
+    expect(ran).toBeGreaterThanOrEqual(5);
+    expect(ran + skipped).toBeLessThanOrEqual(Math.ceil(elapsedTicks) + 1);
+    expect(after.value('gms_pose_tick_lateness_seconds_bucket', { le: '+Inf' })).toBe(
+      after.value('gms_pose_tick_lateness_seconds_count'),
+    );
   });
 
   it('counts resume outcomes', async () => {

@@ -77,6 +77,11 @@ export class MetricsService implements OnModuleInit {
       ['reason'],
     );
     exported(
+      'gms_pose_ticks_skipped_total',
+      'With POSE_TICK_MS: pose ticks skipped because the event loop was busy past them.',
+      () => [[{}, counters.poseTicksSkipped]],
+    );
+    exported(
       'gms_resume_total',
       'resume requests: recovered="true" took held seats back, "false" found none or failed.',
       () => [
@@ -170,6 +175,10 @@ export class MetricsService implements OnModuleInit {
       this.counters.fanoutSeconds.toPrometheus(
         'gms_fanout_duration_seconds',
         "Time to queue one event for a room's members on this instance.",
+      ) +
+      this.counters.poseTickLateness.toPrometheus(
+        'gms_pose_tick_lateness_seconds',
+        'With POSE_TICK_MS: how long after its due time each pose tick ran.',
       ) +
       histogramHeader(
         'gms_request_duration_seconds',

@@ -8,6 +8,7 @@ import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
 import { checkClientPose, type ClientPoseEntry } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
 import { Connection } from '../users/connection.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import { PoseTicker } from './pose-ticker.js';
 
 interface Published {
@@ -47,6 +48,7 @@ describe('PoseTicker', () => {
   let published: Published[];
   let ticker: PoseTicker;
   let fanout: Fanout;
+  let counters: ServerCounters;
 
   const tickerWith = (tickMs: number) => {
     const bus = {
@@ -70,7 +72,8 @@ describe('PoseTicker', () => {
     } as unknown as RoomBus;
     const config = loadAppConfig({ POSE_TICK_MS: String(tickMs) });
     fanout = new Fanout(config);
-    return new PoseTicker(bus, fanout, config);
+    counters = new ServerCounters();
+    return new PoseTicker(bus, fanout, config, counters);
   };
 
   beforeEach(() => {
@@ -171,6 +174,22 @@ describe('PoseTicker', () => {
     // 5.5 intervals since the last tick: the 4 that were due in between are skipped.
     ticker.tick(2 * TICK_MS + 10 + 5.5 * TICK_MS);
     expect(ticker.skippedTicks).toBe(4);
+    expect(counters.poseTicksSkipped).toBe(4);
+  });
+
+  it('measures how late each tick ran, for /metrics', () => {
+    ticker.tick(TICK_MS - 1); // early (a timer's rounding): counted as on time
+    ticker.tick(2 * TICK_MS + 10);
+    ticker.tick(3 * TICK_MS + 158);
+
+    const lines = counters.poseTickLateness.samples('late').split('\n');
+    expect(lines).toContain('late_bucket{le="0.001"} 1');
+    expect(lines).toContain('late_bucket{le="0.005"} 1');
+    expect(lines).toContain('late_bucket{le="0.01"} 2');
+    expect(lines).toContain('late_bucket{le="0.1"} 2');
+    expect(lines).toContain('late_bucket{le="0.25"} 3');
+    expect(lines).toContain('late_count 3');
+    expect(lines).toContain('late_sum 0.168');
   });
 
   it('runs a due tick only after the event loop read what came in, so a pose waiting there makes it', async () => {

@@ -1,6 +1,7 @@
 import {
   Inject,
   Injectable,
+  Optional,
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
@@ -14,6 +15,7 @@ import {
   type ClientPoseEntry,
 } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
+import { ServerCounters } from '../telemetry/server-counters.js';
 import type { Connection } from '../users/connection.js';
 
 /**
@@ -46,13 +48,13 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   /** When the next tick is due (performance.now() ms): ticks keep to a fixed schedule. */
   private nextTickAt: number;
-  private skipped = 0;
   private stopped = false;
 
   constructor(
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     private readonly fanout: Fanout,
     @Inject(appConfig.KEY) config: AppConfig,
+    @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {
     this.tickMs = config.poseTickMs;
     this.nextTickAt = this.tickMs;
@@ -64,7 +66,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** Ticks that were due but did not run because the event loop was busy past them. */
   get skippedTicks(): number {
-    return this.skipped;
+    return this.counters.poseTicksSkipped;
   }
 
   onApplicationBootstrap(): void {
@@ -160,7 +162,8 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   tick(now: number): void {
     const late = now - this.nextTickAt;
     const missed = late >= this.tickMs ? Math.floor(late / this.tickMs) : 0;
-    this.skipped += missed;
+    this.counters.poseTickLateness.observe(Math.max(0, late) / 1000);
+    this.counters.poseTicksSkipped += missed;
     this.nextTickAt += (missed + 1) * this.tickMs;
     for (const [roomId, poses] of this.held) {
       for (const [userId, pose] of poses) {

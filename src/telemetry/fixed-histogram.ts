@@ -65,3 +65,8 @@ export const REQUEST_SECONDS_BOUNDS = [
 export const FANOUT_SECONDS_BOUNDS = [
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
+
+/** Bounds for how late a pose tick ran past its due time, in seconds: 1 ms to 1 s. */
+export const TICK_LATENESS_SECONDS_BOUNDS = [
+  0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];

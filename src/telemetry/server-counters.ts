@@ -3,6 +3,7 @@ import {
   FANOUT_SECONDS_BOUNDS,
   FixedHistogram,
   REQUEST_SECONDS_BOUNDS,
+  TICK_LATENESS_SECONDS_BOUNDS,
 } from './fixed-histogram.js';
 
 /** Message kinds counted in and out; an index into the counters' arrays. */
@@ -43,6 +44,13 @@ export class ServerCounters {
   readonly fanoutSeconds = new FixedHistogram(FANOUT_SECONDS_BOUNDS);
   /** Time to handle a request (not a pose), by action name (a bounded set: see ClientInbound). */
   readonly requestSeconds = new Map<string, FixedHistogram>();
+  /**
+   * With POSE_TICK_MS: how long after its due time each pose tick ran. The tick after a late one
+   * comes sooner, and senders that sent nothing new in between are missing from it.
+   */
+  readonly poseTickLateness = new FixedHistogram(TICK_LATENESS_SECONDS_BOUNDS);
+  /** With POSE_TICK_MS: ticks not run because the event loop was busy past their due time. */
+  poseTicksSkipped = 0;
   /** `error` replies sent, by error code. */
   readonly requestErrors = new Map<string, number>();
 
