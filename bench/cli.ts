@@ -654,7 +654,10 @@ class Bench {
     });
   }
 
-  /** What --smoke fails on: no start, nothing delivered, errors, failed joins, dropped users. */
+  /**
+   * What --smoke fails on: no start, nothing delivered, errors, failed joins, dropped users, and
+   * ours without its /metrics account.
+   */
   private check(label: string, figures: LoadFigures): void {
     const where = `${label} ${figures.server}`;
     if (!figures.ok) {
@@ -671,6 +674,13 @@ class Bench {
     }
     if (figures.closes > 0) {
       this.problems.push(`${where}: ${figures.closes} connections dropped by the server`);
+    }
+    // Ours always serves its /metrics to the bench (AUTH_MODE=none): none means a metric moved.
+    if (figures.server === 'ours' && figures.ok && !figures.serverAccount) {
+      this.problems.push(`${where}: no drop or tick figures from its /metrics`);
+    }
+    if (this.options.tickMs > 0 && figures.serverAccount && !figures.serverAccount.ticks) {
+      this.problems.push(`${where}: no pose ticks in its /metrics with --tick-ms`);
     }
   }
 

@@ -7,6 +7,7 @@ import { LoadGenerator, type JoinSummary, type WindowSummary } from './load-gene
 import type { BenchOptions, Step } from './options.js';
 import { MembershipStateProbe, type ProbeSummary } from './probe.js';
 import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
+import { accountOf, scrapeServers, type ServerAccount } from './server-account.js';
 import { roomIdOf } from './protocol.js';
 import { instancesOf, type ServerInstance, type Target, type TargetKind } from './server-target.js';
 import type { ClientKind } from './worker-messages.js';
@@ -84,6 +85,8 @@ export interface LoadFigures {
    */
   host: { cpus: number; busyPercent: number | null; backgroundBusyPercent: number | null };
   probe?: ProbeSummary | null;
+  /** Ours (and a --url server that lets us read /metrics): its drops and ticks in the window. */
+  serverAccount?: ServerAccount | null;
   cpuProfile?: CpuProfileSummary | null;
   /** --split: each server process; serverCpuPercent and serverRssMb are then their sums. */
   instances?: InstanceFigures[];
@@ -234,6 +237,7 @@ export async function measureLoadStep(
     progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
     generator.startSending(options.hz, options.tickMs);
     await sleep(options.warmupS * 1000);
+    const metricsBefore = target.kind === 'baseline' ? undefined : await scrapeServers(urls);
     const serverCpus = instances.map((instance) => new CpuWindow(instance.process.pid));
     const hostCpu = new HostCpuWindow();
     watch?.windowStarted();
@@ -244,6 +248,12 @@ export async function measureLoadStep(
     window = { startUs, endUs: monotonicNowUs() };
     cpuByInstance = serverCpus.map((cpu) => cpu.percent());
     watch?.windowEnded();
+    if (metricsBefore) {
+      const metricsAfter = await scrapeServers(urls);
+      figures.serverAccount = metricsAfter
+        ? (accountOf(metricsBefore, metricsAfter) ?? null)
+        : null;
+    }
     figures.serverCpuPercent = sumOf(cpuByInstance) ?? null;
     figures.host.busyPercent = hostCpu.percent();
     figures.serverRssMb = toMb(sumOf(instances.map((instance) => instance.rss.last)));

@@ -221,6 +221,12 @@ OUTPUT
                             backgroundBusyPercent: busy before the step with other processes
                             (not the bench, not its server); 20 or more marks the row.
     probe (--overload)      event latency p95/max in ms, unanswered, skipped, errors.
+    serverAccount           ours (or a --url server whose /metrics is open), from its
+                            /metrics before and after the window: dropped.shed and
+                            dropped.rateLimited (poses refused on arrival, each lost to its
+                            whole room), dropped.slowClient (one recipient each); with
+                            --tick-ms, ticks.run, ticks.skipped and lateP50Ms/P90Ms/P99Ms
+                            (the upper bound of the lateness bucket; null past 1 s).
   ratio: ours/baseline for deliveredPerSec, p99, serverCpuPercent, serverRssMaxMb.
   --connections: idleRssMb, joinedRssMb, rssPerConnectionKb, joined, joinSeconds, ratios.
           RSS moves with the garbage collector and the heap the process already holds:

@@ -2,6 +2,7 @@
 import type { CpuProfileSummary } from './cpu-profile.js';
 import type { ConnectionFigures, LoadFigures } from './measure.js';
 import type { ProbeSummary } from './probe.js';
+import type { ServerAccount } from './server-account.js';
 import type { MedianFigures } from './repeat.js';
 import type { RedisFigures } from './redis-admin.js';
 
@@ -158,6 +159,9 @@ export class Table {
       return;
     }
     this.problems(figures);
+    if (figures.serverAccount) {
+      this.serverAccount(figures.serverAccount);
+    }
     if (figures.probe !== undefined) {
       this.probe(figures.probe);
     }
@@ -326,6 +330,24 @@ export class Table {
     }
   }
 
+  /**
+   * From the server's /metrics: where poses that were not delivered went. A pose shed or rate
+   * limited on arrival is lost to its whole room, a slow-client drop to one recipient: not summed.
+   */
+  private serverAccount(account: ServerAccount): void {
+    const { slowClient, shed, rateLimited } = account.dropped;
+    let line =
+      `    server: ${count(shed)} poses shed and ${count(rateLimited)} rate limited on arrival ` +
+      `(each lost to its room), ${count(slowClient)} dropped for slow clients (one each)`;
+    const ticks = account.ticks;
+    if (ticks) {
+      line +=
+        `; ticks ${count(ticks.run)} run, ${count(ticks.skipped)} skipped, late p50 ` +
+        `${upTo(ticks.lateP50Ms)}, p90 ${upTo(ticks.lateP90Ms)}, p99 ${upTo(ticks.lateP99Ms)}`;
+    }
+    this.line(line);
+  }
+
   private probe(probe: ProbeSummary | null): void {
     if (probe === null) {
       this.line('    probe: did not run');
@@ -373,6 +395,11 @@ function ms(value: number | null | undefined): string {
     return '-';
   }
   return value < 100 ? value.toFixed(1) : value.toFixed(0);
+}
+
+/** A histogram bucket's upper bound; null is past the last one (1 s). */
+function upTo(boundMs: number | null): string {
+  return boundMs === null ? '> 1 s' : `<= ${boundMs} ms`;
 }
 
 function times(value: number | null): string {
