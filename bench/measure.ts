@@ -7,8 +7,8 @@ import { LoadGenerator, type JoinSummary, type WindowSummary } from './load-gene
 import type { BenchOptions, Step } from './options.js';
 import { MembershipStateProbe, type ProbeSummary } from './probe.js';
 import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
-import { accountOf, scrapeServers, type ServerAccount } from './server-account.js';
 import { roomIdOf } from './protocol.js';
+import { accountOf, scrapeServers, type ServerAccount } from './server-account.js';
 import { instancesOf, type ServerInstance, type Target, type TargetKind } from './server-target.js';
 import type { ClientKind } from './worker-messages.js';
 

@@ -2,9 +2,9 @@
 import type { CpuProfileSummary } from './cpu-profile.js';
 import type { ConnectionFigures, LoadFigures } from './measure.js';
 import type { ProbeSummary } from './probe.js';
-import type { ServerAccount } from './server-account.js';
 import type { MedianFigures } from './repeat.js';
 import type { RedisFigures } from './redis-admin.js';
+import type { ServerAccount } from './server-account.js';
 
 /** Host CPU busy before a server started above which a step's figures are marked disturbed. */
 export const BACKGROUND_BUSY_PERCENT = 20;

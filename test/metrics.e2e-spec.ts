@@ -135,7 +135,7 @@ describe('/metrics', () => {
     const delta = (name: string) => after.value(name) - before.value(name);
     const ran = delta('gms_pose_tick_lateness_seconds_count');
     const skipped = delta('gms_pose_ticks_skipped_total');
-    expect(ran).toBeGreaterThanOrEqual(5);
+    expect(ran).toBeGreaterThanOrEqual(3);
     expect(ran + skipped).toBeLessThanOrEqual(Math.ceil(elapsedTicks) + 1);
     expect(after.value('gms_pose_tick_lateness_seconds_bucket', { le: '+Inf' })).toBe(
       after.value('gms_pose_tick_lateness_seconds_count'),

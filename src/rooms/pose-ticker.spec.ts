@@ -7,8 +7,8 @@ import { loadAppConfig } from '../config/app.config.js';
 import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
 import { checkClientPose, type ClientPoseEntry } from '../protocol/binary-poses.js';
 import type { AppMessage } from '../protocol/protocol.js';
-import { Connection } from '../users/connection.js';
 import { ServerCounters } from '../telemetry/server-counters.js';
+import { Connection } from '../users/connection.js';
 import { PoseTicker } from './pose-ticker.js';
 
 interface Published {
