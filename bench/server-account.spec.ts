@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { accountOf, parseSamples, scrapeServers } from './server-account.js';
+import { Scrape } from './prometheus-text.js';
+import { accountOf, scrapeServers } from './server-account.js';
 
 /** Our /metrics lines for these drops and (when given) tick-lateness bucket counts. */
 function metricsText(
@@ -27,20 +28,9 @@ function metricsText(
 }
 
 describe('server account (from /metrics)', () => {
-  it('parses sample lines, labels kept in the key, comments and junk skipped', () => {
-    const samples = parseSamples(
-      '# HELP x y\nfoo 1\nbar{a="b c"} 2.5\nnot a number here\n\nbaz{le="+Inf"} 7\n',
-    );
-    expect([...samples]).toEqual([
-      ['foo', 1],
-      ['bar{a="b c"}', 2.5],
-      ['baz{le="+Inf"}', 7],
-    ]);
-  });
-
   it('counts the drops in the window by reason', () => {
-    const before = parseSamples(metricsText({ slow: 10, shed: 5, limited: 1 }));
-    const after = parseSamples(metricsText({ slow: 25, shed: 105, limited: 1 }));
+    const before = Scrape.parse(metricsText({ slow: 10, shed: 5, limited: 1 }));
+    const after = Scrape.parse(metricsText({ slow: 25, shed: 105, limited: 1 }));
 
     expect(accountOf(before, after)).toEqual({
       dropped: { slowClient: 15, shed: 100, rateLimited: 0 },
@@ -50,10 +40,10 @@ describe('server account (from /metrics)', () => {
 
   it("places the window's tick lateness quantiles in the buckets, run and skipped counted", () => {
     // Before: 10 ticks all on time. Window: 100 more: 60 <= 1 ms, 30 <= 5 ms, 9 <= 25 ms, 1 late.
-    const before = parseSamples(
+    const before = Scrape.parse(
       metricsText({ slow: 0, shed: 0, limited: 0 }, { skipped: 2, buckets: [10], over: 0 }),
     );
-    const after = parseSamples(
+    const after = Scrape.parse(
       metricsText(
         { slow: 0, shed: 0, limited: 0 },
         { skipped: 5, buckets: [70, 30, 9, 0], over: 1 },
@@ -70,8 +60,8 @@ describe('server account (from /metrics)', () => {
   });
 
   it('answers a quantile past the last bucket as null', () => {
-    const before = parseSamples(metricsText({ slow: 0, shed: 0, limited: 0 }));
-    const after = parseSamples(
+    const before = Scrape.parse(metricsText({ slow: 0, shed: 0, limited: 0 }));
+    const after = Scrape.parse(
       metricsText({ slow: 0, shed: 0, limited: 0 }, { skipped: 0, buckets: [1, 0, 0, 0], over: 3 }),
     );
 
@@ -79,7 +69,7 @@ describe('server account (from /metrics)', () => {
   });
 
   it('has no account for a server without our metrics', () => {
-    const other = parseSamples('process_cpu_seconds_total 3\n');
+    const other = Scrape.parse('process_cpu_seconds_total 3\n');
     expect(accountOf(other, other)).toBeUndefined();
   });
 
@@ -107,19 +97,21 @@ describe('server account (from /metrics)', () => {
       const first = await serve(200, metricsText({ slow: 1, shed: 2, limited: 3 }));
       const second = await serve(200, metricsText({ slow: 10, shed: 20, limited: 30 }));
 
-      const samples = await scrapeServers([first, second]);
+      const scrape = await scrapeServers([first, second]);
 
-      expect(samples?.get('gms_messages_dropped_total{reason="shed"}')).toBe(22);
-      expect(samples?.get('gms_messages_dropped_total{reason="rate_limited"}')).toBe(33);
+      expect(scrape?.value('gms_messages_dropped_total', { reason: 'shed' })).toBe(22);
+      expect(scrape?.value('gms_messages_dropped_total', { reason: 'rate_limited' })).toBe(33);
     });
 
-    it('has nothing when an instance refuses (credentials) or does not answer', async () => {
+    it('has nothing when an instance refuses (credentials), answers junk or does not answer', async () => {
       const open = await serve(200, metricsText({ slow: 1, shed: 2, limited: 3 }));
       const locked = await serve(401, 'unauthorized');
+      const other = await serve(200, '<html>not metrics</html>');
       const gone = await serve(200, '');
       await new Promise<void>((resolve) => servers.pop()!.close(() => resolve()));
 
       expect(await scrapeServers([open, locked])).toBeUndefined();
+      expect(await scrapeServers([open, other])).toBeUndefined();
       expect(await scrapeServers([open, gone])).toBeUndefined();
     });
   });

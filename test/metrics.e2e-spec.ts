@@ -2,7 +2,7 @@
 // and METRICS_PORT (served there without auth, 404 on PORT).
 import { SignJWT } from 'jose';
 import { createServer } from 'node:net';
-import { Scrape } from './support/prometheus-text.js';
+import { Scrape } from '../bench/prometheus-text.js';
 import { delay, drop, TestClient } from './support/test-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 

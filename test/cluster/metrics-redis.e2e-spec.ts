@@ -1,5 +1,5 @@
 // Cluster mode: /metrics reports whether Redis answers (gms_redis_up) and a PING's round trip.
-import { Scrape } from '../support/prometheus-text.js';
+import { Scrape } from '../../bench/prometheus-text.js';
 import {
   assertRedisAnswers,
   deleteKeysWithPrefix,

@@ -1,3 +1,6 @@
+// The Prometheus text format, read: the bench's account of our server (server-account.ts) and
+// the /metrics end-to-end tests (test/) both parse scrapes with it.
+
 /** One sample of the Prometheus text format: `name{label="value",...} 12`. */
 export interface Sample {
   name: string;
