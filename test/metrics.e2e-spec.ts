@@ -1,7 +1,9 @@
 // GET /metrics: exact counter deltas over a scripted session, who may read it in each AUTH_MODE,
 // and METRICS_PORT (served there without auth, 404 on PORT).
 import { SignJWT } from 'jose';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { Scrape } from '../bench/prometheus-text.js';
 import { delay, drop, TestClient } from './support/test-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -140,6 +142,20 @@ describe('/metrics', () => {
     expect(after.value('gms_pose_tick_lateness_seconds_bucket', { le: '+Inf' })).toBe(
       after.value('gms_pose_tick_lateness_seconds_count'),
     );
+  });
+
+  it('serves no gms_ metric that docs/metrics.md does not describe', async () => {
+    server = await startTestServer({ POSE_TICK_MS: '33' });
+    const served = new Set(
+      (await scrape(server)).samples
+        .map((sample) => sample.name)
+        .filter((name) => name.startsWith('gms_'))
+        .map((name) => name.replace(/_(bucket|sum|count)$/, '')),
+    );
+    const doc = readFileSync(join(process.cwd(), 'docs/metrics.md'), 'utf8');
+
+    expect(served.size).toBeGreaterThan(10);
+    expect([...served].filter((name) => !doc.includes(`\`${name}\``))).toEqual([]);
   });
 
   it('counts resume outcomes', async () => {
