@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { startBusyTenant } from './busy-tenant.js';
 import { sleep, withTimeout } from './clock.js';
 import {
   backgroundHostLoad,
@@ -118,6 +119,8 @@ function failedStart(kind: TargetKind, step: Step, error: unknown): LoadFigures 
 class Bench {
   private readonly table: Table;
   private readonly problems: string[] = [];
+  /** --busy-tenant's process: its CPU is ours to add, not another process's. */
+  private tenantPid: number | undefined;
 
   constructor(private readonly options: BenchOptions) {
     // --split names its rows by layout and ratio: split/single needs a wider server column.
@@ -125,6 +128,19 @@ class Bench {
   }
 
   async run(): Promise<boolean> {
+    const tenant =
+      this.options.busyTenantPercent > 0
+        ? startBusyTenant(this.options.busyTenantPercent)
+        : undefined;
+    this.tenantPid = tenant?.pid;
+    try {
+      return await this.runMode();
+    } finally {
+      tenant?.stop();
+    }
+  }
+
+  private async runMode(): Promise<boolean> {
     switch (this.options.mode) {
       case 'load':
       case 'ladder':
@@ -251,6 +267,7 @@ class Bench {
       usersPerRoom: step.usersPerRoom,
       hz: options.hz,
       tickMs: options.tickMs,
+      busyTenantPercent: options.busyTenantPercent,
       binary: options.binary,
       quantized: options.quantized,
       warmupS: options.warmupS,
@@ -596,7 +613,7 @@ class Bench {
 
   /** Warns when something besides the bench keeps the cores busy: figures would suffer. */
   private async backgroundLoad(progress: Progress, serverPid: number | undefined): Promise<number> {
-    const busy = await backgroundHostLoad(serverPid);
+    const busy = await backgroundHostLoad([serverPid, this.tenantPid]);
     if (busy >= BACKGROUND_BUSY_PERCENT) {
       progress(
         `WARNING: other processes keep the host ${busy.toFixed(0)}% busy before the step: ` +
@@ -645,6 +662,7 @@ class Bench {
       usersPerRoom: step.usersPerRoom,
       hz: this.options.hz,
       tickMs: this.options.tickMs,
+      busyTenantPercent: this.options.busyTenantPercent,
       binary: this.options.binary,
       quantized: this.options.quantized,
       warmupS: this.options.warmupS,
@@ -690,6 +708,9 @@ class Bench {
       `bench: ${options.mode}, ${options.steps.map(stepLabel).join(', ')} at ${options.hz} Hz, ` +
         `warmup ${options.warmupS} s, window ${options.durationS} s, ` +
         (options.tickMs > 0 ? `tick ${options.tickMs} ms, ` : '') +
+        (options.busyTenantPercent > 0
+          ? `a busy tenant at ${options.busyTenantPercent}% of a core, `
+          : '') +
         (options.binary
           ? options.quantized
             ? 'quantized binary poses (gallery.v2q), '

@@ -476,17 +476,18 @@ function exitedDuringStep(target: Target): string | undefined {
 
 /**
  * How busy the machine is with work that is not the bench's: all cores' busy share over half
- * a second, less what the bench process and a running server of ours used meanwhile.
+ * a second, less what the bench process and `benchPids` (a running server, --busy-tenant's
+ * process) used meanwhile.
  */
-export async function backgroundHostLoad(serverPid: number | undefined): Promise<number> {
+export async function backgroundHostLoad(benchPids: (number | undefined)[]): Promise<number> {
   const host = new HostCpuWindow();
-  const server = serverPid === undefined ? undefined : new CpuWindow(serverPid);
+  const processes = benchPids.flatMap((pid) => (pid === undefined ? [] : [new CpuWindow(pid)]));
   const bench = process.cpuUsage();
   const started = performance.now();
   await sleep(500);
   const benchUsage = process.cpuUsage(bench);
   const benchPercent =
     ((benchUsage.user + benchUsage.system) / 1000 / (performance.now() - started)) * 100;
-  const ours = (server?.percent() ?? 0) + benchPercent;
+  const ours = processes.reduce((sum, cpu) => sum + (cpu.percent() ?? 0), benchPercent);
   return Math.max(0, host.percent() - ours / hostCpuCount());
 }

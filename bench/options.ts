@@ -35,6 +35,8 @@ export interface BenchOptions {
   redisUrl: string;
   /** --tick-ms: server ticks for poses (POSE_TICK_MS) on both servers; 0: per message. */
   tickMs: number;
+  /** --busy-tenant: % of one core another process keeps busy during the run; 0: none. */
+  busyTenantPercent: number;
   /** --binary: the users speak gallery.v2 (binary pose frames); so does the baseline. */
   binary: boolean;
   /** --quantized (needs --binary): gallery.v2q, 16-byte quantized entries; so does the baseline. */
@@ -143,6 +145,10 @@ OPTIONS
                           count the tick it missed against the server:
                           offered = min(that sum, senders x window / N ms) x (members - 1).
                           generator.lateSendTicks: the sender-ticks so left out.
+  --busy-tenant PERCENT   Another process keeps one core busy PERCENT% of the time (busy for
+                          PERCENT ms of every 100) from the first step to the last, so that
+                          servers compare under the same contention, as on a busy shared
+                          machine (default 0: none). Not counted as background load.
   --binary                Poses over the binary channel (docs/binary-poses.md) on both servers:
                           the users offer subprotocol gallery.v2, learn their slots from
                           room_joined/user_joined, send each pose as a binary client frame and
@@ -272,6 +278,7 @@ const SPECS: Record<string, Kind> = {
   'sample-every': 'number',
   'server-env': 'list',
   'tick-ms': 'number',
+  'busy-tenant': 'number',
   binary: 'flag',
   quantized: 'flag',
   'no-baseline': 'flag',
@@ -492,6 +499,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     splitInstances,
     redisUrl,
     tickMs: tickMsOf(parsed),
+    busyTenantPercent: busyTenantOf(parsed),
     binary: parsed.has('binary'),
     quantized: quantizedOf(parsed),
     repeat: repeatOf(parsed, mode),
@@ -535,6 +543,17 @@ function baselineOnlyOf(parsed: Parsed, mode: Mode): boolean {
     throw new UsageError('--split compares layouts of our server: drop --baseline-only');
   }
   return true;
+}
+
+function busyTenantOf(parsed: Parsed): number {
+  const value = parsed.get('busy-tenant');
+  if (value === undefined) {
+    return 0;
+  }
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 90) {
+    throw new UsageError(`--busy-tenant takes 0 to 90 (% of one core), not ${String(value)}`);
+  }
+  return value as number;
 }
 
 function tickMsOf(parsed: Parsed): number {
