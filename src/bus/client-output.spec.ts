@@ -77,6 +77,28 @@ describe('ClientOutput', () => {
     expect(output.enqueue(frame('pose', true), LIMITS)).toBe('queued');
   });
 
+  it('counts only what it queued after a write the kernel took whole, until its next write', () => {
+    output.enqueue(frame('chat'), LIMITS);
+    output.flush();
+    // Bytes something else left in the socket meanwhile (a ws ping the kernel could not take)...
+    transport.backlog = 995;
+    expect(output.enqueue(frame('pose', true), LIMITS)).toBe('queued');
+    // ...count from this output's next write on.
+    output.flush();
+    expect(output.enqueue(frame('pose', true), LIMITS)).toBe('dropped');
+  });
+
+  it('reads the socket at every frame while its last write left bytes behind', () => {
+    transport.backlog = 900;
+    output.enqueue(frame('chat'), LIMITS);
+    output.flush();
+    expect(output.enqueue(frame('pose', true), LIMITS)).toBe('queued');
+    transport.backlog = 995;
+    expect(output.enqueue(frame('pose', true), LIMITS)).toBe('dropped');
+    transport.backlog = 0; // the kernel took it
+    expect(output.enqueue(frame('pose', true), LIMITS)).toBe('queued');
+  });
+
   it('counts queued bytes as pending, so one turn cannot pass the soft limit either', () => {
     const big = 'p'.repeat(400);
     expect(output.enqueue(frame(big, true), LIMITS)).toBe('queued');

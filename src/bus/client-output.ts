@@ -21,6 +21,14 @@ export class ClientOutput implements ClientLink {
   private closed = false;
   /** Extensions are settled before the connection is handed over, so this is decided once. */
   private readonly direct: boolean;
+  /**
+   * Direct sockets: the bytes the kernel had not taken right after this output's last write, -1
+   * before the first. While it is 0, what is pending is only what is queued here: nothing but
+   * our writes adds to the socket's buffer (ws's own control frames aside, a few bytes, seen at
+   * the next write), so a fan-out need not read the socket's stream state, which for a socket
+   * not written since the last tick is a cache miss or two per recipient.
+   */
+  private backlogAfterWrite = -1;
 
   constructor(
     private readonly socket: WebSocket,
@@ -31,6 +39,9 @@ export class ClientOutput implements ClientLink {
 
   /** Bytes queued here and not yet taken by the kernel. */
   pendingBytes(): number {
+    if (this.backlogAfterWrite === 0) {
+      return this.queuedBytes;
+    }
     const written = this.direct ? this.transport!.writableLength : this.socket.bufferedAmount;
     return this.queuedBytes + written;
   }
@@ -128,16 +139,18 @@ export class ClientOutput implements ClientLink {
     // One frame (with server ticks, a member's whole turn): corking would only add a step.
     if (this.urgent.length + this.throwaway.length === 1) {
       transport.write((this.urgent[0] ?? this.throwaway[0]).bytes);
-      return;
+    } else {
+      transport.cork();
+      for (const frame of this.urgent) {
+        transport.write(frame.bytes);
+      }
+      for (const frame of this.throwaway) {
+        transport.write(frame.bytes);
+      }
+      transport.uncork();
     }
-    transport.cork();
-    for (const frame of this.urgent) {
-      transport.write(frame.bytes);
-    }
-    for (const frame of this.throwaway) {
-      transport.write(frame.bytes);
-    }
-    transport.uncork();
+    // A write the kernel took whole completes at once: the stream then holds nothing.
+    this.backlogAfterWrite = transport.writableLength;
   }
 
   private writeThroughWs(): void {
