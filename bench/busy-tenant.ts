@@ -3,7 +3,7 @@
 // decides results by the hour (at 20x50 binary with ticks: 0.89-1.00 delivered on one day).
 import { spawn, type ChildProcess } from 'node:child_process';
 
-/** Busy `percent` ms of each period: short enough that no tick or send waits a whole period. */
+/** Busy `percent` ms of every period: bursts, as a busy neighbour's work comes, not one stall. */
 const PERIOD_MS = 100;
 
 /** Spins for `busy` ms, sleeps the rest of the period, until killed. */

@@ -695,7 +695,10 @@ class Bench {
     }
     // Ours always serves its /metrics to the bench (AUTH_MODE=none): none means a metric moved.
     if (figures.server === 'ours' && figures.ok && !figures.serverAccount) {
-      this.problems.push(`${where}: no drop or tick figures from its /metrics`);
+      this.problems.push(
+        `${where}: no drop or tick figures from its /metrics ` +
+          '(AUTH_MODE or METRICS_PORT in --server-env?)',
+      );
     }
     if (this.options.tickMs > 0 && figures.serverAccount && !figures.serverAccount.ticks) {
       this.problems.push(`${where}: no pose ticks in its /metrics with --tick-ms`);
