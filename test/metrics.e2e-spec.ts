@@ -125,8 +125,9 @@ describe('/metrics', () => {
     clients.push(alice, bob);
     await alice.join('gallery');
     await bob.join('gallery');
-    const before = await scrape(server);
+    // Taken before the first scrape, so the ticks due in the window cover both scrapes.
     const startedAt = performance.now();
+    const before = await scrape(server);
 
     alice.broadcast('gallery', pose(1));
     expect(await bob.next('message')).toMatchObject({ message: pose(1) });
