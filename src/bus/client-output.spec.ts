@@ -30,9 +30,32 @@ class RecordingTransport extends Writable {
     callback();
   }
 
+  /** The text of every frame, per write call. */
   texts(): string[][] {
-    return this.writes.map((write) => write.map((chunk) => chunk.subarray(2).toString()));
+    return this.writes.map((write) => write.flatMap(framesIn));
   }
+
+  /** How many chunks each write call got. */
+  chunks(): number[] {
+    return this.writes.map((write) => write.length);
+  }
+}
+
+/** The texts of the unmasked server frames in `chunk`, in order. */
+function framesIn(chunk: Buffer): string[] {
+  const texts: string[] = [];
+  let at = 0;
+  while (at < chunk.length) {
+    let length = chunk[at + 1];
+    let start = at + 2;
+    if (length === 126) {
+      length = chunk.readUInt16BE(at + 2);
+      start = at + 4;
+    }
+    texts.push(chunk.subarray(start, start + length).toString());
+    at = start + length;
+  }
+  return texts;
 }
 
 const openSocket = (extensions = '') =>
@@ -59,14 +82,47 @@ describe('ClientOutput', () => {
     output = new ClientOutput(socket, transport);
   });
 
-  it('writes every queued frame in one write, urgent frames ahead of throwaway ones', () => {
+  it('writes every queued frame in one buffer, urgent frames ahead of throwaway ones', () => {
     output.enqueue(frame('pose-1', true), LIMITS);
     output.enqueue(frame('chat-1'), LIMITS);
     output.enqueue(frame('pose-2', true), LIMITS);
     output.enqueue(frame('state-1'), LIMITS);
     output.flush();
     expect(transport.texts()).toEqual([['"chat-1"', '"state-1"', '"pose-1"', '"pose-2"']]);
+    expect(transport.chunks()).toEqual([1]);
+    expect(transport.writes[0][0].length).toBe(4 * 2 + '"chat-1""state-1""pose-1""pose-2"'.length);
     expect(output.hasQueued()).toBe(false);
+  });
+
+  it('writes a lone frame as it is, without a copy', () => {
+    const pose = frame('pose', true);
+    output.enqueue(pose, LIMITS);
+    output.flush();
+    expect(transport.writes).toEqual([[pose.bytes]]);
+    expect(transport.writes[0][0]).toBe(pose.bytes);
+  });
+
+  it('writes each frame as its own chunk of one write while the socket is behind', () => {
+    transport.backlog = 100;
+    const chat = frame('chat');
+    const pose = frame('pose', true);
+    output.enqueue(pose, LIMITS);
+    output.enqueue(chat, LIMITS);
+    output.flush();
+    expect(transport.chunks()).toEqual([2]);
+    // The frames the room shares, not copies: a slow socket holds no copy of its own.
+    expect(transport.writes[0][0]).toBe(chat.bytes);
+    expect(transport.writes[0][1]).toBe(pose.bytes);
+  });
+
+  it('writes each frame as its own chunk past 64 KiB, so no large copy is made', () => {
+    const roomy: OutputLimits = { softBytes: 1 << 20, maxBytes: 1 << 20 };
+    const big = 's'.repeat(40_000);
+    output.enqueue(frame(big), roomy);
+    output.enqueue(frame(big), roomy);
+    output.flush();
+    expect(transport.chunks()).toEqual([2]);
+    expect(transport.texts()).toEqual([[`"${big}"`, `"${big}"`]]);
   });
 
   it('drops throwaway frames once the pending bytes would pass the soft limit', () => {
