@@ -1,4 +1,6 @@
 import { jest } from '@jest/globals';
+import { once } from 'node:events';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { ClientOutput, type OutputLimits } from './client-output.js';
@@ -8,9 +10,14 @@ const LIMITS: OutputLimits = { softBytes: 1000, maxBytes: 4000 };
 
 /** A TCP socket stand-in that records each write call it gets from the stream machinery. */
 class RecordingTransport extends Writable {
+  /** The chunks of each write call, as given. */
   readonly writes: Buffer[][] = [];
+  /** Their bytes as they were at the write: a buffer given may be reused once written. */
+  private readonly written: Buffer[][] = [];
   /** Bytes the "kernel" has not taken yet, as writableLength would report them. */
   backlog = 0;
+  /** Bytes each write leaves behind, as a socket whose kernel buffer is full would. */
+  leavesBehind = 0;
 
   constructor() {
     super();
@@ -21,18 +28,24 @@ class RecordingTransport extends Writable {
     chunks: Array<{ chunk: Buffer }>,
     callback: (error?: Error | null) => void,
   ): void {
-    this.writes.push(chunks.map(({ chunk }) => chunk));
+    this.record(chunks.map(({ chunk }) => chunk));
     callback();
   }
 
   override _write(chunk: Buffer, _encoding: string, callback: (error?: Error | null) => void) {
-    this.writes.push([chunk]);
+    this.record([chunk]);
     callback();
   }
 
-  /** The text of every frame, per write call. */
+  private record(chunks: Buffer[]): void {
+    this.writes.push(chunks);
+    this.written.push(chunks.map((chunk) => Buffer.from(chunk)));
+    this.backlog += this.leavesBehind;
+  }
+
+  /** The text of every frame, per write call, as written. */
   texts(): string[][] {
-    return this.writes.map((write) => write.flatMap(framesIn));
+    return this.written.map((write) => write.flatMap(framesIn));
   }
 
   /** How many chunks each write call got. */
@@ -92,6 +105,36 @@ describe('ClientOutput', () => {
     expect(transport.chunks()).toEqual([1]);
     expect(transport.writes[0][0].length).toBe(4 * 2 + '"chat-1""state-1""pose-1""pose-2"'.length);
     expect(output.hasQueued()).toBe(false);
+  });
+
+  it('joins every turn in the same buffer while the kernel takes each write whole', () => {
+    output.enqueue(frame('chat-1'), LIMITS);
+    output.enqueue(frame('pose-1', true), LIMITS);
+    output.flush();
+    output.enqueue(frame('chat-2'), LIMITS);
+    output.enqueue(frame('pose-2', true), LIMITS);
+    output.flush();
+    expect(transport.texts()).toEqual([
+      ['"chat-1"', '"pose-1"'],
+      ['"chat-2"', '"pose-2"'],
+    ]);
+    expect(transport.writes[1][0].buffer).toBe(transport.writes[0][0].buffer);
+  });
+
+  it('leaves a write that the kernel did not take whole its buffer, and joins in a fresh one', () => {
+    transport.leavesBehind = 10;
+    output.enqueue(frame('chat-1'), LIMITS);
+    output.enqueue(frame('pose-1', true), LIMITS);
+    output.flush();
+    const other = new RecordingTransport();
+    const otherOutput = new ClientOutput(openSocket(), other);
+    otherOutput.enqueue(frame('chat-2'), LIMITS);
+    otherOutput.enqueue(frame('pose-2', true), LIMITS);
+    otherOutput.flush();
+    // The stream sends the rest from the first buffer later: it must still hold the first frames.
+    expect(framesIn(transport.writes[0][0])).toEqual(['"chat-1"', '"pose-1"']);
+    expect(other.writes[0][0].buffer).not.toBe(transport.writes[0][0].buffer);
+    expect(other.texts()).toEqual([['"chat-2"', '"pose-2"']]);
   });
 
   it('writes a lone frame as it is, without a copy', () => {
@@ -192,5 +235,82 @@ describe('ClientOutput', () => {
     viaWs.flush();
     expect(compressed.send.mock.calls).toEqual([['"chat"'], ['"pose"']]);
     expect(transport.writes).toEqual([]);
+  });
+
+  describe('over real TCP sockets', () => {
+    let server: Server;
+    const sockets: Socket[] = [];
+
+    beforeEach(async () => {
+      server = createServer();
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+    });
+
+    afterEach(async () => {
+      for (const socket of sockets.splice(0)) {
+        socket.destroy();
+      }
+      server.close();
+      await once(server, 'close');
+    });
+
+    /** A connected pair: the server's end to write to, and the reader's end. */
+    async function connect(): Promise<{ here: Socket; reader: Socket }> {
+      const { port } = server.address() as { port: number };
+      const accepted = once(server, 'connection');
+      const reader = createConnection(port, '127.0.0.1');
+      const [here] = (await accepted) as [Socket];
+      sockets.push(here, reader);
+      return { here, reader };
+    }
+
+    /** Every frame text the reader gets until the writer ends. */
+    async function readAll(reader: Socket): Promise<string[]> {
+      const received: Buffer[] = [];
+      reader.on('data', (chunk: Buffer) => received.push(chunk));
+      reader.resume();
+      await once(reader, 'end');
+      return framesIn(Buffer.concat(received));
+    }
+
+    it('delivers every frame intact to a lagging reader and to a fast one, turn after turn', async () => {
+      // The lagging reader is paused until the end, so its writes go partial and the stream keeps
+      // their buffers; the fast reader's joins, written right after, must not reuse those.
+      const turns = 8000;
+      const filler = 'x'.repeat(600);
+      const lagging = await connect();
+      const fast = await connect();
+      lagging.reader.pause();
+      const fastTexts = readAll(fast.reader);
+      const roomy: OutputLimits = { softBytes: 1 << 30, maxBytes: 1 << 30 };
+      const laggingOutput = new ClientOutput(openSocket(), lagging.here);
+      const fastOutput = new ClientOutput(openSocket(), fast.here);
+      let partialWrites = 0;
+      for (let turn = 0; turn < turns; turn++) {
+        for (const output of [laggingOutput, fastOutput]) {
+          output.enqueue(frame(`${turn}:a:${filler}`), roomy);
+          output.enqueue(frame(`${turn}:b:${filler}`, true), roomy);
+        }
+        const backlogBefore = lagging.here.writableLength;
+        laggingOutput.flush();
+        if (backlogBefore === 0 && lagging.here.writableLength > 0) {
+          partialWrites++;
+        }
+        fastOutput.flush();
+        // Let the fast reader drain, so its socket stays caught up and keeps joining.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      lagging.here.end();
+      fast.here.end();
+
+      const expected = Array.from({ length: turns }, (_, turn) => [
+        `"${turn}:a:${filler}"`,
+        `"${turn}:b:${filler}"`,
+      ]).flat();
+      expect(partialWrites).toBeGreaterThan(0);
+      expect(await readAll(lagging.reader)).toEqual(expected);
+      expect(await fastTexts).toEqual(expected);
+    });
   });
 });

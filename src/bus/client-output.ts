@@ -5,10 +5,18 @@ import type { ClientLink, EnqueueResult, OutputLimits, QueuedFrame } from '../us
 export type { EnqueueResult, OutputLimits } from '../users/client-link.js';
 
 /**
- * The most a turn's frames for one socket are copied into one buffer for; past it (large state
+ * The most a turn's frames for one socket are joined into one buffer for; past it (large state
  * snapshots) each frame is its own chunk, so no large copy is made.
  */
 const JOINED_WRITE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Where a turn's frames are joined, shared by every socket's output. A write the kernel takes
+ * whole is done with its buffer before write() returns, so the next socket's frames reuse it; a
+ * write that leaves bytes behind keeps it (the stream sends the rest from it later), and the next
+ * join takes a fresh one. So joining allocates nothing while the clients keep up.
+ */
+let joinBuffer: Buffer | undefined;
 
 /**
  * One client's outgoing frames for the current event-loop turn. Frames are written once per turn,
@@ -146,7 +154,7 @@ export class ClientOutput implements ClientLink {
     if (this.urgent.length + this.throwaway.length === 1) {
       transport.write((this.urgent[0] ?? this.throwaway[0]).bytes);
     } else if (this.queuedBytes <= JOINED_WRITE_MAX_BYTES && transport.writableLength === 0) {
-      transport.write(this.joinedFrames());
+      this.writeJoined(transport);
     } else {
       this.writeCorked(transport);
     }
@@ -155,23 +163,27 @@ export class ClientOutput implements ClientLink {
   }
 
   /**
-   * The turn's frames copied into one buffer, urgent first. The stream's bookkeeping per written
-   * chunk (an entry queued, a chunk array, an iovec) costs more than copying a pose's few hundred
-   * bytes: at 1,000 JSON users a turn holds about a hundred frames per member. Only for a socket
-   * with nothing pending, whose write the kernel takes at once: the copy is gone right after.
+   * The turn's frames copied into one buffer, urgent first, in one write. The stream's bookkeeping
+   * per written chunk (an entry queued, a chunk array, an iovec) costs more than copying a pose's
+   * few hundred bytes: at 1,000 JSON users a turn holds about a hundred frames per member. Only
+   * for a socket with nothing pending, whose write the kernel most likely takes at once.
    */
-  private joinedFrames(): Buffer {
-    const joined = Buffer.allocUnsafe(this.queuedBytes);
+  private writeJoined(transport: Writable): void {
+    const buffer = joinBuffer ?? Buffer.allocUnsafeSlow(JOINED_WRITE_MAX_BYTES);
+    joinBuffer = undefined;
     let at = 0;
     for (const frame of this.urgent) {
-      joined.set(frame.bytes, at);
+      buffer.set(frame.bytes, at);
       at += frame.bytes.length;
     }
     for (const frame of this.throwaway) {
-      joined.set(frame.bytes, at);
+      buffer.set(frame.bytes, at);
       at += frame.bytes.length;
     }
-    return joined;
+    transport.write(buffer.subarray(0, at));
+    if (transport.writableLength === 0) {
+      joinBuffer = buffer;
+    }
   }
 
   /**
