@@ -32,7 +32,7 @@ export const MAX_HELD_EVENTS = 4096;
  */
 @Injectable()
 export class LocalDelivery {
-  private readonly poseAudiences = new Map<string, PoseAudience>();
+  private poseAudiences = new Map<string, PoseAudience>();
 
   constructor(
     private readonly users: UsersService,
@@ -40,7 +40,21 @@ export class LocalDelivery {
     private readonly poseBatches: PoseBatches,
     @Optional() private readonly counters: ServerCounters = new ServerCounters(),
   ) {
-    fanout.beforeFlush(() => this.poseAudiences.clear());
+    fanout.beforeFlush(() => this.forgetPoseAudiences());
+  }
+
+  /**
+   * A fresh map each turn rather than clear(). V8 gives a cleared map its new table where the old
+   * table lives, which for a map as old as this service is the old generation. Each turn's
+   * audiences then sat in an old table, and the tables cleared before (dead, but in the old
+   * generation until a full collection) still held theirs, which young collections count as live:
+   * at 20x20 JSON about 230 KB of audiences were promoted per young collection, and each of these
+   * took 2.1 ms at the median instead of 1.4 ms.
+   */
+  private forgetPoseAudiences(): void {
+    if (this.poseAudiences.size > 0) {
+      this.poseAudiences = new Map();
+    }
   }
 
   /**
