@@ -275,9 +275,12 @@ describe('ClientOutput', () => {
     }
 
     it('delivers every frame intact to a lagging reader and to a fast one, turn after turn', async () => {
-      // The lagging reader is paused until the end, so its writes go partial and the stream keeps
-      // their buffers; the fast reader's joins, written right after, must not reuse those.
-      const turns = 8000;
+      // The lagging reader is paused until the end, so a write to it goes through only in part
+      // once the kernel's buffers are full, and the stream keeps that write's buffer; the fast
+      // reader's join, written right after, must not reuse it. The turns go on until that has
+      // happened (however large the kernel's buffers here), and a while after.
+      const turnsAfterPartialWrite = 500;
+      const maxTurns = 100_000;
       const filler = 'x'.repeat(600);
       const lagging = await connect();
       const fast = await connect();
@@ -286,18 +289,20 @@ describe('ClientOutput', () => {
       const roomy: OutputLimits = { softBytes: 1 << 30, maxBytes: 1 << 30 };
       const laggingOutput = new ClientOutput(openSocket(), lagging.here);
       const fastOutput = new ClientOutput(openSocket(), fast.here);
-      let partialWrites = 0;
-      for (let turn = 0; turn < turns; turn++) {
+      let turns = 0;
+      let partialWriteAt: number | undefined;
+      while (turns < maxTurns && (partialWriteAt ?? Infinity) + turnsAfterPartialWrite > turns) {
         for (const output of [laggingOutput, fastOutput]) {
-          output.enqueue(frame(`${turn}:a:${filler}`), roomy);
-          output.enqueue(frame(`${turn}:b:${filler}`, true), roomy);
+          output.enqueue(frame(`${turns}:a:${filler}`), roomy);
+          output.enqueue(frame(`${turns}:b:${filler}`, true), roomy);
         }
         const backlogBefore = lagging.here.writableLength;
         laggingOutput.flush();
         if (backlogBefore === 0 && lagging.here.writableLength > 0) {
-          partialWrites++;
+          partialWriteAt ??= turns;
         }
         fastOutput.flush();
+        turns++;
         // Let the fast reader drain, so its socket stays caught up and keeps joining.
         await new Promise((resolve) => setImmediate(resolve));
       }
@@ -308,7 +313,7 @@ describe('ClientOutput', () => {
         `"${turn}:a:${filler}"`,
         `"${turn}:b:${filler}"`,
       ]).flat();
-      expect(partialWrites).toBeGreaterThan(0);
+      expect(partialWriteAt).toBeDefined();
       expect(await readAll(lagging.reader)).toEqual(expected);
       expect(await fastTexts).toEqual(expected);
     });

@@ -48,8 +48,8 @@ export class LocalDelivery {
    * table lives, which for a map as old as this service is the old generation. Each turn's
    * audiences then sat in an old table, and the tables cleared before (dead, but in the old
    * generation until a full collection) still held theirs, which young collections count as live:
-   * at 20x20 JSON about 230 KB of audiences were promoted per young collection, and each of these
-   * took 2.1 ms at the median instead of 1.4 ms.
+   * at 20x20 JSON about 220 KB of audiences were promoted per young collection, and each of these
+   * took 2.0-2.1 ms at the median instead of 1.2 ms (docs/performance.md).
    */
   private forgetPoseAudiences(): void {
     if (this.poseAudiences.size > 0) {
