@@ -14,7 +14,9 @@ const JOINED_WRITE_MAX_BYTES = 64 * 1024;
  * Where a turn's frames are joined, shared by every socket's output. A write the kernel takes
  * whole is done with its buffer before write() returns, so the next socket's frames reuse it; a
  * write that leaves bytes behind keeps it (the stream sends the rest from it later), and the next
- * join takes a fresh one. So joining allocates nothing while the clients keep up.
+ * join takes a fresh one. So joining allocates nothing while the clients keep up. A socket that
+ * falls behind keeps at most one such buffer (JOINED_WRITE_MAX_BYTES, beyond the bytes the output
+ * limits count): once it has a backlog its frames go out as they are, until it has caught up.
  */
 let joinBuffer: Buffer | undefined;
 
