@@ -417,6 +417,39 @@ describe('readFramesDirectly', () => {
     expect(side.wsChunks).toBe(1);
   });
 
+  it('hands frames to ws while a listener added later is on, and reads again once it is off', async () => {
+    await start(false);
+    const { socket, side } = await connect();
+    socket.write(clientFrame(OPCODE_BINARY, 'direct'));
+    await until(() => side.messages.length === 1, 'the first message');
+    expect(side.wsChunks).toBe(0);
+
+    const alsoHeard: string[] = [];
+    const extra = (data: Buffer, isBinary: boolean): number =>
+      alsoHeard.push(label(data, isBinary));
+    side.socket.on('message', extra);
+    socket.write(clientFrame(OPCODE_BINARY, 'both'));
+    await until(() => side.messages.length === 2, 'the second message');
+    expect(alsoHeard).toEqual(['b:both']);
+    expect(side.wsChunks).toBe(1);
+
+    side.socket.off('message', extra);
+    socket.write(clientFrame(OPCODE_TEXT, 'direct again'));
+    await until(() => side.messages.length === 3, 'the third message');
+    expect(side.messages).toEqual(['b:direct', 'b:both', 't:direct again']);
+    expect(alsoHeard).toEqual(['b:both']);
+    expect(side.wsChunks).toBe(1);
+
+    side.socket.removeAllListeners('message');
+    side.socket.on('message', extra);
+    socket.write(clientFrame(OPCODE_BINARY, 'only the new one'));
+    await until(() => alsoHeard.length === 2, 'the message to the only listener');
+    // One listener again, but not the reader's own: ws still reads, for that listener.
+    expect(alsoHeard).toEqual(['b:both', 'b:only the new one']);
+    expect(side.messages).toHaveLength(3);
+    expect(side.wsChunks).toBe(2);
+  });
+
   it('ends every random stream of frames as ws alone does: same messages, same close', async () => {
     /** What a server made of `chunks`, written one by one: its messages and its close code. */
     const outcome = async (chunks: Buffer[], direct: boolean) => {

@@ -50,8 +50,8 @@ const MASK_BYTES = 4;
  * fragments, compressed and oversized frames, frames ws refuses (unmasked, RSV bits, bad UTF-8),
  * a frame split across reads and whatever follows it in the chunk. A chunk is only read here
  * while ws holds nothing of an earlier frame, so messages keep their order. While the connection
- * is not open, uses another binaryType, or has a 'message' listener besides `onMessage`, ws
- * reads everything.
+ * is not open, uses another binaryType, or its 'message' listeners are anything but `onMessage`
+ * alone, ws reads everything.
  *
  * Returns false, leaving ws as it is, when ws's internals are not the ones this was written for.
  */
@@ -66,6 +66,25 @@ export function readFramesDirectly(client: WebSocket, onMessage: MessageListener
   const toWs = (chunk: Buffer): void => {
     wsOnData.call(socket, chunk);
   };
+  // Whether `onMessage` is the one 'message' listener, looked at again only after listeners came
+  // or went rather than for every frame: counting them took about a tenth of this reader's time.
+  // Looked at lazily, as 'newListener' comes before the listener is added.
+  let onlyOnMessage = isOnlyListener(client, onMessage);
+  let listenersChanged = false;
+  const noteChange = (event: string | symbol): void => {
+    if (event === 'message') {
+      listenersChanged = true;
+    }
+  };
+  client.on('newListener', noteChange);
+  client.on('removeListener', noteChange);
+  const onlyListener = (): boolean => {
+    if (listenersChanged) {
+      listenersChanged = false;
+      onlyOnMessage = isOnlyListener(client, onMessage);
+    }
+    return onlyOnMessage;
+  };
   const readsDirectly = (): boolean =>
     receiver._state === GET_INFO &&
     receiver._bufferedBytes === 0 &&
@@ -73,7 +92,7 @@ export function readFramesDirectly(client: WebSocket, onMessage: MessageListener
     receiver.writableLength === 0 &&
     client.readyState === client.OPEN &&
     client.binaryType === 'nodebuffer' &&
-    client.listenerCount('message') === 1;
+    onlyListener();
 
   const onData = (chunk: Buffer): void => {
     let at = 0;
@@ -169,6 +188,11 @@ function toggleMask(chunk: Buffer, maskAt: number, start: number, end: number): 
   if (i < end) {
     chunk[i] ^= m2;
   }
+}
+
+function isOnlyListener(client: WebSocket, onMessage: MessageListener): boolean {
+  const listeners = client.listeners('message');
+  return listeners.length === 1 && listeners[0] === onMessage;
 }
 
 function hasExpectedShape(receiver: ReceiverInternals): boolean {
