@@ -53,6 +53,7 @@ import {
   type Target,
   type TargetKind,
 } from './server-target.js';
+import { StartGate, type GateParty } from './start-gate.js';
 
 /** File descriptors the bench needs besides its sockets: workers, pipes, /proc reads. */
 const SPARE_DESCRIPTORS = 64;
@@ -187,13 +188,15 @@ class Bench {
       const label = stepLabel(step);
       const rounds: Map<TargetKind, LoadFigures>[] = [];
       for (let round = 1; round <= options.repeat; round++) {
-        const ran = new Map<TargetKind, LoadFigures>();
-        for (const kind of roundOrder(kinds, round)) {
-          ran.set(kind, await this.runFreshStep(step, label, kind));
-        }
+        const ran = options.sideBySide
+          ? await this.runSideBySide(step, label, kinds)
+          : await this.runOneAfterTheOther(step, label, roundOrder(kinds, round));
         // Reported in the usual order whichever ran first.
         const results = new Map(kinds.map((kind) => [kind, ran.get(kind)!]));
-        const extra = options.repeat > 1 ? { round, rounds: options.repeat } : {};
+        const extra = {
+          ...(options.repeat > 1 ? { round, rounds: options.repeat } : {}),
+          ...(options.sideBySide ? { sideBySide: true } : {}),
+        };
         this.reportLoadStep(step, label, results, extra);
         rounds.push(results);
       }
@@ -203,8 +206,45 @@ class Bench {
     }
   }
 
-  /** One step on a fresh server of one kind. */
-  private async runFreshStep(step: Step, label: string, kind: TargetKind): Promise<LoadFigures> {
+  private async runOneAfterTheOther(
+    step: Step,
+    label: string,
+    kinds: TargetKind[],
+  ): Promise<Map<TargetKind, LoadFigures>> {
+    const ran = new Map<TargetKind, LoadFigures>();
+    for (const kind of kinds) {
+      ran.set(kind, await this.runFreshStep(step, label, kind));
+    }
+    return ran;
+  }
+
+  /**
+   * --side-by-side: every kind at once, on fresh servers, each loaded by its own generator; they
+   * start sending together once all have joined their users.
+   */
+  private async runSideBySide(
+    step: Step,
+    label: string,
+    kinds: TargetKind[],
+  ): Promise<Map<TargetKind, LoadFigures>> {
+    const background = await this.backgroundLoad(this.progress(label, 'side by side'), undefined);
+    const gate = new StartGate(kinds.length);
+    const figures = await Promise.all(
+      kinds.map((kind) => this.runFreshStep(step, label, kind, { background, gate: gate.party() })),
+    );
+    return new Map(kinds.map((kind, index) => [kind, figures[index]]));
+  }
+
+  /**
+   * One step on a fresh server of one kind; `together` when it runs side by side with another,
+   * whose background load was measured before both started.
+   */
+  private async runFreshStep(
+    step: Step,
+    label: string,
+    kind: TargetKind,
+    together?: { background: number; gate: GateParty },
+  ): Promise<LoadFigures> {
     const options = this.options;
     const progress = this.progress(label, kind);
     const profileDirectory = newProfileDirectory(options, kind);
@@ -212,7 +252,7 @@ class Bench {
     let window: MonotonicWindow | undefined;
     let target: Target | undefined;
     try {
-      const background = await this.backgroundLoad(progress, undefined);
+      const background = together?.background ?? (await this.backgroundLoad(progress, undefined));
       progress(kind === 'url' ? `targeting ${options.url}` : 'starting server');
       target = await startTarget(kind, [step], options, profileDirectory);
       ({ figures, window } = await measureLoadStep(
@@ -222,9 +262,13 @@ class Bench {
         false,
         progress,
         background,
+        undefined,
+        together?.gate,
       ));
     } catch (error) {
       figures = failedStart(kind, step, error);
+    } finally {
+      together?.gate.leave();
     }
     if (target) {
       await this.stop(target, profileDirectory, figures, window ? [window] : [], progress);
@@ -270,6 +314,7 @@ class Bench {
       busyTenantPercent: options.busyTenantPercent,
       binary: options.binary,
       quantized: options.quantized,
+      sideBySide: options.sideBySide,
       warmupS: options.warmupS,
       durationS: options.durationS,
       ...summary,
@@ -719,7 +764,8 @@ class Bench {
             ? 'quantized binary poses (gallery.v2q), '
             : 'binary poses (gallery.v2), '
           : '') +
-        `servers: ${targetKinds(options).join(' then ')}`,
+        `servers: ${targetKinds(options).join(options.sideBySide ? ' and ' : ' then ')}` +
+        (options.sideBySide ? ', side by side, each with its own generator' : ''),
     );
   }
 }
@@ -730,7 +776,8 @@ function checkOpenFiles(options: BenchOptions): void {
     options.mode === 'connections'
       ? options.connections
       : Math.max(...options.steps.map((step) => step.rooms * step.usersPerRoom)) + PROBE_MEMBERS;
-  const needed = clients + SPARE_DESCRIPTORS;
+  // Side by side, each server's users are open in the bench at the same time.
+  const needed = clients * (options.sideBySide ? 2 : 1) + SPARE_DESCRIPTORS;
   const { soft, hard } = openFilesLimit();
   if (needed > soft) {
     const fix =

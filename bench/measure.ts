@@ -10,6 +10,7 @@ import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.
 import { roomIdOf } from './protocol.js';
 import { accountOf, scrapeServers, type ServerAccount } from './server-account.js';
 import { instancesOf, type ServerInstance, type Target, type TargetKind } from './server-target.js';
+import type { GateParty } from './start-gate.js';
 import type { ClientKind } from './worker-messages.js';
 
 const CLIENT_TIMEOUT_MS = 15_000;
@@ -186,7 +187,8 @@ export interface StepOutcome {
 /**
  * Runs one load step (rooms x users at hz) against a target that is already up. A target of
  * several instances (--split) gets the users of each room spread over them; its CPU and RSS
- * are the sums over its processes.
+ * are the sums over its processes. With a `gate` (--side-by-side), sending starts once the other
+ * server's users have joined too.
  */
 export async function measureLoadStep(
   target: Target,
@@ -196,6 +198,7 @@ export async function measureLoadStep(
   progress: Progress,
   backgroundBusyPercent: number | null,
   watch?: WindowWatch,
+  gate?: GateParty,
 ): Promise<StepOutcome> {
   let window: MonotonicWindow | undefined;
   const workers = workersFor(step, options);
@@ -234,7 +237,12 @@ export async function measureLoadStep(
       figures.failure = `no user could join: ${join.failureSamples.join('; ')}`;
       return { figures, window };
     }
-    progress(`${join.joined} joined in ${join.seconds.toFixed(1)} s; warmup ${options.warmupS} s`);
+    const joined = `${join.joined} joined in ${join.seconds.toFixed(1)} s`;
+    if (gate) {
+      progress(`${joined}; waiting for the other server's users to join`);
+      await gate.wait();
+    }
+    progress(`${gate ? 'sending' : joined}; warmup ${options.warmupS} s`);
     generator.startSending(options.hz, options.tickMs);
     await sleep(options.warmupS * 1000);
     const metricsBefore = target.kind === 'baseline' ? undefined : await scrapeServers(urls);

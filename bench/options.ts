@@ -43,6 +43,8 @@ export interface BenchOptions {
   quantized: boolean;
   /** --repeat: rounds of each step, the servers' order alternating; medians reported at the end. */
   repeat: number;
+  /** --side-by-side: both servers of a step at once, each loaded by its own generator. */
+  sideBySide: boolean;
 }
 
 export const LADDER_STEPS: Step[] = [
@@ -174,6 +176,15 @@ OPTIONS
                           machine whose speed wanders, one round's ratio can be off by a
                           third: read the medians. Not with --overload, --connections or
                           --split.
+  --side-by-side          Run ours (or --url) and the baseline AT ONCE, each with its own
+                          generator and the whole step, sending from the moment both have
+                          joined their users, so that their windows cover the same seconds and
+                          a change in the machine's speed weighs on both alike. The machine
+                          then carries twice the step: halve --rooms to compare at the load of
+                          one step (--rooms 10 --users-per-room 50 for 1,000 users in all).
+                          The step lines get "sideBySide":true. With --repeat, rounds of such
+                          pairs. Not with --overload, --connections, --split, --no-baseline
+                          or --baseline-only.
   --no-baseline           Skip the baseline (no ratios).
   --baseline-only         Run the steps against the baseline alone (no ratios): to check the
                           bench itself against a server that is the same every time.
@@ -286,6 +297,7 @@ const SPECS: Record<string, Kind> = {
   'cpu-prof': 'flag',
   'connect-timeout': 'number',
   repeat: 'number',
+  'side-by-side': 'flag',
   split: 'optional-number',
   'redis-url': 'string',
   'json-only': 'flag',
@@ -503,6 +515,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     binary: parsed.has('binary'),
     quantized: quantizedOf(parsed),
     repeat: repeatOf(parsed, mode),
+    sideBySide: sideBySideOf(parsed, mode),
   };
 }
 
@@ -521,6 +534,23 @@ function repeatOf(parsed: Parsed, mode: Mode): number {
     throw new UsageError(`--repeat is for one step, --ladder/--steps or --smoke, not --${mode}`);
   }
   return value as number;
+}
+
+function sideBySideOf(parsed: Parsed, mode: Mode): boolean {
+  if (!parsed.has('side-by-side')) {
+    return false;
+  }
+  if (mode !== 'load' && mode !== 'ladder' && mode !== 'smoke') {
+    throw new UsageError(
+      `--side-by-side is for load steps (one, --ladder/--steps or --smoke), not --${mode}`,
+    );
+  }
+  for (const option of ['no-baseline', 'baseline-only']) {
+    if (parsed.has(option)) {
+      throw new UsageError(`--side-by-side runs both servers at once: drop --${option}`);
+    }
+  }
+  return true;
 }
 
 function quantizedOf(parsed: Parsed): boolean {
