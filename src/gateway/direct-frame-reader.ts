@@ -68,23 +68,16 @@ export function readFramesDirectly(client: WebSocket, onMessage: MessageListener
   };
   // Whether `onMessage` is the one 'message' listener, looked at again only after listeners came
   // or went rather than for every frame: counting them took about a tenth of this reader's time.
-  // Looked at lazily, as 'newListener' comes before the listener is added.
-  let onlyOnMessage = isOnlyListener(client, onMessage);
-  let listenersChanged = false;
-  const noteChange = (event: string | symbol): void => {
+  // Undefined until looked at: lazily, as 'newListener' comes before the listener is added.
+  let onlyOnMessage: boolean | undefined;
+  const forget = (event: string | symbol): void => {
     if (event === 'message') {
-      listenersChanged = true;
+      onlyOnMessage = undefined;
     }
   };
-  client.on('newListener', noteChange);
-  client.on('removeListener', noteChange);
-  const onlyListener = (): boolean => {
-    if (listenersChanged) {
-      listenersChanged = false;
-      onlyOnMessage = isOnlyListener(client, onMessage);
-    }
-    return onlyOnMessage;
-  };
+  client.on('newListener', forget);
+  client.on('removeListener', forget);
+  const onlyListener = (): boolean => (onlyOnMessage ??= isOnlyListener(client, onMessage));
   const readsDirectly = (): boolean =>
     receiver._state === GET_INFO &&
     receiver._bufferedBytes === 0 &&
