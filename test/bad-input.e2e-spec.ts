@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { ROOM_STORE, type RoomStore } from '../src/rooms/room-store.js';
 import { INITIAL_STATE, useTestServer } from './support/fixtures.js';
 import type { TestClient } from './support/test-client.js';
@@ -267,6 +268,35 @@ describe('bad input', () => {
       await alice.expectNothing(50, 'message');
       await expectServed(alice);
       await expectServerServesNewRoom('after-oversize');
+    });
+
+    it("answers the requests sent before a frame it refuses, then closes with that frame's code", async () => {
+      const refusedFrames = [
+        {
+          name: 'too big',
+          frame: JSON.stringify({ action: 'ping', pad: 'x'.repeat(MAX_MESSAGE_BYTES) }),
+          binary: false,
+          code: 1009,
+        },
+        { name: 'not UTF-8', frame: Buffer.from([0x7b, 0xff, 0x7d]), binary: false, code: 1007 },
+        { name: 'binary, not opted in', frame: Buffer.from('{}'), binary: true, code: 1003 },
+      ];
+      for (const { name, frame, binary, code } of refusedFrames) {
+        const bob = await connect(`bob-${code}`);
+        const socket = (bob.socket as unknown as { _socket: Socket })._socket;
+        // One write: the server reads the pings and the refused frame in the same chunk, so the
+        // refusal comes while the pings' replies are still queued.
+        socket.cork();
+        const requestIds = [1, 2, 3].map(() => bob.request('ping'));
+        bob.sendRaw(frame, { binary });
+        socket.uncork();
+        for (const requestId of requestIds) {
+          const reply = await bob.reply(requestId);
+          expect({ name, event: reply.event }).toEqual({ name, event: 'pong' });
+        }
+        expect({ name, code: (await bob.waitForClose()).code }).toEqual({ name, code });
+      }
+      await expectServerServesNewRoom('after-refused-frames');
     });
   });
 

@@ -357,7 +357,8 @@ describe('ClientInbound', () => {
   });
 
   it('closes 1003 on a binary frame, then ignores what still arrives', async () => {
-    const { socket, dispatched, send } = setup();
+    const { socket } = setup();
+    const dispatched: ParsedFrame[] = [];
     const inbound = new ClientInbound(
       socket as unknown as WebSocket,
       {
@@ -375,12 +376,15 @@ describe('ClientInbound', () => {
         reply: () => undefined,
         closeSocket: (_socket, code, reason) => socket.close(code, reason),
       },
-      () => Promise.resolve(),
+      (frame) => {
+        dispatched.push(frame);
+        return Promise.resolve();
+      },
     );
     inbound.receive(Buffer.from([1, 2, 3]), true);
-    expect(socket.closes).toEqual([[CloseCode.UnsupportedData, expect.any(String)]]);
-    send('{"action":"ping"}');
+    inbound.receive(Buffer.from('{"action":"ping"}'), false);
     await flush();
+    expect(socket.closes).toEqual([[CloseCode.UnsupportedData, expect.any(String)]]);
     expect(dispatched).toEqual([]);
   });
 });

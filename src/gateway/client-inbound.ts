@@ -100,7 +100,7 @@ export class ClientInbound {
       ? this.options.readBinary(this.socket, toBuffer(data))
       : parseClientFrame(data, this.options.maxJsonDepth);
     if (!frame) {
-      this.close(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
+      this.closeAfterQueued(CloseCode.UnsupportedData, CloseReason.UnsupportedData);
       return;
     }
     const bytes = byteLength(data);
@@ -245,7 +245,7 @@ export class ClientInbound {
   }
 
   /** Closes once the frames before this decision have been answered; ignores what comes after. */
-  private closeAfterQueued(code: number, reason: string): void {
+  closeAfterQueued(code: number, reason: string): void {
     this.closing = true;
     this.enqueue(() => {
       this.close(code, reason);

@@ -21,6 +21,7 @@ import type { BinaryPose } from './binary-pose.parser.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 import { readFramesDirectly } from './direct-frame-reader.js';
+import { closeAfterQueuedOnProtocolError } from './protocol-error-close.js';
 
 export type { UpgradeDecision } from '../limits/connection-admission.js';
 
@@ -219,6 +220,10 @@ export class MultiplayerWsAdapter extends WsAdapter {
     client.on('message', inbound.receive);
     // The frames clients send most skip ws's Receiver; the rest still come through 'message'.
     readFramesDirectly(client, inbound.receive);
+    // A frame ws refuses closes the connection after the replies to the frames before it.
+    closeAfterQueuedOnProtocolError(client, (code, reason) =>
+      inbound.closeAfterQueued(code, reason),
+    );
   }
 
   /**
