@@ -164,6 +164,23 @@ describe('ClientInbound', () => {
     }
   });
 
+  it('closes by the deadline when a handler before the close never settles', () => {
+    jest.useFakeTimers();
+    try {
+      const { socket, send, sendBinary, setDispatch } = setup();
+      setDispatch(() => new Promise(() => undefined));
+      send('{"action":"ping"}');
+      // Binary without the opt-in: closed 1003 once the ping before it is answered.
+      sendBinary(Buffer.from([1]));
+      jest.advanceTimersByTime(STALLED_INPUT_CLOSE_MS - 1);
+      expect(socket.closes).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(socket.closes).toEqual([[CloseCode.UnsupportedData, expect.any(String)]]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('answers a too-deep frame through the handler, and closes 1008 on the third', async () => {
     const { socket, send, dispatched } = setup();
     const deep = '{"action":"ping","x":' + '['.repeat(20) + ']'.repeat(20) + '}';

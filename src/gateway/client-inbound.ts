@@ -14,7 +14,10 @@ import { isBinaryPose, parseBinaryPose, type BinaryPose } from './binary-pose.pa
 import { parseClientFrame, type ParsedFrame } from './client-frame.parser.js';
 import { requestIdOf } from './protocol-exception.filter.js';
 
-/** How long reading may stay paused behind a slow handler before the connection is closed. */
+/**
+ * How long reading may stay paused behind a slow handler before the connection is closed, and how
+ * long a decided close may wait behind the handlers of the frames before it.
+ */
 export const STALLED_INPUT_CLOSE_MS = 10_000;
 
 export interface InboundOptions {
@@ -69,6 +72,8 @@ export class ClientInbound {
   /** Set once a close is decided: later frames are ignored, earlier ones still answered. */
   private closing = false;
   private stallTimer?: NodeJS.Timeout;
+  /** Set once a close waits behind the queue: it goes out by then, answered or not. */
+  private closeTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly socket: WebSocket,
@@ -251,11 +256,15 @@ export class ClientInbound {
       this.close(code, reason);
       return Promise.resolve();
     });
+    // A handler that never settles must not hold the connection open for good.
+    this.closeTimer ??= setTimeout(() => this.close(code, reason), STALLED_INPUT_CLOSE_MS);
+    this.closeTimer.unref();
   }
 
   private close(code: number, reason: string): void {
     this.closing = true;
     clearTimeout(this.stallTimer);
+    clearTimeout(this.closeTimer);
     if (this.socket.readyState === this.socket.OPEN) {
       this.options.closeSocket(this.socket, code, reason);
     }
