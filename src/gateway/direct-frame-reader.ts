@@ -57,9 +57,7 @@ const MASK_BYTES = 4;
  */
 export function readFramesDirectly(client: WebSocket, onMessage: MessageListener): boolean {
   const { _socket: socket, _receiver: receiver } = client as unknown as WsInternals;
-  const wsOnData = socket
-    ?.listeners('data')
-    .find((listener): listener is (chunk: Buffer) => void => listener.name === 'socketOnData');
+  const wsOnData = socket && wsDataListener(socket);
   if (!socket || !receiver || !wsOnData || !hasExpectedShape(receiver)) {
     return false;
   }
@@ -181,6 +179,16 @@ function toggleMask(chunk: Buffer, maskAt: number, start: number, end: number): 
   if (i < end) {
     chunk[i] ^= m2;
   }
+}
+
+/**
+ * ws's own 'data' listener on a connection's TCP socket (lib/websocket.js socketOnData), as ws
+ * installed it: undefined once something stands in for it, or if ws is not the one expected.
+ */
+export function wsDataListener(socket: Socket): ((chunk: Buffer) => void) | undefined {
+  return socket
+    .listeners('data')
+    .find((listener): listener is (chunk: Buffer) => void => listener.name === 'socketOnData');
 }
 
 function isOnlyListener(client: WebSocket, onMessage: MessageListener): boolean {

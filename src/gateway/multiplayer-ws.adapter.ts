@@ -218,12 +218,12 @@ export class MultiplayerWsAdapter extends WsAdapter {
       },
     );
     client.on('message', inbound.receive);
-    // The frames clients send most skip ws's Receiver; the rest still come through 'message'.
-    readFramesDirectly(client, inbound.receive);
     // A frame ws refuses closes the connection after the replies to the frames before it.
     closeAfterQueuedOnProtocolError(client, (code, reason) =>
       inbound.closeAfterQueued(code, reason),
     );
+    // The frames clients send most skip ws's Receiver; the rest still come through 'message'.
+    readFramesDirectly(client, inbound.receive);
   }
 
   /**

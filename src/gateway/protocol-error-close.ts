@@ -1,4 +1,6 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import { wsDataListener } from './direct-frame-reader.js';
 
 /** Closes the connection with `code` once the frames read before the bad one are answered. */
 export type CloseAfterQueued = (code: number, reason: string) => void;
@@ -6,7 +8,7 @@ export type CloseAfterQueued = (code: number, reason: string) => void;
 /** The parts of ws's connection the takeover relies on (ws is pinned at 8.22.0). */
 interface WsInternals {
   _receiver?: { listeners(event: 'error'): ((error: Error) => void)[] } & NodeJS.EventEmitter;
-  _socket?: NodeJS.EventEmitter & { resume(): void };
+  _socket?: Socket;
   _errorEmitted?: boolean;
 }
 
@@ -20,7 +22,8 @@ const PROTOCOL_ERROR = 1002;
  * stop it, and the close with ws's code goes out after those replies (`closeAfterQueued`). The
  * connection's 'error' event is still emitted, once, as ws does.
  *
- * Returns false, leaving ws as it is, when ws's internals are not the ones this was written for.
+ * Call it before readFramesDirectly, which stands in for ws's 'data' listener. Returns false,
+ * leaving ws as it is, when ws's internals are not the ones this was written for.
  */
 export function closeAfterQueuedOnProtocolError(
   client: WebSocket,
@@ -31,12 +34,8 @@ export function closeAfterQueuedOnProtocolError(
   const wsOnError = receiver
     ?.listeners('error')
     .find((listener) => listener.name === 'receiverOnError');
-  const wsOnData = socket
-    ?.listeners('data')
-    .map((listener) => (listener as { listener?: unknown }).listener ?? listener)
-    .find((listener): listener is (chunk: Buffer) => void => {
-      return typeof listener === 'function' && listener.name === 'socketOnData';
-    });
+  // Taken before the direct reader stands in for it; removing it removes the reader too.
+  const wsOnData = socket && wsDataListener(socket);
   if (!receiver || !socket || !wsOnError || !wsOnData) {
     return false;
   }
