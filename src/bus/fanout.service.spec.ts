@@ -31,6 +31,21 @@ describe('Fanout: shedding poses on arrival', () => {
     expect(await shedsAfterLongTurns(new Fanout(loadAppConfig({})), 4)).toBe(true);
   });
 
+  it('sheds past the budget set by POSE_SHED_TURN_MS, not below it', async () => {
+    // The long turns are TURN_BUDGET_MS + 5 ms: over a budget of 50, under one of 1000.
+    expect(
+      await shedsAfterLongTurns(new Fanout(loadAppConfig({ POSE_SHED_TURN_MS: '50' })), 4),
+    ).toBe(true);
+    const fanout = new Fanout(loadAppConfig({ POSE_SHED_TURN_MS: '1000' }));
+    expect(await shedsAfterLongTurns(fanout, 4)).toBe(false);
+  });
+
+  it('never sheds with POSE_SHED_TURN_MS=0: every pose is relayed', async () => {
+    const fanout = new Fanout(loadAppConfig({ POSE_SHED_TURN_MS: '0' }));
+    expect(fanout.shedsOnArrival).toBe(false);
+    expect(await shedsAfterLongTurns(fanout, 4)).toBe(false);
+  });
+
   it('never sheds with server ticks, where a held pose costs next to nothing', async () => {
     const fanout = new Fanout(loadAppConfig({ POSE_TICK_MS: '33' }));
     expect(await shedsAfterLongTurns(fanout, 4)).toBe(false);

@@ -26,11 +26,12 @@ export class Fanout {
   private readonly droppedByRoom = new Map<string, number>();
   private readonly overflowListeners: OverflowListener[] = [];
   private readonly beforeFlushListeners: Array<() => void> = [];
-  private readonly shedder = new LoadShedder();
+  private readonly shedder: LoadShedder;
   /**
    * Not with server ticks: a held pose costs a map write until its tick, the sender's next one
    * replaces it, and a tick that runs late is skipped; the shedder's turns (first pose to the
-   * next write) would span the wait for the tick and shed when nothing is behind.
+   * next write) would span the wait for the tick and shed when nothing is behind. Nor with
+   * POSE_SHED_TURN_MS=0, for teams that want every pose relayed, however late.
    */
   readonly shedsOnArrival: boolean;
 
@@ -43,7 +44,8 @@ export class Fanout {
       maxBytes: config.maxClientBufferBytes,
     };
     this.throwawayTypes = new Set(config.ephemeralMessageTypes);
-    this.shedsOnArrival = config.poseTickMs === 0;
+    this.shedder = new LoadShedder(config.poseShedTurnMs);
+    this.shedsOnArrival = config.poseTickMs === 0 && config.poseShedTurnMs > 0;
   }
 
   /** Whether an application message of this type is throwaway (EPHEMERAL_MESSAGE_TYPES). */

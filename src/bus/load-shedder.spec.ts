@@ -9,6 +9,7 @@ describe('LoadShedder', () => {
     clock = 1000;
     draw = 0.5;
     shedder = new LoadShedder(
+      TURN_BUDGET_MS,
       () => clock,
       () => draw,
     );

@@ -1,4 +1,4 @@
-/** The most event-loop time one turn should spend before throwaway input is shed. */
+/** The default for the most event-loop time one turn should spend before throwaway input is shed. */
 export const TURN_BUDGET_MS = 100;
 const MAX_SHED_RATE = 0.95;
 const SHED_STEP_UP = 0.1;
@@ -9,7 +9,7 @@ const TURNS_OVER_BEFORE_SHEDDING = 3;
 /**
  * Sheds throwaway input (pose broadcasts) when the server cannot keep up, before it costs a
  * fan-out. Each event-loop turn's busy time is measured from its first broadcast to the flush
- * that ends it; while turns run over TURN_BUDGET_MS the share of poses dropped on arrival rises,
+ * that ends it; while turns run over the budget (POSE_SHED_TURN_MS) the share of poses dropped on arrival rises,
  * and it falls again once turns are short. Random, so no sender is starved: every avatar keeps
  * moving, just less often, and state, membership and chat are never shed.
  */
@@ -19,6 +19,8 @@ export class LoadShedder {
   private turnsOver = 0;
 
   constructor(
+    /** POSE_SHED_TURN_MS: a turn busy past this many ms is over budget. */
+    private readonly budgetMs: number = TURN_BUDGET_MS,
     private readonly now: () => number = () => performance.now(),
     private readonly random: () => number = Math.random,
   ) {}
@@ -41,7 +43,7 @@ export class LoadShedder {
     }
     const busyMs = this.now() - this.turnStartedAt;
     this.turnStartedAt = 0;
-    if (busyMs > TURN_BUDGET_MS) {
+    if (busyMs > this.budgetMs) {
       this.turnsOver++;
       if (this.turnsOver >= TURNS_OVER_BEFORE_SHEDDING) {
         this.rate = Math.min(MAX_SHED_RATE, this.rate + SHED_STEP_UP);
@@ -49,7 +51,7 @@ export class LoadShedder {
       return;
     }
     this.turnsOver = 0;
-    if (busyMs < TURN_BUDGET_MS / 2 && this.rate > 0) {
+    if (busyMs < this.budgetMs / 2 && this.rate > 0) {
       this.rate = Math.max(0, this.rate - SHED_STEP_DOWN);
     }
   }

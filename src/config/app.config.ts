@@ -58,6 +58,7 @@ export function toAppConfig(env: EnvironmentVariables) {
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     poseTickMs: env.POSE_TICK_MS,
+    poseShedTurnMs: env.POSE_SHED_TURN_MS,
     perMessageDeflate: env.PER_MESSAGE_DEFLATE,
     demoPage: env.DEMO_PAGE,
     ephemeralMessageTypes: parseList(env.EPHEMERAL_MESSAGE_TYPES),

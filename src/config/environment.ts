@@ -133,6 +133,12 @@ export class EnvironmentVariables {
    * this many ms; 0 relays every pose as it arrives.
    */
   @Type(() => Number) @Max(1000) @Min(0) @IsInt() POSE_TICK_MS = 0;
+  /**
+   * Without ticks: once event-loop turns run longer than this many ms three times in a row, a
+   * growing share of poses is dropped on arrival so that state, membership and chat stay prompt;
+   * 0 never drops them (every pose is relayed, however late).
+   */
+  @Type(() => Number) @Max(60_000) @Min(0) @IsInt() POSE_SHED_TURN_MS = 100;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
   /** true: the server serves the /demo page and the SDK files it loads (docs/pages.md). */
