@@ -1,4 +1,4 @@
-/** The default for the most event-loop time one turn should spend before throwaway input is shed. */
+/** Default POSE_SHED_TURN_MS: the most time one event-loop turn should take before shedding. */
 export const TURN_BUDGET_MS = 100;
 const MAX_SHED_RATE = 0.95;
 const SHED_STEP_UP = 0.1;
@@ -9,9 +9,9 @@ const TURNS_OVER_BEFORE_SHEDDING = 3;
 /**
  * Sheds throwaway input (pose broadcasts) when the server cannot keep up, before it costs a
  * fan-out. Each event-loop turn's busy time is measured from its first broadcast to the flush
- * that ends it; while turns run over the budget (POSE_SHED_TURN_MS) the share of poses dropped on arrival rises,
- * and it falls again once turns are short. Random, so no sender is starved: every avatar keeps
- * moving, just less often, and state, membership and chat are never shed.
+ * that ends it; while turns run over the budget (POSE_SHED_TURN_MS) the share of poses dropped
+ * on arrival rises, and it falls again once turns are short. Random, so no sender is starved:
+ * every avatar keeps moving, just less often, and state, membership and chat are never shed.
  */
 export class LoadShedder {
   private rate = 0;
