@@ -13,21 +13,16 @@ const pose = (n: number) => ({
   data: { n, position: [n, 1.7, 0], rotation: [0, 0, 0, 1] },
 });
 
-function posesAt(client: TestClient): number {
+/** How many application messages of `type` a client has received so far. */
+function messagesOfType(client: TestClient, type: string): number {
   return client.received.filter(
     (message) =>
       message.event === 'message' &&
-      (message.data as unknown as { message: { type: string } }).message.type === 'pose_update',
+      (message.data as unknown as { message: { type: string } }).message.type === type,
   ).length;
 }
 
-function chatArrived(client: TestClient): boolean {
-  return client.received.some(
-    (message) =>
-      message.event === 'message' &&
-      (message.data as unknown as { message: { type: string } }).message.type === 'chat',
-  );
-}
+const posesAt = (client: TestClient): number => messagesOfType(client, 'pose_update');
 
 /**
  * Keeps every event-loop turn busy for TURN_MS. The server runs in this process, so its turns
@@ -81,7 +76,7 @@ async function poseFloodThroughLongTurns(
       stop();
     }
     alice.broadcast(ROOM, { type: 'chat', timestamp: Date.now(), data: { text: 'done' } });
-    await until(() => chatArrived(bob), 5000, 'the chat message at bob');
+    await until(() => messagesOfType(bob, 'chat') > 0, 5000, 'the chat message at bob');
 
     const stats = (await (await fetch(`${server.httpUrl}/stats`)).json()) as {
       droppedMessages: number;
