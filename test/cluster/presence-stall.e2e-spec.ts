@@ -42,7 +42,11 @@ describe('cluster: a slow sweep or a stalled instance does not cost it its live 
   });
 
   it('keeps renewing its presence while its own sweep is slower than half the TTL', async () => {
-    cluster = await startTestCluster(3, env);
+    // Twice the shortest TTL: all three instances share this test's process, so a pause of the
+    // process itself (a busy CI machine, a long GC) of 500 ms would outlive the 750 ms alive key
+    // and be taken for the very gap this test rules out. With 3000 it takes a 1 s pause.
+    const ttlMs = 2 * PRESENCE_TTL_MS;
+    cluster = await startTestCluster(3, { PRESENCE_TTL_MS: String(ttlMs) });
     const [slow, b] = cluster.servers;
     const alice = await clients.connect(slow.wsUrl, 'alice');
     const bob = await clients.connect(b.wsUrl, 'bob');
@@ -58,19 +62,19 @@ describe('cluster: a slow sweep or a stalled instance does not cost it its live 
     publisher.smembers = async (key: string) => {
       if (key === `${keyPrefix}instances`) {
         slowSweeps += 1;
-        await delay(PRESENCE_TTL_MS);
+        await delay(ttlMs);
       }
       return smembers(key);
     };
 
     // Long enough for the others to sweep many times over a gap in its presence, were there one.
-    await delay(3 * PRESENCE_TTL_MS);
+    await delay(3 * ttlMs);
 
     expect(slowSweeps).toBeGreaterThanOrEqual(2); // its sweep kept running, slowly
     expect(leftUserIds(bob)).toEqual([]);
     const gallery = (await statsRooms(b.httpUrl)).find((room) => room.roomId === 'gallery');
     expect(gallery?.userCount).toBe(2);
-  }, 20_000);
+  }, 30_000);
 
   it('registers its live members again when the others took it for dead during a stall', async () => {
     cluster = await startTestCluster(2, env);
