@@ -3,10 +3,12 @@ import { loadAppConfig } from '../config/app.config.js';
 import { MessageKind, ServerCounters } from '../telemetry/server-counters.js';
 import { Connection } from '../users/connection.js';
 import { Fanout } from './fanout.service.js';
-import { TURN_BUDGET_MS } from './load-shedder.js';
 import { toOutgoingFrame } from './outgoing-frame.js';
 
-/** Runs `turns` event-loop turns each busy past the shedder's budget, then asks once more. */
+/** The default POSE_SHED_TURN_MS. */
+const TURN_BUDGET_MS = loadAppConfig({}).poseShedTurnMs;
+
+/** Runs `turns` event-loop turns each busy past the default budget, then asks once more. */
 async function shedsAfterLongTurns(fanout: Fanout, turns: number): Promise<boolean> {
   const sender = new Connection('alice', {}, fakeClientLink());
   sender.rooms.add('r');

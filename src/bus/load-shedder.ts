@@ -1,5 +1,3 @@
-/** Default POSE_SHED_TURN_MS: the most time one event-loop turn should take before shedding. */
-export const TURN_BUDGET_MS = 100;
 const MAX_SHED_RATE = 0.95;
 const SHED_STEP_UP = 0.1;
 const SHED_STEP_DOWN = 0.05;
@@ -20,7 +18,7 @@ export class LoadShedder {
 
   constructor(
     /** POSE_SHED_TURN_MS: a turn busy past this many ms is over budget. */
-    private readonly budgetMs: number = TURN_BUDGET_MS,
+    private readonly budgetMs: number,
     private readonly now: () => number = () => performance.now(),
     private readonly random: () => number = Math.random,
   ) {}
