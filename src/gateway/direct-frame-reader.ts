@@ -182,8 +182,9 @@ function toggleMask(chunk: Buffer, maskAt: number, start: number, end: number): 
 }
 
 /**
- * ws's own 'data' listener on a connection's TCP socket (lib/websocket.js socketOnData), as ws
- * installed it: undefined once something stands in for it, or if ws is not the one expected.
+ * ws's own 'data' listener on a connection's TCP socket (lib/websocket.js socketOnData); undefined
+ * if ws is not the one expected. Found also once the direct reader stands in for it: listeners()
+ * gives a listener's `listener` property in its place, as for once() wrappers.
  */
 export function wsDataListener(socket: Socket): ((chunk: Buffer) => void) | undefined {
   return socket

@@ -22,8 +22,7 @@ const PROTOCOL_ERROR = 1002;
  * stop it, and the close with ws's code goes out after those replies (`closeAfterQueued`). The
  * connection's 'error' event is still emitted, once, as ws does.
  *
- * Call it before readFramesDirectly, which stands in for ws's 'data' listener. Returns false,
- * leaving ws as it is, when ws's internals are not the ones this was written for.
+ * Returns false, leaving ws as it is, when ws's internals are not the ones this was written for.
  */
 export function closeAfterQueuedOnProtocolError(
   client: WebSocket,
@@ -34,7 +33,7 @@ export function closeAfterQueuedOnProtocolError(
   const wsOnError = receiver
     ?.listeners('error')
     .find((listener) => listener.name === 'receiverOnError');
-  // Taken before the direct reader stands in for it; removing it removes the reader too.
+  // Removing it removes the direct reader too, when that stands in for it (its `listener`).
   const wsOnData = socket && wsDataListener(socket);
   if (!receiver || !socket || !wsOnError || !wsOnData) {
     return false;
