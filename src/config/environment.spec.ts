@@ -167,6 +167,75 @@ describe('validateEnvironment', () => {
     expect(error.message).toContain(value);
   });
 
+  it.each([
+    ['PORT', ' '],
+    ['PORT', '0x1F9C'],
+    ['PORT', '1e4'],
+    ['RATE_ACTIONS_PER_SEC', '  '],
+    ['POSE_SHED_TURN_MS', ' '],
+    ['HEARTBEAT_INTERVAL_MS', '3000000000'],
+    ['SHUTDOWN_TIMEOUT_MS', '3600001'],
+    ['KICK_BAN_MS', '1e300'],
+    ['ROOM_TIMEOUT_MS', '31536000001'],
+  ])('refuses %s=%j rather than reading it as some other number', (name, value) => {
+    const error = refusal({ [name]: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0].startsWith(`${name}=`)).toBe(true);
+  });
+
+  it('takes decimal digits with spaces around them', () => {
+    expect(validateEnvironment({ PORT: ' 3000 ', KICK_BAN_MS: '+5' })).toMatchObject({
+      PORT: 3000,
+      KICK_BAN_MS: 5,
+    });
+  });
+
+  it.each([
+    ['API_KEY', 'k'.repeat(513), {}],
+    ['JWT_SECRET', 'short-but-real-secret-s3cr3t', { AUTH_MODE: 'jwt' }],
+    ['REDIS_URL', 'redis://:hunter2pass@redis:6379/ ', {}],
+    ['REDIS_URL', 'redis://:hunter2pass@redis:99999', {}],
+  ])('names %s when refusing it but never prints its value', (name, value, rest) => {
+    const error = refusal({ ...rest, [name]: value });
+    expect(error.problems).toEqual([
+      expect.stringMatching(new RegExp(`^${name}=\\(hidden, ${value.length} characters\\): `)),
+    ]);
+    expect(error.message).not.toContain(value.trim());
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it.each([
+    ['10.0.0.0/99', 'TRUST_PROXY: "10.0.0.0/99" is not'],
+    ['999.999.1.1', 'TRUST_PROXY: "999.999.1.1" is not'],
+    ['::1/129', 'TRUST_PROXY: "::1/129" is not'],
+  ])('refuses TRUST_PROXY=%s at boot, naming it', (value, message) => {
+    expect(refusal({ TRUST_PROXY: value }).problems).toEqual([expect.stringContaining(message)]);
+  });
+
+  it('takes addresses and blocks of both kinds in TRUST_PROXY', () => {
+    expect(
+      validateEnvironment({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1, ::1, fd00::/8' }),
+    ).toBeTruthy();
+  });
+
+  it.each([
+    ['https://app.example.com/', 'never matches: browsers send https://app.example.com'],
+    ['https://app.example.com:443', 'never matches: browsers send https://app.example.com'],
+    ['https://app.example.com/viewer', 'never matches: browsers send https://app.example.com'],
+    ['app.example.com', 'is not an origin such as https://app.example.com'],
+    ['localhost:3000', 'is not an origin such as https://app.example.com'],
+  ])('refuses ALLOWED_ORIGINS=%s, which no browser sends', (value, reason) => {
+    expect(refusal({ ALLOWED_ORIGINS: value }).problems).toEqual([
+      `ALLOWED_ORIGINS: ${JSON.stringify(value)} ${reason}`,
+    ]);
+  });
+
+  it('takes origins with a port, in any case, and *', () => {
+    for (const value of ['*', 'http://localhost:3000, https://App.Example.com']) {
+      expect(validateEnvironment({ ALLOWED_ORIGINS: value }).ALLOWED_ORIGINS).toBe(value);
+    }
+  });
+
   it('names every bad variable at once', () => {
     const error = refusal({ PORT: 'abc', LOG_LEVEL: 'loud', MAX_ROOMS: '1' });
     expect(error.problems.map((problem) => problem.split('=')[0]).sort()).toEqual([

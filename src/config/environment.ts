@@ -1,4 +1,4 @@
-import { plainToInstance, Transform, Type } from 'class-transformer';
+import { plainToInstance, Transform } from 'class-transformer';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -10,6 +10,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import {
   IsBoolean,
@@ -35,6 +36,17 @@ const toBoolean = ({ value }: { value: unknown }): unknown => {
   return value;
 };
 
+/**
+ * A whole number in decimal digits, or the value as given so that IsInt refuses it. Number()
+ * alone would read ' ' as 0 (which turns some limits off) and take 0x1F or 1e4 as well.
+ */
+const toInteger = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string' || !/^\s*[+-]?\d+\s*$/.test(value)) {
+    return value;
+  }
+  return Number(value);
+};
+
 export const LOG_LEVELS = ['debug', 'log', 'warn', 'error'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['text', 'json'] as const;
@@ -46,14 +58,17 @@ export type AuthMode = (typeof AUTH_MODES)[number];
 const CIDR = String.raw`[0-9A-Fa-f:.]+(?:\/\d{1,3})?`;
 const CIDR_LIST = new RegExp(String.raw`^\s*(?:${CIDR}(?:\s*,\s*${CIDR})*)?\s*$`);
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
+const ONE_HOUR_MS = 3600 * 1000;
+/** Day-scale durations stop at a year: nobody means more, and a huge one only breeds odd sums. */
+const ONE_YEAR_MS = 365 * 24 * 3600 * 1000;
 
 /** The environment variables the server reads, with their defaults and bounds. */
 export class EnvironmentVariables {
   // class-validator reports the decorator nearest the property first: the type check sits there.
-  @Type(() => Number) @Max(65535) @Min(0) @IsInt() PORT = 8080;
+  @Transform(toInteger) @Max(65535) @Min(0) @IsInt() PORT = 8080;
   @MinLength(1) @IsString() HOST = '0.0.0.0';
   /** Set: /metrics is served on this port only, without auth (keep it private), not on PORT. */
-  @IsOptional() @Type(() => Number) @Max(65535) @Min(1) @IsInt() METRICS_PORT?: number;
+  @IsOptional() @Transform(toInteger) @Max(65535) @Min(1) @IsInt() METRICS_PORT?: number;
 
   @Transform(toBoolean) @IsBoolean() REQUIRE_API_KEY = false;
   @IsOptional() @MaxLength(512) @MinLength(1) @IsString() API_KEY?: string;
@@ -72,22 +87,22 @@ export class EnvironmentVariables {
   @Transform(toBoolean) @IsBoolean() JWT_ROOMS_REQUIRED = false;
 
   /** Inbound JSON deeper than this is refused before anything walks it. */
-  @Type(() => Number) @Max(1000) @Min(8) @IsInt() MAX_JSON_DEPTH = 32;
+  @Transform(toInteger) @Max(1000) @Min(8) @IsInt() MAX_JSON_DEPTH = 32;
   /** Frames one connection may have waiting behind a slow handler before reading pauses. */
-  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() MAX_PENDING_MESSAGES = 64;
+  @Transform(toInteger) @Max(100_000) @Min(1) @IsInt() MAX_PENDING_MESSAGES = 64;
 
   // Per-connection token buckets; 0 turns a bucket off.
-  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_POSES_PER_SEC = 60;
-  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() RATE_POSES_BURST = 30;
-  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_ACTIONS_PER_SEC = 20;
-  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() RATE_ACTIONS_BURST = 40;
-  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(0) @IsInt() RATE_BYTES_PER_SEC = 1024 * 1024;
+  @Transform(toInteger) @Max(100_000) @Min(0) @IsInt() RATE_POSES_PER_SEC = 60;
+  @Transform(toInteger) @Max(100_000) @Min(1) @IsInt() RATE_POSES_BURST = 30;
+  @Transform(toInteger) @Max(100_000) @Min(0) @IsInt() RATE_ACTIONS_PER_SEC = 20;
+  @Transform(toInteger) @Max(100_000) @Min(1) @IsInt() RATE_ACTIONS_BURST = 40;
+  @Transform(toInteger) @Max(1024 * 1024 * 1024) @Min(0) @IsInt() RATE_BYTES_PER_SEC = 1024 * 1024;
   /** Refusals within 10 s after which a connection is closed 1008; 0 never closes. */
-  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RATE_VIOLATIONS_BEFORE_CLOSE = 30;
+  @Transform(toInteger) @Max(100_000) @Min(0) @IsInt() RATE_VIOLATIONS_BEFORE_CLOSE = 30;
 
   // Checked at the upgrade, before the socket opens.
-  @Type(() => Number) @Max(10_000_000) @Min(1) @IsInt() MAX_CONNECTIONS = 10_000;
-  @Type(() => Number) @Max(10_000_000) @Min(0) @IsInt() MAX_CONNECTIONS_PER_IP = 0;
+  @Transform(toInteger) @Max(10_000_000) @Min(1) @IsInt() MAX_CONNECTIONS = 10_000;
+  @Transform(toInteger) @Max(10_000_000) @Min(0) @IsInt() MAX_CONNECTIONS_PER_IP = 0;
   /** Proxies (IPs or CIDR blocks) whose X-Forwarded-For is believed; empty believes none. */
   @Matches(CIDR_LIST, { message: 'must be a comma-separated list of IP addresses or CIDR blocks' })
   @MaxLength(4096)
@@ -102,43 +117,43 @@ export class EnvironmentVariables {
   ALLOWED_ORIGINS = '*';
 
   // Room quotas: rooms a creator made that still exist. 0 turns a quota off.
-  @Type(() => Number) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_USER = 20;
-  @Type(() => Number) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_IP = 0;
+  @Transform(toInteger) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_USER = 20;
+  @Transform(toInteger) @Max(1_000_000) @Min(0) @IsInt() MAX_ROOMS_PER_IP = 0;
   /** A persistent room nobody joined or changed for this long is deleted; 0 keeps it forever. */
-  @Type(() => Number) @Min(0) @IsInt() PERSISTENT_ROOM_IDLE_MS = THIRTY_DAYS_MS;
+  @Transform(toInteger) @Max(ONE_YEAR_MS) @Min(0) @IsInt() PERSISTENT_ROOM_IDLE_MS = THIRTY_DAYS_MS;
 
-  @Type(() => Number) @Max(1_000_000) @Min(1) @IsInt() MAX_ROOMS = 1000;
-  @Type(() => Number) @Max(100_000) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
-  @Type(() => Number) @Max(1000) @Min(1) @IsInt() MAX_ROOMS_PER_CONNECTION = 10;
-  @Type(() => Number) @Max(16 * 1024 * 1024) @Min(1024) @IsInt() MAX_MESSAGE_BYTES = 65536;
-  @Type(() => Number) @Max(64 * 1024 * 1024) @Min(1024) @IsInt() MAX_STATE_BYTES = 262144;
+  @Transform(toInteger) @Max(1_000_000) @Min(1) @IsInt() MAX_ROOMS = 1000;
+  @Transform(toInteger) @Max(100_000) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
+  @Transform(toInteger) @Max(1000) @Min(1) @IsInt() MAX_ROOMS_PER_CONNECTION = 10;
+  @Transform(toInteger) @Max(16 * 1024 * 1024) @Min(1024) @IsInt() MAX_MESSAGE_BYTES = 65536;
+  @Transform(toInteger) @Max(64 * 1024 * 1024) @Min(1024) @IsInt() MAX_STATE_BYTES = 262144;
 
-  @Type(() => Number) @Min(0) @IsInt() KICK_BAN_MS = 60_000;
-  @Type(() => Number) @Min(0) @IsInt() EMPTY_ROOM_TTL_MS = 30_000;
-  @Type(() => Number) @Min(1000) @IsInt() ROOM_TIMEOUT_MS = 86_400_000;
-  @Type(() => Number) @Min(50) @IsInt() HEARTBEAT_INTERVAL_MS = 30_000;
+  @Transform(toInteger) @Max(ONE_YEAR_MS) @Min(0) @IsInt() KICK_BAN_MS = 60_000;
+  @Transform(toInteger) @Max(ONE_YEAR_MS) @Min(0) @IsInt() EMPTY_ROOM_TTL_MS = 30_000;
+  @Transform(toInteger) @Max(ONE_YEAR_MS) @Min(1000) @IsInt() ROOM_TIMEOUT_MS = 86_400_000;
+  @Transform(toInteger) @Max(ONE_HOUR_MS) @Min(50) @IsInt() HEARTBEAT_INTERVAL_MS = 30_000;
   /**
    * How long a member whose connection dropped (no close frame, dead heartbeat) keeps its seat,
    * shown as `connected: false`, for a `resume`; 0: it leaves at once.
    */
-  @Type(() => Number) @Max(3_600_000) @Min(0) @IsInt() RECONNECT_GRACE_MS = 30_000;
+  @Transform(toInteger) @Max(3_600_000) @Min(0) @IsInt() RECONNECT_GRACE_MS = 30_000;
   /** Most events kept per room for a `resume` to replay. */
-  @Type(() => Number) @Max(100_000) @Min(0) @IsInt() RESUME_HISTORY_EVENTS = 512;
+  @Transform(toInteger) @Max(100_000) @Min(0) @IsInt() RESUME_HISTORY_EVENTS = 512;
   /** The oldest event kept for a `resume` to replay, in ms. */
-  @Type(() => Number) @Max(3_600_000) @Min(0) @IsInt() RESUME_HISTORY_MS = 120_000;
-  @Type(() => Number) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
+  @Transform(toInteger) @Max(3_600_000) @Min(0) @IsInt() RESUME_HISTORY_MS = 120_000;
+  @Transform(toInteger) @Max(ONE_HOUR_MS) @Min(100) @IsInt() SHUTDOWN_TIMEOUT_MS = 8000;
 
   /**
    * Server ticks for throwaway broadcasts: each sender's newest pose per room goes out once per
    * this many ms; 0 relays every pose as it arrives.
    */
-  @Type(() => Number) @Max(1000) @Min(0) @IsInt() POSE_TICK_MS = 0;
+  @Transform(toInteger) @Max(1000) @Min(0) @IsInt() POSE_TICK_MS = 0;
   /**
    * Without ticks: once event-loop turns run longer than this many ms three times in a row, a
    * growing share of poses is dropped on arrival so that state, membership and chat stay prompt;
    * 0 never drops them (every pose is relayed, however late).
    */
-  @Type(() => Number) @Max(60_000) @Min(0) @IsInt() POSE_SHED_TURN_MS = 100;
+  @Transform(toInteger) @Max(60_000) @Min(0) @IsInt() POSE_SHED_TURN_MS = 100;
 
   @Transform(toBoolean) @IsBoolean() PER_MESSAGE_DEFLATE = false;
   /** true: the server serves the /demo page and the SDK files it loads (docs/pages.md). */
@@ -150,8 +165,9 @@ export class EnvironmentVariables {
   })
   @IsString()
   EPHEMERAL_MESSAGE_TYPES = 'pose_update';
-  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() CLIENT_BUFFER_SOFT_BYTES = 65536;
-  @Type(() => Number) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() MAX_CLIENT_BUFFER_BYTES =
+  @Transform(toInteger) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() CLIENT_BUFFER_SOFT_BYTES =
+    65536;
+  @Transform(toInteger) @Max(1024 * 1024 * 1024) @Min(1024) @IsInt() MAX_CLIENT_BUFFER_BYTES =
     4 * 1024 * 1024;
   /** Set: scale-out mode, rooms shared through this Redis (redis:// or rediss://, one primary). */
   @IsOptional()
@@ -163,7 +179,7 @@ export class EnvironmentVariables {
   @IsString()
   REDIS_KEY_PREFIX = 'gms:';
   /** The members of an instance that stopped answering are removed within this time. */
-  @Type(() => Number) @Max(3_600_000) @Min(1500) @IsInt() PRESENCE_TTL_MS = 15_000;
+  @Transform(toInteger) @Max(3_600_000) @Min(1500) @IsInt() PRESENCE_TTL_MS = 15_000;
   /** Where persistent rooms are written, one JSON file each; created at boot if missing. */
   @MaxLength(4096) @IsString() DATA_DIR = './data';
 
@@ -199,9 +215,12 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
   const problems = validateSync(parsed, { forbidUnknownValues: false, stopAtFirstError: true }).map(
     (error) => {
       const constraints = Object.values(error.constraints ?? {}).join('; ');
-      return `${error.property}=${JSON.stringify(present[error.property])}: ${constraints}`;
+      return `${shownValue(error.property, present[error.property])}: ${constraints}`;
     },
   );
+  if (problems.length === 0) {
+    problems.push(...listProblems(parsed));
+  }
   if (problems.length === 0 && parsed.CLIENT_BUFFER_SOFT_BYTES > parsed.MAX_CLIENT_BUFFER_BYTES) {
     problems.push('CLIENT_BUFFER_SOFT_BYTES: must not exceed MAX_CLIENT_BUFFER_BYTES');
   }
@@ -216,6 +235,88 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
     throw new ConfigValidationError(problems);
   }
   return parsed;
+}
+
+/**
+ * Variables whose value is never printed, not even in a refusal: the boot log of a container is
+ * read by more people than its secrets should be. A Redis URL may hold a password.
+ */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['API_KEY', 'JWT_SECRET', 'REDIS_URL']);
+
+/** `NAME="value"` for a refusal, or only the value's length for a secret. */
+function shownValue(name: string, value: string | undefined): string {
+  if (SECRET_VARIABLES.has(name)) {
+    return `${name}=(hidden, ${value?.length ?? 0} characters)`;
+  }
+  return `${name}=${JSON.stringify(value)}`;
+}
+
+/**
+ * What the patterns let through but would fail, or never match, once the server runs: a
+ * REDIS_URL that is no URL, a TRUST_PROXY entry that is no address, an origin with a path.
+ */
+function listProblems(env: EnvironmentVariables): string[] {
+  const problems: string[] = [];
+  if (env.REDIS_URL !== undefined && !isRedisUrl(env.REDIS_URL)) {
+    problems.push(`${shownValue('REDIS_URL', env.REDIS_URL)}: is not a valid URL`);
+  }
+  for (const entry of splitList(env.TRUST_PROXY)) {
+    if (!isAddressOrBlock(entry)) {
+      problems.push(`TRUST_PROXY: ${JSON.stringify(entry)} is not an IP address or CIDR block`);
+    }
+  }
+  for (const entry of splitList(env.ALLOWED_ORIGINS)) {
+    const problem = originProblem(entry);
+    if (problem) {
+      problems.push(`ALLOWED_ORIGINS: ${JSON.stringify(entry)} ${problem}`);
+    }
+  }
+  return problems;
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}
+
+function isRedisUrl(value: string): boolean {
+  try {
+    return new URL(value).hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function isAddressOrBlock(entry: string): boolean {
+  const [address, prefix] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0) {
+    return false;
+  }
+  // The pattern already allowed only digits after the slash.
+  return prefix === undefined || Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+/** Why an ALLOWED_ORIGINS entry can never equal a browser's Origin header, or undefined. */
+function originProblem(entry: string): string | undefined {
+  if (entry === '*') {
+    return undefined;
+  }
+  let origin: string;
+  try {
+    origin = new URL(entry).origin;
+  } catch {
+    return 'is not an origin such as https://app.example.com';
+  }
+  if (origin === 'null') {
+    return 'is not an origin such as https://app.example.com';
+  }
+  if (origin !== entry.toLowerCase()) {
+    return `never matches: browsers send ${origin}`;
+  }
+  return undefined;
 }
 
 /** The effective AUTH_MODE: REQUIRE_API_KEY=true alone still means the API key, as it always did. */
