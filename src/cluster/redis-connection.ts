@@ -89,11 +89,19 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
   });
 }
 
-/** The URL without its password, for logs. */
-function redactedUrl(url: string): string {
+/**
+ * The URL without its password, for logs: the one before the host, and any in the query, where
+ * ioredis reads options such as `?password=` or `?sentinelPassword=` as well.
+ */
+export function redactedUrl(url: string): string {
   const parsed = new URL(url);
   if (parsed.password) {
     parsed.password = '***';
+  }
+  for (const name of [...parsed.searchParams.keys()]) {
+    if (/pass/i.test(name)) {
+      parsed.searchParams.set(name, '***');
+    }
   }
   return parsed.toString();
 }
