@@ -1,4 +1,5 @@
 import type { Avatar, Role, RoomUser } from '../protocol/protocol.js';
+import { SLOT_COUNT } from '../rooms/room-store.js';
 
 /** What a member record keeps besides the role, as JSON. */
 interface MemberProfile {
@@ -47,7 +48,10 @@ export function decodeMember(record: string): MemberRecord {
   };
 }
 
-/** A member's slot (docs/binary-poses.md): its join number in the room, wrapped to a u16. */
+/**
+ * A member's slot (docs/binary-poses.md): its join number in the room, wrapped to a u16. The join
+ * script picks join numbers whose slot no member holds.
+ */
 export function slotOf(joinNumber: number): number {
-  return joinNumber % 65536;
+  return joinNumber % SLOT_COUNT;
 }

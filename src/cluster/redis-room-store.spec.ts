@@ -14,6 +14,7 @@ import {
 } from '../../test/support/room-store-contract.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ErrorCode } from '../protocol/protocol.js';
+import { encodeProfile } from './member-record.js';
 import { ROOM_STORE_REDIS_OPTIONS } from './redis-client-options.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisRoomStore } from './redis-room-store.js';
@@ -624,6 +625,46 @@ describe('RedisRoomStore in Redis', () => {
         proxy.close();
       }
     });
+  });
+
+  describe('slots', () => {
+    it('is full, and writes nothing, while the members hold all 65536 slots', async () => {
+      const SLOTS = 65536;
+      const keys = new RedisKeys(prefix).room('r');
+      const roomConfig = config({ maxUsers: 100_000 });
+      await store.join(joinRequest('r', 'm-1', { configForNewRoom: roomConfig }));
+      // Members holding the other 65,535 slots, as joins 2-65536 leave them (m-65536 holds slot
+      // 0): written in bulk, as 65,535 joins one by one would take long.
+      for (let from = 2; from <= SLOTS; from += 4096) {
+        const order: Array<number | string> = [];
+        const records: Record<string, string> = {};
+        for (let joinNumber = from; joinNumber <= Math.min(from + 4095, SLOTS); joinNumber++) {
+          const userId = `m-${joinNumber}`;
+          const profile = encodeProfile({
+            id: userId,
+            name: userId,
+            connected: true,
+            lastSeen: T0,
+          });
+          order.push(joinNumber, userId);
+          records[userId] = `viewer\ninstance-a\n${profile}`;
+        }
+        await admin.zadd(keys.order, ...order);
+        await admin.hset(keys.members, records);
+      }
+      await admin.hset(keys.meta, 'joins', SLOTS);
+
+      expect((await rejection(() => store.join(joinRequest('r', 'late')))).code).toBe(
+        ErrorCode.RoomFull,
+      );
+      expect(await admin.hget(keys.meta, 'joins')).toBe(String(SLOTS));
+      expect(await admin.zcard(keys.order)).toBe(SLOTS);
+
+      await store.leave('r', 'm-5', T0 + 1);
+      const { user } = await store.join(joinRequest('r', 'late'));
+      expect(user.slot).toBe(5);
+      expect(await admin.zscore(keys.order, 'late')).toBe(String(SLOTS + 5));
+    }, 30_000);
   });
 });
 

@@ -10,6 +10,12 @@ import type {
 
 export const ROOM_STORE = Symbol('ROOM_STORE');
 
+/**
+ * Slots a room has (u16, docs/binary-poses.md): a member's slot is unique among the room's
+ * members, so a room whose members hold them all is full, whatever its maxUsers.
+ */
+export const SLOT_COUNT = 65536;
+
 export type GrantableRole = Exclude<Role, 'host'>;
 
 export interface RoomConfig {
@@ -167,6 +173,7 @@ export interface RoomStore {
   /**
    * Creates the room when missing (ROOM_NOT_FOUND when it may not; ROOM_QUOTA, ROOM_LIMIT).
    * KICKED, INVALID_PASSWORD, then ROOM_FULL: a member joining again passes the first two again.
+   * A newcomer gets a slot no member holds (held seats included).
    */
   join(request: JoinRequest): Promise<JoinOutcome>;
   /** undefined when the user was not a member. */

@@ -9,8 +9,12 @@ import {
   rejection,
   T0,
 } from '../../test/support/room-store-contract.js';
-import { ErrorCode } from '../protocol/protocol.js';
-import { MemoryRoomStore, SAVED_ACTIVITY_INTERVAL_MS } from './memory-room-store.js';
+import { ErrorCode, type RoomUser } from '../protocol/protocol.js';
+import {
+  MemoryRoomStore,
+  nextJoinNumber,
+  SAVED_ACTIVITY_INTERVAL_MS,
+} from './memory-room-store.js';
 import { hashPassword } from '../rooms/password.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
 import { LAST_ACTIVITY_RESOLUTION_MS, type RoomConfig } from '../rooms/room-store.js';
@@ -462,5 +466,35 @@ describe('MemoryRoomStore', () => {
       expect(await store.delete('p')).toEqual([]);
       expect(persistence.calls).toEqual([]);
     });
+  });
+});
+
+describe('nextJoinNumber', () => {
+  const SLOTS = 65536;
+  const holding = (...slots: number[]): RoomUser[] =>
+    slots.map((slot) => ({
+      id: `m-${slot}`,
+      name: `m-${slot}`,
+      role: 'viewer',
+      connected: true,
+      lastSeen: T0,
+      slot,
+    }));
+
+  it('takes the next number before slots wrap: no member can hold its slot yet', () => {
+    expect(nextJoinNumber(0, [])).toBe(1);
+    expect(nextJoinNumber(SLOTS - 2, holding(1, 2))).toBe(SLOTS - 1);
+  });
+
+  it('skips the numbers whose slot a member holds once they wrap', () => {
+    expect(nextJoinNumber(SLOTS - 1, holding(7))).toBe(SLOTS);
+    expect(nextJoinNumber(SLOTS - 1, holding(0, 1, 3))).toBe(SLOTS + 2);
+    expect(nextJoinNumber(3 * SLOTS + 9, holding(10, 11, 12))).toBe(3 * SLOTS + 13);
+  });
+
+  it('finds none while the members hold every slot', () => {
+    const all = holding(...Array.from({ length: SLOTS }, (_, slot) => slot));
+    expect(nextJoinNumber(SLOTS + 41, all)).toBeUndefined();
+    expect(nextJoinNumber(SLOTS + 41, all.slice(1))).toBe(2 * SLOTS);
   });
 });

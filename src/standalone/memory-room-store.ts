@@ -20,6 +20,7 @@ import { assertRoleAtLeast, cappedRole, RoomErrors } from '../rooms/room-errors.
 import { ROOM_PERSISTENCE, type PersistedRoom, type RoomPersistence } from './room-persistence.js';
 import {
   LAST_ACTIVITY_RESOLUTION_MS,
+  SLOT_COUNT,
   type ExpiredRoom,
   type ExpiryPolicy,
   type ConnectedSeat,
@@ -54,7 +55,7 @@ interface StoredRoom {
   bans: Map<string, number>;
   /** Set while the room has no members. */
   emptySince?: number;
-  /** Members admitted so far: the newest one's join number, whence its slot. */
+  /** The newest member's join number, whence its slot (see nextJoinNumber). */
   joins: number;
 }
 
@@ -537,7 +538,11 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     if (room.members.size >= room.config.maxUsers) {
       throw RoomErrors.roomFull();
     }
-    room.joins++;
+    const joinNumber = nextJoinNumber(room.joins, room.members.values());
+    if (joinNumber === undefined) {
+      throw RoomErrors.roomFull();
+    }
+    room.joins = joinNumber;
     const user: RoomUser = {
       id: request.userId,
       name: request.name,
@@ -545,8 +550,8 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       ...(request.avatar ? { avatar: request.avatar } : {}),
       connected: true,
       lastSeen: request.now,
-      // As RedisRoomStore numbers them (slotOf), so both stores give a joiner the same slot.
-      slot: room.joins % 65536,
+      // As RedisRoomStore numbers them (join-room.ts), so both stores give a joiner one slot.
+      slot: joinNumber % SLOT_COUNT,
     };
     room.members.set(user.id, user);
     this.setCap(room, user.id, request.maxRole);
@@ -721,6 +726,31 @@ function persistedRoom(room: StoredRoom, state: RoomState, lastActivity = room.l
     ...(room.owner ? { owner: room.owner } : {}),
     state,
   } satisfies PersistedRoom;
+}
+
+/**
+ * A newcomer's join number: the first after `joins` whose slot (the number mod SLOT_COUNT) no
+ * member holds, or undefined when the members hold every slot. Until the numbers first wrap,
+ * each one's slot is new; after, a member that stayed may hold the slot the next one stands for.
+ */
+export function nextJoinNumber(joins: number, members: Iterable<RoomUser>): number | undefined {
+  let next = joins + 1;
+  if (next < SLOT_COUNT) {
+    return next;
+  }
+  const held = new Set<number>();
+  for (const member of members) {
+    if (member.slot !== undefined) {
+      held.add(member.slot);
+    }
+  }
+  if (held.size >= SLOT_COUNT) {
+    return undefined;
+  }
+  while (held.has(next % SLOT_COUNT)) {
+    next++;
+  }
+  return next;
 }
 
 function ownerKey(owner: RoomOwner): string {

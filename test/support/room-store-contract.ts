@@ -694,6 +694,34 @@ export function describeRoomStoreContract(
         expect(await store.members('empty')).toEqual([]);
         expect((await rejection(() => store.members('nowhere'))).code).toBe(ErrorCode.RoomNotFound);
       });
+
+      it('skips the slots members hold (held seats too) once slots wrap at 65536', async () => {
+        const SLOTS = 65536;
+        const BATCH = 48; // flappers at once: with stayer and held, within maxUsers (50)
+        expect((await store.join(joinRequest('r', 'stayer'))).user.slot).toBe(1);
+        expect((await store.join(joinRequest('r', 'held'))).user.slot).toBe(2);
+        await store.setConnected('r', 'held', false, T0 + 1);
+        // Members that come and go until the room's 65536th join, whose slot is 0: joins 3-65536.
+        for (let joined = 2; joined < SLOTS; joined += BATCH) {
+          const userIds = Array.from(
+            { length: Math.min(BATCH, SLOTS - joined) },
+            (_, i) => `flapper-${joined + i}`,
+          );
+          await Promise.all(userIds.map((userId) => store.join(joinRequest('r', userId))));
+          await Promise.all(userIds.map((userId) => store.leave('r', userId, T0 + 2)));
+        }
+        // Slots 1 and 2 come round again, held by stayer and held: the next free one is 3.
+        const { user, roomInfo } = await store.join(joinRequest('r', 'newcomer'));
+        expect(user.slot).toBe(3);
+        expect((await store.join(joinRequest('r', 'next'))).user.slot).toBe(4);
+        expect((await store.join(joinRequest('r', 'stayer'))).user.slot).toBe(1);
+        expect(roomInfo.users.map((member) => [member.id, member.slot])).toEqual([
+          ['stayer', 1],
+          ['held', 2],
+          ['newcomer', 3],
+        ]);
+        expect((await store.members('r')).map((member) => member.slot)).toEqual([1, 2, 3, 4]);
+      }, 120_000);
     });
 
     describe('shareRoom', () => {

@@ -22,7 +22,8 @@ import { PRELUDE_LUA } from './prelude.js';
  * Answers {'JOINED' | 'MEMBER' | 'DEMOTED', createdRoom 0/1, createdAt, state JSON, history
  * position ("<epoch> <seq>" or ''), then per member in join order its record and join number...} | {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} |
  * {'ROOM_QUOTA', rooms the owner has} | {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' |
- * 'ROOM_FULL'}. DEMOTED: a member joining again whose role its new cap lowered.
+ * 'ROOM_FULL'}. DEMOTED: a member joining again whose role its new cap lowered. ROOM_FULL also when
+ * the members hold all 65536 slots.
  */
 export const JOIN_ROOM_LUA =
   PRELUDE_LUA +
@@ -35,6 +36,33 @@ local function room_info(status, created)
   return append_members({ status, created, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() })
 end
 
+
+-- A newcomer's join number (its ZSET score): the first after the room's last whose slot (the
+-- number mod 65536) no member holds, or nil when the members hold every slot. As
+-- MemoryRoomStore's nextJoinNumber: until the numbers first wrap, each one's slot is new; after,
+-- a member that stayed may hold the slot the next one stands for.
+local function next_join_number()
+  local joins = tonumber(redis.call('HGET', meta_key, 'joins') or '0') + 1
+  if joins < 65536 then
+    return joins
+  end
+  local held, count = {}, 0
+  local order = redis.call('ZRANGE', order_key, 0, -1, 'WITHSCORES')
+  for i = 2, #order, 2 do
+    local slot = tonumber(order[i]) % 65536
+    if not held[slot] then
+      held[slot] = true
+      count = count + 1
+    end
+  end
+  if count >= 65536 then
+    return nil
+  end
+  while held[joins % 65536] do
+    joins = joins + 1
+  end
+  return joins
+end
 
 -- A cap of host is no cap.
 local function store_cap()
@@ -115,6 +143,10 @@ local count = redis.call('ZCARD', order_key)
 if count >= tonumber(redis.call('HGET', meta_key, 'maxUsers')) then
   return { 'ROOM_FULL' }
 end
+local join_number = next_join_number()
+if not join_number then
+  return { 'ROOM_FULL' }
+end
 
 -- The first member hosts; others get what they ask for, capped at the room's default role;
 -- either capped at the joiner's maxRole. A live member registered again after Redis lost it
@@ -143,7 +175,8 @@ if max_role ~= '' and ROLE_RANK[role] > ROLE_RANK[max_role] then
   role = max_role
 end
 
-redis.call('ZADD', order_key, redis.call('HINCRBY', meta_key, 'joins', 1), user_id)
+redis.call('HSET', meta_key, 'joins', join_number)
+redis.call('ZADD', order_key, join_number, user_id)
 redis.call('HSET', members_key, user_id, role .. '\n' .. instance_id .. '\n' .. ARGV[14])
 store_cap()
 redis.call('HDEL', meta_key, 'emptySince')
