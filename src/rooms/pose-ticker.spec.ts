@@ -6,7 +6,7 @@ import type { RoomBus } from '../bus/room-bus.js';
 import { loadAppConfig } from '../config/app.config.js';
 import { clientPoseFrame } from '../../test/support/binary-pose-frames.js';
 import { checkClientPose, type ClientPoseEntry } from '../protocol/binary-poses.js';
-import type { AppMessage } from '../protocol/protocol.js';
+import type { AppMessage, RoomUser } from '../protocol/protocol.js';
 import { ServerCounters } from '../telemetry/server-counters.js';
 import { Connection } from '../users/connection.js';
 import { PoseTicker } from './pose-ticker.js';
@@ -152,6 +152,46 @@ describe('PoseTicker', () => {
     ticker.tick(TICK_MS);
 
     expect(published.map((entry) => entry.senderId)).toEqual(['bob']);
+  });
+
+  it('drops a pose sent before its sender left and joined again within the tick', () => {
+    const seat = (userId: string, slot: number): RoomUser => ({
+      id: userId,
+      name: userId,
+      role: 'editor',
+      connected: true,
+      lastSeen: 0,
+      slot,
+    });
+    const alice = member('alice', 'r1');
+    const bob = member('bob', 'r1');
+    alice.profiles.set('r1', seat('alice', 1));
+    bob.profiles.set('r1', seat('bob', 2));
+    ticker.hold(alice, 'r1', pose(1));
+    ticker.holdEntry(bob, 'r1', ...binaryPose('r1', 2));
+    // Left and joined again, as LocalMembership and RoomsService record it: a new slot.
+    for (const [sender, slot] of [
+      [alice, 3],
+      [bob, 4],
+    ] as const) {
+      sender.rooms.delete('r1');
+      sender.profiles.delete('r1');
+      sender.rooms.add('r1');
+      sender.profiles.set('r1', seat(sender.userId, slot));
+    }
+
+    ticker.tick(TICK_MS);
+    expect(published).toEqual([]);
+
+    // A role change (user_updated) keeps the slot, and the pose with it.
+    ticker.hold(alice, 'r1', pose(5));
+    alice.profiles.set('r1', { ...seat('alice', 3), role: 'viewer' });
+    ticker.holdEntry(bob, 'r1', ...binaryPose('r1', 6));
+    ticker.tick(2 * TICK_MS);
+    expect(published).toEqual([
+      { roomId: 'r1', senderId: 'alice', n: 5, slot: 3 },
+      { roomId: 'r1', senderId: 'bob', n: 6, slot: 4, binary: true },
+    ]);
   });
 
   it("keeps a reconnected user's new connection apart from its old one", () => {

@@ -25,6 +25,11 @@ import type { Connection } from '../users/connection.js';
  */
 interface HeldPose {
   sender: Connection;
+  /**
+   * The sender's slot in the room when it sent the pose. A member that leaves and joins again
+   * gets a new slot, so a tick that finds another one drops a pose of the earlier membership.
+   */
+  slot: number | undefined;
   message?: AppMessage;
   entry?: Buffer;
   fresh: boolean;
@@ -127,6 +132,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   /** Keeps the sender's newest pose for the next tick; the caller checked it is a member. */
   hold(sender: Connection, roomId: string, message: AppMessage): void {
     const pose = this.heldPose(sender, roomId);
+    pose.slot = sender.profiles.get(roomId)?.slot;
     pose.message = message;
     pose.fresh = true;
   }
@@ -134,6 +140,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   /** hold for a binary client frame (checked, see checkClientPose), kept in entry form. */
   holdEntry(sender: Connection, roomId: string, frame: Buffer, entry: ClientPoseEntry): void {
     const pose = this.heldPose(sender, roomId);
+    pose.slot = sender.profiles.get(roomId)?.slot;
     pose.entry ??= Buffer.allocUnsafe(POSE_ENTRY_BYTES);
     writeClientEntry(pose.entry, 0, 0, frame, entry);
     pose.message = undefined;
@@ -149,7 +156,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     }
     let pose = room.get(sender.userId);
     if (!pose || pose.sender !== sender) {
-      pose = { sender, fresh: false };
+      pose = { sender, slot: undefined, fresh: false };
       room.set(sender.userId, pose);
     }
     return pose;
@@ -167,15 +174,15 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     this.nextTickAt += (missed + 1) * this.tickMs;
     for (const [roomId, poses] of this.held) {
       for (const [userId, pose] of poses) {
-        // Sent nothing since the last tick, or left (or was removed from) the room since, in
-        // which case its pose must not reappear in it.
-        if (!pose.fresh || !pose.sender.rooms.has(roomId)) {
+        const { sender } = pose;
+        const slot = sender.profiles.get(roomId)?.slot;
+        // Sent nothing since the last tick, or left (or was removed from) the room since, maybe
+        // to join it again: a pose of a membership that ended must not appear in the room.
+        if (!pose.fresh || !sender.rooms.has(roomId) || slot !== pose.slot) {
           poses.delete(userId);
           continue;
         }
         pose.fresh = false;
-        const { sender } = pose;
-        const slot = sender.profiles.get(roomId)?.slot;
         if (pose.message) {
           this.bus.publishPose(roomId, sender.userId, slot, pose.message);
         } else {
