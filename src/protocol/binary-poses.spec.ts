@@ -71,6 +71,16 @@ describe('binary pose frames', () => {
     expect([0, 1, 2, 3].map((i) => frame.readFloatLE(36 + 4 * i))).toEqual(pose.data.rotation);
   });
 
+  it("stamps an entry with the server's clock when its JSON pose has no timestamp", () => {
+    const untimed = { type: pose.type, data: pose.data };
+    const entry = Buffer.alloc(40);
+    const before = Date.now();
+    expect(writePoseEntry(entry, 0, 513, untimed)).toBe(true);
+    const stamped = entry.readDoubleLE(4);
+    expect(stamped).toBeGreaterThanOrEqual(before);
+    expect(stamped).toBeLessThanOrEqual(Date.now());
+  });
+
   it('reads a client pose as the pose_update it stands for', () => {
     expect(readClientPose(clientFrame('room-1'), 'alice')).toEqual({
       roomId: 'room-1',

@@ -123,8 +123,10 @@ export function writeFittingEntry(
   const timestamp = message.timestamp;
   target.writeUInt16LE(slot, offset);
   target.writeUInt16LE(0, offset + 2);
+  // Without one, the server's clock: 0 would read as 1970, which the quantized form restores as
+  // a time days off, and which stops an interpolator that orders a sender's poses by time.
   target.writeDoubleLE(
-    typeof timestamp === 'number' && Number.isFinite(timestamp) ? timestamp : 0,
+    typeof timestamp === 'number' && Number.isFinite(timestamp) ? timestamp : Date.now(),
     offset + 4,
   );
   for (let i = 0; i < 3; i++) {
