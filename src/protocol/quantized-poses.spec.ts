@@ -35,6 +35,18 @@ describe('quantized poses', () => {
     expect(toHalf(value)).toBe(bits);
   });
 
+  it.each<[string, number, number]>([
+    ['1 + 2^-11, halfway between 0x3c00 and 0x3c01', 1 + 2 ** -11, 0x3c00],
+    ['1 + 3 * 2^-11, halfway between 0x3c01 and 0x3c02', 1 + 3 * 2 ** -11, 0x3c02],
+    ['-(1 + 2^-11)', -(1 + 2 ** -11), 0xbc00],
+    ['2 - 2^-11, halfway between 0x3fff and 0x4000', 2 - 2 ** -11, 0x4000],
+    ['2^-25, halfway between 0 and the least subnormal', 2 ** -25, 0x0000],
+    ['3 * 2^-25, halfway between subnormals 1 and 2', 3 * 2 ** -25, 0x0002],
+    ['1 + 2^-11 + 2^-30, just past halfway', 1 + 2 ** -11 + 2 ** -30, 0x3c01],
+  ])('rounds %s to even (IEEE 754), as Math.f16round does', (_name, value, bits) => {
+    expect(toHalf(value)).toBe(bits);
+  });
+
   it('keeps positions within half precision: about 1 part in 2048', () => {
     for (const value of [0.001, 0.37, 1.7, -3.3, 12.345, 99.9, -1234.5, 30000]) {
       const back = fromHalf(toHalf(value));

@@ -2,7 +2,8 @@
  * The quantized pose entry of the binary channel (docs/binary-poses.md, 16 bytes):
  * `u16 slot, 3 x f16 position, u32 rotation (smallest three), u32 time (ms, low 32 bits)`.
  * Positions keep about 3 significant digits (8 mm at 10 m, 6 cm at 100 m, clamped at 65,504);
- * rotations are within about 0.1 degree.
+ * a rotation comes back 0.085 degree off in the median, 0.15 at the 99th percentile, and at most
+ * about 0.27 (all four components near +-1/2, where the one left out is the smallest it can be).
  */
 export const QUANTIZED_ENTRY_BYTES = 16;
 
@@ -12,13 +13,16 @@ const TWO_POW_32 = 4294967296;
 const COMPONENT_RANGE = Math.SQRT1_2;
 const COMPONENT_STEPS = 1023;
 
-/** IEEE 754 half-precision bits of `value` (finite), rounded to nearest, clamped to +-65,504. */
+/**
+ * IEEE 754 half-precision bits of `value` (finite), rounded to nearest with ties to even (as
+ * IEEE 754 and Math.f16round round), clamped to +-65,504.
+ */
 export function toHalf(value: number): number {
   const sign = value < 0 ? 0x8000 : 0;
   const abs = Math.min(Math.abs(value), HALF_MAX);
   if (abs < 2 ** -14) {
     // Subnormal; a value that rounds up to 2^-14 comes out as its normal encoding, 0x0400.
-    return sign | Math.round(abs * 2 ** 24);
+    return sign | roundTiesToEven(abs * 2 ** 24);
   }
   let exponent = Math.floor(Math.log2(abs));
   if (abs / 2 ** exponent >= 2) {
@@ -26,7 +30,7 @@ export function toHalf(value: number): number {
   } else if (abs / 2 ** exponent < 1) {
     exponent--;
   }
-  let mantissa = Math.round((abs / 2 ** exponent - 1) * 1024);
+  let mantissa = roundTiesToEven((abs / 2 ** exponent - 1) * 1024);
   if (mantissa === 1024) {
     exponent++;
     mantissa = 0;
@@ -35,6 +39,15 @@ export function toHalf(value: number): number {
     return sign | 0x7bff;
   }
   return sign | ((exponent + 15) << 10) | mantissa;
+}
+
+/**
+ * `value` (not negative) rounded to the nearest integer, an exact tie to the even one. Exact ties
+ * are seen as such: the values rounded here are scaled by powers of two, which loses nothing.
+ */
+function roundTiesToEven(value: number): number {
+  const rounded = Math.round(value);
+  return rounded - value === 0.5 && rounded % 2 === 1 ? rounded - 1 : rounded;
 }
 
 /** The number half-precision `bits` stand for (NaN or +-Infinity for those encodings). */
