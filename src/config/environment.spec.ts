@@ -135,6 +135,7 @@ describe('validateEnvironment', () => {
     ['MAX_ROOMS', '0'],
     ['MAX_ROOMS', 'many'],
     ['MAX_USERS_PER_ROOM', '0'],
+    ['MAX_USERS_PER_ROOM', '65537'],
     ['MAX_ROOMS_PER_CONNECTION', '-1'],
     ['MAX_MESSAGE_BYTES', '10'],
     ['MAX_STATE_BYTES', '1.5'],

@@ -123,7 +123,8 @@ export class EnvironmentVariables {
   @Transform(toInteger) @Max(ONE_YEAR_MS) @Min(0) @IsInt() PERSISTENT_ROOM_IDLE_MS = THIRTY_DAYS_MS;
 
   @Transform(toInteger) @Max(1_000_000) @Min(1) @IsInt() MAX_ROOMS = 1000;
-  @Transform(toInteger) @Max(100_000) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
+  /** At most one member per slot (docs/binary-poses.md). */
+  @Transform(toInteger) @Max(65_536) @Min(1) @IsInt() MAX_USERS_PER_ROOM = 50;
   @Transform(toInteger) @Max(1000) @Min(1) @IsInt() MAX_ROOMS_PER_CONNECTION = 10;
   @Transform(toInteger) @Max(16 * 1024 * 1024) @Min(1024) @IsInt() MAX_MESSAGE_BYTES = 65536;
   @Transform(toInteger) @Max(64 * 1024 * 1024) @Min(1024) @IsInt() MAX_STATE_BYTES = 262144;
