@@ -7,10 +7,7 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
-/**
- * Full jitter: a uniform delay between 0 and min(maxMs, minMs * 2^attempt), so that clients
- * dropped together (a server restart) do not come back together.
- */
+/** Full jitter (0 to min(maxMs, minMs * 2^attempt)): clients dropped together come back apart. */
 export function backoffDelay(
   attempt: number,
   random: () => number,
@@ -23,17 +20,14 @@ export function backoffDelay(
 /** HTTP statuses of a refused upgrade that another try cannot fix (bad userId, auth, origin). */
 const TERMINAL_STATUSES = new Set([400, 401, 403]);
 
-/**
- * The HTTP status of a refused upgrade, when the WebSocket implementation tells it (`ws` reports
- * "Unexpected server response: 401"; browsers never say).
- */
+/** A refused upgrade's HTTP status, which `ws` tells ("server response: 401") and browsers not. */
 export function refusedStatus(error: unknown): number | undefined {
   const message = (error as { message?: unknown } | null)?.message;
   const match = typeof message === 'string' ? /server response: (\d{3})/.exec(message) : null;
   return match ? Number(match[1]) : undefined;
 }
 
-/** Closes no retry can change: the session went elsewhere, the token expired, a refused upgrade. */
+/** Closes no retry can change. */
 const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCode.SessionReplaced,
   CloseCode.TokenExpired,
@@ -43,10 +37,8 @@ const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
 ]);
 
 /**
- * Whether a close ends the client for good: the session went to another connection (4000), the
- * token expired (4001: reconnect with a new token yourself), or the upgrade was refused for a
- * reason a retry repeats: told by a close code 4400/4401/4403 (the server does so for clients
- * offering its subprotocol, as this one does) or, from `ws`, by the HTTP status.
+ * Whether a close ends the client for good: 4000, 4001 (reconnect with a new token yourself), or
+ * a refused upgrade a retry repeats: 4400/4401/4403, or from `ws` the HTTP status.
  */
 export function isTerminalClose(code: number, status: number | undefined): boolean {
   if (TERMINAL_CLOSE_CODES.has(code)) {

@@ -1,4 +1,5 @@
 import type { ServerEventMap } from '../../src/protocol/protocol.js';
+import { PoseInterpolator } from './interpolator.js';
 import { decodePoseFrame, encodePoseFrame, type PoseEntry } from './pose-codec.js';
 import type { PoseEvent, Quat, Vec3 } from './room.js';
 import {
@@ -150,6 +151,33 @@ describe('binaryPoses: receiving', () => {
     expect(poses[1]).toEqual(poses[0]);
     expect(poses[1]).toMatchObject({ userId: 'bob', position, rotation, timestamp: 1000 });
     expect(messages[1]).toEqual(messages[0]);
+  });
+
+  it('gives an entry with timestamp 0 (a JSON sender gave none) no timestamp', async () => {
+    const { socket, room } = await binaryRoom();
+    const poses: PoseEvent[] = [];
+    room.on('pose', (pose) => poses.push(pose));
+    let now = 1000;
+    const interpolator = new PoseInterpolator({ delayMs: 0, now: () => now });
+    interpolator.follow(room);
+    socket.receive('message', {
+      roomId: 'lobby',
+      senderId: 'bob',
+      message: {
+        type: 'pose_update',
+        senderId: 'bob',
+        data: { position: [1, 0, 0], rotation: [0, 0, 0, 1] },
+      },
+    });
+    now += 33;
+    socket.receiveBinary(serverFrame('lobby', [[2, 0, [2, 0, 0], [0, 0, 0, 1]]]));
+    now += 33;
+    socket.receiveBinary(serverFrame('lobby', [[2, 0, [3, 0, 0], [0, 0, 0, 1]]]));
+    expect(poses.map((pose) => pose.timestamp)).toEqual([undefined, undefined, undefined]);
+    // As its JSON twin, which has no timestamp.
+    expect(poses[1].message).toEqual({ ...poses[0].message, data: poses[1].message.data });
+    // Placed by arrival, a tick apart: the avatar moves on rather than stopping at the first.
+    expect(interpolator.sample('bob', 1049.5)?.position[0]).toBeCloseTo(2.5, 10);
   });
 
   it('skips its own slot and slots it does not know; ignores rooms it is not in', async () => {

@@ -1,5 +1,6 @@
+import { GalleryClient } from './client.js';
 import { GalleryError } from './errors.js';
-import { FakeSocket, openClient, settle } from './testing/fakes.js';
+import { FakeClock, FakeSocket, openClient, settle } from './testing/fakes.js';
 
 beforeEach(() => {
   FakeSocket.instances = [];
@@ -100,6 +101,14 @@ describe('GalleryClient requests', () => {
     expect(() => client.send('broadcast', { roomId: 'r', message: { type: 'x' } })).toThrow(
       GalleryError,
     );
+  });
+
+  it('refuses joinRoom while not open, leaving no request (nor its timeout) behind', async () => {
+    const clock = new FakeClock();
+    const client = new GalleryClient({ url: 'ws://server.test/', WebSocket: FakeSocket, clock });
+    await expect(client.joinRoom('r1')).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+    // A request left waiting would hold a timer, then reject with nobody to catch it.
+    expect(clock.pendingTimers).toBe(0);
   });
 
   it('rejects connect() when the client is closed before the server answers', async () => {

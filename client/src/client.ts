@@ -65,15 +65,14 @@ export interface ConnectionStateEvent {
 /** Every server event as received (replies included), plus the connection's state. */
 export type ClientEvents = ServerEventMap & { connectionState: ConnectionStateEvent };
 
-/**
- * A connection to the gallery multiplayer server: requests as promises, rooms kept current from
- * events, and reconnects that resume where the connection dropped (docs/resume.md).
- */
+/** A connection to the server: requests as promises, rooms kept current, reconnects that resume. */
 export class GalleryClient {
   private readonly events = new Emitter<ClientEvents>();
   private readonly rooms = new Map<string, Room>();
-  /** join_room requests in flight, by requestId: the room is made when room_joined arrives. */
+  /** Joins in flight, by requestId: their room is made when room_joined arrives. */
   private readonly joining = new Map<string, JoinOptions & { roomId: string }>();
+  /** Rooms left while reconnecting: let go once back. */
+  private readonly leaving = new Set<string>();
   private readonly pending: PendingRequests;
   private readonly poses: PoseLimiter;
   private readonly clock: Clock;
@@ -100,6 +99,7 @@ export class GalleryClient {
           this.poses.submit(roomId, () => this.current === 'open' && this.sendPose(roomId, pose));
         }
       },
+      leave: (roomId) => this.leaveRoom(roomId),
       forget: (room) => this.forget(room),
     };
   }
@@ -223,11 +223,13 @@ export class GalleryClient {
   }
 
   private async join(roomId: string, joinOptions: JoinOptions): Promise<Room> {
+    // First: a refused join must leave no pending request (timer, rejection) behind.
+    const socket = this.openSocket();
     const requestId = this.pending.nextId();
     const reply = this.pending.wait(requestId, 'room_joined');
     this.joining.set(requestId, { ...joinOptions, roomId });
     try {
-      this.openSocket().send(
+      socket.send(
         JSON.stringify({ action: ClientAction.JoinRoom, requestId, roomId, ...joinOptions }),
       );
       await reply;
@@ -241,6 +243,14 @@ export class GalleryClient {
     return room;
   }
 
+  private leaveRoom(roomId: string): Promise<unknown> {
+    if (this.current === 'reconnecting') {
+      this.leaving.add(roomId);
+      return Promise.resolve();
+    }
+    return this.request(ClientAction.LeaveRoom, { roomId }, 'room_left');
+  }
+
   private forget(room: Room): void {
     if (this.rooms.get(room.id) === room) {
       this.rooms.delete(room.id);
@@ -248,8 +258,11 @@ export class GalleryClient {
     }
   }
 
-  private setState(state: ConnectionState, close: { code?: number; reason?: string } = {}): void {
-    const previous = this.current;
+  private setState(
+    state: ConnectionState,
+    close: { code?: number; reason?: string } = {},
+    previous = this.current,
+  ): void {
     this.current = state;
     if (state === 'open' || state === 'closed') {
       const waiters = this.waiters;
@@ -257,15 +270,17 @@ export class GalleryClient {
       const error = new GalleryError(ClientErrorCode.ConnectionClosed, close.reason ?? 'Closed');
       waiters.forEach((waiter) => (state === 'open' ? waiter.resolve() : waiter.reject(error)));
     }
-    this.events.emit('connectionState', { state, previous, ...close });
+    // Not spread: a real CloseEvent's code and reason are prototype getters.
+    const { code, reason } = close;
+    this.events.emit('connectionState', { state, previous, code, reason });
   }
 
   private async dial(): Promise<void> {
     let protocols: string[] | undefined;
     try {
       const token = await (this.options.getToken?.() ?? this.options.token);
-      // Always offered: with it, a refused upgrade closes with a code a browser can read.
-      // gallery.v2 after it: a server without the binary channel picks the first it knows.
+      // Always offered: a refused upgrade then closes with a code a browser can read. gallery.v2
+      // after it: a server without the binary channel picks the first it knows.
       protocols = [APP_SUBPROTOCOL];
       if (this.options.binaryPoses === true) {
         protocols.push(BINARY_SUBPROTOCOL);
@@ -309,8 +324,7 @@ export class GalleryClient {
   private attach(socket: SocketLike): void {
     this.socket = socket;
     this.socketError = undefined;
-    // Events of a socket this client has given up on (closed, or replaced by a newer one) are
-    // ignored: its late close must not end the new connection.
+    // A socket given up on (closed, replaced) is ignored: its late close must not end the new one.
     socket.onmessage = (event) => {
       if (socket !== this.socket) {
         return;
@@ -353,10 +367,8 @@ export class GalleryClient {
   }
 
   /**
-   * Server poses in binary: each entry becomes the `message` event its JSON twin would have been,
-   * so rooms and apps see no difference. Entries of this client's own slot (the server sends
-   * each frame to every binary member, the sender included) and of slots the room does not
-   * know yet (their user_joined is in flight) are skipped: the next tick brings them again.
+   * Each entry becomes the `message` its JSON twin would be. Skipped: this client's own slot (the
+   * sender gets the frame too) and slots not known yet (user_joined in flight; the next tick).
    */
   private onBinaryFrame(data: unknown): void {
     const frame = decodePoseFrame(data);
@@ -369,7 +381,13 @@ export class GalleryClient {
       if (senderId === undefined || senderId === this.userId) {
         continue;
       }
-      const message = { type: POSE_UPDATE, senderId, timestamp, data: { position, rotation } };
+      // 0: a JSON sender gave none. Unknown, so placed by arrival.
+      const message = {
+        type: POSE_UPDATE,
+        senderId,
+        timestamp: timestamp || undefined,
+        data: { position, rotation },
+      };
       this.dispatch({ event: 'message', data: { roomId: room.id, senderId, message } });
     }
   }
@@ -422,19 +440,24 @@ export class GalleryClient {
       : undefined;
   }
 
+  /** Seats are asked back before 'open': the server takes a socket's messages in order. */
   private onConnected(data: ServerEventMap['connected']): void {
     this.assignedUserId = data.userId;
     this.resumeToken = data.resumeToken; // absent: resume is off on this server
     this.attempt = 0;
-    this.setState('open');
-    if (this.rooms.size === 0) {
-      return;
-    }
-    if (data.resumed === true) {
+    const previous = this.current;
+    this.current = 'open';
+    const leaving = [...this.leaving];
+    this.leaving.clear();
+    if (data.resumed === true && this.rooms.size + leaving.length > 0) {
       this.resume();
+      for (const roomId of leaving) {
+        this.leaveRoom(roomId).catch(() => undefined);
+      }
     } else {
       this.rejoin([...this.rooms.values()]);
     }
+    this.setState('open', {}, previous);
   }
 
   private onRoomJoined(data: ServerEventMap['room_joined']): void {
@@ -473,6 +496,8 @@ export class GalleryClient {
         room?.applySnapshot(entry.roomInfo);
       }
     }
+    // The resume took back every held seat: these were kicked, or deleted (a join would recreate).
+    data.lost.forEach((roomId) => this.rooms.get(roomId)?.close('lost'));
     this.rejoin([...this.rooms.values()].filter((room) => !answered.has(room.id)));
   }
 
@@ -514,6 +539,7 @@ export class GalleryClient {
       this.clock.clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
     }
+    this.leaving.clear();
     const socket = this.detach();
     socket?.close(1000, 'Client closed');
     this.pending.rejectAll(close.reason);

@@ -23,8 +23,7 @@ export class Emitter<M extends object> {
       try {
         (handler as Handler<M[K]>)(payload);
       } catch (error) {
-        // An application handler that throws must not stop the frame being handled (the room
-        // state would be left half updated); report it where unhandled errors go.
+        // A throwing app handler must not leave a frame half handled: reported as unhandled.
         queueMicrotask(() => {
           throw error;
         });

@@ -25,14 +25,69 @@ describe('PoseInterpolator', () => {
     expect(poses.sample('bob', 5119)?.position[0]).toBeCloseTo(3.3, 10);
   });
 
-  it('places poses by sender timestamps, so arrival jitter does not bend the motion', () => {
+  it('places poses by sender timestamps, moved by the least arrival delay seen', () => {
     const poses = new PoseInterpolator({ delayMs: 50 });
-    poses.push('bob', pose(0, 0), 100); // 100 ms late: the least delay seen
-    poses.push('bob', pose(1, 10), 135); // 125 ms late
-    poses.push('bob', pose(2, 20), 121); // 101 ms late
-    // 150 - 50 - 100 = sender time 0 ... +15 → 1.5
-    expect(poses.sample('bob', 150)?.position[0]).toBe(0);
-    expect(poses.sample('bob', 165)?.position[0]).toBeCloseTo(1.5, 10);
+    poses.push('bob', pose(0, 1000), 1125); // 125 ms late
+    poses.push('bob', pose(1, 1033), 1140); // 107 ms late
+    poses.push('bob', pose(2, 1066), 1166); // 100 ms late: the least delay seen
+    // 1150 - 50 - 100 = sender time 1000; 16.5 ms later, halfway to the next pose.
+    expect(poses.sample('bob', 1150)?.position[0]).toBe(0);
+    expect(poses.sample('bob', 1166.5)?.position[0]).toBeCloseTo(0.5, 10);
+  });
+
+  it('keeps the shown time going forward and close to the truth under jitter', () => {
+    // A pose every 33 ms, 30 ms + 0..40 ms late, in order (TCP); drawn at 60 frames a second.
+    // The sender's clock is 5e6 ms off ours; x is the sender's time since its first pose.
+    let seed = 1;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const arrivals: Array<{ sent: number; at: number }> = [];
+    for (let sent = 0, at = 0; sent <= 10_000; sent += 33) {
+      at = Math.max(at, sent + 30 + random() * 40);
+      arrivals.push({ sent, at });
+    }
+    const poses = new PoseInterpolator({ tickMs: 33 });
+    let shown = -Infinity;
+    let worst = 0;
+    for (let now = 0, next = 0; now <= 10_000; now += 1000 / 60) {
+      for (; next < arrivals.length && arrivals[next].at <= now; next++) {
+        const { sent, at } = arrivals[next];
+        poses.push('bob', pose(sent, 5e6 + sent), at);
+      }
+      const x = poses.sample('bob', now)?.position[0] ?? -Infinity;
+      expect(x).toBeGreaterThanOrEqual(shown);
+      shown = x;
+      if (now > 500) {
+        // 66 ms behind the least delay (30 ms): each pose's sender time shown at now - 96.
+        worst = Math.max(worst, Math.abs(x - (now - 96)));
+      }
+    }
+    expect(worst).toBeLessThan(20); // within a tick; 35 ms when the offset followed the jitter
+  });
+
+  it('follows a route that got slower, by 1 % of the time passed', () => {
+    const poses = new PoseInterpolator({ delayMs: 50 });
+    let shown = -Infinity;
+    let x = 0;
+    for (let sent = 0; sent <= 20_000; sent += 10) {
+      const at = sent + (sent < 1000 ? 100 : 200);
+      poses.push('bob', pose(sent, 5e6 + sent), at);
+      x = poses.sample('bob', at)?.position[0] ?? -Infinity;
+      expect(x).toBeGreaterThanOrEqual(shown);
+      shown = x;
+    }
+    // 100 ms to make up at 10 ms a second: caught up 10 s after the change, and shown since then
+    // 50 ms behind the newest pose again, not stuck at it.
+    expect(x).toBeCloseTo(19_950, 5);
+  });
+
+  it('never shows a time earlier than one it has shown', () => {
+    const poses = new PoseInterpolator({ delayMs: 0 });
+    poses.push('bob', pose(0, 1000), 1100);
+    poses.push('bob', pose(10, 1010), 1110);
+    expect(poses.sample('bob', 1105)?.position[0]).toBe(5);
+    // 140 ms late after 50 ms without poses: the offset grows by 0.5 ms, which the clock did not.
+    poses.push('bob', pose(20, 1020), 1160);
+    expect(poses.sample('bob', 1105)?.position[0]).toBe(5);
   });
 
   it('uses arrival times for poses without a timestamp, and a delay of its own', () => {

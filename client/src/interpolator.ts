@@ -31,16 +31,21 @@ interface Sample extends InterpolatedPose {
 
 interface Track {
   samples: Sample[];
-  /** Receiver time minus sender time, the smallest seen among the samples kept. */
+  /** Receiver time minus sender time: the least seen, creeping up by DRIFT of the time passed. */
   offset: number;
+  /** When its last pose arrived. */
+  received: number;
+  /** The sender time last shown. */
+  shown: number;
 }
 
+/** Offset growth per ms passed: follows a slower route, unseen, and slower than time. */
+const DRIFT = 0.01;
+
 /**
- * Smooth remote poses: members are shown `delayMs` in the past (2 server ticks by default), between
- * the two poses around that moment: positions lerped, rotations nlerped along the shorter arc.
- * Poses are placed by their sender's timestamps, shifted onto this clock by the smallest observed
- * arrival delay, so batching and network jitter do not make the motion uneven. Before the first
- * pose the first is held; after the last, the last (optionally carried on for a short bound).
+ * Shows members `delayMs` in the past, between the two poses around then. Poses are placed by
+ * their sender's timestamps, moved onto this clock by the least arrival delay seen, so batching and
+ * jitter neither make the motion uneven nor run it back. The first and last poses are held.
  */
 export class PoseInterpolator {
   private readonly tracks = new Map<string, Track>();
@@ -60,7 +65,7 @@ export class PoseInterpolator {
   push(userId: string, pose: TimedPose, receivedAt = this.now()): void {
     let track = this.tracks.get(userId);
     if (!track) {
-      track = { samples: [], offset: 0 };
+      track = { samples: [], offset: Infinity, received: receivedAt, shown: -Infinity };
       this.tracks.set(userId, track);
     }
     const { samples } = track;
@@ -68,11 +73,14 @@ export class PoseInterpolator {
     if (samples.length > 0 && sent <= samples[samples.length - 1].sent) {
       return;
     }
+    // Not over the few buffered: jitter must not move it.
+    const grown = track.offset + DRIFT * Math.max(0, receivedAt - track.received);
+    track.offset = Math.min(receivedAt - sent, grown);
+    track.received = receivedAt;
     samples.push({ sent, received: receivedAt, position: pose.position, rotation: pose.rotation });
     if (samples.length > this.bufferSize) {
       samples.shift();
     }
-    track.offset = Math.min(...samples.map((sample) => sample.received - sample.sent));
   }
 
   /** Where to show a member at `now`, or undefined before its first pose. */
@@ -82,7 +90,9 @@ export class PoseInterpolator {
     if (!track || samples.length === 0) {
       return undefined;
     }
-    const at = now - this.delayMs - track.offset;
+    // After a gap the offset may grow more than time passed: held, not run back.
+    const at = Math.max(now - this.delayMs - track.offset, track.shown);
+    track.shown = at;
     const next = samples.findIndex((sample) => sample.sent > at);
     if (next === 0) {
       return blend(samples[0], samples[0], 0);
@@ -110,8 +120,8 @@ export class PoseInterpolator {
   }
 
   /**
-   * Feeds a room's poses in and forgets members that leave (or are missing from a snapshot);
-   * returns a function that stops it. One interpolator per room: members are keyed by id only.
+   * Feeds a room's poses in, forgets members that leave; returns a function that stops it. One
+   * interpolator per room: members are keyed by id only.
    */
   follow(room: Room): () => void {
     const offPose = room.on('pose', (pose) => this.push(pose.userId, pose));
@@ -135,8 +145,7 @@ export class PoseInterpolator {
 export function blend(from: InterpolatedPose, to: InterpolatedPose, k: number): InterpolatedPose {
   const a = from.rotation;
   const b = to.rotation;
-  // q and -q are the same rotation: take the one within 90° of `from`, or the blend goes the long
-  // way round.
+  // q and -q are one rotation: the one within 90° of `from`, or the blend goes the long way.
   const sign = a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3] < 0 ? -1 : 1;
   const rotation = a.map((n, i) => n + (sign * b[i] - n) * k) as Quat;
   const length = Math.hypot(...rotation);

@@ -9,10 +9,7 @@ interface Pending {
   timer: unknown;
 }
 
-/**
- * Requests waiting for their one reply (docs/protocol.md, the reply rule): matched by
- * `requestId`, settled by the expected event or an `error`, else by a timeout or a close.
- */
+/** Requests waiting for their one reply (by `requestId`, or an `error`), a timeout or a close. */
 export class PendingRequests {
   private readonly pending = new Map<string, Pending>();
   private counter = 0;

@@ -30,10 +30,7 @@ export function headerBytes(roomIdLength: number): number {
   return Math.ceil((9 + roomIdLength) / 4) * 4;
 }
 
-/**
- * A frame as bytes, or undefined when it cannot be one the server accepts: a room id that is not
- * 1–64 characters of [A-Za-z0-9._-], or a coordinate that is not finite once rounded to float32.
- */
+/** A frame as bytes; undefined for a room id or coordinate (non-finite float32) it cannot carry. */
 export function encodePoseFrame(frame: PoseFrame): ArrayBuffer | undefined {
   const { roomId, poses } = frame;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(roomId) || poses.length > 0xffff) {
@@ -74,10 +71,7 @@ export function encodeClientPose(
   return encodePoseFrame({ type: FRAME_CLIENT_POSE, tick: 0, roomId, poses });
 }
 
-/**
- * A frame from bytes, or undefined when they do not follow the layout (too short, a length that
- * does not match the count, nonzero header flags). Entries with nonzero flags are left out.
- */
+/** A frame from bytes, or undefined off the layout. Entries with nonzero flags are left out. */
 export function decodePoseFrame(data: unknown): PoseFrame | undefined {
   const view = bytesOf(data);
   if (!view || view.byteLength < 12 || view.getUint8(1) !== 0) {
@@ -109,10 +103,7 @@ export function decodePoseFrame(data: unknown): PoseFrame | undefined {
   return { type: view.getUint8(0), tick: view.getUint32(4, true), roomId, poses };
 }
 
-/**
- * A view of binary message data: an ArrayBuffer (binaryType 'arraybuffer') or a typed array such
- * as Node's Buffer. Checked by internal slot rather than instanceof, which fails across realms.
- */
+/** An ArrayBuffer or a typed array (Node's Buffer); not by instanceof, failing across realms. */
 function bytesOf(data: unknown): DataView | undefined {
   if (ArrayBuffer.isView(data)) {
     return new DataView(data.buffer, data.byteOffset, data.byteLength);

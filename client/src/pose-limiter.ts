@@ -1,10 +1,8 @@
 import type { Clock } from './socket.js';
 
 /**
- * Keeps pose sends within the server's pose budget (RATE_POSES_PER_SEC, 60 by default): sends are
- * spaced evenly, and a pose that comes too soon waits for the next slot, replaced by any newer
- * pose of the same room meanwhile. A pose is worth nothing once a newer one exists, so the extra
- * ones are dropped here rather than by the server.
+ * Keeps pose sends within RATE_POSES_PER_SEC, evenly spaced: one too soon waits, replaced by any
+ * newer one of its room, as a pose is worth nothing once a newer one exists.
  */
 export class PoseLimiter {
   private readonly intervalMs: number;

@@ -118,7 +118,9 @@ describe('resume positions', () => {
     expect(room.position()).toEqual({ roomId: 'gallery', epoch: 'E2', lastSeq: 1 });
   });
 
-  it('joins a lost room again, with the same room object', async () => {
+  it('closes a lost room (kicked, or deleted meanwhile) without joining it again', async () => {
+    const closed: string[] = [];
+    room.on('closed', ({ reason }) => closed.push(reason));
     const next = await dropAndRedial(socket, clock);
     next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
     next.receive('resumed', {
@@ -126,14 +128,79 @@ describe('resume positions', () => {
       rooms: [],
       lost: ['gallery'],
     });
-    const join = next.lastSent('join_room');
-    expect(join).toMatchObject({ roomId: 'gallery' });
-    next.receive('room_joined', {
-      requestId: join.requestId,
-      roomInfo: roomInfo('gallery', { version: 3, epoch: 'E', seq: 9 }),
+    await settle();
+    expect(closed).toEqual(['lost']);
+    expect(client.joinedRooms.size).toBe(0);
+    // A join_room would create a deleted room again, with this client as its host.
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume']);
+  });
+
+  it('sends resume before what the app sends when it hears the client is open again', async () => {
+    client.on('connectionState', ({ state }) => {
+      if (state === 'open') {
+        room.broadcast({ type: 'chat', data: { text: 'back' } });
+      }
     });
-    expect(client.joinedRooms.get('gallery')).toBe(room);
-    expect(room.state.version).toBe(3);
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    // The server handles a connection's messages in order: the seat is back for the broadcast.
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume', 'broadcast']);
+  });
+
+  it('joins again before what the app sends when it hears the client is open again', async () => {
+    client.on('connectionState', ({ state }) => {
+      if (state === 'open') {
+        room.broadcast({ type: 'chat', data: { text: 'back' } });
+      }
+    });
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: false });
+    expect(next.sent.map((frame) => frame.action)).toEqual(['join_room', 'broadcast']);
+  });
+
+  it('leaves a room left while reconnecting once its seat is resumed', async () => {
+    const other = await joinRoom(client, socket, roomInfo('other', { epoch: 'O', seq: 4 }));
+    socket.drop(1006);
+    await expect(room.leave()).resolves.toBeUndefined();
+    expect(room.closed).toBe('left');
+    expect([...client.joinedRooms.keys()]).toEqual(['other']);
+    clock.advance(0);
+    await settle();
+    const next = FakeSocket.last;
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    // Every held seat comes back with the resume, listed or not; then the left one is let go.
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume', 'leave_room']);
+    expect(next.lastSent('resume').rooms).toEqual([other.position()]);
+    expect(next.lastSent('leave_room')).toMatchObject({ roomId: 'gallery' });
+    // The reply settles it; the room stays closed, and a reconnect later does not leave it again.
+    const { requestId } = next.lastSent('leave_room');
+    next.receive('room_left', { requestId, roomId: 'gallery' });
+    const third = await dropAndRedial(next, clock);
+    third.receive('connected', { userId: 'me', resumeToken: 'T3', resumed: true });
+    expect(third.sent.map((frame) => frame.action)).toEqual(['resume']);
+  });
+
+  it('resumes only to leave when the one room it had was left while reconnecting', async () => {
+    socket.drop(1006);
+    await room.leave();
+    clock.advance(0);
+    await settle();
+    const next = FakeSocket.last;
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    expect(next.sent).toMatchObject([
+      { action: 'resume', rooms: [] },
+      { action: 'leave_room', roomId: 'gallery' },
+    ]);
+  });
+
+  it('does not send a leave for a room left while away when the seats are gone', async () => {
+    socket.drop(1006);
+    await room.leave();
+    clock.advance(0);
+    await settle();
+    const next = FakeSocket.last;
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: false });
+    expect(next.sent).toEqual([]);
   });
 
   it('joins every room again on RESUME_FAILED', async () => {

@@ -3,9 +3,8 @@ import type { RoomState, ServerEventMap, StateItem, StateOp } from '../../src/pr
 export type StateUpdate = ServerEventMap['state_updated'];
 
 /**
- * The state after a `state_updated` the server has already applied. The server validated and
- * applied it all or nothing, so this mirrors its rules without re-checking them: a patch replaces
- * whole sections, `add` appends, `update` merges shallowly, `remove` deletes.
+ * The state after a `state_updated` the server applied (validated, all or nothing): its rules
+ * without the checks. A patch replaces sections, `update` merges shallowly.
  */
 export function applyStateUpdate(state: RoomState, update: StateUpdate): RoomState {
   const next: RoomState = { ...state, ...update.patch, version: update.version };

@@ -79,6 +79,7 @@ export interface RoomLink {
   ): Promise<ServerEventMap[E]>;
   send(action: ClientAction, body: object): void;
   sendPose(roomId: string, pose: OutgoingPose): void;
+  leave(roomId: string): Promise<unknown>;
   forget(room: Room): void;
 }
 
@@ -97,15 +98,14 @@ export interface JoinOptions {
 const STALE_RETRIES = 3;
 
 /**
- * A joined room, kept current from the server's events: `state`, `members`, and the resume
- * position (`epoch`, `lastSeq`). Made by `GalleryClient.joinRoom`; the same object survives
- * reconnects, resumed or joined again.
+ * A joined room, kept current from events: `state`, `members`, the resume position (`epoch`,
+ * `lastSeq`). From `GalleryClient.joinRoom`; the same object survives reconnects.
  */
 export class Room {
   private readonly events = new Emitter<RoomEvents>();
   private current: RoomState;
   private readonly users = new Map<string, RoomUser>();
-  /** Who a binary pose frame's slot stands for, from room_joined, user_joined and user_left. */
+  /** Who a binary frame's slot stands for. */
   private readonly slots = new Map<number, string>();
   private closedReason?: RoomCloseReason;
   createdAt: number;
@@ -115,7 +115,7 @@ export class Room {
   constructor(
     readonly id: string,
     info: RoomInfo,
-    /** What the join asked for, sent again when the room is joined again after a reconnect. */
+    /** What the join asked for, sent again by a join after a reconnect. */
     readonly joinOptions: JoinOptions,
     private readonly link: RoomLink,
   ) {
@@ -144,9 +144,10 @@ export class Room {
     this.events.off(event, handler);
   }
 
+  /** While reconnecting: resolves at once; the server hears of it once back. */
   async leave(): Promise<void> {
     try {
-      await this.link.request(ClientAction.LeaveRoom, { roomId: this.id }, 'room_left');
+      await this.link.leave(this.id);
     } finally {
       this.close('left');
     }

@@ -56,6 +56,20 @@ describe('WebSocketTransport (the original client API)', () => {
     expect(transport.isConnected()).toBe(false);
   });
 
+  it('refuses joinRoom while reconnecting, leaving only the reconnect timer', async () => {
+    const clock = new FakeClock();
+    const transport = new WebSocketTransport({ WebSocket: FakeSocket, clock });
+    const connected = transport.connect({ serverUrl: 'ws://localhost:8080', userId: 'u' });
+    await settle();
+    FakeSocket.last.receive('connected', { userId: 'u' });
+    await connected;
+    FakeSocket.last.drop(1006);
+    expect(clock.pendingTimers).toBe(1);
+    await expect(transport.joinRoom('r1')).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+    expect(clock.pendingTimers).toBe(1);
+    transport.disconnect();
+  });
+
   it('throws NOT_CONNECTED before connect', () => {
     const transport = new WebSocketTransport({ WebSocket: FakeSocket });
     expect(() => transport.broadcast('r', { type: 'x' })).toThrow(/connect\(\) first/);

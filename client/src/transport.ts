@@ -24,9 +24,8 @@ export interface TransportConnectOptions {
 }
 
 /**
- * The original gallery-viewer client's API (`connect({serverUrl, userId, apiKey})`,
- * `createRoom(config)`, `joinRoom(roomId, userInfo)`), so code written against it keeps working.
- * It runs on GalleryClient, so it also reconnects and resumes; new code should use GalleryClient.
+ * The original gallery-viewer client's API, so code written against it keeps working. It runs on
+ * GalleryClient (reconnects and resumes too); new code should use GalleryClient.
  */
 export class WebSocketTransport {
   private readonly events = new Emitter<ClientEvents>();
