@@ -47,9 +47,18 @@ describe('server ticks for poses (POSE_TICK_MS)', () => {
     }
     expect(posesFrom(alice, 'alice')).toEqual([]);
 
-    // A chat message is not held for a tick; it still arrives.
+    // A chat message is not held for a tick: sent right behind a pose, it overtakes the pose, which
+    // waits for the next tick. Sent just after a tick reached bob, so that one is a whole tick off.
+    alice.broadcast('tick-room', pose(10));
+    await until(() => posesFrom(bob, 'alice').includes(10), 2000, 'pose 10 at bob');
+    bob.received.splice(0);
+    alice.broadcast('tick-room', pose(11));
     alice.broadcast('tick-room', { type: 'chat', timestamp: Date.now(), data: { text: 'hi' } });
-    await bob.next('message');
+    await until(() => posesFrom(bob, 'alice').includes(11), 2000, 'pose 11 at bob');
+    const types = bob.received.map(
+      (message) => (message.data as unknown as { message: { type: string } }).message.type,
+    );
+    expect(types).toEqual(['chat', 'pose_update']);
   });
 
   it('never shows the pose of a member that left before the tick after its user_left', async () => {
