@@ -439,6 +439,7 @@ async function assertServerSurvived(server: FuzzServer, canary: Canary, tally: T
   expect(unexpected).toEqual([]);
   expect(tally.stalls).toEqual([]);
   expect(tally.unanswered).toEqual([]);
+  expect(tally.suspicious).toEqual([]);
 }
 
 function print(text: string): void {

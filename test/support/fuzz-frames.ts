@@ -546,12 +546,12 @@ export class FrameGenerator {
   private arrayForObject(draft: Draft): void {
     const rng = this.rng;
     if (rng.chance(0.2)) {
-      draft.value = rng.chance(0.5) ? [draft.value] : Object.values(draft.value as object);
+      draft.value = rng.chance(0.5) ? [draft.value] : valuesOf(draft.value);
       return;
     }
     const path = this.pickObjectPath(draft.value);
-    const target = getAt(draft.value, path) as Record<string, unknown>;
-    const replacement = rng.chance(0.5) ? Object.values(target) : [target];
+    const target = getAt(draft.value, path);
+    const replacement = rng.chance(0.5) ? valuesOf(target) : [target];
     draft.value = setAt(draft.value, path, replacement);
   }
 
@@ -875,4 +875,9 @@ function deleteAt(value: unknown, path: Path): unknown {
   const copy = { ...(parent as Record<string, unknown>) };
   delete copy[key as string];
   return setAt(value, parentPath, copy);
+}
+
+/** An object's values; anything else (an earlier mutation may have left null) in an array. */
+function valuesOf(value: unknown): unknown[] {
+  return value !== null && typeof value === 'object' ? Object.values(value) : [value];
 }
