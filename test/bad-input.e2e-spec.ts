@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { ROOM_STORE, type RoomStore } from '../src/rooms/room-store.js';
-import { INITIAL_STATE, useTestServer } from './support/fixtures.js';
+import { INITIAL_STATE, replyOf, useTestServer } from './support/fixtures.js';
 import type { TestClient } from './support/test-client.js';
 
 const MAX_MESSAGE_BYTES = 4096;
@@ -469,12 +469,19 @@ describe('bad input', () => {
       // toEqual: an own "constructor" key defeats toStrictEqual's type check.
       expect((await bob.next('message')).message).toEqual({ type: 'x', data: sneaky });
 
+      // Legitimate data in a state item too: the change commits, and the item is stored as sent.
+      const item = { constructor: { prototype: { a: 1 } }, prototype: { a: 1 } };
       const requestId = alice.request('update_state', {
         roomId: 'proto-room',
-        ops: [{ op: 'add', collection: 'annotations', id: 'c1', item: { prototype: { a: 1 } } }],
+        ops: [{ op: 'add', collection: 'annotations', id: 'c1', item }],
       });
-      const reply = await alice.reply(requestId);
-      expect(['state_updated', 'error']).toContain(reply.event);
+      expect(await replyOf(alice, requestId, 'state_updated')).toMatchObject({ version: 1 });
+      const stored = await replyOf<{ state: { annotations: unknown[] } }>(
+        alice,
+        alice.request('get_state', { roomId: 'proto-room' }),
+        'state',
+      );
+      expect(stored.state.annotations).toEqual([{ id: 'c1', ...item }]);
 
       expectNoPollution();
       await expectStoredStateIntact('proto-room');

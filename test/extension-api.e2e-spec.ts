@@ -176,7 +176,7 @@ describe('extension API', () => {
     const state = alice.request('get_state', { roomId: 'g' });
     expect(await replyOf(alice, state, 'state')).toMatchObject({
       version: 1,
-      state: { sessionSettings: { stampedBy: 'alice' }, annotations: {} },
+      state: { sessionSettings: { stampedBy: 'alice' }, annotations: [] },
     });
     alice.close();
     bob.close();

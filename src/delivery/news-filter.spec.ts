@@ -41,9 +41,16 @@ describe('newsFilter: events held back while a join was pending', () => {
     expect(isNews(held('user_joined', { user: user('bob') }))).toBe(false);
   });
 
-  it('passes on state updates the joiner has not got', () => {
-    const isNews = newsFilter(snapshot('alice'), 'alice', (version) => version > 3);
-    expect(isNews(held('state_updated', { version: 3 }))).toBe(false);
-    expect(isNews(held('state_updated', { version: 4 }))).toBe(true);
+  it("asks the joiner's connection about each held state update, by the update's version", () => {
+    const asked: number[] = [];
+    // Answers the snapshot (version 3) would not give, so that only a filter that asks, with the
+    // update's own version, passes.
+    const isNews = newsFilter(snapshot('alice'), 'alice', (version) => {
+      asked.push(version);
+      return version === 5;
+    });
+    expect(isNews(held('state_updated', { version: 4 }))).toBe(false);
+    expect(isNews(held('state_updated', { version: 5 }))).toBe(true);
+    expect(asked).toEqual([4, 5]);
   });
 });

@@ -102,8 +102,8 @@ class ChaosUser {
    */
   private readonly unplaced = new Map<string, { epoch: string; after: number; seqs: number[] }>();
   private readonly seqErrors: string[] = [];
-  /** What its resumes came to. */
-  readonly outcomes = { recovered: 0, snapshots: 0, lost: 0 };
+  /** The rooms it joined, and what its resumes came to. */
+  readonly outcomes = { joins: 0, recovered: 0, snapshots: 0, lost: 0 };
 
   constructor(
     readonly userId: string,
@@ -214,6 +214,7 @@ class ChaosUser {
         this.token = (data as ServerEventMap['connected']).resumeToken;
         return;
       case 'room_joined':
+        this.outcomes.joins += 1;
         this.snapshot((data as ServerEventMap['room_joined']).roomInfo);
         return;
       case 'room_left':
@@ -523,6 +524,8 @@ describe.each(MODES)('cluster: chaos (seeded), $name', (mode) => {
     const log: string[] = [];
     const say = (line: string) => log.push(`${log.length}: ${line}`);
     const tally = {
+      connects: 0,
+      joins: 0,
       resumed: 0,
       recovered: 0,
       snapshots: 0,
@@ -573,6 +576,7 @@ describe.each(MODES)('cluster: chaos (seeded), $name', (mode) => {
       const opened = await open(user);
       if (opened) {
         user.attach(opened.client, opened.instance);
+        tally.connects += 1;
         say(`${user.userId} connected to instance ${opened.instance}`);
       }
     };
@@ -780,16 +784,17 @@ describe.each(MODES)('cluster: chaos (seeded), $name', (mode) => {
         'every view to equal the store',
         200,
       );
+      for (const user of users) {
+        tally.joins += user.outcomes.joins;
+        tally.recovered += user.outcomes.recovered;
+        tally.snapshots += user.outcomes.snapshots;
+        tally.lost += user.outcomes.lost;
+      }
       if (process.env.CHAOS_VERBOSE) {
         const store = await readStore(reader, keyPrefix);
         const rooms = [...store].map(
           ([roomId, room]) => `${roomId} v${room.state.version} ${describeMembers(room.members)}`,
         );
-        for (const user of users) {
-          tally.recovered += user.outcomes.recovered;
-          tally.snapshots += user.outcomes.snapshots;
-          tally.lost += user.outcomes.lost;
-        }
         process.stdout.write(
           `${log.join('\n')}\nstore: ${rooms.join(' | ')}\n` +
             `CHAOS_SEED=${SEED} ${resumeOn ? 'resume on' : 'resume off'}: ${JSON.stringify(tally)}` +
@@ -812,6 +817,14 @@ describe.each(MODES)('cluster: chaos (seeded), $name', (mode) => {
             .slice(-20)
             .join('\n')}`,
       );
+    }
+    // Views that agree with the store prove nothing if nobody got in: the chaos must have
+    // happened, users joining rooms and, with resume on, resuming them.
+    expect(tally.connects).toBeGreaterThanOrEqual(USERS.length);
+    expect(tally.joins).toBeGreaterThan(0);
+    if (resumeOn) {
+      expect(tally.resumed).toBeGreaterThan(0);
+      expect(tally.recovered + tally.snapshots).toBeGreaterThan(0);
     }
   }, 90_000);
 });

@@ -1192,11 +1192,15 @@ export function describeRoomStoreContract(
 
         it("frees the owner's quota slot", async () => {
           await createPersistent('p');
-          await store.deleteExpired(persistentPolicy(T0 + idleAfter));
-          await store.create(
-            { roomId: 'next', config: config(), createdAt: T0, quota: quota('ann', 1) },
-            MAX_ROOMS,
-          );
+          const next = () =>
+            store.create(
+              { roomId: 'next', config: config(), createdAt: T0, quota: quota('ann', 1) },
+              MAX_ROOMS,
+            );
+          expect((await rejection(next)).code).toBe(ErrorCode.RoomQuota);
+          const expired = await store.deleteExpired(persistentPolicy(T0 + idleAfter));
+          expect(expired.map((room) => room.roomId)).toEqual(['p']);
+          await expect(next()).resolves.toBeUndefined();
         });
 
         it('counts joins, touches and state changes as activity', async () => {
