@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 /** Busy `percent` ms of every period: bursts, as a busy neighbour's work comes, not one stall. */
 const PERIOD_MS = 100;
 
-/** Spins for `busy` ms, sleeps the rest of the period, until killed. */
-const SPIN_SOURCE = (busyMs: number): string =>
+/** Spins for `busy` ms, sleeps the rest of the period, until killed. Exported for its test. */
+export const SPIN_SOURCE = (busyMs: number): string =>
   `const busy = ${busyMs}, period = ${PERIOD_MS};` +
   'function spin() { const start = Date.now(); while (Date.now() - start < busy) {}' +
   ' setTimeout(spin, period - busy); }' +
@@ -15,6 +15,8 @@ const SPIN_SOURCE = (busyMs: number): string =>
 
 export interface BusyTenant {
   readonly pid: number;
+  /** Settles when the tenant process has ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): void;
 }
 
@@ -26,6 +28,9 @@ export function startBusyTenant(percent: number): BusyTenant {
   if (child.pid === undefined) {
     throw new Error('--busy-tenant: could not start the tenant process');
   }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
   // Whatever happens, the tenant does not outlive the bench.
   const kill = (): void => {
     child.kill('SIGKILL');
@@ -33,6 +38,7 @@ export function startBusyTenant(percent: number): BusyTenant {
   process.once('exit', kill);
   return {
     pid: child.pid,
+    exited,
     stop: () => {
       process.removeListener('exit', kill);
       kill();
