@@ -248,6 +248,31 @@ describe('resume after a dropped connection', () => {
     expect(resumed.lost).toEqual(['elsewhere']);
   });
 
+  it('lets only the socket that joined or resumed act for a held seat', async () => {
+    const { alice, bob } = await pair();
+    await drop(alice);
+    await bob.next('user_updated');
+    // alice again, on a socket that neither resumed nor joined: the store still has her seat.
+    const other = await connect('alice');
+    const attempts = [
+      other.request('get_state', { roomId: 'gallery' }),
+      other.request('update_state', {
+        roomId: 'gallery',
+        ops: [{ op: 'add', collection: 'annotations', id: 'n1', item: { text: 'x' } }],
+      }),
+      other.request('set_role', { roomId: 'gallery', targetUserId: 'bob', role: 'viewer' }),
+      other.request('kick_user', { roomId: 'gallery', targetUserId: 'bob' }),
+      other.request('delete_room', { roomId: 'gallery' }),
+      other.request('leave_room', { roomId: 'gallery' }),
+    ];
+    for (const requestId of attempts) {
+      expect(await other.error(requestId)).toMatchObject({ code: 'NOT_IN_ROOM', requestId });
+    }
+    // bob is still in the room, as an editor, and nothing changed.
+    const state = await bob.reply(bob.request('get_state', { roomId: 'gallery' }));
+    expect(state).toMatchObject({ event: 'state', data: { version: 0 } });
+  });
+
   it('treats a close frame as a leave, at once', async () => {
     const { alice, bob } = await pair();
     bob.close();

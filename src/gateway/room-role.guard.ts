@@ -8,8 +8,8 @@ import { UsersService } from '../users/users.service.js';
 import { MinRole } from './min-role.decorator.js';
 
 /**
- * Room-scoped authorization: the room exists (ROOM_NOT_FOUND), the sender is a member
- * (NOT_IN_ROOM) and holds at least the handler's MinRole (FORBIDDEN). A malformed roomId is left
+ * Room-scoped authorization: the room exists (ROOM_NOT_FOUND), the sender's connection has joined
+ * it (NOT_IN_ROOM) and holds at least the handler's MinRole (FORBIDDEN). A malformed roomId is left
  * to the handler's validation, which names the field.
  *
  * An early refusal only: the role may change before the handler writes, so the store checks the
@@ -31,7 +31,11 @@ export class RoomRoleGuard implements CanActivate {
     if (!required || !connection || typeof roomId !== 'string' || !ID_PATTERN.test(roomId)) {
       return true;
     }
-    assertRoleAtLeast(roomId, await this.rooms.roleOf(roomId, connection.userId), required);
+    const role = await this.rooms.roleOf(roomId, connection.userId);
+    // The store knows users, not sockets: while a dropped socket's seat is held, another socket
+    // of the same user has a role there too, but has joined nothing (it gets none of the room's
+    // events). Only the socket that joined or resumed acts for the seat, as for a broadcast.
+    assertRoleAtLeast(roomId, connection.rooms.has(roomId) ? role : undefined, required);
     return true;
   }
 }
