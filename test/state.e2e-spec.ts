@@ -176,6 +176,10 @@ describe('room state: update_state and get_state', () => {
       ['sceneUrl a number', { sceneUrl: 5 }, 'patch.sceneUrl'],
       ['treeViewState an array', { treeViewState: [1] }, 'patch.treeViewState'],
       ['sessionSettings a string', { sessionSettings: 'dark' }, 'patch.sessionSettings'],
+      // null would break every reader of the state, and a persistent room's file at the next boot.
+      ['sceneLoaded null', { sceneLoaded: null }, 'patch.sceneLoaded'],
+      ['treeViewState null', { treeViewState: null }, 'patch.treeViewState'],
+      ['sessionSettings null', { sessionSettings: null }, 'patch.sessionSettings'],
     ])(
       'refuses a patch with %s with VALIDATION_FAILED naming the field',
       async (_c, patch, field) => {

@@ -22,13 +22,13 @@ import {
   type StateCollection,
   type StateOpKind,
 } from '../../protocol/protocol.js';
-import { HasOnlyKeys, IsProtocolId, OptionalRequestId } from './validators.js';
+import { HasOnlyKeys, IsProtocolId, OptionalNotNull, OptionalRequestId } from './validators.js';
 
 export class StatePatchDto {
   @IsOptional() @IsString() @MaxLength(2048) sceneUrl?: string | null;
-  @IsOptional() @IsBoolean() sceneLoaded?: boolean;
-  @IsOptional() @IsObject() treeViewState?: Record<string, unknown>;
-  @IsOptional() @IsObject() sessionSettings?: Record<string, unknown>;
+  @OptionalNotNull() @IsBoolean() sceneLoaded?: boolean;
+  @OptionalNotNull() @IsObject() treeViewState?: Record<string, unknown>;
+  @OptionalNotNull() @IsObject() sessionSettings?: Record<string, unknown>;
 }
 
 export class StateOpDto {

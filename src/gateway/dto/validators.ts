@@ -5,6 +5,7 @@ import {
   Matches,
   MaxLength,
   ValidateBy,
+  ValidateIf,
   buildMessage,
   type ValidationOptions,
 } from 'class-validator';
@@ -16,6 +17,13 @@ export const IsProtocolId = () =>
     IsString(),
     Matches(ID_PATTERN, { message: '$property must be 1-64 characters of [A-Za-z0-9._-]' }),
   );
+
+/**
+ * May be left out, but null is checked like any value: IsOptional would let null through, and a
+ * state section set to null breaks every reader of the state (and a persistent room's file).
+ */
+export const OptionalNotNull = () =>
+  ValidateIf((_object: object, value: unknown) => value !== undefined);
 
 export const OptionalRequestId = () => applyDecorators(IsOptional(), IsString(), MaxLength(128));
 
