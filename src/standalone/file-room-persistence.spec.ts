@@ -249,6 +249,18 @@ describe('FileRoomPersistence', () => {
     ]);
   });
 
+  it('reads state sections saved as null (as an earlier version allowed) as their initial values', async () => {
+    const saved = room('nulls', 4);
+    const state = { ...saved.state, sceneLoaded: null, treeViewState: null, sessionSettings: null };
+    writeFileSync(join(dir, 'room-nulls.json'), JSON.stringify({ format: 1, ...saved, state }));
+    expect(await persistence.loadAll()).toEqual([
+      {
+        ...saved,
+        state: { ...saved.state, sceneLoaded: false, treeViewState: {}, sessionSettings: {} },
+      },
+    ]);
+  });
+
   it('drops fields it does not know', async () => {
     writeFileSync(
       join(dir, 'room-extra.json'),

@@ -247,17 +247,25 @@ function parseState(state: unknown): RoomState {
     'state.version is not a version',
   );
   check(sceneUrl === null || typeof sceneUrl === 'string', 'state.sceneUrl is not a string');
-  check(typeof sceneLoaded === 'boolean', 'state.sceneLoaded is not a boolean');
-  check(isObject(treeViewState), 'state.treeViewState is not an object');
-  check(isObject(sessionSettings), 'state.sessionSettings is not an object');
+  check(
+    sceneLoaded === null || typeof sceneLoaded === 'boolean',
+    'state.sceneLoaded is not a boolean',
+  );
+  check(treeViewState === null || isObject(treeViewState), 'state.treeViewState is not an object');
+  check(
+    sessionSettings === null || isObject(sessionSettings),
+    'state.sessionSettings is not an object',
+  );
+  // null: an earlier version let update_state set these sections to null. Read as their initial
+  // values rather than skipping the whole room, annotations and all.
   return {
     version,
     sceneUrl,
-    sceneLoaded,
-    treeViewState,
+    sceneLoaded: sceneLoaded ?? false,
+    treeViewState: treeViewState ?? {},
     annotations: parseItems(state.annotations, 'annotations'),
     focusPoints: parseItems(state.focusPoints, 'focusPoints'),
-    sessionSettings,
+    sessionSettings: sessionSettings ?? {},
   };
 }
 
