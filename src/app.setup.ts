@@ -72,6 +72,7 @@ export function configureApp(app: INestApplication): AppConfig {
     new MultiplayerWsAdapter(app, {
       maxPayload: config.maxMessageBytes,
       perMessageDeflate: config.perMessageDeflate,
+      maxClientBufferBytes: config.maxClientBufferBytes,
       maxJsonDepth: config.maxJsonDepth,
       maxPendingMessages: config.maxPendingMessages,
       rateLimits: config.rateLimits,

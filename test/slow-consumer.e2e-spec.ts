@@ -189,4 +189,28 @@ describe('slow consumers', () => {
     carol.socket.resume();
     expect((await carol.waitForClose(5000)).code).toBe(1006);
   }, 40_000);
+
+  it('cuts off a client in no room that pings without reading, before its pongs pile up', async () => {
+    const [carol] = await fixture.connectAll('carol');
+    const carolOnServer = fixture.server.app.get(UsersService).byUser('carol');
+    const serverSocket = carolOnServer?.handle as WebSocket;
+    carol.socket.pause();
+    // The pongs fill the kernel's buffers (a few MB) and then the server's own: 27 MB at most.
+    const payload = Buffer.alloc(125);
+    let pings = 0;
+    while (serverSocket.readyState === WebSocket.OPEN && pings < 200_000) {
+      for (let i = 0; i < 1000; i++) {
+        carol.socket.ping(payload);
+      }
+      pings += 1000;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await until(
+      () => serverSocket.readyState === WebSocket.CLOSED,
+      5000,
+      "the server cutting carol's socket off",
+    );
+    // Cut off while the flood went on, not after it ended.
+    expect(pings).toBeLessThan(200_000);
+  }, 40_000);
 });

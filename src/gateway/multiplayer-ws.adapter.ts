@@ -28,6 +28,8 @@ export type { UpgradeDecision } from '../limits/connection-admission.js';
 export interface MultiplayerWsAdapterOptions {
   maxPayload: number;
   perMessageDeflate: boolean;
+  /** Unread output (MAX_CLIENT_BUFFER_BYTES) past which a client that pings is cut off. */
+  maxClientBufferBytes: number;
   maxJsonDepth: number;
   maxPendingMessages: number;
   rateLimits: RateLimits;
@@ -147,6 +149,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
         socket.close(refusal.code, closeReason(refusal.reason));
         return;
       }
+      cutOffUnreadPongs(socket, this.adapterOptions.maxClientBufferBytes);
       try {
         callback(socket, request);
       } catch (error) {
@@ -327,4 +330,18 @@ function selectProtocol(protocols: Set<string>): string | false {
     bearer ||= protocol;
   }
   return bearer;
+}
+
+/**
+ * ws answers every ping with a pong, queued like any other frame, and the output limits only
+ * look at a socket when a room event is queued for it: a client in no room that pings without
+ * reading would grow the server's memory without bound. Past the limit of unread output it is
+ * cut off, as a slow consumer is; it reads nothing, so a close frame would never reach it.
+ */
+function cutOffUnreadPongs(socket: WebSocket, maxBufferedBytes: number): void {
+  socket.on('ping', () => {
+    if (socket.bufferedAmount > maxBufferedBytes) {
+      socket.terminate();
+    }
+  });
 }
