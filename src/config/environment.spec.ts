@@ -245,6 +245,19 @@ describe('validateEnvironment', () => {
     ]);
   });
 
+  it('names a bad address or origin beside another bad variable', () => {
+    const error = refusal({
+      PORT: 'abc',
+      TRUST_PROXY: '1.2.3.400',
+      ALLOWED_ORIGINS: 'https://x.example/path',
+    });
+    expect(error.problems.map((problem) => problem.split(/[=:]/)[0]).sort()).toEqual([
+      'ALLOWED_ORIGINS',
+      'PORT',
+      'TRUST_PROXY',
+    ]);
+  });
+
   it('keeps DATA_DIR as given, relative or absolute', () => {
     expect(validateEnvironment({ DATA_DIR: 'rooms' }).DATA_DIR).toBe('rooms');
     expect(validateEnvironment({ DATA_DIR: '/var/lib/gallery' }).DATA_DIR).toBe('/var/lib/gallery');

@@ -213,15 +213,12 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
     }
   }
   const parsed = plainToInstance(EnvironmentVariables, present);
-  const problems = validateSync(parsed, { forbidUnknownValues: false, stopAtFirstError: true }).map(
-    (error) => {
-      const constraints = Object.values(error.constraints ?? {}).join('; ');
-      return `${shownValue(error.property, present[error.property])}: ${constraints}`;
-    },
-  );
-  if (problems.length === 0) {
-    problems.push(...listProblems(parsed));
-  }
+  const errors = validateSync(parsed, { forbidUnknownValues: false, stopAtFirstError: true });
+  const problems = errors.map((error) => {
+    const constraints = Object.values(error.constraints ?? {}).join('; ');
+    return `${shownValue(error.property, present[error.property])}: ${constraints}`;
+  });
+  problems.push(...listProblems(parsed, new Set(errors.map((error) => error.property))));
   if (problems.length === 0 && parsed.CLIENT_BUFFER_SOFT_BYTES > parsed.MAX_CLIENT_BUFFER_BYTES) {
     problems.push('CLIENT_BUFFER_SOFT_BYTES: must not exceed MAX_CLIENT_BUFFER_BYTES');
   }
@@ -255,18 +252,20 @@ function shownValue(name: string, value: string | undefined): string {
 /**
  * What the patterns let through but would fail, or never match, once the server runs: a
  * REDIS_URL that is no URL, a TRUST_PROXY entry that is no address, an origin with a path.
+ * Variables already `refused` are not looked at again.
  */
-function listProblems(env: EnvironmentVariables): string[] {
+function listProblems(env: EnvironmentVariables, refused: ReadonlySet<string>): string[] {
   const problems: string[] = [];
-  if (env.REDIS_URL !== undefined && !isRedisUrl(env.REDIS_URL)) {
-    problems.push(`${shownValue('REDIS_URL', env.REDIS_URL)}: is not a valid URL`);
+  const redisUrl = refused.has('REDIS_URL') ? undefined : env.REDIS_URL;
+  if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
+    problems.push(`${shownValue('REDIS_URL', redisUrl)}: is not a valid URL`);
   }
-  for (const entry of splitList(env.TRUST_PROXY)) {
+  for (const entry of refused.has('TRUST_PROXY') ? [] : splitList(env.TRUST_PROXY)) {
     if (!isAddressOrBlock(entry)) {
       problems.push(`TRUST_PROXY: ${JSON.stringify(entry)} is not an IP address or CIDR block`);
     }
   }
-  for (const entry of splitList(env.ALLOWED_ORIGINS)) {
+  for (const entry of refused.has('ALLOWED_ORIGINS') ? [] : splitList(env.ALLOWED_ORIGINS)) {
     const problem = originProblem(entry);
     if (problem) {
       problems.push(`ALLOWED_ORIGINS: ${JSON.stringify(entry)} ${problem}`);
