@@ -180,4 +180,33 @@ describe('LOG_FORMAT=json', () => {
     ]);
     expect(stderr[0].stack_trace).toBeUndefined();
   });
+
+  it('logs no refused binary pose frame, even at debug, and names an unknown action', async () => {
+    server = ServerProcess.start({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'gms-json-logs-')),
+    });
+    const port = await server.port();
+    const alice = await TestClient.connect(`ws://127.0.0.1:${port}/?userId=alice`, {
+      protocols: ['gallery.v2'],
+    });
+    await alice.join('pose-room');
+    for (let i = 0; i < 5; i++) {
+      alice.sendRaw(Buffer.alloc(5), { binary: true });
+      expect((await alice.next('error')).code).toBe('INVALID_MESSAGE');
+    }
+    const unknown = alice.request('bogus_action');
+    expect((await alice.error(unknown)).code).toBe('UNKNOWN_ACTION');
+    // Logged in order: once the unknown action's line is out, a pose frame's would be too.
+    const line = JSON.parse(await server.line(/bogus_action/)) as LogLine;
+    expect(line).toMatchObject({
+      severity: 'DEBUG',
+      action: 'bogus_action',
+      code: 'UNKNOWN_ACTION',
+    });
+    expect(parseAll(server).stdout.filter((entry) => entry.code === 'INVALID_MESSAGE')).toEqual([]);
+  });
 });

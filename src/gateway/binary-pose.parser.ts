@@ -68,6 +68,12 @@ export function parseBinaryPose(data: Buffer, senderId: string): ParsedFrame {
 function invalidFrame(reason: string): ParsedFrame {
   return {
     rejected: true,
-    rejection: { code: ErrorCode.InvalidMessage, message: reason, abusive: true },
+    // A binary frame stands for a broadcast: refused, it is not logged, as nothing is per pose.
+    rejection: {
+      code: ErrorCode.InvalidMessage,
+      message: reason,
+      abusive: true,
+      action: ClientAction.Broadcast,
+    },
   };
 }

@@ -13,6 +13,8 @@ export interface RejectedFrame {
   field?: string;
   /** A frame no honest client sends (too deep): it counts towards closing the connection. */
   abusive?: boolean;
+  /** The action the frame named or stood for, for the log (which skips refused broadcasts). */
+  action?: string;
 }
 
 /** MAX_JSON_DEPTH's default: a pose broadcast is 4 deep, room state a few more. */
@@ -77,6 +79,7 @@ export function unknownAction(action: string, message: Record<string, unknown>):
     code: ErrorCode.UnknownAction,
     message: `Unknown action "${action.slice(0, 64)}"`,
     requestId: message.requestId,
+    action: action.slice(0, 64),
   };
 }
 

@@ -7,6 +7,7 @@ import { StructuredLogger } from '../logging/structured-logger.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ClientAction, ErrorCode, ServerEvent, type ErrorPayload } from '../protocol/protocol.js';
 import { UsersService } from '../users/users.service.js';
+import { REJECTED_FRAME, type RejectedFrame } from './client-frame.parser.js';
 
 /** Turns anything a handler throws into the protocol's `error` event, sent to the sender only. */
 @Catch()
@@ -28,7 +29,7 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     const requestId = requestIdOf(data);
     const fields: LogFields = {
       userId: connection.userId,
-      action: ws.getPattern(),
+      action: actionOf(ws.getPattern(), data),
       requestId,
       roomId: roomIdOf(data),
       ...connection.logContext,
@@ -61,6 +62,15 @@ export class ProtocolExceptionFilter implements WsExceptionFilter {
     });
     return { message: 'Internal server error', code: ErrorCode.InternalError };
   }
+}
+
+/** The handler's action; for a refused frame, the one the frame named, when it named one. */
+function actionOf(pattern: string, data: unknown): string {
+  if (pattern !== REJECTED_FRAME || typeof data !== 'object' || data === null) {
+    return pattern;
+  }
+  const { action } = data as RejectedFrame;
+  return typeof action === 'string' ? action : pattern;
 }
 
 function roomIdOf(data: unknown): string | undefined {
