@@ -33,6 +33,17 @@ class PingShadow {
     return { event: 'shadow_echoed', data: withRequestId(body.requestId, {}) };
   }
 
+  /** Replies a custom action cannot get out: an error without data, and data with a cycle. */
+  @SubscribeMessage('broken_reply')
+  brokenReply(@MessageBody() body: { cycle?: boolean }) {
+    if (!body.cycle) {
+      return { event: 'error' };
+    }
+    const data: Record<string, unknown> = {};
+    data.self = data;
+    return { event: 'broken', data };
+  }
+
   /** Tells one member of a room, and answers whether that member was there to tell. */
   @SubscribeMessage('nudge')
   async nudge(@MessageBody() body: { requestId?: string; roomId: string; userId: string }) {
@@ -106,6 +117,17 @@ describe('extension API', () => {
     expect(await replyOf(alice, ping, 'pong')).toMatchObject({ requestId: ping });
     const echo = alice.request('shadow_echo');
     await replyOf(alice, echo, 'shadow_echoed');
+    alice.close();
+  });
+
+  it('answers INTERNAL_ERROR for a custom reply that cannot be sent, and keeps the connection', async () => {
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    for (const cycle of [false, true]) {
+      const requestId = alice.request('broken_reply', { cycle });
+      expect(await alice.error(requestId)).toMatchObject({ code: 'INTERNAL_ERROR', requestId });
+    }
+    const ping = alice.request('ping');
+    await replyOf(alice, ping, 'pong');
     alice.close();
   });
 

@@ -16,12 +16,14 @@ import {
   CloseReason,
 } from '../protocol/protocol.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
+import { ErrorCode, ServerEvent } from '../protocol/protocol.js';
 import type { ServerCounters } from '../telemetry/server-counters.js';
 import type { BinaryPose } from './binary-pose.parser.js';
 import { REJECTED_FRAME, unknownAction, type ParsedFrame } from './client-frame.parser.js';
 import { ClientInbound } from './client-inbound.js';
 import { readFramesDirectly } from './direct-frame-reader.js';
 import { closeAfterQueuedOnProtocolError } from './protocol-error-close.js';
+import { requestIdOf } from './protocol-exception.filter.js';
 
 export type { UpgradeDecision } from '../limits/connection-admission.js';
 
@@ -270,10 +272,38 @@ export class MultiplayerWsAdapter extends WsAdapter {
   ): Promise<void> {
     // Nest's proxy hands handler errors to the exception filter; what reaches here escaped it.
     const result = await callback?.(data, action);
-    if (result !== undefined && result !== null) {
+    if (result === undefined || result === null) {
+      return;
+    }
+    try {
+      if (!isReply(result)) {
+        throw new TypeError('a reply is {event: string, data: object}');
+      }
       this.adapterOptions.reply(client, result);
+    } catch (error) {
+      // A reply that cannot be sent (no data, a cycle) is the handler's bug, a team's custom
+      // action's most likely: the client gets INTERNAL_ERROR, as when a handler throws, rather
+      // than losing its connection (and its seats) to a 1011.
+      this.socketLogger.error(`Action "${action}" returned a reply that cannot be sent`, error);
+      const requestId = requestIdOf(data);
+      this.adapterOptions.reply(client, {
+        event: ServerEvent.Error,
+        data: {
+          message: 'Internal server error',
+          code: ErrorCode.InternalError,
+          ...(requestId !== undefined ? { requestId } : {}),
+        },
+      });
     }
   }
+}
+
+function isReply(value: unknown): value is { event: string; data: object } {
+  if (typeof value !== 'object' || value === null) {
+    return false;
+  }
+  const { event, data } = value as { event?: unknown; data?: unknown };
+  return typeof event === 'string' && typeof data === 'object' && data !== null;
 }
 
 interface UpgradeRefusal {
