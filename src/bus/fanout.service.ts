@@ -56,7 +56,7 @@ export class Fanout {
   /** Sends one event to one connection (a reply): never dropped. */
   send<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
     if (message.event === ServerEvent.Error) {
-      this.counters.requestError((message.data as { code: string }).code);
+      this.counters.requestError((message.data as { code?: unknown } | undefined)?.code);
     }
     this.sendFrame(connection, toOutgoingFrame(message));
   }

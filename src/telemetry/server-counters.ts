@@ -21,6 +21,11 @@ export const REFUSAL_REASON_OF_STATUS: Readonly<Record<number, string>> = {
   503: 'capacity',
 };
 
+/** What an error code looks like (docs/protocol.md#error-codes): the label takes no other. */
+const ERROR_CODE_SHAPE = /^[A-Z][A-Z0-9_]{0,47}$/;
+/** Distinct codes labelled; ours are about 30, so a few extensions' own fit too. */
+const MAX_ERROR_CODES = 64;
+
 /**
  * The server's counters as plain numbers, so the hot path (a pose in, a frame out) costs one
  * increment and no allocation; /metrics copies them into prom-client at scrape time. One per
@@ -63,8 +68,16 @@ export class ServerCounters {
     histogram.observe(seconds);
   }
 
-  requestError(code: string): void {
-    this.requestErrors.set(code, (this.requestErrors.get(code) ?? 0) + 1);
+  /**
+   * An extension's handler may reply with an error code of its own: any string, from any number
+   * of handlers. The label takes a code shaped like ours, and at most MAX_ERROR_CODES of them.
+   */
+  requestError(code: unknown): void {
+    let label = typeof code === 'string' && ERROR_CODE_SHAPE.test(code) ? code : 'INVALID_CODE';
+    if (!this.requestErrors.has(label) && this.requestErrors.size >= MAX_ERROR_CODES) {
+      label = 'OTHER';
+    }
+    this.requestErrors.set(label, (this.requestErrors.get(label) ?? 0) + 1);
   }
 
   refuse(reason: string): void {
