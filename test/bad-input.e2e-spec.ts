@@ -139,6 +139,18 @@ describe('bad input', () => {
         { roomId: 'g', userInfo: { avatar: { color: 'red' } } },
         'userInfo.avatar.color',
       ],
+      [
+        'userInfo.avatar.type null',
+        'join_room',
+        { roomId: 'g', userInfo: { avatar: { type: null } } },
+        'userInfo.avatar.type',
+      ],
+      [
+        'userInfo.avatar.color null',
+        'join_room',
+        { roomId: 'g', userInfo: { avatar: { color: null } } },
+        'userInfo.avatar.color',
+      ],
       ['password a number', 'join_room', { roomId: 'g', password: 1234 }, 'password'],
       [
         'config.maxUsers a string',
@@ -193,6 +205,19 @@ describe('bad input', () => {
         }
         await alice.expectNothing(50);
         await expectServed(alice);
+      },
+    );
+
+    it.each([
+      ['join_room', { roomId: 'g', userInfo: { name: 42 } }, 'userInfo.name must be a string'],
+      ['join_room', { roomId: 'g', password: 7 }, 'password must be a string'],
+      ['create_room', { roomId: 'g', config: { name: 7 } }, 'config.name must be a string'],
+    ])(
+      'says what is wrong with a field of the wrong type (%s %j)',
+      async (action, fields, text) => {
+        const alice = await connect('alice');
+        const requestId = alice.request(action, fields);
+        expect((await alice.error(requestId)).message).toContain(text);
       },
     );
 

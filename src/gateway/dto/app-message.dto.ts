@@ -18,8 +18,8 @@ const IfPresent = () => ValidateIf((_object: unknown, value: unknown) => value !
  * broadcast hot path checks the same rules by hand (checkAppMessage); a spec holds them equal.
  */
 export class AppMessageDto {
-  @IsString() @MinLength(1) @MaxLength(64) type: string;
-  @IfPresent() @IsString() @MaxLength(64) senderId?: string;
+  @MaxLength(64) @MinLength(1) @IsString() type: string;
+  @IfPresent() @MaxLength(64) @IsString() senderId?: string;
   @IfPresent() @IsNumber({ allowNaN: false, allowInfinity: false }) timestamp?: number;
   /** Optional, except on a `pose_update`, which must carry a pose. */
   @ValidateIf((message: AppMessageDto, value: unknown) => {

@@ -17,10 +17,10 @@ import { IsProtocolId, OptionalRequestId } from './validators.js';
 
 // `implements` RoomConfig, the type the SDK sends: a field typed differently here fails to compile.
 export class RoomConfigDto implements RoomConfig {
-  @IsOptional() @IsString() @MaxLength(128) name?: string;
+  @IsOptional() @MaxLength(128) @IsString() name?: string;
   // The server's MAX_USERS_PER_ROOM bound is checked by RoomsService, which knows it.
   @IsOptional() @IsInt() @Min(1) @Max(1_000_000) maxUsers?: number;
-  @IsOptional() @IsString() @MinLength(1) @MaxLength(128) password?: string;
+  @IsOptional() @MaxLength(128) @MinLength(1) @IsString() password?: string;
   @IsOptional() @IsBoolean() persistent?: boolean;
   @IsOptional() @IsIn(['editor', 'viewer']) defaultRole?: 'editor' | 'viewer';
 }

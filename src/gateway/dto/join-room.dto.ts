@@ -10,15 +10,18 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { ROLES, type Avatar, type Role, type UserInfo } from '../../protocol/protocol.js';
-import { IsProtocolId, OptionalRequestId } from './validators.js';
+import { IsProtocolId, OptionalNotNull, OptionalRequestId } from './validators.js';
 
+// class-validator reports the decorator nearest the property first: the type check sits there.
+// An avatar field may be left out, but a null one would be stored and relayed as it came.
 export class AvatarDto {
-  @IsOptional() @IsString() @MaxLength(32) type?: string;
-  @IsOptional()
+  @OptionalNotNull() @MaxLength(32) @IsString() type?: string;
+  @OptionalNotNull()
   @Matches(/^#[0-9A-Fa-f]{3,8}$/, { message: 'color must be a hex colour like #3498db' })
+  @IsString()
   color?: string;
-  @IsOptional() @IsString() @MaxLength(64) displayName?: string;
-  @IsOptional() @IsString() @MaxLength(2048) modelUrl?: string;
+  @OptionalNotNull() @MaxLength(64) @IsString() displayName?: string;
+  @OptionalNotNull() @MaxLength(2048) @IsString() modelUrl?: string;
 }
 
 const AVATAR_FIELDS = ['type', 'color', 'displayName', 'modelUrl'] as const;
@@ -37,7 +40,7 @@ export function pickAvatar(avatar: AvatarDto): Avatar {
 // `implements` UserInfo, the type the SDK sends: a field typed differently here fails to compile.
 export class UserInfoDto implements UserInfo {
   @IsOptional() @IsProtocolId() userId?: string;
-  @IsOptional() @IsString() @MinLength(1) @MaxLength(64) name?: string;
+  @IsOptional() @MaxLength(64) @MinLength(1) @IsString() name?: string;
   @IsOptional() @IsIn(ROLES) role?: Role;
   @IsOptional() @ValidateNested() @IsObject() @Type(() => AvatarDto) avatar?: AvatarDto;
 }
@@ -45,6 +48,6 @@ export class UserInfoDto implements UserInfo {
 export class JoinRoomDto {
   @OptionalRequestId() requestId?: string;
   @IsProtocolId() roomId: string;
-  @IsOptional() @IsString() @MaxLength(128) password?: string;
+  @IsOptional() @MaxLength(128) @IsString() password?: string;
   @IsOptional() @ValidateNested() @IsObject() @Type(() => UserInfoDto) userInfo?: UserInfoDto;
 }

@@ -25,7 +25,7 @@ import {
 import { HasOnlyKeys, IsProtocolId, OptionalNotNull, OptionalRequestId } from './validators.js';
 
 export class StatePatchDto {
-  @IsOptional() @IsString() @MaxLength(2048) sceneUrl?: string | null;
+  @IsOptional() @MaxLength(2048) @IsString() sceneUrl?: string | null;
   @OptionalNotNull() @IsBoolean() sceneLoaded?: boolean;
   @OptionalNotNull() @IsObject() treeViewState?: Record<string, unknown>;
   @OptionalNotNull() @IsObject() sessionSettings?: Record<string, unknown>;
@@ -34,7 +34,7 @@ export class StatePatchDto {
 export class StateOpDto {
   @IsIn(STATE_OPS) op: StateOpKind;
   @IsIn(STATE_COLLECTIONS) collection: StateCollection;
-  @IsString() @MinLength(1) @MaxLength(128) id: string;
+  @MaxLength(128) @MinLength(1) @IsString() id: string;
   @ValidateIf((op: StateOpDto) => op.op !== 'remove') @IsObject() item?: Record<string, unknown>;
 }
 
