@@ -1,4 +1,12 @@
-import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { roleCapOf } from '../auth/identity.js';
@@ -14,9 +22,11 @@ import {
 } from '../rooms/room-changes.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
+import { SlowClientService } from '../rooms/slow-client.service.js';
 import type { Connection } from '../users/connection.js';
 import { ServerCounters } from '../telemetry/server-counters.js';
 import { UsersService } from '../users/users.service.js';
+import { HeldSeats } from './held-seats.js';
 import { HELD_SESSIONS, type HeldSession, type HeldSessions } from './held-sessions.js';
 
 /** What a `?resume=` on an upgrade came to: the token, and whose seats it may take back. */
@@ -37,11 +47,21 @@ interface Session {
   readonly userId: string;
   /** The token given to its current connection. */
   token: string;
-  /** The token of the connection that dropped, while its seats are held. */
+  /**
+   * The token of the connection that dropped last, while seats are held: it takes back every held
+   * seat, and the token of an earlier drop stops working when a later one replaces it.
+   */
   heldToken?: string;
-  /** The rooms whose seats are held for it. */
-  readonly heldRooms: Set<string>;
+  /** The seats held for it, each until its own grace ends. */
+  readonly seats: HeldSeats;
+  /** Set for the first grace to end among the seats. */
   graceTimer?: NodeJS.Timeout;
+}
+
+/** A held session taken by a `resume`, and the token it was held under. */
+interface Claim {
+  readonly token: string;
+  readonly session: HeldSession;
 }
 
 /**
@@ -51,14 +71,20 @@ interface Session {
  * them back, with what it missed. When the time is up it leaves, as a closed connection does.
  */
 @Injectable()
-export class ResumeService implements OnApplicationShutdown {
+export class ResumeService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(ResumeService.name);
   private readonly byUser = new Map<string, Session>();
+  /** Every token that works: each session's current one, and its held one while seats are held. */
   private readonly byToken = new Map<string, Session>();
   /** Connections that came with a valid `?resume=` token: their `resume` needs none. */
   private readonly claimed = new WeakMap<Connection, string>();
   /** Upgrades with a `?resume=`, resolved before the socket opens (prepareUpgrade). */
   private readonly upgrades = new WeakMap<IncomingMessage, UpgradeResume>();
+  /**
+   * Rooms a new connection took over from the user's socket that was still open (a plain
+   * reconnect): its client was never sent them, so its `resume` gives them back like held seats.
+   */
+  private readonly inherited = new WeakMap<Connection, ReadonlySet<string>>();
 
   constructor(
     @Inject(appConfig.KEY) private readonly config: AppConfig,
@@ -69,8 +95,23 @@ export class ResumeService implements OnApplicationShutdown {
     @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
     @Inject(HELD_SESSIONS) private readonly sessions: HeldSessions,
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
+    private readonly moduleRef: ModuleRef,
     @Optional() private readonly counters: ServerCounters = new ServerCounters(),
-  ) {}
+  ) {
+    this.users.onConnect((connection) => {
+      if (this.enabled && connection.rooms.size > 0) {
+        this.inherited.set(connection, new Set(connection.rooms));
+      }
+    });
+  }
+
+  onModuleInit(): void {
+    // Looked up, not injected: RoomsModule does not export it, and cannot import this module back.
+    // An evicted client (1013) was closed by the server: a leave, which ends its session.
+    this.moduleRef
+      .get(SlowClientService, { strict: false })
+      .onEvicted((connection) => this.end(connection.userId));
+  }
 
   get enabled(): boolean {
     return this.config.resume.graceMs > 0;
@@ -117,11 +158,10 @@ export class ResumeService implements OnApplicationShutdown {
     }
     let session = this.byUser.get(userId);
     if (!session) {
-      session = { userId, token: '', heldRooms: new Set() };
+      session = this.newSession(userId);
       this.byUser.set(userId, session);
     } else if (session.token !== session.heldToken) {
-      this.byToken.delete(session.token);
-      this.void(session.token);
+      this.dropToken(session.token);
     }
     session.token = randomBytes(24).toString('base64url');
     this.byToken.set(session.token, session);
@@ -141,7 +181,7 @@ export class ResumeService implements OnApplicationShutdown {
     if (!session) {
       return;
     }
-    if (roomIds.length === 0 && session.heldRooms.size === 0) {
+    if (roomIds.length === 0 && session.seats.size === 0) {
       this.forget(session);
       return;
     }
@@ -151,24 +191,24 @@ export class ResumeService implements OnApplicationShutdown {
     await this.hold(session, roomIds);
   }
 
-  /** The user's connection closed for good (a close frame, the server's close): its session ends. */
+  /** The user's connection closed for good (its close frame, the server's close): a leave. */
   async end(userId: string): Promise<void> {
     const session = this.byUser.get(userId);
-    if (!session) {
+    // A newer connection of the user opened while the closed one was leaving its rooms: the
+    // session is that one's now (the closed one's token stopped working when it connected).
+    if (!session || this.users.byUser(userId) !== undefined) {
       return;
     }
-    this.forget(session);
     // Nobody may take these seats back any more.
-    this.void(session.token);
-    if (session.heldToken !== undefined && session.heldToken !== session.token) {
-      this.void(session.heldToken);
-    }
-    await this.releaseSeats(session);
+    this.forget(session);
+    await this.leaveSeats(userId, session.seats.clear());
   }
 
   /**
    * Takes the held seats back for `connection`: one `resumed` reply, then per room the missed
    * events or a snapshot (see RoomDelivery); a listed room whose seat is gone is joined again.
+   * Rooms the connection took over from the user's socket that was still open come back the same
+   * way. What would take it past MAX_ROOMS_PER_CONNECTION is `lost` (a held seat then leaves).
    * RESUME_FAILED for another user's token. The seats may have been held on another instance:
    * HELD_SESSIONS says which, and who won.
    */
@@ -178,7 +218,7 @@ export class ResumeService implements OnApplicationShutdown {
     positions: readonly ResumePosition[],
     requestId?: string,
   ): Promise<void> {
-    const held = await this.claimHeld(connection, token ?? this.claimed.get(connection)).catch(
+    const claim = await this.claimHeld(connection, token ?? this.claimed.get(connection)).catch(
       (error: unknown) => {
         this.counters.resumes[0]++;
         throw error;
@@ -186,25 +226,36 @@ export class ResumeService implements OnApplicationShutdown {
     );
     this.claimed.delete(connection);
     const local = this.byUser.get(connection.userId);
-    if (held && local && local.heldToken !== undefined) {
-      // Held here: the grace timer stops, and the seats are this claim's.
-      clearTimeout(local.graceTimer);
-      this.users.release(local.userId);
-      if (local.heldToken !== local.token) {
-        this.byToken.delete(local.heldToken);
-      }
-      local.heldToken = undefined;
-      local.heldRooms.clear();
+    if (claim && local?.heldToken === claim.token) {
+      // Held here: the grace timers stop, and the seats are this claim's.
+      this.stopHolding(local);
     }
+    // One entry per room, whatever the request repeats.
     const from = new Map(positions.map((position) => [position.roomId, position]));
     // Registered while open, its instance died with it: its seats are wherever it still is.
-    const heldRoomIds = held ? (held.roomIds ?? (await this.store.roomsOf(connection.userId))) : [];
-    const taken = await this.takeSeats(connection, heldRoomIds, from);
-    const seatless = positions.filter(
+    const heldRoomIds = claim
+      ? (claim.session.roomIds ?? (await this.store.roomsOf(connection.userId)))
+      : [];
+    const { inherited, take, surplus } = this.fitSeats(connection, heldRoomIds, from);
+    for (const roomId of inherited) {
+      // Taken back like a held seat (takeSeats, at once): what the room sends meanwhile is held
+      // for the reply, which comes before it rather than after.
+      this.users.membership.remove(connection, roomId);
+    }
+    const taken = await this.takeSeats(connection, take, from);
+    const isTaken = (roomId: string) => taken.some((seat) => seat.roomId === roomId);
+    const seatless = [...from.values()].filter(
       ({ roomId }) =>
-        !connection.rooms.has(roomId) && !taken.some((seat) => seat.roomId === roomId),
+        !connection.rooms.has(roomId) && !surplus.includes(roomId) && !isTaken(roomId),
     );
-    taken.push(...(await this.rejoin(connection, seatless)));
+    taken.push(...(await this.rejoin(connection, seatless, taken)));
+    // Claimed, so nobody else lets them go: they leave now rather than stay held for nobody.
+    await this.leaveHeldSeats(connection.userId, surplus);
+    // No longer a local member of these, its seat must not stay on record with nobody behind it.
+    const dangling = inherited.filter(
+      (roomId) => !connection.rooms.has(roomId) && !isTaken(roomId),
+    );
+    await this.leaveSeats(connection.userId, dangling);
     if (!this.users.isCurrent(connection)) {
       // Dropped again while the seats were taken back: they stay held for the next try.
       for (const { roomId } of taken) {
@@ -227,16 +278,17 @@ export class ResumeService implements OnApplicationShutdown {
     for (const seat of seats) {
       connection.profiles.set(seat.roomId, seat.user);
     }
-    const lost = positions
-      .map((position) => position.roomId)
-      .filter((roomId) => !connection.rooms.has(roomId));
+    const lost = new Set([...from.keys(), ...surplus, ...dangling]);
+    for (const roomId of connection.rooms) {
+      lost.delete(roomId);
+    }
     // recovered="true": held seats were taken back; "false": none were held (joined anew).
-    this.counters.resumes[held ? 1 : 0]++;
+    this.counters.resumes[claim || take.length > 0 ? 1 : 0]++;
     void this.delivery.deliver({
       kind: 'member_resumed',
       origin: { connection, requestId },
       seats,
-      lost,
+      lost: [...lost],
     });
     for (const seat of seats) {
       if (seat.joined) {
@@ -259,7 +311,7 @@ export class ResumeService implements OnApplicationShutdown {
   private async claimHeld(
     connection: Connection,
     token: string | undefined,
-  ): Promise<HeldSession | undefined> {
+  ): Promise<Claim | undefined> {
     if (token === undefined || token === this.byUser.get(connection.userId)?.token) {
       return undefined;
     }
@@ -268,20 +320,62 @@ export class ResumeService implements OnApplicationShutdown {
     if (owner !== undefined && owner !== connection.userId) {
       throw new ProtocolError(ErrorCode.ResumeFailed, 'This resume token is not yours');
     }
-    const held = owner === undefined ? undefined : await this.sessions.claim(token);
-    return held?.userId === connection.userId ? held : undefined;
+    const session = owner === undefined ? undefined : await this.sessions.claim(token);
+    return session?.userId === connection.userId ? { token, session } : undefined;
+  }
+
+  /**
+   * Which seats the resume takes back, within MAX_ROOMS_PER_CONNECTION: the rooms the connection
+   * took over unseen (already counted among its rooms), then the held seats, those the request
+   * lists first. A held seat in a room the connection is in already needs no place of its own.
+   * `inherited`: the rooms taken over unseen; `surplus`: the held seats that do not fit.
+   */
+  private fitSeats(
+    connection: Connection,
+    heldRoomIds: readonly string[],
+    from: ReadonlyMap<string, ResumePosition>,
+  ): { inherited: string[]; take: string[]; surplus: string[] } {
+    const inherited = [...(this.inherited.get(connection) ?? [])].filter((roomId) =>
+      connection.rooms.has(roomId),
+    );
+    this.inherited.delete(connection);
+    const places = new Set(connection.rooms);
+    const take = [...inherited];
+    const surplus: string[] = [];
+    const listedFirst = [
+      ...heldRoomIds.filter((roomId) => from.has(roomId)),
+      ...heldRoomIds.filter((roomId) => !from.has(roomId)),
+    ];
+    for (const roomId of new Set(listedFirst)) {
+      if (take.includes(roomId)) {
+        continue;
+      }
+      if (places.has(roomId) || places.size < this.config.maxRoomsPerConnection) {
+        places.add(roomId);
+        take.push(roomId);
+      } else {
+        surplus.push(roomId);
+      }
+    }
+    return { inherited, take, surplus };
   }
 
   /**
    * Rooms the client had whose seats are gone (the grace ran out, a restart): joined again as a
-   * `join_room` would (never created), each answered with a snapshot; the others go under `lost`.
+   * `join_room` would (never created), each answered with a snapshot; the others go under `lost`,
+   * as do those past MAX_ROOMS_PER_CONNECTION with the seats taken back (`taken`).
    */
   private async rejoin(
     connection: Connection,
     positions: readonly ResumePosition[],
+    taken: ReadonlyArray<Omit<ResumedSeat, 'held'>>,
   ): Promise<Array<Omit<ResumedSeat, 'held'>>> {
+    const places = new Set([...connection.rooms, ...taken.map((seat) => seat.roomId)]);
     const rejoined: Array<Omit<ResumedSeat, 'held'>> = [];
     for (const position of positions) {
+      if (places.size >= this.config.maxRoomsPerConnection) {
+        break;
+      }
       const { roomId } = position;
       const outcome = await this.rooms.rejoinForResume(
         connection,
@@ -291,6 +385,7 @@ export class ResumeService implements OnApplicationShutdown {
       if (outcome) {
         const { roomInfo, user, alreadyMember } = outcome;
         rejoined.push({ roomId, roomInfo, user, from: position, joined: !alreadyMember });
+        places.add(roomId);
       }
     }
     return rejoined;
@@ -299,10 +394,14 @@ export class ResumeService implements OnApplicationShutdown {
   private sessionOf(userId: string): Session {
     let session = this.byUser.get(userId);
     if (!session) {
-      session = { userId, token: '', heldRooms: new Set() };
+      session = this.newSession(userId);
       this.byUser.set(userId, session);
     }
     return session;
+  }
+
+  private newSession(userId: string): Session {
+    return { userId, token: '', seats: new HeldSeats(this.config.maxRoomsPerConnection) };
   }
 
   /** Marks the seats taken back (connected again) while their events are held for the client. */
@@ -311,9 +410,12 @@ export class ResumeService implements OnApplicationShutdown {
     roomIds: readonly string[],
     from: ReadonlyMap<string, ResumePosition>,
   ): Promise<Array<Omit<ResumedSeat, 'held'>>> {
-    const taken: Array<Omit<ResumedSeat, 'held'>> = [];
+    // Pending from now on: whatever the rooms send meanwhile is held for the reply, not lost.
     for (const roomId of roomIds) {
       this.users.membership.beginJoin(connection, roomId);
+    }
+    const taken: Array<Omit<ResumedSeat, 'held'>> = [];
+    for (const roomId of roomIds) {
       try {
         // This instance may have no other member of the room yet: it must hear the room's events.
         await this.bus.watch(roomId);
@@ -353,28 +455,25 @@ export class ResumeService implements OnApplicationShutdown {
     return this.history.since(roomId, from.epoch, from.lastSeq, userId);
   }
 
-  /** Holds the seats for the grace time and tells the rooms the member is not connected. */
+  /**
+   * Holds the seats of `roomIds` for the grace time and tells the rooms the member is not
+   * connected. Seats held from earlier drops keep their own grace; the longest-held leave now
+   * when there would be more than MAX_ROOMS_PER_CONNECTION.
+   */
   private async hold(session: Session, roomIds: readonly string[]): Promise<void> {
     this.users.hold(session.userId);
+    // The newest drop's token takes back every held seat; an earlier drop's resumes nothing now.
+    if (session.heldToken !== undefined && session.heldToken !== session.token) {
+      this.dropToken(session.heldToken);
+    }
     session.heldToken = session.token;
+    const pushedOut = session.seats.hold(roomIds, Date.now() + this.config.resume.graceMs);
+    this.scheduleExpiry(session);
+    await this.share(session);
     for (const roomId of roomIds) {
-      session.heldRooms.add(roomId);
-    }
-    clearTimeout(session.graceTimer);
-    const { graceMs } = this.config.resume;
-    session.graceTimer = setTimeout(() => void this.expire(session), graceMs);
-    session.graceTimer.unref();
-    try {
-      await this.sessions.hold(
-        session.heldToken,
-        { userId: session.userId, roomIds: [...session.heldRooms] },
-        graceMs + CLAIM_MARGIN_MS,
-      );
-    } catch (error) {
-      // Still held here for the grace; only a resume on another instance cannot find it.
-      this.logger.warn(`Could not share ${session.userId}'s held seats: ${String(error)}`);
-    }
-    for (const roomId of roomIds) {
+      if (pushedOut.includes(roomId)) {
+        continue;
+      }
       try {
         const seat = await this.store.setConnected(roomId, session.userId, false, Date.now());
         if (seat) {
@@ -387,6 +486,40 @@ export class ResumeService implements OnApplicationShutdown {
         );
       }
     }
+    await this.leaveSeats(session.userId, pushedOut);
+  }
+
+  /** Records the held seats under the held token, so that a resume on any instance finds them. */
+  private async share(session: Session): Promise<void> {
+    const lastDeadline = session.seats.lastDeadline();
+    if (session.heldToken === undefined || session.heldToken === '' || lastDeadline === undefined) {
+      return;
+    }
+    try {
+      await this.sessions.hold(
+        session.heldToken,
+        { userId: session.userId, roomIds: session.seats.roomIds() },
+        lastDeadline - Date.now() + CLAIM_MARGIN_MS,
+      );
+    } catch (error) {
+      // Still held here for the grace; only a resume on another instance cannot find it.
+      this.logger.warn(`Could not share ${session.userId}'s held seats: ${String(error)}`);
+    }
+  }
+
+  /** The timer for the first grace to end among the held seats (none when nothing is held). */
+  private scheduleExpiry(session: Session): void {
+    clearTimeout(session.graceTimer);
+    session.graceTimer = undefined;
+    const next = session.seats.nextDeadline();
+    if (next === undefined) {
+      return;
+    }
+    session.graceTimer = setTimeout(
+      () => void this.expire(session),
+      Math.max(0, next - Date.now()),
+    );
+    session.graceTimer.unref();
   }
 
   /**
@@ -395,11 +528,7 @@ export class ResumeService implements OnApplicationShutdown {
    * and must not stay marked not connected. (A join that comes after the mark reconnects it.)
    */
   private async keepLiveSeat(userId: string, roomId: string): Promise<void> {
-    const live = this.users.byUser(userId);
-    const joined =
-      live !== undefined &&
-      (live.rooms.has(roomId) || this.users.membership.pending(roomId)?.has(live) === true);
-    if (!joined) {
+    if (!this.isLiveIn(userId, roomId)) {
       return;
     }
     const seat = await this.store.setConnected(roomId, userId, true, Date.now());
@@ -408,12 +537,27 @@ export class ResumeService implements OnApplicationShutdown {
     }
   }
 
+  /** Whether a connection of the user here is in the room or joining it. */
+  private isLiveIn(userId: string, roomId: string): boolean {
+    const live = this.users.byUser(userId);
+    return (
+      live !== undefined &&
+      (live.rooms.has(roomId) || this.users.membership.pending(roomId)?.has(live) === true)
+    );
+  }
+
   /**
-   * The grace ran out: the seats go, as if the connection had closed then, unless a resume on
-   * another instance claimed them first (it owns them now).
+   * A grace ran out: those seats go, as if the connection had closed then, unless a resume on
+   * another instance claimed the session first (it owns them all now). The others stay held,
+   * under the same token, until their own grace ends.
    */
   private async expire(session: Session): Promise<void> {
     if (this.byUser.get(session.userId) !== session || session.heldToken === undefined) {
+      return;
+    }
+    if ((session.seats.nextDeadline() ?? 0) > Date.now()) {
+      // A timer may fire a little early: claiming now would hide the seats from a resume elsewhere.
+      this.scheduleExpiry(session);
       return;
     }
     const heldToken = session.heldToken;
@@ -421,45 +565,83 @@ export class ResumeService implements OnApplicationShutdown {
       this.logger.warn(`Could not claim ${session.userId}'s held seats: ${String(error)}`);
       return { userId: session.userId, roomIds: [] };
     });
-    if (this.users.byUser(session.userId) === undefined) {
-      this.forget(session);
-    } else if (heldToken !== session.token) {
-      this.byToken.delete(heldToken);
-      session.heldToken = undefined;
-    }
-    if (!claimed) {
-      clearTimeout(session.graceTimer);
-      this.users.release(session.userId);
-      session.heldRooms.clear();
+    if (this.byUser.get(session.userId) !== session || session.heldToken !== heldToken) {
+      // Resumed here, ended, or held anew under a newer token meanwhile: that took over.
       return;
     }
-    await this.releaseSeats(session);
+    if (!claimed) {
+      this.stopHolding(session);
+      this.forgetIfGone(session);
+      return;
+    }
+    const due = session.seats.takeDue(Date.now());
+    if (session.seats.size === 0) {
+      this.stopHolding(session);
+      this.forgetIfGone(session);
+    } else {
+      this.scheduleExpiry(session);
+      await this.share(session);
+    }
+    await this.leaveSeats(session.userId, due);
   }
 
-  /** Leaves every held room, except one the user is in again on a live connection. */
-  private async releaseSeats(session: Session): Promise<void> {
+  /** No seat is held any more: the held token stops working and the timer stops. */
+  private stopHolding(session: Session): void {
     clearTimeout(session.graceTimer);
+    session.graceTimer = undefined;
     this.users.release(session.userId);
-    const roomIds = [...session.heldRooms];
-    session.heldRooms.clear();
-    const live = this.users.byUser(session.userId);
+    if (session.heldToken !== undefined && session.heldToken !== session.token) {
+      this.byToken.delete(session.heldToken);
+    }
+    session.heldToken = undefined;
+    session.seats.clear();
+  }
+
+  /** With no connection here and nothing held, nothing is left of the session. */
+  private forgetIfGone(session: Session): void {
+    if (this.users.byUser(session.userId) === undefined) {
+      this.forget(session);
+    }
+  }
+
+  /** Leaves the rooms of held seats, except one the user is in again on a live connection. */
+  private async leaveSeats(userId: string, roomIds: readonly string[]): Promise<void> {
     for (const roomId of roomIds) {
-      if (live?.rooms.has(roomId)) {
+      if (this.isLiveIn(userId, roomId)) {
         continue;
       }
       try {
-        const outcome = await this.store.leave(roomId, session.userId, Date.now());
+        const outcome = await this.store.leave(roomId, userId, Date.now());
         if (outcome) {
-          await this.rooms.announceDeparture(roomId, session.userId, outcome, 'disconnected');
+          await this.rooms.announceDeparture(roomId, userId, outcome, 'disconnected');
         }
       } catch (error) {
-        this.logger.error(`Could not remove ${session.userId} from ${roomId}: ${String(error)}`);
+        this.logger.error(`Could not remove ${userId} from ${roomId}: ${String(error)}`);
       }
     }
   }
 
+  /**
+   * Held seats a resume claimed but has no place for. The seat may be on the instance that held
+   * it (a cluster): marked connected, it moves here, where it can be left.
+   */
+  private async leaveHeldSeats(userId: string, roomIds: readonly string[]): Promise<void> {
+    const here: string[] = [];
+    for (const roomId of roomIds) {
+      try {
+        if (await this.store.setConnected(roomId, userId, true, Date.now())) {
+          here.push(roomId);
+        }
+      } catch (error) {
+        this.logger.error(`Could not remove ${userId} from ${roomId}: ${String(error)}`);
+      }
+    }
+    await this.leaveSeats(userId, here);
+  }
+
   /** The token resumes nothing any more (anywhere, in a cluster). */
-  private void(token: string): void {
+  private dropToken(token: string): void {
+    this.byToken.delete(token);
     if (token === '') {
       return;
     }
@@ -468,11 +650,15 @@ export class ResumeService implements OnApplicationShutdown {
     });
   }
 
+  /** The session ends: its tokens stop working (its seats are the caller's to release). */
   private forget(session: Session): void {
+    clearTimeout(session.graceTimer);
+    session.graceTimer = undefined;
+    this.users.release(session.userId);
     this.byUser.delete(session.userId);
-    this.byToken.delete(session.token);
-    if (session.heldToken !== undefined) {
-      this.byToken.delete(session.heldToken);
+    this.dropToken(session.token);
+    if (session.heldToken !== undefined && session.heldToken !== session.token) {
+      this.dropToken(session.heldToken);
     }
   }
 }

@@ -18,6 +18,7 @@ export const SLOW_CLIENT_TERMINATE_MS = 2000;
 @Injectable()
 export class SlowClientService implements OnModuleInit {
   private readonly logger = new StructuredLogger(SlowClientService.name);
+  private readonly evictedListeners: Array<(connection: Connection) => Promise<void>> = [];
 
   constructor(
     private readonly fanout: Fanout,
@@ -30,6 +31,14 @@ export class SlowClientService implements OnModuleInit {
     this.fanout.onOverflow((connection) => queueMicrotask(() => this.evict(connection)));
   }
 
+  /**
+   * Told of every evicted connection once it has left its rooms. Its socket's close comes later
+   * and finds no connection, so whatever a close ends (a resume session) ends here instead.
+   */
+  onEvicted(listener: (connection: Connection) => Promise<void>): void {
+    this.evictedListeners.push(listener);
+  }
+
   evict(connection: Connection): void {
     if (!this.users.disconnect(connection.handle)) {
       return;
@@ -40,11 +49,18 @@ export class SlowClientService implements OnModuleInit {
     );
     connection.output.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
     setTimeout(() => connection.output.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
-    this.rooms.leaveAll(connection).catch((error: unknown) => {
-      this.logger.error('Could not remove a user from its rooms', error, {
-        userId: connection.userId,
-        ...connection.logContext,
-      });
+    void this.leave(connection);
+  }
+
+  private async leave(connection: Connection): Promise<void> {
+    const fields = { userId: connection.userId, ...connection.logContext };
+    await this.rooms.leaveAll(connection).catch((error: unknown) => {
+      this.logger.error('Could not remove a user from its rooms', error, fields);
     });
+    for (const listener of this.evictedListeners) {
+      await listener(connection).catch((error: unknown) => {
+        this.logger.error('Could not end the session of an evicted user', error, fields);
+      });
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
+  ArrayUnique,
   IsArray,
   IsInt,
   IsObject,
@@ -31,8 +32,16 @@ export class ResumeDto {
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(100)
+  // A room listed twice would be taken back twice, and its members told twice.
+  @ArrayUnique(roomIdOf, { message: 'rooms must not list a room twice' })
   @ValidateNested({ each: true })
   @IsObject({ each: true, message: 'each of rooms must be an object' })
   @Type(() => ResumePositionDto)
   rooms?: ResumePositionDto[];
+}
+
+/** An entry's roomId; the entry itself when it has none, for the nested checks to refuse. */
+function roomIdOf(entry: unknown): unknown {
+  const roomId = (entry as { roomId?: unknown } | null)?.roomId;
+  return typeof roomId === 'string' ? roomId : entry;
 }
