@@ -27,12 +27,22 @@ interface PoseAudience {
 export const MAX_HELD_EVENTS = 4096;
 
 /**
+ * How long after a member got a snapshot of a room (`room_joined`) its `user_joined` and
+ * `user_left` are checked against what it holds (see trackRoster). An arrival or a departure
+ * committed just before the snapshot reaches the instance within a Redis round trip; this is
+ * far past a command's timeout (1.5 s), for one held up by a stalled Redis.
+ */
+export const ROSTER_WATCH_MS = 30_000;
+
+/**
  * Delivers a room event to the members connected to this instance: the part of every RoomBus
  * that touches sockets. It changes no membership: the room service does.
  */
 @Injectable()
 export class LocalDelivery {
   private poseAudiences = new Map<string, PoseAudience>();
+  /** Rooms with members whose roster is tracked, the last tracked last (see trackRoster). */
+  private readonly rosters = new Map<string, RoomRoster>();
 
   constructor(
     private readonly users: UsersService,
@@ -170,6 +180,7 @@ export class LocalDelivery {
     }
     const membership = this.users.membership;
     const members = membership.members(roomId);
+    const roster = this.rosterChange(roomId, message);
     if (members) {
       const started = performance.now();
       const stateVersion = stateVersionOf(message);
@@ -182,6 +193,9 @@ export class LocalDelivery {
           stateVersion !== undefined &&
           !membership.admitsStateVersion(member, roomId, stateVersion)
         ) {
+          continue;
+        }
+        if (roster && !roster.room.admits(member, roster.change, roster.now)) {
           continue;
         }
         if (!this.fanout.sendFrame(member, frame)) {
@@ -208,6 +222,7 @@ export class LocalDelivery {
         held.push({ event: message.event, data: message.data, frame });
       }
     }
+    roster?.room.apply(roster.change);
   }
 
   /**
@@ -244,6 +259,7 @@ export class LocalDelivery {
       this.keepProfileCurrent(roomId, (message.data as ServerEventMap['user_updated']).user);
     }
     const held = this.users.membership.pending(roomId);
+    const roster = this.rosterChange(roomId, message);
     let dropped = 0;
     for (const connection of audience) {
       const joinerHeld = held?.get(connection);
@@ -253,12 +269,82 @@ export class LocalDelivery {
         } else {
           joinerHeld.push({ event: message.event, data: message.data, frame });
         }
+      } else if (roster && !roster.room.admits(connection, roster.change, roster.now)) {
+        continue;
       } else if (this.users.isCurrent(connection) && !this.fanout.sendFrame(connection, frame)) {
         dropped++;
       }
     }
     if (dropped > 0) {
       this.fanout.countDrops(roomId, dropped);
+    }
+    roster?.room.apply(roster.change);
+  }
+
+  /**
+   * A member just got a snapshot of the room: `users`, then `news`, the events held back for it
+   * that it was sent right after. For ROSTER_WATCH_MS it gets a `user_joined` only for a seat
+   * that is new to it, and a `user_left` only for a user it has, as on one instance. With Redis,
+   * a join or leave committed just before the snapshot may be announced after it (the store's
+   * answer and the announcement travel apart), and would tell it what it knows already.
+   */
+  trackRoster(
+    connection: Connection,
+    roomId: string,
+    users: readonly RoomUser[],
+    news: readonly { event: string; data: unknown }[],
+  ): void {
+    const now = Date.now();
+    this.forgetRostersPast(now);
+    const seats = new Map<string, number>();
+    for (const user of users) {
+      seats.set(user.id, seatOf(user));
+    }
+    for (const event of news) {
+      const change = rosterChangeOf(event);
+      if (change) {
+        applySeat(seats, change);
+      }
+    }
+    const room = this.rosters.get(roomId) ?? new RoomRoster();
+    room.track(connection, seats, now);
+    // Kept in the order they end, so that forgetRostersPast stops at the first one still on.
+    this.rosters.delete(roomId);
+    this.rosters.set(roomId, room);
+  }
+
+  /** The member's roster of the room is not tracked any more: it left, or was resynced. */
+  untrackRoster(connection: Connection, roomId: string): void {
+    this.rosters.get(roomId)?.untrack(connection);
+  }
+
+  /** For a `user_joined` or `user_left` of a room whose roster is tracked for someone. */
+  private rosterChange(
+    roomId: string,
+    message: { event: string; data: unknown },
+  ): { room: RoomRoster; change: SeatChange; now: number } | undefined {
+    if (message.event !== ServerEvent.UserJoined && message.event !== ServerEvent.UserLeft) {
+      return undefined;
+    }
+    const room = this.rosters.get(roomId);
+    const change = room && rosterChangeOf(message);
+    if (!room || !change) {
+      return undefined;
+    }
+    const now = Date.now();
+    if (room.until < now) {
+      this.rosters.delete(roomId);
+      return undefined;
+    }
+    return { room, change, now };
+  }
+
+  private forgetRostersPast(now: number): void {
+    for (const [roomId, room] of this.rosters) {
+      if (room.until >= now) {
+        return;
+      }
+      this.rosters.delete(roomId);
     }
   }
 
@@ -302,6 +388,113 @@ export class LocalDelivery {
   /** One member (a direct message, a kick notice). */
   toMember<E extends ServerEvent>(connection: Connection, message: ServerMessage<E>): void {
     this.fanout.send(connection, message);
+  }
+}
+
+/** A member's seat as a roster holds it: its slot, or NO_SLOT for a user without one. */
+const NO_SLOT = -1;
+/** Not in the room. */
+const GONE = -2;
+
+/** A `user_joined` (the user's seat) or a `user_left` (GONE). */
+interface SeatChange {
+  readonly userId: string;
+  readonly seat: number;
+}
+
+/**
+ * The rosters tracked in one room (LocalDelivery.trackRoster). Rather than a copy of the room
+ * per member, one roster as the room's arrivals and departures heard here since the first of
+ * them say, and per member only where its own differs: what was in flight at its snapshot.
+ */
+class RoomRoster {
+  /** User id -> seat, as the roster events heard here say. */
+  private heard?: Map<string, number>;
+  /** Per member tracked: where its roster differs from `heard`, and until when it is tracked. */
+  private readonly members = new Map<Connection, { differs: Map<string, number>; until: number }>();
+  /** When the last member's tracking ends. */
+  until = 0;
+
+  /** `seats`: the member's roster now (its snapshot and what followed it). */
+  track(connection: Connection, seats: Map<string, number>, now: number): void {
+    this.members.delete(connection);
+    for (const [tracked, member] of this.members) {
+      if (member.until < now) {
+        this.members.delete(tracked);
+      }
+    }
+    const until = now + ROSTER_WATCH_MS;
+    this.until = until;
+    const heard = this.heard;
+    if (!heard || this.members.size === 0) {
+      // Nobody else tracked: what was heard before may be stale, this member's roster is not.
+      this.heard = seats;
+      this.members.set(connection, { differs: new Map(), until });
+      return;
+    }
+    const differs = new Map<string, number>();
+    for (const [userId, seat] of seats) {
+      if (heard.get(userId) !== seat) {
+        differs.set(userId, seat);
+      }
+    }
+    for (const userId of heard.keys()) {
+      if (!seats.has(userId)) {
+        differs.set(userId, GONE);
+      }
+    }
+    this.members.set(connection, { differs, until });
+  }
+
+  untrack(connection: Connection): void {
+    this.members.delete(connection);
+  }
+
+  /** Whether the change is news to the member: always, when its roster is not tracked. */
+  admits(connection: Connection, change: SeatChange, now: number): boolean {
+    const member = this.members.get(connection);
+    if (!member) {
+      return true;
+    }
+    if (member.until < now) {
+      this.members.delete(connection);
+      return true;
+    }
+    const seat = member.differs.get(change.userId) ?? this.heard?.get(change.userId) ?? GONE;
+    return seat !== change.seat;
+  }
+
+  /** The change was delivered: every tracked member holds it now. */
+  apply(change: SeatChange): void {
+    if (this.heard) {
+      applySeat(this.heard, change);
+    }
+    for (const member of this.members.values()) {
+      member.differs.delete(change.userId);
+    }
+  }
+}
+
+function seatOf(user: RoomUser): number {
+  return user.slot ?? NO_SLOT;
+}
+
+function rosterChangeOf(event: { event: string; data: unknown }): SeatChange | undefined {
+  if (event.event === ServerEvent.UserJoined) {
+    const { user } = event.data as ServerEventMap['user_joined'];
+    return { userId: user.id, seat: seatOf(user) };
+  }
+  if (event.event === ServerEvent.UserLeft) {
+    return { userId: (event.data as ServerEventMap['user_left']).userId, seat: GONE };
+  }
+  return undefined;
+}
+
+function applySeat(seats: Map<string, number>, change: SeatChange): void {
+  if (change.seat === GONE) {
+    seats.delete(change.userId);
+  } else {
+    seats.set(change.userId, change.seat);
   }
 }
 

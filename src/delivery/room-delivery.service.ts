@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Fanout } from '../bus/fanout.service.js';
+import { LocalDelivery } from '../bus/local-delivery.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { ROOM_HISTORY, type HistoryPosition, type RoomHistory } from '../history/room-history.js';
 import {
@@ -26,6 +27,7 @@ export class RoomDelivery implements RoomChangeDelivery {
   constructor(
     @Inject(ROOM_BUS) private readonly bus: RoomBus,
     private readonly fanout: Fanout,
+    private readonly local: LocalDelivery,
     private readonly users: UsersService,
     private readonly replies: Replies,
     @Inject(ROOM_HISTORY) private readonly history: RoomHistory,
@@ -53,6 +55,11 @@ export class RoomDelivery implements RoomChangeDelivery {
             ? { event: ServerEvent.RoomJoined, data: { roomInfo: change.roomInfo } }
             : { event: ServerEvent.RoomLeft, data: { roomId: change.roomId } },
         );
+        if (change.roomInfo) {
+          this.local.trackRoster(change.connection, change.roomId, change.roomInfo.users, []);
+        } else {
+          this.local.untrackRoster(change.connection, change.roomId);
+        }
         return;
       case 'member_returned':
         // Every member, itself included: it got the `user_left` of its removal too.
@@ -84,8 +91,9 @@ export class RoomDelivery implements RoomChangeDelivery {
 
   /**
    * The joiner gets `room_joined` first, then what was held back for it while its join was
-   * pending (only what its snapshot does not already hold); the others get `user_joined`, or
-   * `user_updated` when a member joined again with another role.
+   * pending (only what its snapshot does not already hold), and no arrival or departure its
+   * snapshot already holds announced later (LocalDelivery.trackRoster); the others get
+   * `user_joined`, or `user_updated` when a member joined again with another role.
    */
   private memberJoined(change: ChangeOf<'member_joined'>): void {
     const { roomId, origin, user } = change;
@@ -103,11 +111,13 @@ export class RoomDelivery implements RoomChangeDelivery {
     );
     // A snapshot with its own position (a cluster's) holds every event numbered up to it.
     const snapshotSeq = change.roomInfo.seq ?? 0;
-    for (const held of change.held) {
-      if ((seqOf(held) ?? Infinity) > snapshotSeq && isNews(held)) {
-        this.fanout.sendFrame(connection, held.frame);
-      }
+    const news = change.held.filter(
+      (held) => (seqOf(held) ?? Infinity) > snapshotSeq && isNews(held),
+    );
+    for (const held of news) {
+      this.fanout.sendFrame(connection, held.frame);
     }
+    this.local.trackRoster(connection, roomId, change.roomInfo.users, news);
     if (!change.alreadyMember) {
       this.bus.publish(
         roomId,
@@ -156,7 +166,9 @@ export class RoomDelivery implements RoomChangeDelivery {
       const isNews = newsFilter(seat.roomInfo, connection.userId, (version) =>
         this.users.membership.admitsStateVersion(connection, seat.roomId, version),
       );
-      frames.push(...seat.held.filter(isNews).map((held) => held.frame));
+      const news = seat.held.filter(isNews);
+      frames.push(...news.map((held) => held.frame));
+      this.local.trackRoster(connection, seat.roomId, seat.roomInfo.users, news);
     }
     this.replies.send(
       connection,
