@@ -40,7 +40,8 @@
  *
  * Room data has no TTL: rooms leave only through delete/deleteExpired, so a persistent room lasts
  * as long as Redis keeps its data (AOF). The numbering keys (envseq, epoch, history) expire a day
- * after the room's last numbered event (lua/numbering.ts); held sessions with their grace.
+ * after the room's last numbered event (lua/numbering.ts), and go with the room when it is deleted
+ * (lua/delete-room.ts); held sessions expire with their grace.
  *
  * Single primary only: a script touches one room's keys *and* global keys (the registry, the
  * expiry schedule, user, instance and owner sets), and the user, instance and owner keys are built

@@ -62,7 +62,10 @@ export class RedisRoomHistory implements RoomHistory {
     return this.missedOf(entries, lastSeq, newest, userId);
   }
 
-  /** A room's history expires a day after its last event; a room created again numbers on. */
+  /**
+   * Nothing to do here: a room's history goes with the room, in the script that deletes it
+   * (lua/delete-room.ts), so a room created again under its id starts a new epoch.
+   */
   forget(): void {}
 
   /** The entries after lastSeq up to newest, if none is missing or too old; those for userId. */

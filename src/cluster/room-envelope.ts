@@ -34,13 +34,21 @@ export interface RoomEnvelope<E extends ServerEvent = ServerEvent> {
 
 /**
  * Publishes an envelope (KEYS[1] the room's `envseq` counter, KEYS[2] its epoch, KEYS[3] its
- * history stream; ARGV[1] the channel, ARGV[2] the envelope JSON) with the room's next number as
- * `seq`, counted by Redis so that every instance numbers from one counter (lua/numbering.ts).
+ * history stream, KEYS[4] its meta; ARGV[1] the channel, ARGV[2] the envelope JSON, ARGV[3] `1`
+ * for a deleted room's `room_deleted`) with the room's next number as `seq`, counted by Redis so
+ * that every instance numbers from one counter (lua/numbering.ts). Nothing is kept of a room that
+ * is gone, and its `room_deleted` takes the counter with it; a room created again under the id
+ * meanwhile keeps its own.
  */
 export const NUMBERED_ENVELOPE_LUA =
   NUMBERING_LUA +
   String.raw`
-return number_and_publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+local gone = redis.call('EXISTS', KEYS[4]) == 0
+local seq = number_and_publish(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], gone)
+if gone and ARGV[3] == '1' then
+  redis.call('UNLINK', KEYS[1])
+end
+return seq
 `;
 
 /** `<prefix>{<roomId>}:envseq`: the counter behind the room's envelope numbers. */

@@ -9,6 +9,10 @@ import { PRELUDE_LUA } from './prelude.js';
  * lastActivity resolution (ms) the idle rules allow for, [8] persistentRoomIdleMs (0: persistent
  * rooms never expire).
  *
+ * The room's numbering keys (lua/numbering.ts) go with it: the history and its epoch now, the
+ * event counter once the room_deleted that follows is numbered (at the latest
+ * ENDED_ROOM_COUNTER_TTL_MS after the room's last event), or now when no member is left to tell.
+ *
  * Answers {'OK', reason (`deleted` | `empty` | `idle_timeout`), epoch, member ids in join
  * order...} | {'ROOM_NOT_FOUND'} | {'ACTOR', actor role or ''} (delete) | {'KEEP'} (expire: not
  * expired).
@@ -65,6 +69,17 @@ if owner then
   redis.call('SREM', owner_rooms_key(owner), room_id)
 end
 redis.call('UNLINK', meta_key, state_key, order_key, members_key, bans_key, caps_key)
+-- Its history goes with it, so a room created again under its id starts a new epoch. Members
+-- still to be told get room_deleted numbered on from the counter, and that publish removes it
+-- (room-envelope.ts): a counter starting over would make the instances that hear it resync a
+-- room they are leaving. Should that publish never come, the counter goes soon anyway.
+local tag = prefix .. '{' .. room_id .. '}'
+redis.call('UNLINK', tag .. ':history', tag .. ':epoch')
+if #reply > 3 then
+  redis.call('PEXPIRE', tag .. ':envseq', ENDED_ROOM_COUNTER_TTL_MS)
+else
+  redis.call('UNLINK', tag .. ':envseq')
+end
 redis.call('ZREM', registry_key, room_id)
 redis.call('ZREM', empty_key, room_id)
 redis.call('ZREM', activity_key, room_id)
