@@ -39,9 +39,11 @@ interface InstanceReport {
  * so ghosts are gone within PRESENCE_TTL_MS. On shutdown an instance removes its own at once.
  *
  * The beat has a timer of its own, so a slow sweep never delays it. An instance taken for dead
- * anyway (its process stalled past its alive key) finds out at its next beat: Redis lists fewer
+ * anyway (its process stalled past its alive key) finds out at its next beat: Redis lists other
  * memberships for it than its live sockets hold, or no longer lists it. It then registers the
- * missing ones again (RedisRecoveryService), and their rooms are told they joined.
+ * missing ones again (RedisRecoveryService), and their rooms are told they joined. The same
+ * comparison, made at least once per PRESENCE_TTL_MS, catches what commands that timed out did
+ * when Redis carried them out later: members no socket here holds, sockets kicked unawares.
  */
 @Injectable()
 export class InstancePresenceService
@@ -53,7 +55,14 @@ export class InstancePresenceService
   /** Each of these runs one at a time: a slow one is not stacked upon. */
   private beating = false;
   private sweeping = false;
-  private registeringSwept = false;
+  private reconciling = false;
+  /** Beats since the last that looked for differences between Redis and the live sockets. */
+  private beatsUnreconciled = 0;
+  /** Beats that found this instance swept, and how many of them a reconciliation took in. */
+  private sweptBeats = 0;
+  private sweptBeatsReconciled = 0;
+  /** Set by the first beat that got through: Redis did not list the instance before it. */
+  private listed = false;
   /** Set while refreshing fails, so an outage is logged once, not every tick. */
   private failing = false;
   /**
@@ -153,7 +162,7 @@ export class InstancePresenceService
         this.logger.log('Presence refreshed again');
       }
       if (swept) {
-        void this.registerSwept();
+        void this.reconcile();
       }
     } catch (error) {
       if (!this.failing) {
@@ -166,8 +175,10 @@ export class InstancePresenceService
   }
 
   /**
-   * Renews this instance's presence. True when it looks swept: Redis did not list it, or lists
-   * fewer memberships for it than its live sockets hold (another instance removed them).
+   * Renews this instance's presence. True when Redis and the live sockets are to be compared:
+   * Redis did not list it, or lists another number of memberships for it than its live sockets
+   * hold (another instance removed them, a join or kick that timed out was carried out), or it
+   * has not been done for RECONCILE_EVERY_BEATS beats (the two may differ by as many each way).
    */
   private async beat(): Promise<boolean> {
     const { publisher, instanceId } = this.cluster;
@@ -192,7 +203,20 @@ export class InstancePresenceService
       .exec();
     const added = replies?.[1]?.[1];
     const onRecord = Number(replies?.[2]?.[1]);
-    return added === 1 || onRecord < this.liveMemberships();
+    if (added === 1 && this.listed) {
+      this.sweptBeats++;
+    }
+    this.listed = true;
+    this.beatsUnreconciled++;
+    if (
+      added === 1 ||
+      onRecord !== this.liveMemberships() ||
+      this.beatsUnreconciled >= RECONCILE_EVERY_BEATS
+    ) {
+      this.beatsUnreconciled = 0;
+      return true;
+    }
+    return false;
   }
 
   /** Memberships of this instance's sockets (joins still pending not counted). */
@@ -205,17 +229,20 @@ export class InstancePresenceService
   }
 
   /** Runs beside the beats: a slow one must not hold the presence up. */
-  private async registerSwept(): Promise<void> {
-    if (this.registeringSwept) {
+  private async reconcile(): Promise<void> {
+    if (this.reconciling) {
       return;
     }
-    this.registeringSwept = true;
+    this.reconciling = true;
+    const sweptBeats = this.sweptBeats;
     try {
-      await this.recovery.registerSweptMembers();
+      if (await this.recovery.reconcile(sweptBeats > this.sweptBeatsReconciled)) {
+        this.sweptBeatsReconciled = sweptBeats;
+      }
     } catch (error) {
-      this.warn('register swept members', error);
+      this.warn('reconcile members', error);
     } finally {
-      this.registeringSwept = false;
+      this.reconciling = false;
     }
   }
 
@@ -317,6 +344,9 @@ export class InstancePresenceService
     this.logger.warn(`Presence (${what}) failed: ${String(error)}`);
   }
 }
+
+/** At most this many beats apart, Redis and the live sockets are compared (see beat). */
+const RECONCILE_EVERY_BEATS = 6;
 
 function instanceSummary(instanceId: string, report: InstanceReport): InstanceSummary {
   return {

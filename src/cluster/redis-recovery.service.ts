@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
-import { ErrorCode } from '../protocol/protocol.js';
+import { ErrorCode, ServerEvent } from '../protocol/protocol.js';
 import type { JoinOutcome } from '../rooms/room-store.js';
 import { RoomsService } from '../rooms/rooms.service.js';
 import type { Connection } from '../users/connection.js';
@@ -29,6 +29,11 @@ import { RedisRoomStore } from './redis-room-store.js';
  *
  * The same for an instance another one took for dead (a stall past its alive key) and removed
  * the members of: those of its live sockets come back, and their rooms get `user_joined`.
+ *
+ * And the other way round: a command that timed out may still be carried out by Redis later,
+ * and nobody is told. A join whose caller gave up leaves a member no socket here holds: it is
+ * removed, as a departure. A kick carried out late leaves a live socket the store refuses back:
+ * it is told it was kicked, and the room that it left.
  */
 @Injectable()
 export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
@@ -40,6 +45,14 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
   private recoveries = 0;
   private lastRecoveredAt?: number;
   private hostCheck?: NodeJS.Timeout;
+  /**
+   * Members on record for this instance that no socket here holds, by `roomId\nuserId`: since
+   * when they look so. Only those that still do after staleAfterMs are removed, so that a socket
+   * on its way (a join answered, a session moving to another instance, a seat being held for a
+   * resume) is not taken for one.
+   */
+  private staleSince = new Map<string, number>();
+  private readonly staleAfterMs: number;
 
   constructor(
     @Inject(CLUSTER) private readonly cluster: Cluster,
@@ -48,7 +61,10 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     private readonly users: UsersService,
     private readonly rooms: RoomsService,
     private readonly bus: RedisRoomBus,
-  ) {}
+  ) {
+    // Two presence beats (InstancePresenceService beats every PRESENCE_TTL_MS / 6).
+    this.staleAfterMs = config.presenceTtlMs / 3;
+  }
 
   /** How many outages this instance recovered from, and when it last did. */
   get recovered(): { count: number; at?: number } {
@@ -144,29 +160,46 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
+   * Brings what the store has for this instance and its live sockets together, both ways (the
+   * presence beat saw them apart, or it is time to look): memberships of live sockets the store
+   * lost are registered again (or end, when it refuses them), and members on record that no
+   * socket here holds are removed. `takenForDead`: another instance swept this one, so members
+   * on record may be marked not connected. False when it did not get to do its part.
+   */
+  async reconcile(takenForDead: boolean): Promise<boolean> {
+    if (this.recovering) {
+      // It does both; the next beat looks again once it is done.
+      return false;
+    }
+    const members = await this.store.membersOf(this.cluster.instanceId);
+    await this.registerSweptMembers(members, takenForDead);
+    await this.removeStale(members);
+    return true;
+  }
+
+  /**
    * Registers again the memberships of live sockets that another instance removed, taking this
    * one for dead (see InstancePresenceService), and tells their rooms they joined again: the
    * rooms were told they left. Answers how many came back.
    */
-  async registerSweptMembers(): Promise<number> {
-    if (this.recovering) {
-      // Nobody was told these left; the next beat looks again once this is done.
-      return 0;
-    }
+  private async registerSweptMembers(
+    members: ReadonlyArray<{ roomId: string; userId: string }>,
+    takenForDead: boolean,
+  ): Promise<number> {
     const onRecord = new Set(
-      (await this.store.membersOf(this.cluster.instanceId)).map(({ roomId, userId }) =>
-        RedisKeys.instanceMember(roomId, userId),
-      ),
+      members.map(({ roomId, userId }) => RedisKeys.instanceMember(roomId, userId)),
     );
     let returned = 0;
     for (const connection of [...this.users.all()]) {
       for (const roomId of [...connection.rooms]) {
         if (onRecord.has(RedisKeys.instanceMember(roomId, connection.userId))) {
-          // With resume on, the others held it (connected: false) rather than removing it.
-          await this.markConnectedAgain(connection, roomId);
+          if (takenForDead) {
+            // With resume on, the others held it (connected: false) rather than removing it.
+            await this.markConnectedAgain(connection, roomId);
+          }
           continue;
         }
-        if (await this.registerSwept(connection, roomId)) {
+        if (await this.registerSwept(connection, roomId, takenForDead)) {
           returned++;
         }
       }
@@ -195,11 +228,18 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
 
   /** Registers a membership after an outage; true when it was on record or came back. */
   private async registerLive(connection: Connection, roomId: string): Promise<boolean> {
-    return (await this.admitAgain(connection, roomId)) !== undefined;
+    return (await this.admitAgain(connection, roomId, false)) !== undefined;
   }
 
-  /** True when the membership came back and its room was told. */
-  private async registerSwept(connection: Connection, roomId: string): Promise<boolean> {
+  /**
+   * True when the membership came back and its room was told. `takenForDead`: the instance that
+   * removed it told the room it left; else its removal was a leave or a kick carried out late.
+   */
+  private async registerSwept(
+    connection: Connection,
+    roomId: string,
+    takenForDead: boolean,
+  ): Promise<boolean> {
     if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
       return false;
     }
@@ -207,23 +247,29 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     if (await this.isOnRecord(roomId, connection.userId).catch(() => true)) {
       return false;
     }
-    return (await this.admitAgain(connection, roomId)) === 'returned';
+    return (await this.admitAgain(connection, roomId, takenForDead)) === 'returned';
   }
 
   /**
    * Registers a live socket's membership again: 'returned' when the store had lost it (its room
    * is told it joined), 'on-record' when it still had it. One that ended meanwhile (its socket
-   * closed or it left while the store answered) is taken back, since nobody was told of it.
+   * closed or it left while the store answered) is taken back, since nobody was told of it. One
+   * the store refuses ends here (endRefused); `announced`: its room was told it left.
    */
   private async admitAgain(
     connection: Connection,
     roomId: string,
+    announced: boolean,
   ): Promise<'returned' | 'on-record' | undefined> {
     const { userId } = connection;
     if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
       return undefined;
     }
     const outcome = await this.register(connection, roomId);
+    if (outcome instanceof ProtocolError) {
+      await this.endRefused(connection, roomId, outcome, announced);
+      return undefined;
+    }
     if (!outcome) {
       return undefined;
     }
@@ -257,11 +303,15 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Registers a live socket's membership again; undefined (logged) when the store refuses it.
-   * A member still on record stays as it is; one the store lost is admitted again with the cap
-   * its token gives it. A room the store lost comes back without a password or an owner.
+   * Registers a live socket's membership again; the refusal when the store refuses it (a ban, a
+   * room full by now), undefined (logged) when it fails otherwise. A member still on record stays
+   * as it is; one the store lost is admitted again with the cap its token gives it. A room the
+   * store lost comes back without a password or an owner.
    */
-  private async register(connection: Connection, roomId: string): Promise<JoinOutcome | undefined> {
+  private async register(
+    connection: Connection,
+    roomId: string,
+  ): Promise<JoinOutcome | ProtocolError | undefined> {
     const profile = connection.profiles.get(roomId);
     const maxRole = roleCapOf(connection.identity, roomId);
     try {
@@ -282,11 +332,111 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
         maxRooms: this.config.maxRooms,
       });
     } catch (error) {
+      if (error instanceof ProtocolError && error.code !== ErrorCode.Unavailable) {
+        return error;
+      }
       this.logger.warn(
         `Could not register ${connection.userId} in ${roomId} again: ${String(error)}`,
       );
       return undefined;
     }
+  }
+
+  /**
+   * The store will not have a live socket's membership back, so asking again at every beat is no
+   * use: the member is told (`kicked` when it is banned, else `room_left`) and its membership
+   * here ends. Unless `announced` (another instance removed it, taking this one for dead), its
+   * removal was a kick or a leave carried out after its caller gave up, which nobody announced:
+   * the room is told now, and who hosts when it was the host's.
+   */
+  private async endRefused(
+    connection: Connection,
+    roomId: string,
+    refusal: ProtocolError,
+    announced: boolean,
+  ): Promise<void> {
+    const { userId } = connection;
+    if (!this.users.isCurrent(connection) || !connection.rooms.has(roomId)) {
+      return;
+    }
+    const kicked = refusal.code === ErrorCode.Kicked;
+    const wasHost = connection.profiles.get(roomId)?.role === 'host';
+    this.logger.warn(`${userId} is no longer in ${roomId} (${refusal.code}): telling it`);
+    this.bus.endMembershipHere(
+      roomId,
+      userId,
+      kicked
+        ? { event: ServerEvent.Kicked, data: { roomId } }
+        : { event: ServerEvent.RoomLeft, data: { roomId } },
+    );
+    if (announced) {
+      return;
+    }
+    try {
+      const members = await this.store.members(roomId);
+      const newHost = wasHost ? members.find((member) => member.role === 'host') : undefined;
+      await this.rooms.announceDeparture(
+        roomId,
+        userId,
+        { remaining: members.length, ...(newHost ? { newHost } : {}) },
+        kicked ? 'kicked' : 'left',
+      );
+    } catch (error) {
+      this.logger.warn(`Could not tell ${roomId} that ${userId} left: ${String(error)}`);
+    }
+  }
+
+  /**
+   * Removes the members on record for this instance that no socket here has held for
+   * staleAfterMs (a join Redis carried out after its caller gave up on it), as departures: the
+   * room is told, and gets a new host when it was the host. Answers how many went.
+   */
+  private async removeStale(
+    members: ReadonlyArray<{ roomId: string; userId: string }>,
+  ): Promise<number> {
+    const now = Date.now();
+    const staleSince = new Map<string, number>();
+    const due: Array<{ roomId: string; userId: string; key: string }> = [];
+    for (const { roomId, userId } of members) {
+      if (this.holdsHere(roomId, userId)) {
+        continue;
+      }
+      const key = RedisKeys.instanceMember(roomId, userId);
+      const since = this.staleSince.get(key) ?? now;
+      staleSince.set(key, since);
+      if (now - since >= this.staleAfterMs) {
+        due.push({ roomId, userId, key });
+      }
+    }
+    // Only what looks stale now: one that was held meanwhile starts over.
+    this.staleSince = staleSince;
+    let removed = 0;
+    for (const { roomId, userId, key } of due) {
+      this.staleSince.delete(key);
+      if (this.holdsHere(roomId, userId)) {
+        continue;
+      }
+      const graceMs = this.config.resume.graceMs;
+      const outcome = await this.store.removeStale(roomId, userId, Date.now(), graceMs);
+      if (outcome) {
+        removed++;
+        this.logger.warn(`${userId} was on record in ${roomId} with no socket here: removed`);
+        await this.rooms.announceDeparture(roomId, userId, outcome, 'disconnected');
+      }
+    }
+    return removed;
+  }
+
+  /** A socket here is in the room or joining it, or the user's seats are held for a resume. */
+  private holdsHere(roomId: string, userId: string): boolean {
+    const connection = this.users.byUser(userId);
+    if (connection?.rooms.has(roomId)) {
+      return true;
+    }
+    if (connection && this.users.membership.pending(roomId)?.has(connection)) {
+      return true;
+    }
+    return this.users.isHeld(userId);
   }
 
   /** Members on record for this instance whose socket closed while Redis was away. */

@@ -17,6 +17,7 @@ import { UsersService } from '../users/users.service.js';
 import { CLUSTER, historyCapOf, type Cluster } from './cluster.js';
 import { withHistoryCap } from './lua/numbering.js';
 import { CommitReplies } from './commit-replies.js';
+import { RedisKeys } from './redis-keys.js';
 import { fromRedisError, storeUnavailable } from './store-unavailable.js';
 import {
   decodeEnvelope,
@@ -68,6 +69,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
   /** Own events awaited per room: its channel stays subscribed until their echoes came. */
   private readonly awaitedPerRoom = new Map<string, number>();
   private readonly numbering: boolean;
+  private readonly keys: RedisKeys;
   /** Set from the subscriber's return until its channels are surely subscribed again. */
   private resubscribing = false;
   /** Set while RedisRecoveryService registers live members again: the store is not whole yet. */
@@ -85,6 +87,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     @Inject(appConfig.KEY) private readonly config: AppConfig,
   ) {
     this.numbering = historyCapOf(config) > 0;
+    this.keys = new RedisKeys(cluster.keyPrefix);
   }
 
   onModuleInit(): void {
@@ -98,7 +101,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     });
     this.users.membership.onRoomUnused = (roomId) => this.unwatch(roomId);
     this.cluster.publisher.defineCommand('gmsPublishNumbered', {
-      numberOfKeys: 3,
+      numberOfKeys: 4,
       lua: withHistoryCap(NUMBERED_ENVELOPE_LUA, historyCapOf(this.config)),
     });
     this.cluster.subscriber.on('close', () => {
@@ -124,6 +127,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       roomId,
       envelopeJson(this.cluster.instanceId, exceptUserId, undefined, frame.json),
       true,
+      endsRoom(message),
     );
   }
 
@@ -237,6 +241,24 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     return true;
   }
 
+  /**
+   * The store no longer has a member connected here, and nobody told it (a kick Redis ran after
+   * its caller had given up on it): it gets `notice` (`kicked`, or `room_left`) and its membership
+   * here ends, as when another instance's kick notice comes.
+   */
+  endMembershipHere(
+    roomId: string,
+    userId: string,
+    notice: ServerMessage<typeof ServerEvent.Kicked | typeof ServerEvent.RoomLeft>,
+  ): void {
+    const connection = this.local.memberHere(roomId, userId);
+    if (!connection) {
+      return;
+    }
+    this.local.toMember(connection, notice);
+    this.membershipEnded(roomId, userId);
+  }
+
   onMembershipEnded(listener: MembershipEndedListener): void {
     this.membershipEnded = listener;
   }
@@ -281,11 +303,14 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     });
   }
 
-  /** `numbered`: every envelope but throwaway ones, so that receivers can see a missed one. */
-  private send(roomId: string, payload: string, numbered: boolean): void {
+  /**
+   * `numbered`: every envelope but throwaway ones, so that receivers can see a missed one.
+   * `last`: the room's last event (see publishWithNumber).
+   */
+  private send(roomId: string, payload: string, numbered: boolean, last = false): void {
     const channel = this.channelOf(roomId);
     const published = numbered
-      ? this.publishWithNumber(roomId, channel, payload)
+      ? this.publishWithNumber(roomId, channel, payload, last)
       : this.cluster.publisher.publish(channel, payload);
     published.then(
       () => this.publishRecovered(),
@@ -293,14 +318,22 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     );
   }
 
-  private publishWithNumber(roomId: string, channel: string, payload: string): Promise<number> {
+  /** `last`: a deleted room's `room_deleted`, after which its numbering keys go too. */
+  private publishWithNumber(
+    roomId: string,
+    channel: string,
+    payload: string,
+    last: boolean,
+  ): Promise<number> {
     const { keyPrefix } = this.cluster;
     return (this.cluster.publisher as unknown as NumberedPublisher).gmsPublishNumbered(
       envelopeSeqKey(keyPrefix, roomId),
       historyEpochKey(keyPrefix, roomId),
       historyKey(keyPrefix, roomId),
+      this.keys.room(roomId).meta,
       channel,
       payload,
+      last ? '1' : '0',
     );
   }
 
@@ -327,7 +360,7 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
       JSON.stringify(message),
       awaitId,
     );
-    this.publishWithNumber(roomId, this.channelOf(roomId), payload).then(
+    this.publishWithNumber(roomId, this.channelOf(roomId), payload, endsRoom(message)).then(
       () => this.publishRecovered(),
       (error: unknown) => {
         this.publishFailed(error);
@@ -591,8 +624,10 @@ interface NumberedPublisher {
     seqKey: string,
     epochKey: string,
     historyKey: string,
+    metaKey: string,
     channel: string,
     envelope: string,
+    last: '1' | '0',
   ): Promise<number>;
 }
 
@@ -605,6 +640,11 @@ interface AwaitedEvent {
   /** The actor's reply, given the event as delivered. */
   readonly reply?: (message: ServerMessage) => void;
   timer?: NodeJS.Timeout;
+}
+
+/** A `room_deleted` is the last event of its room: its numbering keys go after it. */
+function endsRoom(message: { event: string }): boolean {
+  return message.event === ServerEvent.RoomDeleted;
 }
 
 /** A join waits this long for its room's subscription before it fails with UNAVAILABLE. */

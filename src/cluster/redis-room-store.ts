@@ -201,6 +201,20 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return this.leaveFrom(roomId, userId, now, deadInstanceId);
   }
 
+  /**
+   * Removes a member on record for this instance that no socket here holds (a join Redis ran
+   * after its caller had given up on it), unless it moved to another instance meanwhile or its
+   * seat is held for a resume: marked not connected less than `graceMs` ago.
+   */
+  removeStale(
+    roomId: string,
+    userId: string,
+    now: number,
+    graceMs: number,
+  ): Promise<LeaveOutcome | undefined> {
+    return this.leaveFrom(roomId, userId, now, this.instanceId, graceMs);
+  }
+
   /** The `roomId\nuserId` entries of the members an instance joined. */
   async membersOf(instanceId: string): Promise<Array<{ roomId: string; userId: string }>> {
     const entries = await this.run(this.redis.smembers(this.keys.instanceMembers(instanceId)));
@@ -220,9 +234,17 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     userId: string,
     now: number,
     instanceId: string,
+    heldForMs?: number,
   ): Promise<LeaveOutcome | undefined> {
     const reply = await this.run(
-      this.scripts.gmsRemoveMember(...this.head(roomId), 'leave', userId, now, instanceId),
+      this.scripts.gmsRemoveMember(
+        ...this.head(roomId),
+        'leave',
+        userId,
+        now,
+        instanceId,
+        heldForMs ?? '',
+      ),
     );
     return reply[0] === 'NONE' ? undefined : leaveOutcome(reply);
   }
