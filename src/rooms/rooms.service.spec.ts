@@ -3,6 +3,7 @@ import { fakeClientLink } from '../../test/support/fake-client-link.js';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { Fanout } from '../bus/fanout.service.js';
 import { toOutgoingFrame, type OutgoingFrame } from '../bus/outgoing-frame.js';
+import { LocalDelivery } from '../bus/local-delivery.js';
 import { LocalRoomBus } from '../bus/local-room-bus.js';
 import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, loadAppConfig } from '../config/app.config.js';
@@ -164,6 +165,8 @@ describe('RoomsService', () => {
         RoomEvents,
         Replies,
         RoomDelivery,
+        // Events go to the RecordingBus, not through LocalDelivery: only its roster watch is asked.
+        { provide: LocalDelivery, useValue: { trackRoster() {}, untrackRoster() {} } },
         { provide: ROOM_CHANGE_DELIVERY, useExisting: RoomDelivery },
         { provide: ROOM_STORE, useClass: HookedStore },
         { provide: ROOM_BUS, useClass: LocalRoomBus },
