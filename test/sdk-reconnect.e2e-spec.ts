@@ -2,65 +2,36 @@
 // what the server does: close codes of a real CloseEvent, poses a JSON sender gave no timestamp,
 // and what happens to seats across a drop (a room deleted meanwhile, a room left meanwhile, what
 // an app sends as soon as it is open again). The cluster project runs it too.
-import WebSocket from 'ws';
 import {
   GalleryClient,
   PoseInterpolator,
   type ClientEvents,
   type ConnectionStateEvent,
-  type GalleryClientOptions,
   type PoseEvent,
   type Room,
   type RoomEvents,
 } from '../client/src/index.js';
 import { useTestServer } from './support/fixtures.js';
-import { until, withTimeout } from './support/test-client.js';
+import { nextEvent, RecordingWebSocket, useSdkClients } from './support/sdk-clients.js';
+import { until } from './support/test-client.js';
 
 /** Far longer than any test: a seat let go within a test was not let go by the grace. */
 const GRACE_MS = 60_000;
-
-/** `ws`'s WebSocket (Node 20 has no global one), keeping every socket so a test can cut one. */
-class RecordingWebSocket extends WebSocket {
-  static sockets: RecordingWebSocket[] = [];
-
-  constructor(url: string, protocols?: string[]) {
-    super(url, protocols);
-    RecordingWebSocket.sockets.push(this);
-  }
-}
-
-interface Emitting<M> {
-  on<K extends keyof M>(event: K, handler: (payload: M[K]) => void): () => void;
-}
-
-/** The next `event` of a room or client that satisfies `accept`. */
-function next<M, K extends keyof M>(
-  source: Emitting<M>,
-  event: K,
-  what: string,
-  accept: (payload: M[K]) => boolean = () => true,
-): Promise<M[K]> {
-  let off = (): void => undefined;
-  const arrived = new Promise<M[K]>((resolve) => {
-    off = source.on(event, (payload) => {
-      if (accept(payload)) {
-        off();
-        resolve(payload);
-      }
-    });
-  });
-  return withTimeout(arrived, 3000, what);
-}
 
 const roomEvent = <K extends keyof RoomEvents>(
   room: Room,
   event: K,
   what: string,
   accept?: (payload: RoomEvents[K]) => boolean,
-) => next<RoomEvents, K>(room, event, what, accept);
+) => nextEvent<RoomEvents, K>(room, event, what, accept);
 
 const clientState = (client: GalleryClient, state: ConnectionStateEvent['state']) =>
-  next<ClientEvents, 'connectionState'>(client, 'connectionState', state, (e) => e.state === state);
+  nextEvent<ClientEvents, 'connectionState'>(
+    client,
+    'connectionState',
+    state,
+    (e) => e.state === state,
+  );
 
 /** Cuts `userId`'s connection without a close frame, as a network drop does: its seats are held. */
 function cut(userId: string): void {
@@ -75,29 +46,7 @@ function cut(userId: string): void {
 
 describe('client SDK against the server: closes, poses and seats across a drop', () => {
   const fixture = useTestServer({ env: { RECONNECT_GRACE_MS: String(GRACE_MS) } });
-  const clients: GalleryClient[] = [];
-
-  afterEach(() => {
-    clients.splice(0).forEach((client) => client.close());
-    RecordingWebSocket.sockets = [];
-  });
-
-  const connect = async (
-    userId: string,
-    index: number,
-    options: Partial<GalleryClientOptions> = {},
-  ) => {
-    const servers = fixture.servers;
-    const client = new GalleryClient({
-      url: servers[index % servers.length].wsUrl,
-      userId,
-      WebSocket: RecordingWebSocket,
-      ...options,
-    });
-    clients.push(client);
-    await client.connect();
-    return client;
-  };
+  const connect = useSdkClients(fixture);
 
   /**
    * bob hosts `review-room`, alice joins it; both see each other. alice dials again 599 ms after

@@ -1,70 +1,21 @@
 // The client SDK (client/) against the real server: what an application does with it, including a
 // dropped connection that the SDK resumes by itself. The cluster project runs it too, with alice
 // and bob on different instances (bob resumes on the instance he dropped from).
-import WebSocket from 'ws';
-import {
-  GalleryClient,
-  type GalleryClientOptions,
-  type Room,
-  type RoomEvents,
-} from '../client/src/index.js';
+import { type GalleryClientOptions, type Room, type RoomEvents } from '../client/src/index.js';
 import { useTestServer } from './support/fixtures.js';
-import { withTimeout } from './support/test-client.js';
-
-/** `ws`'s WebSocket (Node 20 has no global one), keeping every socket so a test can cut one. */
-class RecordingWebSocket extends WebSocket {
-  static sockets: RecordingWebSocket[] = [];
-
-  constructor(url: string, protocols?: string[]) {
-    super(url, protocols);
-    RecordingWebSocket.sockets.push(this);
-  }
-}
+import { nextEvent, RecordingWebSocket, useSdkClients } from './support/sdk-clients.js';
 
 /** The next `event` of `room` that satisfies `accept`. */
-function next<K extends keyof RoomEvents>(
+const next = <K extends keyof RoomEvents>(
   room: Room,
   event: K,
   what: string,
-  accept: (payload: RoomEvents[K]) => boolean = () => true,
-): Promise<RoomEvents[K]> {
-  let off = (): void => undefined;
-  const arrived = new Promise<RoomEvents[K]>((resolve) => {
-    off = room.on(event, (payload) => {
-      if (accept(payload)) {
-        off();
-        resolve(payload);
-      }
-    });
-  });
-  return withTimeout(arrived, 3000, what);
-}
+  accept?: (payload: RoomEvents[K]) => boolean,
+) => nextEvent<RoomEvents, K>(room, event, what, accept);
 
 describe('client SDK against the server', () => {
   const fixture = useTestServer({ env: { RECONNECT_GRACE_MS: '5000' } });
-  const clients: GalleryClient[] = [];
-
-  afterEach(() => {
-    clients.splice(0).forEach((client) => client.close());
-    RecordingWebSocket.sockets = [];
-  });
-
-  const connect = async (
-    userId: string,
-    index: number,
-    options: Partial<GalleryClientOptions> = {},
-  ) => {
-    const servers = fixture.servers;
-    const client = new GalleryClient({
-      url: servers[index % servers.length].wsUrl,
-      userId,
-      WebSocket: RecordingWebSocket,
-      ...options,
-    });
-    clients.push(client);
-    await client.connect();
-    return client;
-  };
+  const connect = useSdkClients(fixture);
 
   /** alice creates and joins `sdk-room`, bob joins it as editor; both see each other. */
   const pair = async (bobOptions: Partial<GalleryClientOptions> = {}) => {
