@@ -142,6 +142,36 @@ describe('PoseTicker', () => {
     expect(published.map((entry) => entry.n)).toEqual([1, 2]);
   });
 
+  it('keeps the held pose of a sender slower than the tick, and forgets it after a second', () => {
+    const entries: Buffer[] = [];
+    const bus = {
+      publishPoseEntry: (_room: string, _sender: string, _slot: unknown, entry: Buffer) => {
+        entries.push(entry);
+      },
+    } as unknown as RoomBus;
+    const config = loadAppConfig({ POSE_TICK_MS: String(TICK_MS) });
+    ticker = new PoseTicker(bus, new Fanout(config), config, new ServerCounters());
+    const alice = member('alice', 'r1');
+    // A pose every other tick: the idle tick between them must not drop the held pose.
+    ticker.holdEntry(alice, 'r1', ...binaryPose('r1', 1));
+    ticker.tick(TICK_MS);
+    ticker.tick(2 * TICK_MS);
+    ticker.holdEntry(alice, 'r1', ...binaryPose('r1', 2));
+    ticker.tick(3 * TICK_MS);
+    expect(entries).toHaveLength(2);
+    expect(entries[1]).toBe(entries[0]);
+
+    // Silent for a second: the held pose goes, and the next pose starts a new one.
+    const idleTicks = Math.ceil(1000 / TICK_MS) + 1;
+    for (let tick = 4; tick < 4 + idleTicks; tick++) {
+      ticker.tick(tick * TICK_MS);
+    }
+    ticker.holdEntry(alice, 'r1', ...binaryPose('r1', 3));
+    ticker.tick((4 + idleTicks) * TICK_MS);
+    expect(entries).toHaveLength(3);
+    expect(entries[2]).not.toBe(entries[0]);
+  });
+
   it('drops the held pose of a sender that left the room before the tick', () => {
     const alice = member('alice', 'r1');
     const bob = member('bob', 'r1');

@@ -33,7 +33,16 @@ interface HeldPose {
   message?: AppMessage;
   entry?: Buffer;
   fresh: boolean;
+  /** Ticks in a row that found nothing new from the sender. */
+  idleTicks: number;
 }
+
+/**
+ * How long a sender's held pose outlives its last pose. A sender at about the tick rate misses a
+ * tick now and then (jitter), and one slower than the tick misses most: dropping its held pose
+ * at the first idle tick would make it (and its entry buffer) again at the next pose.
+ */
+const KEEP_IDLE_MS = 1000;
 
 /**
  * Server ticks for throwaway broadcasts (POSE_TICK_MS > 0): each sender's newest pose per room
@@ -47,9 +56,10 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   readonly tickMs: number;
   /**
    * Per room, per sender: kept from tick to tick (a steady sender's entry is reused, not made
-   * again 30 times a second), and dropped after a tick in which the sender sent nothing.
+   * again 30 times a second), and dropped once the sender has sent nothing for KEEP_IDLE_MS.
    */
   private readonly held = new Map<string, Map<string, HeldPose>>();
+  private readonly idleTicksKept: number;
   private timer?: NodeJS.Timeout;
   /** When the next tick is due (performance.now() ms): ticks keep to a fixed schedule. */
   private nextTickAt: number;
@@ -63,6 +73,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
   ) {
     this.tickMs = config.poseTickMs;
     this.nextTickAt = this.tickMs;
+    this.idleTicksKept = this.enabled ? Math.ceil(KEEP_IDLE_MS / this.tickMs) : 0;
   }
 
   get enabled(): boolean {
@@ -156,7 +167,7 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
     }
     let pose = room.get(sender.userId);
     if (!pose || pose.sender !== sender) {
-      pose = { sender, slot: undefined, fresh: false };
+      pose = { sender, slot: undefined, fresh: false, idleTicks: 0 };
       room.set(sender.userId, pose);
     }
     return pose;
@@ -176,13 +187,20 @@ export class PoseTicker implements OnApplicationBootstrap, OnModuleDestroy {
       for (const [userId, pose] of poses) {
         const { sender } = pose;
         const slot = sender.profiles.get(roomId)?.slot;
-        // Sent nothing since the last tick, or left (or was removed from) the room since, maybe
-        // to join it again: a pose of a membership that ended must not appear in the room.
-        if (!pose.fresh || !sender.rooms.has(roomId) || slot !== pose.slot) {
+        // Left (or was removed from) the room since, maybe to join it again: a pose of a
+        // membership that ended must not appear in the room.
+        if (!sender.rooms.has(roomId) || slot !== pose.slot) {
           poses.delete(userId);
           continue;
         }
+        if (!pose.fresh) {
+          if (++pose.idleTicks > this.idleTicksKept) {
+            poses.delete(userId);
+          }
+          continue;
+        }
         pose.fresh = false;
+        pose.idleTicks = 0;
         if (pose.message) {
           this.bus.publishPose(roomId, sender.userId, slot, pose.message);
         } else {
