@@ -86,7 +86,8 @@ export class SessionTakeoverService implements OnModuleInit {
   /**
    * Another instance got this user: its socket here goes. Without a resume its memberships stay
    * in the store for the takeover there; with one, they are held as after a drop until the resume
-   * claims them (or the grace ends). Seats held here already stay held either way.
+   * claims them (or the grace ends). Seats held here already stay held either way. Without a
+   * resume the socket's token stops working, as after a plain reconnect on one instance.
    */
   private onNotice(notice: SessionNotice): void {
     if (notice.origin === this.cluster.instanceId) {
@@ -103,6 +104,8 @@ export class SessionTakeoverService implements OnModuleInit {
       for (const roomId of [...replaced.rooms]) {
         this.users.membership.remove(replaced, roomId);
       }
+      // As a plain reconnect on one instance: the replaced socket's token resumes nothing now.
+      this.resume.replacedElsewhere(notice.userId);
     }
     replaced.close(CloseCode.SessionReplaced, CloseReason.SessionReplaced);
     this.logger.log(`User ${notice.userId} reconnected on another instance; replaced here`);

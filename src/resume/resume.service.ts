@@ -172,6 +172,28 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
+   * The user's socket here was replaced by a connection on another instance without a resume:
+   * its token stops working everywhere, as a plain reconnect here retires it (issueToken). The
+   * new connection has a token of its own there. Seats held here from an earlier drop stay held
+   * under their own token, until it is used or their grace ends.
+   */
+  replacedElsewhere(userId: string): void {
+    const session = this.byUser.get(userId);
+    if (!session) {
+      return;
+    }
+    if (session.heldToken === undefined) {
+      // Nothing held here either: no connection of the user is left here, nor is its session.
+      this.forget(session);
+      return;
+    }
+    if (session.token !== session.heldToken) {
+      this.dropToken(session.token);
+    }
+    session.token = '';
+  }
+
+  /**
    * The connection dropped: its rooms keep the seat, marked `connected: false`, until it resumes
    * or the grace ends. Its local memberships end now.
    */
