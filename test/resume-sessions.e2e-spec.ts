@@ -71,6 +71,23 @@ describe('resume sessions: seats, tokens and bounds', () => {
     return roomsLeftBy(client, userId);
   };
 
+  /**
+   * Waits until `client` was told `userId` is not connected in `count` rooms: the server saw the
+   * drop. A connection of the user that came sooner would replace the dropped one, rooms and all.
+   */
+  const seatsHeld = (client: TestClient, userId: string, count: number) =>
+    until(
+      () =>
+        client.received.filter(
+          (message) =>
+            message.event === 'user_updated' &&
+            (message.data as ServerEventMap['user_updated']).user.id === userId &&
+            (message.data as ServerEventMap['user_updated']).user.connected === false,
+        ).length >= count,
+      3000,
+      `${client.userId} told that ${userId}'s ${count} seats are held`,
+    );
+
   it('gives back what a socket thought open missed, after a plain reconnect', async () => {
     await startWithLongGrace();
     const alice = await connectTo(0, 'alice');
@@ -148,6 +165,7 @@ describe('resume sessions: seats, tokens and bounds', () => {
       await bob.join(roomId);
     }
     await drop(bob);
+    await seatsHeld(alice, 'bob', 3);
     // Back without resuming, in three other rooms, and dropped again well within the grace.
     const bob2 = await connectTo(1, 'bob');
     for (const roomId of ['d', 'e', 'f']) {
