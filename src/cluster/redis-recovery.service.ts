@@ -427,16 +427,9 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     return removed;
   }
 
-  /** A socket here is in the room or joining it, or the user's seats are held for a resume. */
+  /** As a join tells a ghost from a member (RoomsService.holdsHere): both must agree. */
   private holdsHere(roomId: string, userId: string): boolean {
-    const connection = this.users.byUser(userId);
-    if (connection?.rooms.has(roomId)) {
-      return true;
-    }
-    if (connection && this.users.membership.pending(roomId)?.has(connection)) {
-      return true;
-    }
-    return this.users.isHeld(userId);
+    return this.rooms.holdsHere(roomId, userId);
   }
 
   /** Members on record for this instance whose socket closed while Redis was away. */

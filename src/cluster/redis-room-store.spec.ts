@@ -433,6 +433,24 @@ describe('RedisRoomStore in Redis', () => {
       expect(await a.roomsOf('bob')).toEqual([]);
     });
 
+    it('tells a member on record for the joining instance from one that moved there', async () => {
+      const [a, b] = await instances(2);
+      const first = await a.join(joinRequest('r', 'bob'));
+      expect(first).toMatchObject({ alreadyMember: false, createdRoom: true });
+      expect(first).not.toHaveProperty('onRecordHere');
+      // On record for a: a's sockets tell whether one of them holds it (RoomsService.holdsHere).
+      expect(await a.join(joinRequest('r', 'bob'))).toMatchObject({
+        alreadyMember: true,
+        onRecordHere: true,
+        createdRoom: false,
+      });
+      const moved = await b.join(joinRequest('r', 'bob'));
+      expect(moved).toMatchObject({ alreadyMember: true, createdRoom: false });
+      expect(moved).not.toHaveProperty('onRecordHere');
+      const restored = await b.join({ ...joinRequest('r', 'bob'), restore: true });
+      expect(restored).toMatchObject({ alreadyMember: true, onRecordHere: true });
+    });
+
     it('removes the members a dead instance left behind, but not those that moved', async () => {
       const [a, b, c] = await instances(3);
       await a.join(joinRequest('r', 'alice'));

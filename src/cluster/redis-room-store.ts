@@ -750,15 +750,20 @@ function snapshotOf(
   return { roomInfo, user };
 }
 
-/** {'JOINED' | 'MEMBER' | 'DEMOTED', created, createdAt, state JSON, position, members...}. */
+/**
+ * {'JOINED' | 'MEMBER' | 'DEMOTED', flag, createdAt, state JSON, position, members...}; the flag:
+ * the room was created (JOINED), the member was on record for this instance already (others).
+ */
 function joinOutcome(request: JoinRequest, reply: ScriptReply): JoinOutcome {
   const { roomInfo, user } = snapshotOf(request.roomId, request.userId, reply);
+  const alreadyMember = reply[0] !== 'JOINED';
   return {
     roomInfo,
     user: { ...user },
-    alreadyMember: reply[0] !== 'JOINED',
+    alreadyMember,
     ...(reply[0] === 'DEMOTED' ? { roleChanged: true } : {}),
-    createdRoom: reply[1] === 1,
+    ...(alreadyMember && reply[1] === 1 ? { onRecordHere: true } : {}),
+    createdRoom: !alreadyMember && reply[1] === 1,
   };
 }
 

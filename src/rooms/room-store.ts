@@ -93,6 +93,11 @@ export interface JoinOutcome {
   alreadyMember: boolean;
   /** A member joining again with a lower maxRole was demoted to it. */
   roleChanged?: boolean;
+  /**
+   * A member already, on record for this instance before this join (a store shared by instances
+   * says so; not moved here from another): if no socket here holds it, nobody announced it.
+   */
+  onRecordHere?: boolean;
   createdRoom: boolean;
 }
 

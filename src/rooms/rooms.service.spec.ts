@@ -528,6 +528,63 @@ describe('RoomsService', () => {
       expect(bob.rooms.size).toBe(0);
     });
 
+    describe('a member on record here that no socket here holds (a join carried out late)', () => {
+      /** Answers as a shared store does: the member was on record for this instance already. */
+      function onRecordHere(): void {
+        const join = store.join.bind(store);
+        jest.spyOn(store, 'join').mockImplementation(async (request) => {
+          const outcome = await join(request);
+          return outcome.alreadyMember ? { ...outcome, onRecordHere: true } : outcome;
+        });
+      }
+
+      const sent = () => log.map((entry) => [entry.via, entry.event, entry.to ?? entry.except]);
+
+      it('is announced when it joins again, since nobody was told of it', async () => {
+        await joined('alice', 'r');
+        const bob = connect('bob');
+        await joinStoreDirectly(bob, 'r'); // its first join, which timed out
+        onRecordHere();
+        await rooms.join(bob, { roomId: 'r' }, 'retry');
+        expect(sent()).toEqual([
+          ['send', 'room_joined', 'bob'],
+          ['publish', 'user_joined', 'bob'],
+        ]);
+        expect(log[0].data.requestId).toBe('retry');
+      });
+
+      it('is not announced again when its socket here is in the room', async () => {
+        await joined('alice', 'r');
+        const bob = await joined('bob', 'r');
+        onRecordHere();
+        await rooms.join(bob, { roomId: 'r' }, 'again');
+        expect(sent()).toEqual([['send', 'room_joined', 'bob']]);
+      });
+
+      it('is not announced to a session taking its memberships over', async () => {
+        await joined('alice', 'r');
+        const bob = connect('bob');
+        await joinStoreDirectly(bob, 'r');
+        onRecordHere();
+        await rooms.join(bob, { roomId: 'r', takeOver: true });
+        expect(sent()).toEqual([['send', 'room_joined', 'bob']]);
+      });
+
+      it('is taken back when its socket closes while joining again', async () => {
+        await joined('alice', 'r');
+        const bob = connect('bob');
+        await joinStoreDirectly(bob, 'r');
+        onRecordHere();
+        store.afterSnapshot = () => {
+          users.disconnect(bob.handle);
+          return Promise.resolve();
+        };
+        await rejection(() => rooms.join(bob, { roomId: 'r' }));
+        expect(await store.roleOf('r', 'bob')).toBeUndefined();
+        expect(log).toEqual([]);
+      });
+    });
+
     it('removes the room a closed connection created by its join, when rooms go at once', async () => {
       await moduleRef.close();
       await setup({ EMPTY_ROOM_TTL_MS: '0' });

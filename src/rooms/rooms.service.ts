@@ -140,6 +140,8 @@ export class RoomsService {
   ): Promise<JoinOutcome | undefined> {
     const { roomId } = command;
     const membership = this.users.membership;
+    // Taken before this join counts: a member on record here that nothing here holds is a ghost.
+    const heldHere = this.holdsHere(roomId, connection.userId);
     if (!membership.isMember(connection, roomId)) {
       this.checkRoomsPerConnection(connection);
     }
@@ -166,8 +168,12 @@ export class RoomsService {
         maxRooms: this.config.maxRooms,
         ...(command.takeOver ? { restore: true } : {}),
       });
-      if (!outcome.alreadyMember || outcome.user.connected) {
+      if (!outcome.alreadyMember) {
         return outcome;
+      }
+      if (outcome.user.connected) {
+        const ghost = outcome.onRecordHere === true && !heldHere && !command.takeOver;
+        return ghost ? asArrival(outcome) : outcome;
       }
       if (command.takeOver) {
         // A held seat waits for its resume, a join or the grace's end, as on one instance.
@@ -550,6 +556,22 @@ export class RoomsService {
     this.events.emit('member.role_changed', { roomId, userId: host.id, role: host.role });
   }
 
+  /**
+   * Whether a socket here is in the room or joining it, or the user's seats are held for a
+   * resume. A member on record for this instance that none of these holds is a ghost: a join
+   * Redis carried out after its caller gave up on it, which nobody announced.
+   */
+  holdsHere(roomId: string, userId: string): boolean {
+    const connection = this.users.byUser(userId);
+    if (connection?.rooms.has(roomId)) {
+      return true;
+    }
+    if (connection && this.users.membership.pending(roomId)?.has(connection)) {
+      return true;
+    }
+    return this.users.isHeld(userId);
+  }
+
   private forgetLocalMember(roomId: string, userId: string): void {
     const connection = this.users.byUser(userId);
     if (connection?.rooms.has(roomId)) {
@@ -588,6 +610,14 @@ function generateRoomId(): string {
     id += (byte % 36).toString(36);
   }
   return id;
+}
+
+/**
+ * A ghost joined again (see holdsHere): nobody was told of it, so it joins as a newcomer would,
+ * and the room hears of it now. The presence beat would have announced its removal likewise.
+ */
+function asArrival(outcome: JoinOutcome): JoinOutcome {
+  return { ...outcome, alreadyMember: false, roleChanged: false };
 }
 
 /** The store checks the actor's role again as it writes: the guard's check may be stale by then. */

@@ -19,11 +19,14 @@ import { PRELUDE_LUA } from './prelude.js';
  * runs it again with that hash checked; when it would create the room with a password but got no
  * hash for it, it answers {'HASH'}, and the caller runs it again with the hash of the password.
  *
- * Answers {'JOINED' | 'MEMBER' | 'DEMOTED', createdRoom 0/1, createdAt, state JSON, history
- * position ("<epoch> <seq>" or ''), then per member in join order its record and join number...} | {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} |
- * {'ROOM_QUOTA', rooms the owner has} | {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' |
- * 'ROOM_FULL'}. DEMOTED: a member joining again whose role its new cap lowered. ROOM_FULL also when
- * the members hold all 65536 slots.
+ * Answers {'JOINED' | 'MEMBER' | 'DEMOTED', flag 0/1, createdAt, state JSON, history position
+ * ("<epoch> <seq>" or ''), then per member in join order its record and join number...} |
+ * {'VERIFY', hash} | {'HASH'} | {'ROOM_NOT_FOUND'} | {'ROOM_QUOTA', rooms the owner has} |
+ * {'ROOM_LIMIT'} | {'KICKED' | 'INVALID_PASSWORD' | 'ROOM_FULL'}. The flag: for JOINED, 1 when the
+ * join created the room; for a member, 1 when it was on record for this instance already (not
+ * moved here from another), for the caller to tell whether a socket of its own holds it. DEMOTED:
+ * a member joining again whose role its new cap lowered. ROOM_FULL also when the members hold
+ * all 65536 slots.
  */
 export const JOIN_ROOM_LUA =
   PRELUDE_LUA +
@@ -32,8 +35,8 @@ local user_id, now = ARGV[3], tonumber(ARGV[4])
 local checked_hash, password_ok = ARGV[15], ARGV[16] == '1'
 local instance_id, max_role = ARGV[13], ARGV[20]
 
-local function room_info(status, created)
-  return append_members({ status, created, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() })
+local function room_info(status, flag)
+  return append_members({ status, flag, redis.call('HGET', meta_key, 'createdAt'), redis.call('GET', state_key), history_position() })
 end
 
 
@@ -62,6 +65,12 @@ local function next_join_number()
     joins = joins + 1
   end
   return joins
+end
+
+-- 1 when a member record is on record for this instance, else 0 (moved here from another).
+local function recorded_here(record)
+  local _, recorded_instance = parse_member(record)
+  return recorded_instance == instance_id and 1 or 0
 end
 
 -- A cap of host is no cap.
@@ -103,10 +112,11 @@ else
   if member and ARGV[21] == '1' then
     -- A held seat (not connected) stays on the instance that holds it, whose grace's end removes
     -- it only while it is there: moved here, nobody would remove it.
+    local here = recorded_here(member)
     if not string.find(member, '"connected":false,"lastSeen":%d+}$') then
       move_member_here(user_id, member, instance_id)
     end
-    return room_info('MEMBER', 0)
+    return room_info('MEMBER', here)
   end
 end
 
@@ -129,14 +139,15 @@ if password_hash then
 end
 
 if member then
+  local here = recorded_here(member)
   move_member_here(user_id, member, instance_id)
   store_cap()
   local role = parse_member(redis.call('HGET', members_key, user_id))
   if max_role ~= '' and ROLE_RANK[role] > ROLE_RANK[max_role] then
     redis.call('HSET', members_key, user_id, with_role(redis.call('HGET', members_key, user_id), max_role))
-    return room_info('DEMOTED', 0)
+    return room_info('DEMOTED', here)
   end
-  return room_info('MEMBER', 0)
+  return room_info('MEMBER', here)
 end
 
 local count = redis.call('ZCARD', order_key)
