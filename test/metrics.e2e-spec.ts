@@ -198,6 +198,32 @@ describe('/metrics', () => {
     expect(delta('1008')).toBe(0);
   });
 
+  it('counts a heartbeat kill once, as 1006 (what the client sees: no close frame)', async () => {
+    // 200 ms: room enough for the live client's pong on a loaded machine.
+    server = await startTestServer({ AUTH_MODE: 'api-key', API_KEY, HEARTBEAT_INTERVAL_MS: '200' });
+    const auth = { 'x-api-key': API_KEY };
+    const before = await scrape(server, auth);
+    const alive = await TestClient.connect(server.wsUrl, { userId: 'alive', apiKey: API_KEY });
+    // Does not answer the server's pings: terminated by the second tick after it connected.
+    const dead = await TestClient.connect(server.wsUrl, {
+      userId: 'dead',
+      apiKey: API_KEY,
+      autoPong: false,
+    });
+    clients.push(alive, dead);
+    expect((await dead.waitForClose(2000)).code).toBe(1006);
+    // A few more ticks: the client that answers is never counted.
+    await delay(500);
+
+    const after = await scrape(server, auth);
+    const delta = (labels: Record<string, string> = {}) =>
+      after.value('gms_server_disconnects_total', labels) -
+      before.value('gms_server_disconnects_total', labels);
+    expect(delta({ code: '1006' })).toBe(1);
+    expect(delta()).toBe(1);
+    expect(alive.closeCode).toBeUndefined();
+  });
+
   it('is open to anyone with AUTH_MODE=none', async () => {
     server = await startTestServer({});
     await scrape(server);

@@ -38,3 +38,40 @@ describe('Connection.enableCapabilities (hello)', () => {
     expect(alice.binaryPoses).toBe(false);
   });
 });
+
+describe('Connection.terminate (a dead heartbeat)', () => {
+  /** A connection whose link stops being open once closed or terminated, and its counted codes. */
+  function watched(): { connection: Connection; counted: number[]; terminated: () => number } {
+    let open = true;
+    let terminations = 0;
+    const link = fakeClientLink({
+      isOpen: () => open,
+      close: () => void (open = false),
+      terminate: () => {
+        open = false;
+        terminations += 1;
+      },
+    });
+    const connection = new Connection('alice', {}, link);
+    const counted: number[] = [];
+    connection.onServerClose = (code) => counted.push(code);
+    return { connection, counted, terminated: () => terminations };
+  }
+
+  it('counts the kill once as 1006, and leaves it a dropped connection (seats held)', () => {
+    const { connection, counted, terminated } = watched();
+    connection.terminate();
+    connection.terminate();
+    expect(counted).toEqual([1006]);
+    expect(terminated()).toBe(2);
+    expect(connection.closedByServer).toBe(false);
+  });
+
+  it('does not count a socket the server was already closing again', () => {
+    const { connection, counted, terminated } = watched();
+    connection.close(1008, 'Too many refused messages');
+    connection.terminate();
+    expect(counted).toEqual([1008]);
+    expect(terminated()).toBe(1);
+  });
+});

@@ -2,6 +2,12 @@ import type { Identity } from '../auth/identity.js';
 import { Capability, type RoomUser } from '../protocol/protocol.js';
 import type { ClientLink } from './client-link.js';
 
+/**
+ * What a client sees when its socket is destroyed without a close frame; never sent in one, so
+ * not a CloseCode. A heartbeat kill is counted under it (docs/metrics.md).
+ */
+const ABNORMAL_CLOSURE = 1006;
+
 /** One connected client on this instance and the rooms it is a member of here. */
 export class Connection {
   /** Rooms this connection has joined and receives events of. */
@@ -79,6 +85,19 @@ export class Connection {
       enabled.push(Capability.BinaryPosesQuantized);
     }
     return enabled;
+  }
+
+  /**
+   * Destroys the socket without a close frame (it stopped answering the heartbeat). It stays a
+   * dropped connection, not a close the server started: closedByServer is left unset, so its
+   * seats are held for a resume as for a network drop. Counted as 1006 unless the socket was
+   * already closing, whose close was counted (or was the client's) then.
+   */
+  terminate(): void {
+    if (!this.closedByServer && this.output.isOpen()) {
+      this.onServerClose?.(ABNORMAL_CLOSURE);
+    }
+    this.output.terminate();
   }
 
   /** Closes the client after writing what is already queued for it. */
