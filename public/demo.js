@@ -20,7 +20,9 @@ const PING_MS = 2000;
 
 let client;
 let room;
+/** The pose refresh and ping intervals of the room the page is in; none while out of a room. */
 let timers = [];
+let wander;
 const me = { x: 0, z: 0, yaw: 0 };
 /** Last pose of each other member: userId -> { x, z, fx, fz }. */
 const poses = new Map();
@@ -112,6 +114,18 @@ function setJoined(joined) {
   $('join').disabled = joined;
 }
 
+/**
+ * Stops what runs only while in a room. Every way out of it comes here (Leave, a kick, a deleted
+ * or lost room, a closed connection): a Join starts a new set, and one left running would keep
+ * pinging and sending poses beside it.
+ */
+function stopTimers() {
+  timers.forEach(clearInterval);
+  timers = [];
+  clearInterval(wander);
+  $('wander').checked = false;
+}
+
 function userIdFrom(name) {
   return name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'guest';
 }
@@ -126,12 +140,19 @@ async function join() {
   remember(TOKEN_STORAGE, token);
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const url = `${scheme}://${location.host}/`;
+  // A previous Join's timers, should any still run: there is one set, for the room joined now.
+  stopTimers();
   // With a token the server takes the user id from it (`sub`); the name is shown as typed.
   // Without one, the id is made from the name: the server's ids are [A-Za-z0-9._-]{1,64}.
-  client = token
+  const own = token
     ? new GalleryClient({ url, token })
     : new GalleryClient({ url, userId: userIdFrom(name), apiKey });
-  client.on('connectionState', ({ state }) => {
+  client = own;
+  own.on('connectionState', ({ state }) => {
+    // An earlier client's late close must not show over this one's state.
+    if (client !== own) {
+      return;
+    }
     setConnection(state);
     scheduleRender();
   });
@@ -155,6 +176,10 @@ async function join() {
     }
   });
   room.on('closed', ({ reason }) => {
+    stopTimers();
+    // The client was made for this room alone, and the SDK rejoins nothing it closed: a Join
+    // makes a new one. Left open, it would stay connected until that Join's replaced it (4000).
+    own.close();
     // 'left' is our own Leave button; anything else (kicked, deleted, lost) is news.
     if (reason !== 'left') {
       showError(`Out of the room: ${reason}`);
@@ -180,8 +205,7 @@ async function ping() {
 }
 
 async function leave() {
-  timers.forEach(clearInterval);
-  $('wander').checked = false;
+  stopTimers();
   const leaving = room;
   room = undefined;
   poses.clear();
@@ -222,7 +246,6 @@ $('map').addEventListener('keydown', (event) => {
 });
 
 // Wander: a step and a small random turn every 200 ms (5 poses/s, far below the pose budget).
-let wander;
 $('wander').addEventListener('change', () => {
   clearInterval(wander);
   if ($('wander').checked) {

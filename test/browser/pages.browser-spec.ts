@@ -5,6 +5,8 @@ import { SignJWT } from 'jose';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { CLUSTER, type Cluster } from '../../src/cluster/cluster.js';
 import { startTestCluster } from '../support/cluster.js';
+import { Scrape } from '../../bench/prometheus-text.js';
+import { TestClient } from '../support/test-client.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { launchChromium, screenshot, watchProblems } from './browser.js';
 
@@ -16,6 +18,13 @@ interface Person {
   context: BrowserContext;
   page: Page;
   problems: string[];
+  /** The text frames the page sent, on all its sockets, in order. */
+  sent: string[];
+}
+
+/** How many `action` requests are in `frames`. */
+function countActions(frames: string[], action: string): number {
+  return frames.filter((frame) => frame.includes(`"action":"${action}"`)).length;
 }
 
 /** The position a page shows for `userId` in its member list ("at x, z"). */
@@ -64,11 +73,19 @@ describe('pages in a browser', () => {
 
   async function openDemo(
     name: string,
-    credentials: { apiKey?: string; token?: string; at?: TestServer } = {},
+    credentials: { apiKey?: string; token?: string; at?: TestServer; fakeClock?: boolean } = {},
   ): Promise<Person> {
     const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+    if (credentials.fakeClock) {
+      // Time flows as usual until the test runs the clock on.
+      await context.clock.install();
+    }
     const page = await context.newPage();
     const problems = watchProblems(page);
+    const sent: string[] = [];
+    page.on('websocket', (socket) =>
+      socket.on('framesent', ({ payload }) => void sent.push(String(payload))),
+    );
     await page.goto(`${(credentials.at ?? server).httpUrl}/demo`);
     await page.fill('#name', name);
     await page.fill('#room', ROOM);
@@ -81,7 +98,7 @@ describe('pages in a browser', () => {
     await page.click('#join');
     await page.waitForSelector('#connection[data-state="open"]');
     await page.waitForSelector(`#members li[data-user-id="${name.toLowerCase()}"]`);
-    return { context, page, problems };
+    return { context, page, problems, sent };
   }
 
   it(
@@ -279,6 +296,50 @@ describe('pages in a browser', () => {
 
       expect([...problems, ...erin.problems, ...finn.problems]).toEqual([]);
       await Promise.all([context.close(), erin.context.close(), finn.context.close()]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'a page put out of its room and joined again, three times, runs one ping timer, not four',
+    async () => {
+      server = await startTestServer();
+      // The host, so that it may delete the room; it joins again first each time to stay host.
+      const boss = await TestClient.connect(server.wsUrl, { userId: 'boss' });
+      await boss.join(ROOM);
+      const dana = await openDemo('dana', { fakeClock: true });
+      const { page } = dana;
+
+      for (let round = 0; round < 3; round += 1) {
+        const deleted = await boss.reply(boss.request('delete_room', { roomId: ROOM }));
+        expect(deleted.event).toBe('room_deleted');
+        await page.waitForSelector('#error:text-is("Out of the room: deleted")');
+        await page.waitForSelector('#join:enabled');
+        await boss.join(ROOM);
+        await page.click('#join');
+        await page.waitForSelector('#leave:enabled');
+      }
+
+      // Ten ping periods (PING_MS, 2 s) at once: one timer pings ten times, leaked ones as often.
+      const before = countActions(dana.sent, 'ping');
+      await page.clock.runFor(20_000);
+      // The frames are reported to the test a little later: wait for ten, then for any more.
+      const deadline = Date.now() + 5000;
+      while (countActions(dana.sent, 'ping') - before < 10 && Date.now() < deadline) {
+        await page.waitForTimeout(50);
+      }
+      await page.waitForTimeout(300);
+      const pings = countActions(dana.sent, 'ping') - before;
+      expect(pings).toBeGreaterThanOrEqual(10);
+      expect(pings).toBeLessThanOrEqual(11);
+      // Each Join made a new client; the one before was closed, not left to be replaced (4000).
+      const metrics = Scrape.parse(await (await fetch(`${server.httpUrl}/metrics`)).text());
+      expect(metrics.value('gms_server_disconnects_total', { code: '4000' })).toBe(0);
+      // The page shows the connection it has, not a replaced one's close.
+      expect(await page.textContent('#connection')).toBe('open');
+      expect(dana.problems).toEqual([]);
+      boss.close();
+      await dana.context.close();
     },
     TEST_MS,
   );
