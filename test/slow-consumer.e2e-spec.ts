@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { Scrape } from '../bench/prometheus-text.js';
 import { UsersService } from '../src/users/users.service.js';
 import { RATE_LIMITS_OFF, useTestServer } from './support/fixtures.js';
 import { until, type TestClient } from './support/test-client.js';
@@ -54,6 +55,11 @@ describe('slow consumers', () => {
   const stats = async (): Promise<Stats> => {
     const response = await fetch(`${fixture.server.httpUrl}/stats`);
     return (await response.json()) as Stats;
+  };
+  /** gms_server_disconnects_total{code} now (/metrics is open with AUTH_MODE=none). */
+  const disconnects = async (code: string): Promise<number> => {
+    const response = await fetch(`${fixture.server.httpUrl}/metrics`);
+    return Scrape.parse(await response.text()).value('gms_server_disconnects_total', { code });
   };
   const roomStats = async (roomId: string) =>
     (await stats()).rooms.find((room) => room.roomId === roomId);
@@ -137,6 +143,7 @@ describe('slow consumers', () => {
     }
     await alice.next('user_joined');
     await alice.next('user_joined');
+    const evictionsBefore = await disconnects('1013');
     carol.socket.pause();
 
     // Chat messages are never dropped, so a client that does not read them overflows.
@@ -154,6 +161,7 @@ describe('slow consumers', () => {
     }
     expect((await roomStats('chat-room'))?.userCount).toBe(2);
     expect(fixture.server.app.get(UsersService).byUser('carol')).toBeUndefined();
+    expect((await disconnects('1013')) - evictionsBefore).toBe(1);
 
     // Carol reads again and finds the close code behind what was already written to her.
     carol.socket.resume();

@@ -190,7 +190,7 @@ export class Fanout {
     } catch (error) {
       this.logger.error(`Write to ${connection.userId} failed; closing it: ${String(error)}`);
       connection.output.discard();
-      connection.output.terminate();
+      connection.terminate();
     }
   }
 

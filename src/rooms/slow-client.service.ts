@@ -47,7 +47,7 @@ export class SlowClientService implements OnModuleInit {
       `Disconnecting ${truncate(connection.userId)}: it is not reading its messages`,
       { userId: connection.userId, ...connection.logContext },
     );
-    connection.output.close(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
+    connection.evict(CloseCode.TryAgainLater, CloseReason.TryAgainLater);
     setTimeout(() => connection.output.terminate(), SLOW_CLIENT_TERMINATE_MS).unref();
     void this.leave(connection);
   }

@@ -4,7 +4,7 @@ import type { ClientLink } from './client-link.js';
 
 /**
  * What a client sees when its socket is destroyed without a close frame; never sent in one, so
- * not a CloseCode. A heartbeat kill is counted under it (docs/metrics.md).
+ * not a CloseCode. A heartbeat kill or a failed write is counted under it (docs/metrics.md).
  */
 const ABNORMAL_CLOSURE = 1006;
 
@@ -88,16 +88,26 @@ export class Connection {
   }
 
   /**
-   * Destroys the socket without a close frame (it stopped answering the heartbeat). It stays a
-   * dropped connection, not a close the server started: closedByServer is left unset, so its
-   * seats are held for a resume as for a network drop. Counted as 1006 unless the socket was
-   * already closing, whose close was counted (or was the client's) then.
+   * Destroys the socket without a close frame (it stopped answering the heartbeat, or a write to
+   * it failed). It stays a dropped connection, not a close the server started: closedByServer is
+   * left unset, so its seats are held for a resume as for a network drop. Counted as 1006 unless
+   * the socket was already closing, whose close was counted (or was the client's) then.
    */
   terminate(): void {
     if (!this.closedByServer && this.output.isOpen()) {
       this.onServerClose?.(ABNORMAL_CLOSURE);
     }
     this.output.terminate();
+  }
+
+  /**
+   * Closes a client that stopped reading (1013) without writing what is queued for it: the
+   * close frame would only wait behind output it already did not read.
+   */
+  evict(code: number, reason: string): void {
+    this.closedByServer = true;
+    this.onServerClose?.(code);
+    this.output.close(code, reason);
   }
 
   /** Closes the client after writing what is already queued for it. */
