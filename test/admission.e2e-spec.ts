@@ -1,8 +1,33 @@
+import type { Server } from 'node:http';
+import { connect as connectTcp, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { ConnectionAdmission } from '../src/limits/connection-admission.js';
 import { waitFor } from './support/cluster.js';
 import { ClientPool, useTestServer } from './support/fixtures.js';
-import { TestClient } from './support/test-client.js';
+import { delay, TestClient, withTimeout } from './support/test-client.js';
+
+const API_KEY = 'e2e-admission-key';
+
+/** A refused upgrade over raw TCP: the close code the server sent, and when the socket closed. */
+interface SilentClient {
+  closeCode: number;
+  closed: Promise<void>;
+}
+
+/** The close code of the close frame right after a 101 answer, once it has all arrived. */
+function closeCodeIn(received: Buffer): number | undefined {
+  const end = received.indexOf('\r\n\r\n');
+  if (end < 0) {
+    return undefined;
+  }
+  const statusLine = received.subarray(0, received.indexOf('\r\n')).toString('latin1');
+  if (!statusLine.includes(' 101 ')) {
+    throw new Error(`expected 101 Switching Protocols, got ${statusLine}`);
+  }
+  const frame = received.subarray(end + 4);
+  // 0x88: a final close frame; its payload starts with the code.
+  return frame.length >= 4 && frame[0] === 0x88 ? frame.readUInt16BE(2) : undefined;
+}
 
 // Admission is per instance: every client here goes to the first one (`fixture.server`), also in
 // the cluster project, so that its counts are the ones these tests fill.
@@ -18,6 +43,52 @@ describe('connection admission at the upgrade', () => {
   const refused = (headers: Record<string, string> = {}) =>
     TestClient.refusedStatus(fixture.server.wsUrl, { headers });
   const openOnServer = () => fixture.server.app.get(ConnectionAdmission).openConnections();
+  /** TCP sockets the server still has open (upgraded ones included). */
+  const tcpOnServer = () =>
+    new Promise<number>((resolve, reject) =>
+      (fixture.server.app.getHttpServer() as Server).getConnections((error, count) =>
+        error ? reject(error) : resolve(count),
+      ),
+    );
+
+  const rawSockets: Socket[] = [];
+  afterEach(() => rawSockets.splice(0).forEach((socket) => socket.destroy()));
+
+  /**
+   * An upgrade offering the `gallery` subprotocol, from a client that reads the close frame of
+   * its refusal but never answers it (nor closes the TCP connection).
+   */
+  const silentUpgrade = (headers: Record<string, string> = {}) =>
+    new Promise<SilentClient>((resolve, reject) => {
+      const socket = connectTcp(Number(new URL(fixture.server.wsUrl).port), '127.0.0.1');
+      rawSockets.push(socket);
+      const closed = new Promise<void>((resolveClose) => socket.once('close', resolveClose));
+      const lines = [
+        'GET / HTTP/1.1',
+        'Host: 127.0.0.1',
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Protocol: gallery',
+        ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+      ];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      let received = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        try {
+          const closeCode = closeCodeIn(received);
+          if (closeCode !== undefined) {
+            resolve({ closeCode, closed });
+          }
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+      socket.on('error', () => undefined);
+      void closed.then(() => reject(new Error('closed before a close frame')));
+    });
 
   /** Closes `client` and waits until the server has counted it out. */
   const closeAndWait = async (client: TestClient) => {
@@ -96,6 +167,41 @@ describe('connection admission at the upgrade', () => {
       } finally {
         sockets.forEach((socket) => socket.terminate());
       }
+    });
+  });
+
+  describe('an upgrade refused by a close code (a client offering gallery)', () => {
+    it('gives its place back at once; cut off within a second if it does not answer', async () => {
+      await start({ MAX_CONNECTIONS: '2', REQUIRE_API_KEY: 'true', API_KEY });
+      const silent = [await silentUpgrade(), await silentUpgrade({ 'x-api-key': 'wrong' })];
+      expect(silent.map((client) => client.closeCode)).toEqual([4401, 4401]);
+      // Never a connection: a client with the key is admitted while they still hang on.
+      expect(openOnServer()).toBe(0);
+      const member = await connect({ 'x-api-key': API_KEY });
+      expect((await member.reply(member.request('ping'))).event).toBe('pong');
+      await withTimeout(
+        Promise.all(silent.map((client) => client.closed)),
+        2500,
+        'the server to cut off the refused sockets',
+      );
+      // Their TCP close gives nothing back a second time.
+      await delay(50);
+      expect(openOnServer()).toBe(1);
+    });
+
+    it('cuts off a flood of them within seconds, not after the 30 s close timeout', async () => {
+      await start({ ALLOWED_ORIGINS: 'https://app.example' });
+      const flood = await Promise.all(
+        Array.from({ length: 50 }, () => silentUpgrade({ origin: 'https://evil.example' })),
+      );
+      expect(new Set(flood.map((client) => client.closeCode))).toEqual(new Set([4403]));
+      await withTimeout(
+        Promise.all(flood.map((client) => client.closed)),
+        3000,
+        'the server to cut off the refused sockets',
+      );
+      await waitFor(async () => ((await tcpOnServer()) === 0 ? true : undefined), 1000, 'no TCP');
+      expect(openOnServer()).toBe(0);
     });
   });
 

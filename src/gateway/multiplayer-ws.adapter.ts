@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
 import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
-import type { UpgradeDecision } from '../limits/connection-admission.js';
+import { releaseAdmission, type UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
 import {
   APP_SUBPROTOCOL,
@@ -148,7 +148,9 @@ export class MultiplayerWsAdapter extends WsAdapter {
       const refusal = this.refusedUpgrades.get(request);
       if (refusal) {
         // Never handed to the gateway: no session, no user, nothing it sends is read.
-        socket.close(refusal.code, closeReason(refusal.reason));
+        closeRefused(socket, refusal);
+        // Its close frame is sent: it never becomes a connection, so it holds no place either.
+        releaseAdmission(request);
         return;
       }
       cutOffUnreadPongs(socket, this.adapterOptions.maxClientBufferBytes);
@@ -309,6 +311,22 @@ function isReply(value: unknown): value is { event: string; data: object } {
 interface UpgradeRefusal {
   code: number;
   reason: string;
+}
+
+/** How long a refused upgrade has to answer its close frame before it is cut off. */
+const REFUSED_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Tells a refused upgrade its close code (browsers cannot read an HTTP refusal). A client that
+ * does not answer the close is cut off after REFUSED_CLOSE_GRACE_MS rather than ws's 30 s close
+ * timeout: it holds no admission place, so nothing else would stop a flood of them piling up.
+ */
+function closeRefused(socket: WebSocket, refusal: UpgradeRefusal): void {
+  socket.close(refusal.code, closeReason(refusal.reason));
+  const cutOff = setTimeout(() => socket.terminate(), REFUSED_CLOSE_GRACE_MS);
+  // An open socket keeps the process alive already; its timer need not delay a shutdown.
+  cutOff.unref();
+  socket.once('close', () => clearTimeout(cutOff));
 }
 
 /** A close frame's reason may hold at most 123 bytes of UTF-8. */
