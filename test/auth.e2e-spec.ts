@@ -98,6 +98,21 @@ describe('API key', () => {
       expect(carol.userId).toBe('carol');
     });
 
+    it('counts an empty key as absent wherever it is, so it hides no key after it', async () => {
+      const bearer = { authorization: `Bearer ${API_KEY}` };
+      const alice = await connect('alice', { apiKey: '', headers: { 'x-api-key': API_KEY } });
+      const bob = await connect('bob', { apiKey: '', headers: bearer });
+      const carol = await connect('carol', { headers: { 'x-api-key': '', ...bearer } });
+      expect([alice.userId, bob.userId, carol.userId]).toEqual(['alice', 'bob', 'carol']);
+      expect((await get('/stats?apiKey=', { 'x-api-key': API_KEY })).status).toBe(200);
+      expect((await get('/stats', { 'x-api-key': '', ...bearer })).status).toBe(200);
+      // Empty everywhere is no key at all.
+      const url = fixture.server.wsUrl;
+      expect(
+        await TestClient.refusedStatus(url, { apiKey: '', headers: { 'x-api-key': '' } }),
+      ).toBe(401);
+    });
+
     it('lets an authenticated client use the protocol', async () => {
       const alice = await connect('alice', { apiKey: API_KEY });
       const bob = await connect('bob', { headers: { 'x-api-key': API_KEY } });

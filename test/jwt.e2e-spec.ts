@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +130,19 @@ describe('AUTH_MODE=jwt', () => {
         userId: 'bob',
         protocol: 'gallery',
       });
+    });
+
+    it('counts an empty token as absent, so it hides no token after it', async () => {
+      const url = fixture.server.wsUrl;
+      const alice = await sign({ sub: 'alice' });
+      const viaHeader = await TestClient.connect(`${url}/?token=`, bearer(alice));
+      extra.push(viaHeader.socket);
+      expect(viaHeader.userId).toBe('alice');
+      const bob = await sign({ sub: 'bob' });
+      expect(
+        await openWithProtocols(`${url}/?token=`, ['gallery', 'bearer.', `bearer.${bob}`]),
+      ).toEqual({ userId: 'bob', protocol: 'gallery' });
+      expect(await refusedStatus(undefined, 'alice')).toBe(401);
     });
 
     it('echoes the bearer protocol when it is the only one offered', async () => {
@@ -577,6 +591,22 @@ describe('a bad JWT key source stops the boot', () => {
     await expect(
       startTestServer({ AUTH_MODE: 'jwt', JWT_PUBLIC_KEY: 'nope', DATA_DIR: dir }),
     ).rejects.toThrow(/JWT_PUBLIC_KEY: not a PEM public key/);
+  });
+
+  it('names JWT_JWKS_FILE and the key for an RSA key under 2048 bits, quoting no key', async () => {
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const file = join(dir, 'jwks.json');
+    await writeFile(file, JSON.stringify({ keys: [{ ...jwk, kid: 'short-1', alg: 'RS256' }] }));
+    const boot = startTestServer({ AUTH_MODE: 'jwt', JWT_JWKS_FILE: file, DATA_DIR: dir });
+    const error = (await boot.then(
+      (server) => server.close().then(() => new Error('the boot was not refused')),
+      (refusal: unknown) => refusal,
+    )) as Error;
+    expect(error.message).toMatch(
+      /JWT_JWKS_FILE: key 0 \(kid short-1\): an RSA key needs at least 2048 bits/,
+    );
+    expect(error.message).not.toContain(jwk.n);
   });
 
   it('names JWT_JWKS_FILE for a file that cannot be read', async () => {

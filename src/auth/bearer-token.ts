@@ -5,7 +5,8 @@ export const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
 /**
  * The token a request presents: `?token=`, then `Authorization: Bearer <token>`, then a
- * `bearer.<token>` entry in Sec-WebSocket-Protocol. Undefined when there is none.
+ * `bearer.<token>` entry in Sec-WebSocket-Protocol. An empty one counts as absent, so it hides
+ * none after it. Undefined when there is none.
  */
 export function bearerTokenOf(request: IncomingMessage): string | undefined {
   const url = new URL(request.url ?? '/', 'ws://localhost');
@@ -24,8 +25,9 @@ function protocolTokenOf(header: string | string[] | undefined): string | undefi
   const offered = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',');
   for (const entry of offered) {
     const protocol = entry.trim();
-    if (protocol.startsWith(BEARER_PROTOCOL_PREFIX)) {
-      return protocol.slice(BEARER_PROTOCOL_PREFIX.length) || undefined;
+    // A bare `bearer.` holds no token; a later entry may.
+    if (protocol.startsWith(BEARER_PROTOCOL_PREFIX) && protocol !== BEARER_PROTOCOL_PREFIX) {
+      return protocol.slice(BEARER_PROTOCOL_PREFIX.length);
     }
   }
   return undefined;

@@ -110,12 +110,22 @@ function loadPublicKey(pem: string): { key: KeyObject; algorithm: string } {
   }
 }
 
+/** Why an RSA key is too short to trust (its size, never its value); undefined when it is not. */
+function shortRsaKeyProblem(key: KeyObject): string | undefined {
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || bits >= MIN_RSA_BITS) {
+    return undefined;
+  }
+  return `an RSA key needs at least ${MIN_RSA_BITS} bits (this one has ${bits})`;
+}
+
 /** RS256 for an RSA key, ES256 for a P-256 key: a token cannot pick another algorithm. */
 function algorithmOf(key: KeyObject): string {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'rsa') {
-    if ((details.modulusLength ?? 0) < MIN_RSA_BITS) {
-      throw new Error(`an RSA key needs at least ${MIN_RSA_BITS} bits`);
+    const short = shortRsaKeyProblem(key);
+    if (short !== undefined) {
+      throw new Error(short);
     }
     return 'RS256';
   }
@@ -161,7 +171,7 @@ function loadKeySet(file: string): { keySet: JWTVerifyGetKey; algorithms: string
   return { keySet, algorithms: [...algorithms] };
 }
 
-/** A public, asymmetric, parseable key; returns the `alg` it declares. */
+/** A public, asymmetric, parseable key (RSA: 2048 bits or more); returns the `alg` it declares. */
 function checkJwk(
   jwk: unknown,
   name: string,
@@ -181,10 +191,16 @@ function checkJwk(
   if (alg !== undefined && (typeof alg !== 'string' || /^HS/.test(alg) || alg === 'none')) {
     throw problem(`${label} declares alg ${JSON.stringify(alg)}; only asymmetric algorithms`);
   }
+  let key: KeyObject;
   try {
-    createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
+    key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
   } catch (error) {
     throw problem(`${label} is not a valid public key (${messageOf(error)})`);
+  }
+  // As for JWT_PUBLIC_KEY: else it loads, and every token signed with it fails as malformed.
+  const short = shortRsaKeyProblem(key);
+  if (short !== undefined) {
+    throw problem(`${label}: ${short}`);
   }
   return alg;
 }
