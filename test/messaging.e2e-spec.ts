@@ -155,6 +155,43 @@ describe('messaging: broadcast, send_message and ping', () => {
         });
       }
     });
+
+    it('refuses a bad requestId exactly as send_message does, and relays nothing', async () => {
+      const { alice, bob, carol } = await roomOfThree();
+      const chat = { type: 'chat', data: { text: 'hi' } };
+      // A pose is relayed at once, ahead of the handler, when it checks out: that check too.
+      const pose = { type: 'pose_update', data: { position: [0, 1, 0], rotation: [0, 0, 0, 1] } };
+      const badIds: unknown[] = ['r'.repeat(500), 'r'.repeat(129), { x: 1 }, ['r'], 7, true];
+      for (const requestId of badIds) {
+        alice.send({ action: 'send_message', requestId, targetUserId: 'bob', message: chat });
+        const direct = await alice.next('error');
+        expect(direct).toMatchObject({ code: 'VALIDATION_FAILED', field: 'requestId' });
+        for (const message of [chat, pose]) {
+          alice.send({ action: 'broadcast', requestId, roomId: 'gallery', message });
+          expect({ requestId, error: await alice.next('error') }).toStrictEqual({
+            requestId,
+            error: direct,
+          });
+        }
+      }
+      await bob.expectNothing(100);
+      await carol.expectNothing(0);
+    });
+
+    it('names the bad requestId before looking for the room', async () => {
+      const { alice } = await roomOfThree();
+      alice.send({
+        action: 'broadcast',
+        requestId: { x: 1 },
+        roomId: 'zz',
+        message: { type: 't' },
+      });
+      expect(await alice.next('error')).toStrictEqual({
+        code: 'VALIDATION_FAILED',
+        field: 'requestId',
+        message: 'requestId must be a string',
+      });
+    });
   });
 
   describe('send_message', () => {

@@ -255,3 +255,59 @@ describe('checkBroadcast', () => {
     expect(body).toStrictEqual(copy);
   });
 });
+
+/** A refusal as the client sees it: the message and the field, or undefined when accepted. */
+function refusalOf(check: () => unknown): { message: string; field?: string } | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) {
+      throw error;
+    }
+    expect(error.code).toBe(ErrorCode.ValidationFailed);
+    return { message: error.message, field: error.details.field };
+  }
+}
+
+function dtoRefusalOf(dto: new () => object, plain: object) {
+  return refusalOf(() => {
+    const errors = validateSync(plainToInstance(dto, plain), PIPE_OPTIONS);
+    if (errors.length > 0) {
+      throw toProtocolError(errors);
+    }
+  });
+}
+
+describe('checkBroadcast requestId and the DTO requestId rule agree', () => {
+  it.each<[string, unknown, boolean]>([
+    ['a missing requestId', undefined, true],
+    ['a short requestId', 'r-1', true],
+    ['an empty requestId', '', true],
+    ['a 128-character requestId', 'r'.repeat(128), true],
+    ['64 emoji (128 UTF-16 units)', astral(64), true],
+    ['100 emoji (200 UTF-16 units, 100 characters)', astral(100), true],
+    ['null, which an optional field takes as absent', null, true],
+    ['a 129-character requestId', 'r'.repeat(129), false],
+    ['a 500-character requestId', 'r'.repeat(500), false],
+    ['129 emoji', astral(129), false],
+    ['a number', 5, false],
+    ['an object', { x: 1 }, false],
+    ['an array', ['r'], false],
+    ['true', true, false],
+  ])('%s', (_label, requestId, valid) => {
+    const message = { type: 't' };
+    const hand = refusalOf(() => checkBroadcast({ requestId, roomId: 'r', message }));
+    expect(hand === undefined).toBe(valid);
+    // The same message and field as send_message and every room request give.
+    expect(hand).toEqual(dtoRefusalOf(SendMessageDto, { requestId, targetUserId: 'b', message }));
+    expect(hand).toEqual(dtoRefusalOf(RoomRequestDto, { requestId, roomId: 'r' }));
+  });
+
+  it('names requestId first when roomId and message are wrong too, as the DTOs do', () => {
+    const body = { requestId: { x: 1 }, roomId: 'bad room', message: 7 };
+    const hand = refusalOf(() => checkBroadcast(body));
+    expect(hand).toMatchObject({ field: 'requestId' });
+    expect(hand).toEqual(dtoRefusalOf(RoomRequestDto, body));
+  });
+});

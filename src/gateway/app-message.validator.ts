@@ -6,6 +6,8 @@ import { POSE_DATA_MESSAGE } from './dto/pose-data.dto.js';
 // Lengths are counted with class-validator's own `length`, as the DTO counts them.
 const MAX_TYPE_LENGTH = 64;
 const MAX_SENDER_ID_LENGTH = 64;
+/** OptionalRequestId's bound, which every DTO-checked action applies. */
+const MAX_REQUEST_ID_LENGTH = 128;
 
 export interface BroadcastRequest {
   roomId: string;
@@ -14,15 +16,37 @@ export interface BroadcastRequest {
 
 /**
  * The `broadcast` check, hand-written because it runs for every pose update: the same rules as
- * BroadcastDto/AppMessageDto (a spec holds the two to the same cases), no allocation on success.
+ * RoomRequestDto (requestId, roomId) and AppMessageDto (a spec holds them to the same cases), no
+ * allocation on success.
  */
 export function checkBroadcast(body: Record<string, unknown>): BroadcastRequest {
+  checkRequestId(body.requestId);
   const roomId = body.roomId;
   if (typeof roomId !== 'string' || !ID_PATTERN.test(roomId)) {
     throw ProtocolError.validation('roomId', 'roomId must be 1-64 characters of [A-Za-z0-9._-]');
   }
   checkAppMessage(body.message);
   return body as unknown as BroadcastRequest;
+}
+
+/**
+ * OptionalRequestId by hand, checked first as the DTOs name it first: without it a broadcast
+ * relayed a requestId no other action takes, and an object one failed later without its field.
+ * Absent (or null, which IsOptional skips) and short strings cost one or two typeof tests.
+ */
+function checkRequestId(requestId: unknown): void {
+  if (requestId === undefined || requestId === null) {
+    return;
+  }
+  if (typeof requestId !== 'string') {
+    throw ProtocolError.validation('requestId', 'requestId must be a string');
+  }
+  if (!lengthWithin(requestId, 0, MAX_REQUEST_ID_LENGTH)) {
+    throw ProtocolError.validation(
+      'requestId',
+      `requestId must be shorter than or equal to ${MAX_REQUEST_ID_LENGTH} characters`,
+    );
+  }
 }
 
 export function checkAppMessage(message: unknown): asserts message is AppMessage {
