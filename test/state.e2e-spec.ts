@@ -294,6 +294,44 @@ describe('room state: update_state and get_state', () => {
       await alice.expectNothing(50);
     });
 
+    it('refuses ops holding what the server would not store, naming the field', async () => {
+      const { alice, bob } = await editorsAndViewer();
+      await update(alice, {
+        ops: [{ op: 'add', collection: 'annotations', id: 'a1', item: { text: 'one' } }],
+      });
+      await bob.next('state_updated');
+      const before = await getState(alice);
+
+      const annotation = { collection: 'annotations', id: 'a1' };
+      const attempts: Array<[Record<string, unknown>, string]> = [
+        [{ op: 'update', ...annotation, item: { id: 'zzz', text: 'y' } }, 'ops.0.item.id'],
+        [{ op: 'add', collection: 'annotations', id: 'a2', item: { id: 'a9' } }, 'ops.0.item.id'],
+        [{ op: 'update', ...annotation, item: { text: 'y' }, extra: 'junk' }, 'ops.0.extra'],
+        [{ op: 'add', collection: 'focusPoints', id: 'f1', item: {}, note: 1 }, 'ops.0.note'],
+        [{ op: 'remove', ...annotation, item: { text: 'gone' } }, 'ops.0.item'],
+      ];
+      for (const [op, field] of attempts) {
+        const requestId = alice.request('update_state', { roomId: 'gallery', ops: [op] });
+        expect({ op, error: await alice.error(requestId) }).toMatchObject({
+          op,
+          error: { code: 'VALIDATION_FAILED', field, requestId },
+        });
+      }
+      expect(await getState(alice)).toStrictEqual({ ...before, requestId: expect.any(String) });
+      await bob.expectNothing(50);
+
+      // An item.id equal to the op's id is what gets stored: the echo, merged as the docs say
+      // (shallowly into the stored item), gives the server's item.
+      const ops = [{ op: 'update', ...annotation, item: { id: 'a1', text: 'two' } }];
+      await update(alice, { ops });
+      const seen = await bob.next('state_updated');
+      expect(seen.ops).toStrictEqual(ops);
+      const stored = before.state.annotations[0];
+      expect((await getState(bob)).state.annotations).toStrictEqual([
+        { ...stored, ...seen.ops?.[0].item },
+      ]);
+    });
+
     it('applies a request all or nothing: a good op followed by a bad one changes nothing', async () => {
       const { alice, bob } = await editorsAndViewer();
       await update(alice, {

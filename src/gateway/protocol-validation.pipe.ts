@@ -6,6 +6,15 @@ import { ProtocolError } from '../protocol/protocol-error.js';
 type DtoClass = new () => object;
 
 /**
+ * A DTO class may add rules its decorators cannot state (one field against another, a field
+ * named by its exact path): a static `refine` that throws a ProtocolError. It runs once the
+ * decorators pass, on the body as received, for the handler's pipe and for hook results alike.
+ */
+interface Refinable {
+  refine?(value: object): void;
+}
+
+/**
  * Validates a handler's message body against its DTO and passes on the body exactly as
  * received: Nest's ValidationPipe would hand back a re-serialized copy, with `undefined` for
  * every absent field and keys such as `constructor` stripped, and relayed data must stay
@@ -25,6 +34,7 @@ export class ProtocolValidationPipe implements PipeTransform<unknown, Promise<un
     if (errors.length > 0) {
       throw toProtocolError(errors);
     }
+    (metatype as Refinable).refine?.(value as object);
     return value;
   }
 }

@@ -304,6 +304,10 @@ export interface ServerEventMap {
   user_joined: { roomId: string; user: RoomUser; seq?: number };
   user_left: { requestId?: string; roomId: string; userId: string; seq?: number };
   user_updated: { requestId?: string; roomId: string; user: RoomUser; seq?: number };
+  /**
+   * `roomId`: the broadcast's room, or the room a direct message went through (`seq` counts
+   * there). Always sent; optional in the type as the SDK still takes servers that left it out.
+   */
   message: { roomId?: string; message: AppMessage; senderId: string; seq?: number };
   pong: { requestId?: string; serverTime: number };
   hello: { requestId?: string; capabilities: Capability[] };

@@ -15,6 +15,7 @@ import {
   ValidateIf,
   ValidateNested,
 } from 'class-validator';
+import { ProtocolError } from '../../protocol/protocol-error.js';
 import {
   STATE_COLLECTIONS,
   STATE_OPS,
@@ -38,6 +39,9 @@ export class StateOpDto {
   @ValidateIf((op: StateOpDto) => op.op !== 'remove') @IsObject() item?: Record<string, unknown>;
 }
 
+/** The fields of an op; `item` is for `add` and `update` only. */
+const OP_FIELDS: readonly string[] = ['op', 'collection', 'id', 'item'];
+
 // class-validator reports the decorator nearest the property first: the type check sits there.
 export class UpdateStateDto {
   @OptionalRequestId() requestId?: string;
@@ -60,4 +64,40 @@ export class UpdateStateDto {
   @IsObject({ each: true, message: 'each of ops must be an object' })
   @Type(() => StateOpDto)
   ops?: StateOpDto[];
+
+  /**
+   * Every member gets the ops as sent (`state_updated`), and a client applies them as
+   * docs/protocol.md says: an op may hold nothing the server would drop or overwrite, or the
+   * members' copies drift from the stored state.
+   */
+  static refine(body: UpdateStateDto): void {
+    body.ops?.forEach((op, index) => {
+      checkOpAppliesAsSent(op, `ops.${index}`);
+    });
+  }
+}
+
+/** Refuses, naming the field, what of an op (already of the right shape) would not be stored. */
+function checkOpAppliesAsSent(op: StateOpDto, path: string): void {
+  const unknown = Object.keys(op).find((key) => !OP_FIELDS.includes(key));
+  if (unknown !== undefined) {
+    // Like patch's unknown sections: a typo would otherwise be relayed and never stored.
+    throw ProtocolError.validation(
+      `${path}.${unknown}`,
+      `${path} may only contain ${OP_FIELDS.join(', ')}`,
+    );
+  }
+  if (op.op === 'remove') {
+    if (op.item !== undefined) {
+      throw ProtocolError.validation(`${path}.item`, `${path}.item must be left out on a remove`);
+    }
+    return;
+  }
+  // The stored item's id is always the op's: another would be relayed, then overwritten.
+  if (Object.hasOwn(op.item as object, 'id') && op.item?.id !== op.id) {
+    throw ProtocolError.validation(
+      `${path}.item.id`,
+      `${path}.item.id must be left out or equal ${path}.id`,
+    );
+  }
 }
