@@ -27,7 +27,8 @@ COPY --from=build /app/client/dist ./client/dist
 ENV DATA_DIR=/app/data
 RUN mkdir -p /app/data && chown node:node /app/data && chmod 700 /app/data
 VOLUME ["/app/data"]
-USER node
+# By uid (node is 1000): Kubernetes' runAsNonRoot can only check a numeric user.
+USER 1000:1000
 EXPOSE 8080
 # Slim images have no curl: Node's fetch checks liveness.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
