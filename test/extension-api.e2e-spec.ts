@@ -5,6 +5,7 @@ import { Injectable, Module, type OnModuleInit } from '@nestjs/common';
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import {
   ActionGateway,
+  HookRejection,
   RoomEvents,
   RoomHooks,
   RoomMessenger,
@@ -73,6 +74,12 @@ class Recorder implements OnModuleInit {
     this.hooks.beforeJoin(({ userId }) =>
       userId === 'bob' ? { name: 'Bob from LDAP' } : undefined,
     );
+    // Veto: only alice has a seat in `members-only`.
+    this.hooks.beforeJoin(({ roomId, userId }) => {
+      if (roomId === 'members-only' && userId !== 'alice') {
+        throw new HookRejection('SEAT_LIMIT', 'No seat for you in members-only');
+      }
+    });
     for (const name of [
       'room.created',
       'member.left',
@@ -234,6 +241,44 @@ describe('extension API', () => {
       ['member.left', { roomId: 'k', userId: 'alice', reason: 'left' }],
       ['room.deleted', { roomId: 'k', reason: 'empty' }],
     ]);
+    alice.close();
+    bob.close();
+  });
+});
+
+describe('extension API with resume on', () => {
+  let server: TestServer;
+
+  beforeEach(async () => {
+    joins.length = 0;
+    server = await startTestServer({ RECONNECT_GRACE_MS: '30000' }, { imports: [ShadowModule] });
+  });
+
+  afterEach(() => server.close());
+
+  it('runs beforeJoin for a room a resume joins again: enriched, or lost if vetoed', async () => {
+    const alice = await TestClient.connect(server.wsUrl, { userId: 'alice' });
+    await alice.join('g');
+    await alice.join('members-only');
+    // bob's seats are gone (a restart, say): his resume joins the rooms it lists again.
+    const bob = await TestClient.connect(server.wsUrl, { userId: 'bob' });
+    const resumeId = bob.request('resume', {
+      rooms: [{ roomId: 'g' }, { roomId: 'members-only' }],
+    });
+    const resumed = await replyOf<{
+      rooms: Array<{ roomId: string; roomInfo: { users: Array<{ id: string; name: string }> } }>;
+      lost: string[];
+    }>(bob, resumeId, 'resumed');
+    expect(resumed.lost).toEqual(['members-only']);
+    expect(resumed.rooms.map((room) => room.roomId)).toEqual(['g']);
+    expect(resumed.rooms[0].roomInfo.users).toContainEqual(
+      expect.objectContaining({ id: 'bob', name: 'Bob from LDAP' }),
+    );
+    expect(await alice.next('user_joined')).toMatchObject({
+      roomId: 'g',
+      user: { id: 'bob', name: 'Bob from LDAP' },
+    });
+    await alice.expectNothing(100, 'user_joined');
     alice.close();
     bob.close();
   });

@@ -100,17 +100,17 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     this.scripts = defineRoomScripts(redis, options.historyCap ?? 0);
   }
 
+  /**
+   * A password is hashed only when the script says the room would be created (HASH), and the
+   * script runs again with the hash, checking everything again: atomic, and a refusal is cheap.
+   */
   async create(room: NewRoom, maxRooms: number): Promise<void> {
-    const reply = await this.run(
-      this.scripts.gmsCreateRoom(
-        ...this.head(room.roomId),
-        maxRooms,
-        room.createdAt,
-        ...configArgs(room.config),
-        this.initialState,
-        ...quotaArgs(room.quota),
-      ),
-    );
+    let config = room.config;
+    let reply = await this.runCreate(room, config, maxRooms);
+    if (reply[0] === 'HASH') {
+      config = { ...config, passwordHash: await hashPassword(room.password ?? '') };
+      reply = await this.runCreate(room, config, maxRooms);
+    }
     const [status] = reply;
     if (status === 'ROOM_EXISTS') {
       throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
@@ -121,6 +121,21 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     if (status === 'ROOM_LIMIT') {
       throw RoomErrors.roomLimit(maxRooms);
     }
+  }
+
+  private runCreate(room: NewRoom, config: RoomConfig, maxRooms: number): Promise<ScriptReply> {
+    const hashPending = room.password !== undefined && room.password !== '' && !config.passwordHash;
+    return this.run(
+      this.scripts.gmsCreateRoom(
+        ...this.head(room.roomId),
+        maxRooms,
+        room.createdAt,
+        ...configArgs(config),
+        this.initialState,
+        ...quotaArgs(room.quota),
+        hashPending ? '1' : '0',
+      ),
+    );
   }
 
   async join(request: JoinRequest): Promise<JoinOutcome> {

@@ -27,10 +27,11 @@ import {
   MIN_ROLE,
   QUANTIZED_POSES_SUBPROTOCOL,
   ServerEvent,
+  type Role,
   type ServerMessage,
 } from '../protocol/protocol.js';
 import { RelayService } from '../rooms/relay.service.js';
-import { RoomsService, type RoomOwner } from '../rooms/rooms.service.js';
+import { RoomsService, type JoinTerms, type RoomOwner } from '../rooms/rooms.service.js';
 import { StateService } from '../state/state.service.js';
 import type { Connection } from '../users/connection.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
@@ -53,7 +54,7 @@ import { ResumeDto } from './dto/resume.dto.js';
 import { SendMessageDto } from './dto/send-message.dto.js';
 import { SetRoleDto } from './dto/set-role.dto.js';
 import { UpdateStateDto } from './dto/update-state.dto.js';
-import { RequestHooks } from './request-hooks.js';
+import { RequestHooks, type JoinProfile } from './request-hooks.js';
 import { ResumeService } from '../resume/resume.service.js';
 import { RequireRoomRole } from './require-room-role.decorator.js';
 import { Senders } from './senders.js';
@@ -173,12 +174,11 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     if (!this.resume.enabled) {
       throw new ProtocolError(ErrorCode.ResumeFailed, 'Resume is off (RECONNECT_GRACE_MS=0)');
     }
-    await this.resume.resume(
-      this.connectionOf(socket),
-      body.token,
-      body.rooms ?? [],
-      body.requestId,
-    );
+    const connection = this.connectionOf(socket);
+    // A room the resume joins again passes what a join_room of it would; a held seat needs none.
+    const admission = (roomId: string) =>
+      this.joinTerms(connection, roomId, { name: connection.identity.name });
+    await this.resume.resume(connection, body.token, body.rooms ?? [], admission, body.requestId);
   }
 
   @SubscribeMessage(ClientAction.CreateRoom)
@@ -187,6 +187,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     @MessageBody(validated) body: CreateRoomDto,
   ): Promise<ServerMessage<'room_created'>> {
     const { identity, userId } = this.connectionOf(socket);
+    this.assertListedForCreate(identity, body.roomId);
     const roomId = await this.rooms.create({
       roomId: body.roomId,
       ...body.config,
@@ -208,11 +209,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       throw ProtocolError.forbidden('userInfo.userId must be the userId you connected with');
     }
     const { identity } = connection;
-    const maxRole = roleCapOf(identity, body.roomId);
-    if (identity.verified && this.config.jwt.roomsRequired && maxRole === undefined) {
-      throw ProtocolError.forbidden(`Your token does not list room ${body.roomId}`);
-    }
-    const profile = await this.requestHooks.joinProfile(connection, body.roomId, {
+    const terms = await this.joinTerms(connection, body.roomId, {
       name: userInfo.name ?? identity.name,
       role: userInfo.role,
       avatar: userInfo.avatar && pickAvatar(userInfo.avatar),
@@ -222,8 +219,7 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
       {
         roomId: body.roomId,
         password: body.password,
-        ...profile,
-        maxRole,
+        ...terms,
         mayCreateRoom: identity.mayCreateRooms,
         owner: ownerOf(identity),
       },
@@ -401,6 +397,57 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
   private connectionOf(socket: WebSocket): Connection {
     return this.senders.of(socket);
   }
+
+  /**
+   * The checks of every join of `roomId`, a `join_room` or a room a `resume` joins again: the
+   * token must list the room (JWT_ROOMS_REQUIRED), its role cap applies, and the beforeJoin hooks
+   * may veto (they throw) or change the profile.
+   */
+  private async joinTerms(
+    connection: Connection,
+    roomId: string,
+    asked: JoinProfile,
+  ): Promise<JoinTerms> {
+    const maxRole = this.listedRoleCap(connection.identity, roomId);
+    const profile = await this.requestHooks.joinProfile(connection, roomId, asked);
+    return { ...profile, maxRole };
+  }
+
+  /** The token's role cap in the room; FORBIDDEN for one it does not list (JWT_ROOMS_REQUIRED). */
+  private listedRoleCap(identity: Identity, roomId: string): Role | undefined {
+    const maxRole = roleCapOf(identity, roomId);
+    if (maxRole === undefined && this.roomsRequired(identity)) {
+      throw notListed(roomId);
+    }
+    return maxRole;
+  }
+
+  /**
+   * With JWT_ROOMS_REQUIRED, a room may be created only by a token that lists it, or anyone could
+   * take the id (and set its password) first. A generated id is one no token lists: its creator
+   * could not even join the room.
+   */
+  private assertListedForCreate(identity: Identity, roomId: string | undefined): void {
+    if (!this.roomsRequired(identity)) {
+      return;
+    }
+    if (roomId === undefined) {
+      throw ProtocolError.forbidden('Your token lists your rooms: create_room needs a roomId');
+    }
+    if (roleCapOf(identity, roomId) === undefined) {
+      throw notListed(roomId);
+    }
+  }
+
+  /** JWT_ROOMS_REQUIRED, for a verified identity: only the rooms of its token's claim. */
+  private roomsRequired(identity: Identity): boolean {
+    return identity.verified && this.config.jwt.roomsRequired;
+  }
+}
+
+/** The refusal of a room the token does not list, whatever the request (JWT_ROOMS_REQUIRED). */
+function notListed(roomId: string): ProtocolError {
+  return ProtocolError.forbidden(`Your token does not list room ${roomId}`);
 }
 
 /** The close code `ws` reports when the connection ended without a close frame. */

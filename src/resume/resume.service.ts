@@ -9,7 +9,6 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { roleCapOf } from '../auth/identity.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import { ROOM_HISTORY, type HistoryEntry, type RoomHistory } from '../history/room-history.js';
@@ -21,7 +20,7 @@ import {
   type RoomChangeDelivery,
 } from '../rooms/room-changes.js';
 import { ROOM_STORE, type RoomStore } from '../rooms/room-store.js';
-import { RoomsService } from '../rooms/rooms.service.js';
+import { RoomsService, type JoinAdmission } from '../rooms/rooms.service.js';
 import { SlowClientService } from '../rooms/slow-client.service.js';
 import type { Connection } from '../users/connection.js';
 import { ServerCounters } from '../telemetry/server-counters.js';
@@ -231,6 +230,8 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
    * events or a snapshot (see RoomDelivery); a listed room whose seat is gone is joined again.
    * Rooms the connection took over from the user's socket that was still open come back the same
    * way. What would take it past MAX_ROOMS_PER_CONNECTION is `lost` (a held seat then leaves).
+   * A room joined again passes `admission` first, the checks of a `join_room` (else it is
+   * `lost`); a held seat is the same membership going on, and does not.
    * RESUME_FAILED for another user's token. The seats may have been held on another instance:
    * HELD_SESSIONS says which, and who won.
    */
@@ -238,6 +239,7 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
     connection: Connection,
     token: string | undefined,
     positions: readonly ResumePosition[],
+    admission: JoinAdmission,
     requestId?: string,
   ): Promise<void> {
     const claim = await this.claimHeld(connection, token ?? this.claimed.get(connection)).catch(
@@ -270,7 +272,7 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
       ({ roomId }) =>
         !connection.rooms.has(roomId) && !surplus.includes(roomId) && !isTaken(roomId),
     );
-    taken.push(...(await this.rejoin(connection, seatless, taken)));
+    taken.push(...(await this.rejoin(connection, seatless, taken, admission)));
     // Claimed, so nobody else lets them go: they leave now rather than stay held for nobody.
     await this.leaveHeldSeats(connection.userId, surplus);
     // No longer a local member of these, its seat must not stay on record with nobody behind it.
@@ -384,13 +386,15 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Rooms the client had whose seats are gone (the grace ran out, a restart): joined again as a
-   * `join_room` would (never created), each answered with a snapshot; the others go under `lost`,
-   * as do those past MAX_ROOMS_PER_CONNECTION with the seats taken back (`taken`).
+   * `join_room` would, after its checks (`admission`), never created, each answered with a
+   * snapshot; the others go under `lost`, as do those past MAX_ROOMS_PER_CONNECTION with the
+   * seats taken back (`taken`).
    */
   private async rejoin(
     connection: Connection,
     positions: readonly ResumePosition[],
     taken: ReadonlyArray<Omit<ResumedSeat, 'held'>>,
+    admission: JoinAdmission,
   ): Promise<Array<Omit<ResumedSeat, 'held'>>> {
     const places = new Set([...connection.rooms, ...taken.map((seat) => seat.roomId)]);
     const rejoined: Array<Omit<ResumedSeat, 'held'>> = [];
@@ -399,11 +403,7 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
         break;
       }
       const { roomId } = position;
-      const outcome = await this.rooms.rejoinForResume(
-        connection,
-        roomId,
-        roleCapOf(connection.identity, roomId),
-      );
+      const outcome = await this.rooms.rejoinForResume(connection, roomId, admission);
       if (outcome) {
         const { roomInfo, user, alreadyMember } = outcome;
         rejoined.push({ roomId, roomInfo, user, from: position, joined: !alreadyMember });

@@ -46,6 +46,11 @@ export interface NewRoom {
   roomId: string;
   config: RoomConfig;
   createdAt: number;
+  /**
+   * The room's password, which the store hashes into the config's passwordHash only once the
+   * room passed its checks: a refused create costs no hash (scrypt, about 16 MiB and 60 ms).
+   */
+  password?: string;
   /** ROOM_QUOTA when the owner has its maximum already. */
   quota?: RoomQuota;
 }

@@ -15,7 +15,6 @@ import {
 } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
-import { hashPassword } from './password.js';
 import {
   ROOM_CHANGE_DELIVERY,
   type RequestOrigin,
@@ -70,6 +69,15 @@ export interface JoinRoomCommand {
   takeOver?: boolean;
 }
 
+/** What the caller's checks let a join of a room be: the token's role cap, and the profile. */
+export type JoinTerms = Pick<JoinRoomCommand, 'name' | 'role' | 'avatar' | 'maxRole'>;
+
+/**
+ * The checks a `join_room` of `roomId` passes (the token's rooms claim, the beforeJoin hooks),
+ * made by the gateway, which knows them; throws (FORBIDDEN, a hook's veto) to refuse the join.
+ */
+export type JoinAdmission = (roomId: string) => Promise<JoinTerms>;
+
 /**
  * Room lifecycle, membership and roles: the rules, the store's check-and-writes and this
  * instance's memberships. What changed goes to the delivery (ROOM_CHANGE_DELIVERY), which
@@ -107,13 +115,18 @@ export class RoomsService {
     const config: RoomConfig = {
       ...(command.name !== undefined ? { name: command.name } : {}),
       maxUsers,
-      ...(command.password ? { passwordHash: await hashPassword(command.password) } : {}),
       persistent: command.persistent ?? false,
       defaultRole: command.defaultRole ?? 'editor',
     };
     const quota = this.quotaOf(command.owner);
     await this.store.create(
-      { roomId, config, createdAt: Date.now(), ...(quota ? { quota } : {}) },
+      {
+        roomId,
+        config,
+        createdAt: Date.now(),
+        ...(command.password ? { password: command.password } : {}),
+        ...(quota ? { quota } : {}),
+      },
       this.config.maxRooms,
     );
     this.logger.log(`Room ${roomId} created${config.persistent ? ' (persistent)' : ''}`);
@@ -188,27 +201,32 @@ export class RoomsService {
   }
 
   /**
-   * A `resume` for a room whose seat is gone (the grace ran out, a restart): joined again as any
-   * join would be, without creating the room. The membership is left pending for the resume to
-   * complete with the others; undefined when the room cannot be joined (it goes under `lost`).
+   * A `resume` for a room whose seat is gone (the grace ran out, a restart): joined again as a
+   * `join_room` would be, after the same checks (`admission`: the token's rooms claim, the
+   * beforeJoin hooks), without creating the room. The membership is left pending for the resume
+   * to complete with the others; undefined when the room cannot be joined (it goes under `lost`).
    */
   async rejoinForResume(
     connection: Connection,
     roomId: string,
-    maxRole: Role | undefined,
+    admission: JoinAdmission,
   ): Promise<JoinOutcome | undefined> {
     try {
-      const outcome = await this.admit(connection, {
-        roomId,
-        mayCreateRoom: false,
-        ...(maxRole ? { maxRole } : {}),
-      });
+      const terms = await admission(roomId);
+      const outcome = await this.admit(connection, { ...terms, roomId, mayCreateRoom: false });
       if (outcome) {
         connection.profiles.set(roomId, outcome.user);
       }
       return outcome;
     } catch (error) {
-      this.logger.log(`Resume of ${connection.userId} could not join ${roomId}: ${String(error)}`);
+      const why = `Resume of ${connection.userId} could not join ${roomId}: ${String(error)}`;
+      // A refusal (not listed, a hook's veto, full) is the client's lost room; anything else, such
+      // as a hook's invalid result, is a fault to look into.
+      if (error instanceof ProtocolError && error.code !== ErrorCode.InternalError) {
+        this.logger.log(why);
+      } else {
+        this.logger.error(why);
+      }
       return undefined;
     }
   }

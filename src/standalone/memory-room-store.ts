@@ -107,17 +107,23 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     await Promise.all(this.writes.values());
   }
 
-  create(room: NewRoom, maxRooms: number): Promise<void> {
-    if (this.rooms.has(room.roomId)) {
-      throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
-    }
-    this.checkQuota(room.quota);
-    const stored = this.insertRoom(room, maxRooms);
+  /**
+   * A password is hashed only once the checks pass, and they run again after the hash (another
+   * create may have taken the id or the last place meanwhile): a refusal costs no hash.
+   */
+  async create(room: NewRoom, maxRooms: number): Promise<void> {
+    this.checkNewRoom(room, maxRooms);
+    const { password, ...unhashed } = room;
+    const hashed = password
+      ? { ...unhashed, config: { ...room.config, passwordHash: await hashPassword(password) } }
+      : unhashed;
+    this.checkNewRoom(hashed, maxRooms);
+    const stored = this.insertRoom(hashed, maxRooms);
     const persistence = this.persistenceOf(stored);
     if (!persistence) {
-      return Promise.resolve();
+      return;
     }
-    return this.inSequence(stored.roomId, async () => {
+    await this.inSequence(stored.roomId, async () => {
       try {
         await persistence.save(persistedRoom(stored, stored.state));
       } catch (error) {
@@ -454,6 +460,15 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
       emptySince: now,
     });
     this.indexOwnership(saved.owner, saved.roomId, true);
+  }
+
+  /** What create checks: the id is free, the owner's quota, MAX_ROOMS. */
+  private checkNewRoom(room: NewRoom, maxRooms: number): void {
+    if (this.rooms.has(room.roomId)) {
+      throw new ProtocolError(ErrorCode.RoomExists, `Room ${room.roomId} already exists`);
+    }
+    this.checkQuota(room.quota);
+    this.checkRoomLimit(maxRooms);
   }
 
   /** What a join that creates the room checks first: may it, the owner's quota, MAX_ROOMS. */
