@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClientPool, INITIAL_STATE } from './support/fixtures.js';
 import { ServerProcess } from './support/server-process.js';
-import type { TestClient } from './support/test-client.js';
+import { delay, until, type TestClient } from './support/test-client.js';
 
 interface RoomStats {
   roomId: string;
@@ -11,6 +11,7 @@ interface RoomStats {
   userCount: number;
   persistent: boolean;
   createdAt: number;
+  lastActivity: number;
 }
 
 const ROOM = 'gallery-1';
@@ -295,6 +296,81 @@ describe('durable rooms across restarts (real processes)', () => {
     expect(await stats()).toEqual([]);
     const logged = `${server.stdoutLines.join('\n')}\n${server.stderr}`;
     expect(logged).toContain(join(dataDir, 'room-broken.json'));
+  });
+
+  describe('with a short PERSISTENT_ROOM_IDLE_MS', () => {
+    // Its quarter (1.5 s) is how far behind the file's lastActivity may lag after a crash.
+    const IDLE_ENV = { PERSISTENT_ROOM_IDLE_MS: '6000' };
+    const BUSY = 'busy-hall';
+
+    const lastActivityOnDisk = () =>
+      (JSON.parse(readFileSync(join(dataDir, `room-${BUSY}.json`), 'utf8')) as RoomStats)
+        .lastActivity;
+
+    /** A persistent room with a chat message every 500 ms for longer than the idle time. */
+    const keepBusy = async (wsUrl: string) => {
+      const alice = await clients.connect(wsUrl, { userId: 'alice' });
+      await createRoom(alice, BUSY, { persistent: true });
+      await alice.join(BUSY);
+      for (let i = 0; i < 14; i += 1) {
+        alice.broadcast(BUSY, { type: 'chat_message', data: { text: `still here ${i}` } });
+        await delay(500);
+      }
+    };
+
+    /** Boots again and lets the first idle sweeps (one a second) run. */
+    const roomsAfterRestart = async () => {
+      const restarted = await boot(IDLE_ENV);
+      await delay(1200);
+      return (await restarted.stats()).map((room) => room.roomId);
+    };
+
+    it('saves the newest activity of a busy room on SIGTERM, so a restart keeps it', async () => {
+      const first = await boot(IDLE_ENV);
+      await keepBusy(first.wsUrl);
+      const [busy] = await first.stats();
+
+      first.server.child.kill('SIGTERM');
+      expect(await first.server.waitForExit(5000)).toEqual({ code: 0, signal: null });
+      expect(lastActivityOnDisk()).toBeGreaterThanOrEqual(busy.lastActivity);
+
+      expect(await roomsAfterRestart()).toEqual([BUSY]);
+      expect(existsSync(join(dataDir, `room-${BUSY}.json`))).toBe(true);
+    }, 30_000);
+
+    it('after a kill -9 keeps a busy room, its activity on disk at most a quarter idle behind', async () => {
+      const first = await boot(IDLE_ENV);
+      await keepBusy(first.wsUrl);
+      const [busy] = await first.stats();
+
+      first.server.child.kill('SIGKILL');
+      await first.server.waitForExit(5000);
+      expect(lastActivityOnDisk()).toBeGreaterThan(busy.lastActivity - 1500);
+
+      expect(await roomsAfterRestart()).toEqual([BUSY]);
+    }, 30_000);
+
+    it('does not let a lastActivity in the future keep an idle room forever', async () => {
+      const first = await boot();
+      const alice = await clients.connect(first.wsUrl, { userId: 'alice' });
+      await createRoom(alice, 'skewed', { persistent: true });
+      first.server.child.kill('SIGTERM');
+      await first.server.waitForExit(5000);
+      // As a clock set a year ahead, or a hand edit, would have left it.
+      const file = join(dataDir, 'room-skewed.json');
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      writeFileSync(
+        file,
+        JSON.stringify({ ...saved, lastActivity: Date.now() + 365 * 86_400_000 }),
+      );
+
+      const bootedAt = Date.now();
+      const { stats } = await boot({ PERSISTENT_ROOM_IDLE_MS: '1000' });
+      // Idle time, lastActivity's resolution and a sweep: 3 s, plus slack for a busy machine.
+      await until(() => !existsSync(file), 6000, 'the skewed room to be deleted as idle');
+      expect(await stats()).toEqual([]);
+      expect(Date.now() - bootedAt).toBeGreaterThanOrEqual(1000);
+    }, 20_000);
   });
 
   it('refuses to boot with a DATA_DIR it cannot create, naming DATA_DIR', async () => {

@@ -14,8 +14,10 @@ import {
   MemoryRoomStore,
   nextJoinNumber,
   SAVED_ACTIVITY_INTERVAL_MS,
+  savedActivityIntervalMs,
 } from './memory-room-store.js';
 import { hashPassword } from '../rooms/password.js';
+import { initialRoomState } from '../state/room-state.js';
 import type { PersistedRoom, RoomPersistence } from './room-persistence.js';
 import { LAST_ACTIVITY_RESOLUTION_MS, type RoomConfig } from '../rooms/room-store.js';
 
@@ -428,6 +430,93 @@ describe('MemoryRoomStore', () => {
         await store.leave('p', 'alice', T0 + SAVED_ACTIVITY_INTERVAL_MS + 2000);
         await settle();
         expect(persistence.calls).toHaveLength(2);
+      });
+    });
+
+    describe('activity on disk', () => {
+      const IDLE = 40_000;
+      const policy = (now: number) => ({
+        now,
+        emptyRoomTtlMs: 0,
+        roomTimeoutMs: 1000,
+        persistentRoomIdleMs: IDLE,
+      });
+
+      beforeEach(() => {
+        store = new MemoryRoomStore(persistence, { persistentRoomIdleMs: IDLE });
+      });
+
+      it('writes activity alone once a quarter of a short idle time, at most once an hour', async () => {
+        expect(savedActivityIntervalMs(IDLE)).toBe(IDLE / 4);
+        expect(savedActivityIntervalMs(30 * 86_400_000)).toBe(SAVED_ACTIVITY_INTERVAL_MS);
+        expect(savedActivityIntervalMs(0)).toBe(SAVED_ACTIVITY_INTERVAL_MS);
+        await createPersistent('p');
+        await store.join(joinRequest('p', 'alice', { now: T0 + IDLE / 4 - 1 }));
+        await settle();
+        expect(persistence.calls).toEqual(['save p v0']);
+        await store.touch('p', T0 + IDLE / 4);
+        await settle();
+        expect(persistence.calls).toEqual(['save p v0', 'save p v0']);
+        expect(persistence.files.get('p')?.lastActivity).toBe(T0 + IDLE / 4);
+      });
+
+      it('writes on shutdown the newest activity of the rooms whose record lacks it', async () => {
+        await createPersistent('busy');
+        await createPersistent('quiet');
+        await store.join(joinRequest('busy', 'alice', { now: T0 + 1000 }));
+        await store.touch('busy', T0 + 2000);
+        await settle();
+        expect(persistence.calls).toEqual(['save busy v0', 'save quiet v0']);
+
+        await store.onApplicationShutdown();
+        expect(persistence.calls).toEqual(['save busy v0', 'save quiet v0', 'save busy v0']);
+        expect(persistence.files.get('busy')?.lastActivity).toBe(T0 + 2000);
+        // Nothing new since: a second shutdown writes nothing.
+        await store.onApplicationShutdown();
+        expect(persistence.calls).toHaveLength(3);
+      });
+
+      it('counts idle time from the load for a room last active in the future', async () => {
+        const warnings = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        const future = Date.now() + 365 * 86_400_000;
+        const saved = {
+          roomId: 'skewed',
+          config: persistentConfig(),
+          createdAt: T0,
+          state: initialRoomState(),
+        };
+        persistence = new FakePersistence([{ ...saved, lastActivity: future }]);
+        store = new MemoryRoomStore(persistence, { persistentRoomIdleMs: IDLE });
+        const loadedAt = Date.now();
+        await store.onModuleInit();
+
+        const [listed] = await store.list();
+        expect(listed.lastActivity).toBeGreaterThanOrEqual(loadedAt);
+        expect(listed.lastActivity).toBeLessThanOrEqual(Date.now());
+        expect(String(warnings.mock.calls[0]?.[0])).toMatch(/skewed was last active in the future/);
+        const idleAt = listed.lastActivity + IDLE + LAST_ACTIVITY_RESOLUTION_MS;
+        expect(await store.deleteExpired(policy(idleAt - 1))).toEqual([]);
+        expect(await store.deleteExpired(policy(idleAt))).toEqual([
+          { roomId: 'skewed', reason: 'idle_timeout', memberIds: [] },
+        ]);
+        warnings.mockRestore();
+      });
+
+      it('corrects a future lastActivity on disk with the next write of activity', async () => {
+        const saved = {
+          roomId: 'skewed',
+          config: persistentConfig(),
+          createdAt: T0,
+          state: initialRoomState(),
+        };
+        persistence = new FakePersistence([{ ...saved, lastActivity: Date.now() + 86_400_000 }]);
+        store = new MemoryRoomStore(persistence, { persistentRoomIdleMs: IDLE });
+        jest.spyOn(Logger.prototype, 'warn').mockImplementationOnce(() => undefined);
+        await store.onModuleInit();
+        const now = Date.now();
+        await store.touch('skewed', now);
+        await settle();
+        expect(persistence.files.get('skewed')?.lastActivity).toBe(now);
       });
     });
 

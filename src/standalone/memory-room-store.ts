@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
+import { appConfig, type AppConfig } from '../config/app.config.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ErrorCode,
@@ -61,9 +62,22 @@ interface StoredRoom {
 
 /**
  * A persistent room's record is written again for activity alone (joins, leaves, broadcasts) at
- * most this often, so that its idle deadline survives a restart within this much.
+ * most this often, so that its idle deadline survives a crash within this much (a clean shutdown
+ * writes the newest activity of every room). Shorter with a short PERSISTENT_ROOM_IDLE_MS.
  */
 export const SAVED_ACTIVITY_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * How often activity alone is written: a quarter of the idle time, at most an hour. So after a
+ * crash a busy room is deleted as idle no earlier than three quarters of that time after its
+ * last activity, at the price of at most four writes per idle time per busy room.
+ */
+export function savedActivityIntervalMs(persistentRoomIdleMs: number): number {
+  if (persistentRoomIdleMs <= 0) {
+    return SAVED_ACTIVITY_INTERVAL_MS;
+  }
+  return Math.min(SAVED_ACTIVITY_INTERVAL_MS, persistentRoomIdleMs / 4);
+}
 
 /** Rounds of join: more than two only if a room is replaced while a password is checked. */
 const JOIN_ATTEMPTS = 5;
@@ -86,10 +100,16 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
   private readonly roomsOfOwner = new Map<string, Set<string>>();
   /** Per persistent room with writes in flight: the end of its sequence (never rejects). */
   private readonly writes = new Map<string, Promise<void>>();
+  private readonly savedActivityIntervalMs: number;
 
   constructor(
     @Optional() @Inject(ROOM_PERSISTENCE) private readonly persistence?: RoomPersistence,
-  ) {}
+    @Optional()
+    @Inject(appConfig.KEY)
+    config?: Pick<AppConfig, 'persistentRoomIdleMs'>,
+  ) {
+    this.savedActivityIntervalMs = savedActivityIntervalMs(config?.persistentRoomIdleMs ?? 0);
+  }
 
   /** Restores the persistent rooms before the server accepts connections. */
   async onModuleInit(): Promise<void> {
@@ -102,8 +122,17 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     }
   }
 
-  /** Lets writes in flight land before the process exits. */
+  /**
+   * Writes the newest activity of each persistent room not yet on disk (activity alone is written
+   * only once an interval), and lets every write in flight land before the process exits.
+   */
   async onApplicationShutdown(): Promise<void> {
+    for (const room of this.rooms.values()) {
+      const persistence = this.persistenceOf(room);
+      if (persistence && room.lastActivity !== room.savedActivity) {
+        this.saveActivity(room, persistence);
+      }
+    }
     await Promise.all(this.writes.values());
   }
 
@@ -443,13 +472,23 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     }
   }
 
-  /** A restored room has its config and state and no members: its next joiner becomes host. */
+  /**
+   * A restored room has its config and state and no members: its next joiner becomes host. A
+   * lastActivity in the future (a clock that was ahead, a hand edit) counts from now instead, or
+   * the room would never be idle; the record takes the correction with its next write.
+   */
   private restoreRoom(saved: PersistedRoom, now: number): void {
+    if (saved.lastActivity > now) {
+      this.logger.warn(
+        `Room ${saved.roomId} was last active in the future ` +
+          `(${new Date(saved.lastActivity).toISOString()}); counting its idle time from now`,
+      );
+    }
     this.rooms.set(saved.roomId, {
       roomId: saved.roomId,
       config: saved.config,
       createdAt: saved.createdAt,
-      lastActivity: saved.lastActivity,
+      lastActivity: Math.min(saved.lastActivity, now),
       savedActivity: saved.lastActivity,
       ...(saved.owner ? { owner: saved.owner } : {}),
       members: new Map(),
@@ -640,20 +679,34 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
   }
 
   /**
-   * Records activity; a persistent room's record takes it too, at most once an interval, in the
-   * room's sequence (a failed write is only logged: the next activity tries again).
+   * Records activity; a persistent room's record takes it too, at most once an interval (or at
+   * once when the record's time is ahead of the clock).
    */
   private markActivity(room: StoredRoom, now: number): void {
     room.lastActivity = now;
     const persistence = this.persistenceOf(room);
-    if (!persistence || now - room.savedActivity < SAVED_ACTIVITY_INTERVAL_MS) {
+    const sinceSaved = now - room.savedActivity;
+    if (!persistence || (sinceSaved >= 0 && sinceSaved < this.savedActivityIntervalMs)) {
       return;
     }
-    room.savedActivity = now;
+    this.saveActivity(room, persistence);
+  }
+
+  /**
+   * Writes the room's record with its lastActivity, in the room's sequence. A failed write is
+   * only logged: it leaves the room's activity unsaved, so the next activity (or the shutdown)
+   * tries again.
+   */
+  private saveActivity(room: StoredRoom, persistence: RoomPersistence): void {
+    // Set now, so activity until the write lands does not queue more writes.
+    room.savedActivity = room.lastActivity;
     this.inSequence(room.roomId, async () => {
-      if (this.rooms.get(room.roomId) === room) {
-        await persistence.save(persistedRoom(room, room.state));
+      if (this.rooms.get(room.roomId) !== room) {
+        return;
       }
+      const lastActivity = room.lastActivity;
+      await persistence.save(persistedRoom(room, room.state, lastActivity));
+      room.savedActivity = lastActivity;
     }).catch((error: unknown) => {
       room.savedActivity = 0;
       this.logger.warn(`Could not record activity of room ${room.roomId}: ${String(error)}`);
