@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTcp, createServer as createTcpServer, type Socket } from 'node:net';
 import { ClientPool, useTestServer } from './support/fixtures.js';
 import { ServerProcess } from './support/server-process.js';
 import { delay, TestClient, withTimeout } from './support/test-client.js';
@@ -87,6 +87,62 @@ class SilentClient {
       this.buffer = this.buffer.subarray(offset + length);
     }
   }
+}
+
+/** A plain TCP client speaking as much HTTP/1.1 as a test writes, to leave requests half-sent. */
+class RawHttp {
+  private received = '';
+  readonly ended: Promise<void>;
+
+  private constructor(private readonly socket: Socket) {
+    this.ended = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.setEncoding('utf8');
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: string) => {
+      this.received += chunk;
+    });
+  }
+
+  static async connect(port: number): Promise<RawHttp> {
+    const socket = connectTcp(port, '127.0.0.1');
+    await withTimeout(
+      new Promise((resolve) => socket.once('connect', resolve)),
+      2000,
+      `a connection to port ${port}`,
+    );
+    return new RawHttp(socket);
+  }
+
+  write(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** The first response's status line and headers, once they have all arrived. */
+  async response(timeoutMs = 2000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.received.includes('\r\n\r\n')) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no response within ${timeoutMs} ms; got: ${JSON.stringify(this.received)}`,
+        );
+      }
+      await delay(5);
+    }
+    return this.received.slice(0, this.received.indexOf('\r\n\r\n'));
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 describe('graceful shutdown (in process)', () => {
@@ -192,6 +248,81 @@ describe('the server process', () => {
     // SHUTDOWN_TIMEOUT_MS, plus a little for the signal and the exit to travel.
     expect(Date.now() - signalledAt).toBeLessThan(1000 + 200);
     expect(slow.closeCodes).toEqual([GOING_AWAY]);
+  });
+
+  describe('with HTTP connections open', () => {
+    const sockets: RawHttp[] = [];
+    afterEach(() => sockets.splice(0).forEach((socket) => socket.destroy()));
+    const open = async (port: number) => {
+      const socket = await RawHttp.connect(port);
+      sockets.push(socket);
+      return socket;
+    };
+
+    /** What a shutdown that ran every hook leaves: exit 0, the last line, no forced exit. */
+    const expectCompleteShutdown = async (server: ServerProcess, signalledAt: number) => {
+      expect(await server.waitForExit(6000)).toEqual({ code: 0, signal: null });
+      // Well inside SHUTDOWN_TIMEOUT_MS (4 s): no socket kept Nest's teardown waiting.
+      expect(Date.now() - signalledAt).toBeLessThan(2000);
+      const log = server.stdoutLines.join('\n');
+      expect(log).not.toContain('Shutdown took longer');
+      expect(log).toMatch(/Shut down in \d+ ms/);
+    };
+
+    it('on SIGTERM closes a half-sent request and an idle keep-alive one, and runs every hook', async () => {
+      const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '4000' });
+      const port = await server.port();
+      const idle = await open(port);
+      idle.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(await idle.response()).toMatch(/^HTTP\/1\.1 200/);
+      const partial = await open(port);
+      partial.write('GET /health HTTP/1.1\r\nHost: x\r\n'); // the headers never end
+
+      const signalledAt = Date.now();
+      server.child.kill('SIGTERM');
+      await expectCompleteShutdown(server, signalledAt);
+      await withTimeout(partial.ended, 1000, 'the half-sent request to be closed');
+      await withTimeout(idle.ended, 1000, 'the idle connection to be closed');
+    }, 10_000);
+
+    it('on SIGTERM still answers a request in progress that completes soon', async () => {
+      const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '4000' });
+      const port = await server.port();
+      const slow = await open(port);
+      // Whole headers, half a body: the JSON body parser waits for the rest.
+      // (Not /health: Terminus answers 503 there once shutdown has begun.)
+      slow.write(
+        'GET /stats HTTP/1.1\r\nHost: x\r\n' +
+          'Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{',
+      );
+      await delay(100);
+
+      const signalledAt = Date.now();
+      server.child.kill('SIGTERM');
+      await server.line(/Shutting down/);
+      await delay(300);
+      slow.write('}');
+      expect(await slow.response()).toMatch(/^HTTP\/1\.1 200/);
+      await expectCompleteShutdown(server, signalledAt);
+    }, 10_000);
+
+    it('on SIGTERM closes a half-sent request on METRICS_PORT too', async () => {
+      const metricsPort = await freePort();
+      const server = start({
+        ...baseEnv,
+        SHUTDOWN_TIMEOUT_MS: '4000',
+        METRICS_PORT: String(metricsPort),
+      });
+      await server.port();
+      await server.line(/Metrics on/);
+      const partial = await open(metricsPort);
+      partial.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+
+      const signalledAt = Date.now();
+      server.child.kill('SIGTERM');
+      await expectCompleteShutdown(server, signalledAt);
+      await withTimeout(partial.ended, 1000, 'the half-sent metrics request to be closed');
+    }, 10_000);
   });
 
   it('on SIGINT closes clients with 1001 and exits 0', async () => {
