@@ -31,9 +31,10 @@ export function configureApp(app: INestApplication): AppConfig {
   const gateway = app.get(MultiplayerGateway);
   const counters = app.get(ServerCounters);
 
+  const shuttingDown: UpgradeDecision = { ok: false, status: 503, message: 'Server shutting down' };
   const checkUpgrade = async (request: IncomingMessage): Promise<UpgradeDecision> => {
     if (shutdown.isShuttingDown) {
-      return { ok: false, status: 503, message: 'Server shutting down' };
+      return shuttingDown;
     }
     const admitted = admission.admit(request);
     if (!admitted.ok) {
@@ -45,6 +46,11 @@ export function configureApp(app: INestApplication): AppConfig {
     }
     // A `?resume=` may name seats held on another instance: looked up before the socket opens.
     await resume.prepareUpgrade(request, result.identity.userId);
+    // Asked again after the waits above (a Redis round trip): a shutdown that began meanwhile
+    // has told every connection to go already, and would not tell this one.
+    if (shutdown.isShuttingDown) {
+      return shuttingDown;
+    }
     return { ok: true };
   };
   // Counted here, so a refusal told as a 44xx close after the upgrade counts as refused too.

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { connect as connectTcp, createServer as createTcpServer, type Socket } from 'node:net';
 import { ClientPool, useTestServer } from './support/fixtures.js';
 import { ServerProcess } from './support/server-process.js';
-import { delay, TestClient, withTimeout } from './support/test-client.js';
+import { jest } from '@jest/globals';
+import { ResumeService } from '../src/resume/resume.service.js';
+import { ShutdownService } from '../src/lifecycle/shutdown.service.js';
+import { delay, TestClient, until, withTimeout } from './support/test-client.js';
 
 const GOING_AWAY = 1001;
 
@@ -195,6 +198,37 @@ describe('graceful shutdown (in process)', () => {
 
     await withTimeout(closing, 3000, 'the app to close');
     await withTimeout(slow.ended, 1000, 'the silent client to be dropped');
+  });
+
+  it('refuses an upgrade whose checks were still running when the shutdown began', async () => {
+    const server = await start({ SHUTDOWN_TIMEOUT_MS: '2000' });
+    // It does not answer its close, so the shutdown waits for it (half the budget): the
+    // latecomer's check ends within that wait, while the server still accepts sockets.
+    const slow = await SilentClient.connect(server.wsUrl, 'slow');
+    silent.push(slow);
+    const resume = server.app.get(ResumeService);
+    // The upgrade's last check waits (in cluster mode, a Redis round trip) until released.
+    let release = (): void => undefined;
+    const checked = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let waiting = false;
+    jest.spyOn(resume, 'prepareUpgrade').mockImplementation(async () => {
+      waiting = true;
+      await checked;
+    });
+    const latecomer = TestClient.refusedStatus(server.wsUrl, { userId: 'latecomer' });
+    await until(() => waiting, 2000, 'the upgrade to reach its last check');
+
+    const closing = server.close();
+    await until(
+      () => server.app.get(ShutdownService).isShuttingDown,
+      1000,
+      'the shutdown to begin',
+    );
+    release();
+    expect(await latecomer).toBe(503);
+    await withTimeout(closing, 3000, 'the app to close');
   });
 });
 
