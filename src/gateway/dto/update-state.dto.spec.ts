@@ -63,8 +63,9 @@ describe('UpdateStateDto ops: relayed as sent, so they hold only what is applied
     }
   });
 
-  it('refuses an item on a remove, which takes none', async () => {
-    for (const item of [{ text: 'x' }, {}, 'junk', null]) {
+  it('refuses an item on a remove, which takes none; null counts as none', async () => {
+    expect(await opsRefusal({ ...remove, item: null })).toBeUndefined();
+    for (const item of [{ text: 'x' }, {}, 'junk']) {
       expect(await opsRefusal({ ...remove, item })).toMatchObject({
         code: 'VALIDATION_FAILED',
         details: { field: 'ops.0.item' },

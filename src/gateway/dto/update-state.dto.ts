@@ -88,7 +88,8 @@ function checkOpAppliesAsSent(op: StateOpDto, path: string): void {
     );
   }
   if (op.op === 'remove') {
-    if (op.item !== undefined) {
+    // null as absent, as for requestId: a serializer that writes explicit nulls was accepted.
+    if (op.item !== undefined && op.item !== null) {
       throw ProtocolError.validation(`${path}.item`, `${path}.item must be left out on a remove`);
     }
     return;
