@@ -55,6 +55,8 @@ function myPose() {
 
 function render() {
   if (!room) {
+    // Out of a room: nobody to list or draw.
+    $('members').replaceChildren();
     drawMap($('map'), []);
     return;
   }
@@ -157,7 +159,8 @@ async function join() {
     scheduleRender();
   });
   await client.connect();
-  room = await client.joinRoom(roomId, { name, role: 'editor' });
+  const joined = await client.joinRoom(roomId, { name, role: 'editor' });
+  room = joined;
   room.on('member', (event) => {
     if (event.type === 'left') {
       poses.delete(event.userId);
@@ -183,6 +186,12 @@ async function join() {
     // 'left' is our own Leave button; anything else (kicked, deleted, lost) is news.
     if (reason !== 'left') {
       showError(`Out of the room: ${reason}`);
+    }
+    // Not drawn any more, unless a newer Join has its own room already.
+    if (room === joined) {
+      room = undefined;
+      poses.clear();
+      render();
     }
     setJoined(false);
   });

@@ -315,6 +315,8 @@ describe('pages in a browser', () => {
         expect(deleted.event).toBe('room_deleted');
         await page.waitForSelector('#error:text-is("Out of the room: deleted")');
         await page.waitForSelector('#join:enabled');
+        // The room it was put out of is not shown any more.
+        expect(await page.locator('#members li').count()).toBe(0);
         await boss.join(ROOM);
         await page.click('#join');
         await page.waitForSelector('#leave:enabled');
