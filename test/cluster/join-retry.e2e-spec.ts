@@ -1,13 +1,6 @@
-import type { Redis } from 'ioredis';
-import {
-  ClusterClients,
-  connectRedis,
-  RedisServer,
-  startTestCluster,
-  waitFor,
-  type TestCluster,
-} from '../support/cluster.js';
-import { delay, withTimeout, type TestClient } from '../support/test-client.js';
+import { waitFor } from '../support/cluster.js';
+import { duringPause, membersKey, PAUSE_MS, usePausableCluster } from '../support/paused-redis.js';
+import { delay, type TestClient } from '../support/test-client.js';
 
 /**
  * A `join_room` that timed out (UNAVAILABLE) may still be carried out by Redis afterwards: the
@@ -17,17 +10,11 @@ import { delay, withTimeout, type TestClient } from '../support/test-client.js';
  * every write for 2.5 s (CLIENT PAUSE WRITE, on a redis-server of the test's own).
  */
 
-const PAUSE_MS = 2500;
-
 /** Resume on, as deployed by default. */
 const env = { RECONNECT_GRACE_MS: '10000' };
 
 /** The presence beat runs every PRESENCE_TTL_MS / 6 = 2.5 s; a ghost goes after two. */
 const BEATS_MS = 8000;
-
-function membersKey(cluster: TestCluster, roomId: string): string {
-  return `${cluster.keyPrefix}{${roomId}}:members`;
-}
 
 const joinsOf = (client: TestClient, userId: string) =>
   client.received.filter(
@@ -43,29 +30,11 @@ const leavesOf = (client: TestClient, userId: string) =>
   );
 
 describe('cluster: a join tried again after it timed out but was carried out', () => {
-  const clients = new ClusterClients();
-  let server: RedisServer | undefined;
-  let cluster: TestCluster;
-  let redis: Redis;
-  const connect = (instance: number, userId: string) =>
-    clients.connect(cluster.servers[instance].wsUrl, userId);
-
-  beforeEach(async () => {
-    server = await RedisServer.start();
-    cluster = await startTestCluster(2, env, { redisUrl: server.url, keepKeys: true });
-    redis = await connectRedis(server.url);
-  }, 20_000);
-
-  afterEach(async () => {
-    clients.closeAll();
-    await redis?.call('CLIENT', 'UNPAUSE').catch(() => undefined);
-    redis?.disconnect();
-    await withTimeout(cluster?.close() ?? Promise.resolve(), 10_000, 'the instances to close');
-    await server?.stop('SIGKILL');
-    server = undefined;
-  }, 20_000);
+  const fixture = usePausableCluster(env);
+  const connect = fixture.connect;
 
   it('announces the member to the room once when the same socket joins again', async () => {
+    const { redis, cluster } = fixture;
     const alice = await connect(0, 'alice');
     const bob = await connect(1, 'bob');
     await alice.join('hall');
@@ -73,8 +42,7 @@ describe('cluster: a join tried again after it timed out but was carried out', (
     await alice.next('user_joined');
     const carol = await connect(0, 'carol');
 
-    await redis.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
-    const refused = await carol.reply(carol.request('join_room', { roomId: 'hall' }), 5000);
+    const refused = await duringPause(redis, carol, 'join_room', { roomId: 'hall' });
     expect(refused).toMatchObject({ event: 'error', data: { code: 'UNAVAILABLE' } });
     await waitFor(
       async () => ((await redis.hexists(membersKey(cluster, 'hall'), 'carol')) ? true : undefined),

@@ -1,13 +1,6 @@
-import type { Redis } from 'ioredis';
-import {
-  ClusterClients,
-  connectRedis,
-  RedisServer,
-  startTestCluster,
-  waitFor,
-  type TestCluster,
-} from '../support/cluster.js';
-import { withTimeout, type TestClient } from '../support/test-client.js';
+import { waitFor } from '../support/cluster.js';
+import { duringPause, membersKey, PAUSE_MS, usePausableCluster } from '../support/paused-redis.js';
+import type { TestClient } from '../support/test-client.js';
 
 /**
  * A command that times out (the store gives up after 1.5 s and the request fails with
@@ -18,53 +11,18 @@ import { withTimeout, type TestClient } from '../support/test-client.js';
  * sockets, and puts things right.
  */
 
-const PAUSE_MS = 2500;
-
 /** Resume on, as deployed by default: a member's seat may be held, which must not count here. */
 const env = { RECONNECT_GRACE_MS: '10000' };
-
-/** Sends `action` while Redis holds writes: its store command times out and runs later. */
-async function duringPause(
-  redis: Redis,
-  client: TestClient,
-  action: string,
-  fields: Record<string, unknown>,
-) {
-  await redis.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
-  return client.reply(client.request(action, fields), PAUSE_MS + 2000);
-}
-
-function membersKey(cluster: TestCluster, roomId: string): string {
-  return `${cluster.keyPrefix}{${roomId}}:members`;
-}
 
 const seen = (client: TestClient, event: string) =>
   client.received.filter((message) => message.event === event).map((message) => message.data);
 
 describe('cluster: store commands that timed out but were carried out later', () => {
-  const clients = new ClusterClients();
-  let server: RedisServer | undefined;
-  let cluster: TestCluster;
-  let redis: Redis;
-  const connect = (instance: number, userId: string) =>
-    clients.connect(cluster.servers[instance].wsUrl, userId);
-
-  beforeEach(async () => {
-    server = await RedisServer.start();
-    cluster = await startTestCluster(2, env, { redisUrl: server.url, keepKeys: true });
-    redis = await connectRedis(server.url);
-  }, 20_000);
-
-  afterEach(async () => {
-    clients.closeAll();
-    await redis?.call('CLIENT', 'UNPAUSE').catch(() => undefined);
-    redis?.disconnect();
-    await withTimeout(cluster?.close() ?? Promise.resolve(), 10_000, 'the instances to close');
-    await server?.stop('SIGKILL');
-    server = undefined;
-  }, 20_000);
+  const fixture = usePausableCluster(env);
+  const connect = fixture.connect;
 
   it('removes the member a join left behind after its caller gave up', async () => {
+    const { redis, cluster } = fixture;
     const alice = await connect(0, 'alice');
     await alice.join('hall');
     const ghost = await connect(0, 'ghost');
@@ -102,6 +60,7 @@ describe('cluster: store commands that timed out but were carried out later', ()
   }, 30_000);
 
   it('tells a member kicked by a kick that timed out, and the room it left', async () => {
+    const { redis, cluster } = fixture;
     const host = await connect(0, 'host');
     const target = await connect(1, 'target');
     const other = await connect(1, 'other');
