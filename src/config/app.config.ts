@@ -35,6 +35,16 @@ export function toAppConfig(env: EnvironmentVariables) {
       bytesPerSec: env.RATE_BYTES_PER_SEC,
       violationsBeforeClose: env.RATE_VIOLATIONS_BEFORE_CLOSE,
     },
+    /** Failed-password backoff per client and room (PasswordAttempts); 0 failures: off. */
+    passwordAttempts: {
+      maxFailures: env.PASSWORD_MAX_FAILURES,
+      windowMs: env.PASSWORD_FAILURE_WINDOW_MS,
+    },
+    /** The process's bound on password hashes (limitPasswordHashing). */
+    passwordHashing: {
+      concurrency: env.PASSWORD_HASH_CONCURRENCY,
+      queue: env.PASSWORD_HASH_QUEUE,
+    },
     maxConnections: env.MAX_CONNECTIONS,
     maxConnectionsPerIp: env.MAX_CONNECTIONS_PER_IP,
     trustProxy: parseList(env.TRUST_PROXY),

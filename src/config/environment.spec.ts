@@ -56,6 +56,10 @@ describe('validateEnvironment', () => {
       RATE_ACTIONS_BURST: 40,
       RATE_BYTES_PER_SEC: 1048576,
       RATE_VIOLATIONS_BEFORE_CLOSE: 30,
+      PASSWORD_MAX_FAILURES: 5,
+      PASSWORD_FAILURE_WINDOW_MS: 60000,
+      PASSWORD_HASH_CONCURRENCY: 2,
+      PASSWORD_HASH_QUEUE: 64,
       MAX_CONNECTIONS: 10000,
       MAX_CONNECTIONS_PER_IP: 0,
       TRUST_PROXY: '',
@@ -349,6 +353,8 @@ describe('loadAppConfig', () => {
         bytesPerSec: 1048576,
         violationsBeforeClose: 30,
       },
+      passwordAttempts: { maxFailures: 5, windowMs: 60000 },
+      passwordHashing: { concurrency: 2, queue: 64 },
       maxConnections: 10000,
       maxConnectionsPerIp: 0,
       trustProxy: [],
@@ -406,6 +412,14 @@ describe('loadAppConfig', () => {
     ['RATE_BYTES_PER_SEC', 'fast'],
     ['MAX_CONNECTIONS', '0'],
     ['MAX_CONNECTIONS_PER_IP', '1.5'],
+    ['PASSWORD_MAX_FAILURES', '-1'],
+    ['PASSWORD_MAX_FAILURES', '1001'],
+    ['PASSWORD_FAILURE_WINDOW_MS', '99'],
+    ['PASSWORD_FAILURE_WINDOW_MS', '86400001'],
+    ['PASSWORD_HASH_CONCURRENCY', '0'],
+    ['PASSWORD_HASH_CONCURRENCY', '65'],
+    ['PASSWORD_HASH_QUEUE', '-1'],
+    ['PASSWORD_HASH_QUEUE', 'lots'],
     ['TRUST_PROXY', 'my-proxy.internal'],
     ['TRUST_PROXY', '10.0.0.0/8 192.168.0.1'],
     ['ALLOWED_ORIGINS', 'https://a.example, ,https://b.example'],
@@ -563,6 +577,17 @@ describe('rate limits, admission and quotas', () => {
     expect(config.rateLimits).toMatchObject({ posesPerSec: 0, actionsPerSec: 0, bytesPerSec: 0 });
     expect(config.maxRoomsPerUser).toBe(0);
     expect(config.persistentRoomIdleMs).toBe(0);
+  });
+
+  it('takes PASSWORD_MAX_FAILURES=0 (backoff off) and a queue of 0 (no hash waits)', () => {
+    const config = loadAppConfig({
+      PASSWORD_MAX_FAILURES: '0',
+      PASSWORD_FAILURE_WINDOW_MS: '100',
+      PASSWORD_HASH_CONCURRENCY: '1',
+      PASSWORD_HASH_QUEUE: '0',
+    });
+    expect(config.passwordAttempts).toEqual({ maxFailures: 0, windowMs: 100 });
+    expect(config.passwordHashing).toEqual({ concurrency: 1, queue: 0 });
   });
 });
 

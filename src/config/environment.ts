@@ -59,6 +59,7 @@ const CIDR = String.raw`[0-9A-Fa-f:.]+(?:\/\d{1,3})?`;
 const CIDR_LIST = new RegExp(String.raw`^\s*(?:${CIDR}(?:\s*,\s*${CIDR})*)?\s*$`);
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 const ONE_HOUR_MS = 3600 * 1000;
+const ONE_DAY_MS = 24 * ONE_HOUR_MS;
 /** Day-scale durations stop at a year: nobody means more, and a huge one only breeds odd sums. */
 const ONE_YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -99,6 +100,17 @@ export class EnvironmentVariables {
   @Transform(toInteger) @Max(1024 * 1024 * 1024) @Min(0) @IsInt() RATE_BYTES_PER_SEC = 1024 * 1024;
   /** Refusals within 10 s after which a connection is closed 1008; 0 never closes. */
   @Transform(toInteger) @Max(100_000) @Min(0) @IsInt() RATE_VIOLATIONS_BEFORE_CLOSE = 30;
+
+  /**
+   * Wrong room passwords one client (its address, or its verified userId) may try per room
+   * within PASSWORD_FAILURE_WINDOW_MS; then that room refuses it until the window ends. 0: off.
+   */
+  @Transform(toInteger) @Max(1000) @Min(0) @IsInt() PASSWORD_MAX_FAILURES = 5;
+  @Transform(toInteger) @Max(ONE_DAY_MS) @Min(100) @IsInt() PASSWORD_FAILURE_WINDOW_MS = 60_000;
+  /** Password hashes (scrypt, ~60 ms and 16 MiB each) run at once, on libuv's thread pool. */
+  @Transform(toInteger) @Max(64) @Min(1) @IsInt() PASSWORD_HASH_CONCURRENCY = 2;
+  /** Hashes that may wait for one of those places; one more is refused (UNAVAILABLE). */
+  @Transform(toInteger) @Max(10_000) @Min(0) @IsInt() PASSWORD_HASH_QUEUE = 64;
 
   // Checked at the upgrade, before the socket opens.
   @Transform(toInteger) @Max(10_000_000) @Min(1) @IsInt() MAX_CONNECTIONS = 10_000;

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { clientAddressOf, TrustedProxies } from './client-address.js';
+import { addressBlockOf, clientAddressOf, TrustedProxies } from './client-address.js';
 
 const request = (peer: string, forwardedFor?: string): IncomingMessage =>
   ({
@@ -48,5 +48,26 @@ describe('clientAddressOf', () => {
 
   it('refuses an entry that is not an address', () => {
     expect(() => new TrustedProxies(['proxy.internal'])).toThrow(/TRUST_PROXY/);
+  });
+});
+
+describe('addressBlockOf', () => {
+  it('is an IPv4 address itself, also written IPv4-mapped', () => {
+    expect(addressBlockOf('203.0.113.7')).toBe('203.0.113.7');
+    expect(addressBlockOf('::ffff:203.0.113.7')).toBe('203.0.113.7');
+  });
+
+  it('is the /64 of an IPv6 address, however it is written', () => {
+    expect(addressBlockOf('2001:db8:0:1::7')).toBe('2001:db8:0:1::/64');
+    expect(addressBlockOf('2001:0DB8:0000:0001:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:0:1::/64');
+    expect(addressBlockOf('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressBlockOf('::1')).toBe('0:0:0:0::/64');
+    expect(addressBlockOf('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(addressBlockOf('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
+  });
+
+  it('returns anything else as it is', () => {
+    expect(addressBlockOf('')).toBe('');
+    expect(addressBlockOf('not an address')).toBe('not an address');
   });
 });

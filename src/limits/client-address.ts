@@ -62,3 +62,27 @@ export function clientAddressOf(request: IncomingMessage, trusted: TrustedProxie
 function unmapped(address: string): string {
   return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
+
+/**
+ * The block an address stands for when counting what one client does: an IPv4 address itself,
+ * and for IPv6 its /64 (`2001:db8:0:1::/64`), since one host is typically given a whole /64 and
+ * could otherwise take a fresh address for every try. Anything else is returned as it is.
+ */
+export function addressBlockOf(address: string): string {
+  const plain = unmapped(address);
+  if (!isIPv6(plain)) {
+    return plain;
+  }
+  return `${ipv6Groups(plain).slice(0, 4).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address, in lowercase hex without leading zeros. */
+function ipv6Groups(address: string): string[] {
+  const [head, tail] = address.split('%')[0].split('::');
+  const groupsOf = (part: string | undefined) =>
+    part ? part.split(':').flatMap((group) => (group.includes('.') ? ['0', '0'] : [group])) : [];
+  const left = groupsOf(head);
+  const right = groupsOf(tail);
+  const zeros = tail === undefined ? [] : Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...zeros, ...right].map((group) => parseInt(group, 16).toString(16));
+}

@@ -62,7 +62,7 @@ export const ErrorCode = {
   Kicked: 'KICKED',
   TooManyRooms: 'TOO_MANY_ROOMS',
   InternalError: 'INTERNAL_ERROR',
-  /** Cluster mode: Redis did not answer in time; retry later. */
+  /** Redis did not answer in time (cluster mode), or too many passwords wait; retry later. */
   Unavailable: 'UNAVAILABLE',
   /** A creator's rooms that still exist reached MAX_ROOMS_PER_USER (or MAX_ROOMS_PER_IP). */
   RoomQuota: 'ROOM_QUOTA',

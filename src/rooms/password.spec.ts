@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { limitPasswordHashing, passwordHashingStats } from './password-hashing.js';
 import { hashPassword, verifyPassword } from './password.js';
 
 /** A hash as the server wrote them before scrypt: salted SHA-256, `<salt hex>:<digest hex>`. */
@@ -62,5 +63,32 @@ describe('room passwords', () => {
     ],
   ])('matches nothing against %s', async (_label, stored) => {
     expect(await verifyPassword('pw', stored)).toBe(false);
+  });
+});
+
+describe('the bound on password hashes at once (PASSWORD_HASH_CONCURRENCY, _QUEUE)', () => {
+  afterEach(() => limitPasswordHashing({ concurrency: 2, queue: 64 }));
+
+  it('runs at most so many scrypts at once, lets so many wait, and refuses the next', async () => {
+    const hash = await hashPassword('pw');
+    limitPasswordHashing({ concurrency: 1, queue: 2 });
+    const before = passwordHashingStats();
+    const checks = [1, 2, 3].map(() => verifyPassword('pw', hash));
+    expect(passwordHashingStats()).toMatchObject({ running: 1, waiting: 2 });
+
+    const refused = await verifyPassword('pw', hash).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(hashPassword('new')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    // What needs no scrypt takes no place.
+    expect(await verifyPassword(undefined, hash)).toBe(false);
+    expect(await verifyPassword('old secret', legacyHash('old secret'))).toBe(true);
+
+    expect(await Promise.all(checks)).toEqual([true, true, true]);
+    expect(passwordHashingStats()).toMatchObject({
+      running: 0,
+      waiting: 0,
+      started: before.started + 3,
+      refused: before.refused + 2,
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { runPasswordHash } from './password-hashing.js';
 
 /** scrypt cost: N (CPU and memory), r (block size), p (parallelism); about 16 MiB per hash. */
 const COST = { N: 16384, r: 8, p: 1 } as const;
@@ -13,6 +14,7 @@ const LEGACY_HASH = /^([0-9a-f]+):([0-9a-f]{64})$/;
 /**
  * A room password as `scrypt$N$r$p$<salt base64>$<key base64>`, with a fresh 16-byte salt: slow
  * on purpose, so that a leaked hash (a room file, a Redis dump) does not give the password away.
+ * Rejects with UNAVAILABLE when too many hashes are waiting already (see password-hashing.ts).
  */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
@@ -22,7 +24,8 @@ export async function hashPassword(password: string): Promise<string> {
 
 /**
  * Whether `password` matches a stored hash, compared in constant time. Reads hashPassword's
- * format and the older salted SHA-256 one; anything else, or no password, never matches.
+ * format and the older salted SHA-256 one; anything else, or no password, never matches. An
+ * scrypt check rejects with UNAVAILABLE when too many wait already (see password-hashing.ts).
  */
 export async function verifyPassword(
   password: string | undefined,
@@ -65,9 +68,12 @@ function derive(
   cost: { N: number; r: number; p: number },
 ): Promise<Buffer> {
   const options: ScryptOptions = { ...cost, maxmem: MAX_MEMORY };
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, length, options, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
-  });
+  return runPasswordHash(
+    () =>
+      new Promise<Buffer>((resolve, reject) => {
+        scrypt(password.normalize('NFC'), salt, length, options, (error, key) =>
+          error ? reject(error) : resolve(key),
+        );
+      }),
+  );
 }

@@ -310,6 +310,44 @@ describe('RoomsService', () => {
   });
 
   describe('join', () => {
+    it('refuses a client past PASSWORD_MAX_FAILURES before the store checks anything', async () => {
+      await moduleRef.close();
+      await setup({ PASSWORD_MAX_FAILURES: '2' });
+      await rooms.create({ roomId: 'locked', password: 'open sesame' });
+      const address = (userId: string, ip: string) =>
+        users.connect(userId, {}, fakeClientLink(), {
+          userId,
+          verified: false,
+          mayCreateRooms: true,
+          admin: false,
+          address: ip,
+        }).connection;
+      const mallory = address('mallory', '203.0.113.66');
+      for (const guess of ['one', 'two']) {
+        const wrong = await rejection(() =>
+          rooms.join(mallory, { roomId: 'locked', password: guess }),
+        );
+        expect(wrong.code).toBe(ErrorCode.InvalidPassword);
+      }
+
+      let storeAsked = false;
+      store.beforeSnapshot = () => Promise.resolve(void (storeAsked = true));
+      const refused = await rejection(() =>
+        rooms.join(mallory, { roomId: 'locked', password: 'open sesame' }),
+      );
+      expect(refused.code).toBe(ErrorCode.RateLimited);
+      expect(refused.details.retryAfterMs).toBeGreaterThan(0);
+      expect(storeAsked).toBe(false);
+      expect(mallory.rooms.has('locked')).toBe(false);
+
+      store.beforeSnapshot = undefined;
+      await rooms.join(address('trent', '203.0.113.77'), {
+        roomId: 'locked',
+        password: 'open sesame',
+      });
+      expect(await store.roleOf('locked', 'trent')).toBe('host');
+    });
+
     it('answers with room_joined carrying the requestId and the snapshot', async () => {
       const alice = connect('alice');
       await rooms.join(alice, { roomId: 'r', name: 'Alice', avatar: { color: '#123456' } }, 'j1');

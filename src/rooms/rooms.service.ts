@@ -4,6 +4,11 @@ import { ROOM_BUS, type RoomBus } from '../bus/room-bus.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import type { LeaveReason } from '../extensions/room-events.js';
 import { RoomEvents } from '../extensions/room-events.service.js';
+import {
+  attemptKeyOf,
+  PasswordAttempts,
+  type PasswordAttempt,
+} from '../limits/password-attempts.js';
 import { ProtocolError } from '../protocol/protocol-error.js';
 import {
   ClientAction,
@@ -15,6 +20,7 @@ import {
 } from '../protocol/protocol.js';
 import type { Connection } from '../users/connection.js';
 import { UsersService } from '../users/users.service.js';
+import { limitPasswordHashing } from './password-hashing.js';
 import {
   ROOM_CHANGE_DELIVERY,
   type RequestOrigin,
@@ -34,6 +40,9 @@ import {
 } from './room-store.js';
 
 export type { RoomOwner } from './room-store.js';
+
+/** A join that checks no password has no attempt to count. */
+const NO_ATTEMPT: PasswordAttempt = { settle: () => undefined };
 
 export interface CreateRoomCommand {
   roomId?: string;
@@ -86,6 +95,8 @@ export type JoinAdmission = (roomId: string) => Promise<JoinTerms>;
 @Injectable()
 export class RoomsService {
   private readonly logger = new Logger(RoomsService.name);
+  /** Wrong passwords per client and room, on this instance (PASSWORD_MAX_FAILURES). */
+  private readonly passwordAttempts: PasswordAttempts;
 
   constructor(
     @Inject(ROOM_STORE) private readonly store: RoomStore,
@@ -95,6 +106,9 @@ export class RoomsService {
     @Inject(ROOM_CHANGE_DELIVERY) private readonly delivery: RoomChangeDelivery,
     private readonly events: RoomEvents,
   ) {
+    this.passwordAttempts = new PasswordAttempts(config.passwordAttempts);
+    // The hashes' bound is the process's (its thread pool), set from the config it boots with.
+    limitPasswordHashing(config.passwordHashing);
     this.bus.onMembershipEnded((roomId, userId) => this.endLocalMembership(roomId, userId));
     this.bus.onResyncNeeded((roomId) => void this.resyncLocalMembers(roomId));
     this.bus.onLiveMemberLeft((roomId, userId) => void this.confirmLocalMember(roomId, userId));
@@ -158,6 +172,7 @@ export class RoomsService {
     if (!membership.isMember(connection, roomId)) {
       this.checkRoomsPerConnection(connection);
     }
+    const attempt = this.reservePasswordAttempt(connection, command);
     membership.beginJoin(connection, roomId);
     try {
       await this.bus.watch(roomId);
@@ -181,6 +196,7 @@ export class RoomsService {
         maxRooms: this.config.maxRooms,
         ...(command.takeOver ? { restore: true } : {}),
       });
+      attempt.settle('accepted');
       if (!outcome.alreadyMember) {
         return outcome;
       }
@@ -195,9 +211,40 @@ export class RoomsService {
       }
       return await this.reconnectHeldSeat(roomId, connection.userId, outcome);
     } catch (error) {
+      attempt.settle(isWrongPassword(error) ? 'wrong' : 'inconclusive');
       membership.abortJoin(connection, roomId);
       throw error;
     }
+  }
+
+  /**
+   * A join with a password takes one of its client's attempts on the room (PasswordAttempts):
+   * once wrong passwords used them up, it is refused here, before the store hashes anything, so
+   * that guessing costs the guesser time and the server no thread. Without a password nothing is
+   * hashed or counted; nor is a takeover, which checks no password.
+   */
+  private reservePasswordAttempt(
+    connection: Connection,
+    command: JoinRoomCommand,
+  ): PasswordAttempt {
+    if (command.password === undefined || command.takeOver) {
+      return NO_ATTEMPT;
+    }
+    const { identity } = connection;
+    const key = attemptKeyOf(
+      { verified: identity.verified, userId: connection.userId, address: identity.address },
+      command.roomId,
+    );
+    const reservation = this.passwordAttempts.reserve(key, performance.now());
+    if (reservation.ok) {
+      return reservation;
+    }
+    const { retryAfterMs } = reservation;
+    throw new ProtocolError(
+      ErrorCode.RateLimited,
+      `Too many wrong passwords for room ${command.roomId}; retry in ${retryAfterMs} ms`,
+      { retryAfterMs },
+    );
   }
 
   /**
@@ -619,6 +666,10 @@ export class RoomsService {
       );
     }
   }
+}
+
+function isWrongPassword(error: unknown): boolean {
+  return error instanceof ProtocolError && error.code === ErrorCode.InvalidPassword;
 }
 
 function generateRoomId(): string {
