@@ -66,6 +66,15 @@ describe('ConnectionBudget', () => {
     expect(budget.violated(VIOLATION_WINDOW_MS + 3)).toBe(true);
   });
 
+  it('counts over any span of the window: a burst across where one would end still closes', () => {
+    const budget = new ConnectionBudget(LIMITS, 65536, 0);
+    expect([
+      budget.violated(VIOLATION_WINDOW_MS - 2),
+      budget.violated(VIOLATION_WINDOW_MS - 1),
+    ]).toEqual([false, false]);
+    expect(budget.violated(VIOLATION_WINDOW_MS + 1)).toBe(true);
+  });
+
   it('never asks to close when violationsBeforeClose is 0', () => {
     const budget = new ConnectionBudget({ ...LIMITS, violationsBeforeClose: 0 }, 65536, 0);
     expect(Array.from({ length: 100 }, () => budget.violated(0)).some(Boolean)).toBe(false);

@@ -9,7 +9,7 @@ export interface RateLimits {
   violationsBeforeClose: number;
 }
 
-/** Refusals are counted over windows of this length; RATE_VIOLATIONS_BEFORE_CLOSE in one closes. */
+/** RATE_VIOLATIONS_BEFORE_CLOSE refusals within any span this long close the connection. */
 export const VIOLATION_WINDOW_MS = 10_000;
 
 /**
@@ -22,8 +22,12 @@ export class ConnectionBudget {
   private readonly poses?: TokenBucket;
   private readonly actions?: TokenBucket;
   private readonly bytes?: TokenBucket;
-  private violations = 0;
-  private windowStart = 0;
+  /**
+   * When the last RATE_VIOLATIONS_BEFORE_CLOSE refusals came, a ring made at the first refusal.
+   * A window restarted at each expiry would let nearly twice as many through across its edge.
+   */
+  private refusals?: Float64Array;
+  private nextRefusal = 0;
 
   /** @param maxFrameBytes the largest frame allowed: the byte bucket always holds one. */
   constructor(
@@ -54,16 +58,16 @@ export class ConnectionBudget {
     return bucket ? bucket.take(1, now) : 0;
   }
 
-  /** Records a refusal; true once the connection has had too many within the window. */
+  /** Records a refusal; true once the connection has had too many within VIOLATION_WINDOW_MS. */
   violated(now: number): boolean {
-    if (this.limits.violationsBeforeClose === 0) {
+    const limit = this.limits.violationsBeforeClose;
+    if (limit === 0) {
       return false;
     }
-    if (now - this.windowStart >= VIOLATION_WINDOW_MS) {
-      this.windowStart = now;
-      this.violations = 0;
-    }
-    this.violations++;
-    return this.violations >= this.limits.violationsBeforeClose;
+    this.refusals ??= new Float64Array(limit).fill(-Infinity);
+    this.refusals[this.nextRefusal] = now;
+    this.nextRefusal = (this.nextRefusal + 1) % limit;
+    // The slot written next holds the limit-th latest refusal, this one counted.
+    return now - this.refusals[this.nextRefusal] < VIOLATION_WINDOW_MS;
   }
 }
