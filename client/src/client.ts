@@ -1,6 +1,7 @@
 import {
   APP_SUBPROTOCOL,
   ClientAction,
+  ErrorCode,
   POSE_UPDATE,
   type RoomConfig,
   type ServerEvent,
@@ -504,9 +505,19 @@ export class GalleryClient {
   private rejoin(rooms: Room[]): void {
     for (const room of rooms) {
       this.join(room.id, room.joinOptions).catch((error: unknown) => {
-        if (error instanceof GalleryError && error.code !== ClientErrorCode.ConnectionClosed) {
-          room.close('lost', error); // kicked, deleted meanwhile, full: not rejoined again
+        if (!(error instanceof GalleryError) || error.code === ClientErrorCode.ConnectionClosed) {
+          return;
         }
+        if (error.code !== ErrorCode.Unavailable) {
+          room.close('lost', error); // kicked, deleted meanwhile, full
+          return;
+        }
+        // Redis was slow (a rolling deploy): again while the room is ours.
+        this.clock.setTimeout(() => {
+          if (this.rooms.get(room.id) === room && !room.leaving) {
+            this.rejoin([room]);
+          }
+        }, 1000);
       });
     }
   }

@@ -230,6 +230,33 @@ describe('resume positions', () => {
     expect(next.lastSent('join_room')).toMatchObject({ roomId: 'solo' });
   });
 
+  it('tries a join again that failed UNAVAILABLE a second later, until the room is left', async () => {
+    const closed: string[] = [];
+    room.on('closed', ({ reason }) => closed.push(reason));
+    const next = await dropAndRedial(socket, clock);
+    next.receive('connected', { userId: 'me', resumed: false });
+    next.receive('error', {
+      code: 'UNAVAILABLE',
+      message: 'The room store did not answer in time',
+      requestId: next.lastSent('join_room').requestId,
+    });
+    await settle();
+    expect(closed).toEqual([]);
+    const first = next.lastSent('join_room').requestId;
+    clock.advance(1000);
+    const again = next.lastSent('join_room');
+    expect(again).toMatchObject({ roomId: 'gallery' });
+    expect(again.requestId).not.toBe(first);
+
+    // Left while the next try waits: not joined again.
+    next.receive('error', { code: 'UNAVAILABLE', message: 'again', requestId: again.requestId });
+    await settle();
+    const sent = next.sent.length;
+    void room.leave();
+    clock.advance(1000);
+    expect(next.sent.slice(sent).map((frame) => frame.action)).toEqual(['leave_room']);
+  });
+
   it('closes a room whose join again is refused (KICKED) and stops following it', async () => {
     const closed: string[] = [];
     room.on('closed', ({ reason, error }) => closed.push(`${reason}:${error?.code}`));

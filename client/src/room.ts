@@ -144,8 +144,12 @@ export class Room {
     this.events.off(event, handler);
   }
 
+  /** Set by leave(). */
+  leaving = false;
+
   /** While reconnecting: resolves at once; the server hears of it once back. */
   async leave(): Promise<void> {
+    this.leaving = true;
     try {
       await this.link.leave(this.id);
     } finally {
