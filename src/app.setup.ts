@@ -84,6 +84,7 @@ export function configureApp(app: INestApplication): AppConfig {
       rateLimits: config.rateLimits,
       counters,
       verifyUpgrade,
+      releaseRefusedUpgrade: (request: IncomingMessage) => admission.releasePlace(request),
       closeSocket: (socket: WebSocket, code: number, reason: string) => {
         const connection = users.connectionOf(socket);
         if (connection) {

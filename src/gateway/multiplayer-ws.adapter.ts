@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { Observable } from 'rxjs';
 import { BEARER_PROTOCOL_PREFIX } from '../auth/bearer-token.js';
-import { releaseAdmission, type UpgradeDecision } from '../limits/connection-admission.js';
+import type { UpgradeDecision } from '../limits/connection-admission.js';
 import type { RateLimits } from '../limits/connection-budget.js';
 import {
   APP_SUBPROTOCOL,
@@ -39,6 +39,11 @@ export interface MultiplayerWsAdapterOptions {
   counters?: ServerCounters;
   /** Runs before the WebSocket handshake completes: admission, auth, shutdown. */
   verifyUpgrade(request: IncomingMessage): UpgradeDecision | Promise<UpgradeDecision>;
+  /**
+   * An upgrade refused after the handshake (told by a close code) never becomes a connection:
+   * the place its admission holds is given back as its close frame goes out.
+   */
+  releaseRefusedUpgrade(request: IncomingMessage): void;
   /** Closes a socket after writing what is already queued for it (replies before the close). */
   closeSocket(socket: WebSocket, code: number, reason: string): void;
   /** Sends a handler's returned `{event, data}` reply (and the adapter's own RATE_LIMITED). */
@@ -149,8 +154,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
       if (refusal) {
         // Never handed to the gateway: no session, no user, nothing it sends is read.
         closeRefused(socket, refusal);
-        // Its close frame is sent: it never becomes a connection, so it holds no place either.
-        releaseAdmission(request);
+        this.adapterOptions.releaseRefusedUpgrade(request);
         return;
       }
       cutOffUnreadPongs(socket, this.adapterOptions.maxClientBufferBytes);

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { AppConfig } from '../config/app.config.js';
-import { ConnectionAdmission, releaseAdmission } from './connection-admission.js';
+import { ConnectionAdmission } from './connection-admission.js';
 
 /** An upgrade request from 127.0.0.1 whose TCP socket closes on `socket.emit('close')`. */
 function upgradeRequest(): IncomingMessage {
@@ -20,7 +20,7 @@ function admissionOf(maxConnections: number): ConnectionAdmission {
   return new ConnectionAdmission(config);
 }
 
-describe('releaseAdmission', () => {
+describe('ConnectionAdmission.releasePlace', () => {
   it('gives the place back at once, and the TCP close does not give it back again', () => {
     const admission = admissionOf(1);
     const refused = upgradeRequest();
@@ -28,10 +28,10 @@ describe('releaseAdmission', () => {
     const member = upgradeRequest();
     expect(admission.admit(member)).toMatchObject({ ok: false, status: 503 });
 
-    releaseAdmission(refused);
+    admission.releasePlace(refused);
     expect(admission.openConnections()).toBe(0);
     expect(admission.admit(member)).toEqual({ ok: true });
-    releaseAdmission(refused);
+    admission.releasePlace(refused);
     refused.socket.emit('close');
     expect(admission.openConnections()).toBe(1);
   });
@@ -40,7 +40,7 @@ describe('releaseAdmission', () => {
     const admission = admissionOf(1);
     const held = upgradeRequest();
     admission.admit(held);
-    releaseAdmission(upgradeRequest());
+    admission.releasePlace(upgradeRequest());
     expect(admission.openConnections()).toBe(1);
     held.socket.emit('close');
     expect(admission.openConnections()).toBe(0);

@@ -8,20 +8,6 @@ export type UpgradeDecision = { ok: true } | { ok: false; status: number; messag
 
 const ADMITTED: UpgradeDecision = { ok: true };
 
-/** How each admitted request gives its place back; taken out when it runs, so it runs once. */
-const placeReleases = new WeakMap<IncomingMessage, () => void>();
-
-/**
- * Gives back the place `request` holds, now rather than when its TCP socket closes: for an
- * upgrade refused after the handshake (told by a close code), which never becomes a connection.
- * A request that holds no place (refused by admit, or already given back) is left alone.
- */
-export function releaseAdmission(request: IncomingMessage): void {
-  const release = placeReleases.get(request);
-  placeReleases.delete(request);
-  release?.();
-}
-
 /**
  * The checks at the upgrade that need no identity: the Origin (ALLOWED_ORIGINS, 403), the server's
  * capacity (MAX_CONNECTIONS, 503) and one address's share (MAX_CONNECTIONS_PER_IP, 429). It also
@@ -34,6 +20,8 @@ export class ConnectionAdmission implements OnModuleInit {
   private readonly anyOrigin: boolean;
   private readonly origins: ReadonlySet<string>;
   private readonly addresses = new WeakMap<IncomingMessage, string>();
+  /** The address whose place each admitted request holds, until it gives the place back. */
+  private readonly places = new WeakMap<IncomingMessage, string>();
   private readonly openPerAddress = new Map<string, number>();
   private openTotal = 0;
 
@@ -55,7 +43,7 @@ export class ConnectionAdmission implements OnModuleInit {
   /**
    * Admits an upgrade and holds its place at once, so upgrades still being authenticated count
    * too; the place is given back when the request's TCP socket closes (a refused handshake just
-   * after, an open WebSocket when it ends), or by releaseAdmission.
+   * after, an open WebSocket when it ends), or by releasePlace.
    */
   admit(request: IncomingMessage): UpgradeDecision {
     const origin = request.headers.origin;
@@ -72,9 +60,23 @@ export class ConnectionAdmission implements OnModuleInit {
       return { ok: false, status: 429, message: 'Too many connections from this address' };
     }
     this.hold(address);
-    placeReleases.set(request, () => this.release(address));
-    request.socket.once('close', () => releaseAdmission(request));
+    this.places.set(request, address);
+    request.socket.once('close', () => this.releasePlace(request));
     return ADMITTED;
+  }
+
+  /**
+   * Gives back the place `request` holds, now rather than when its TCP socket closes: for an
+   * upgrade refused after the handshake (told by a close code), which never becomes a connection.
+   * A request that holds no place (refused by admit, or already given back) is left alone.
+   */
+  releasePlace(request: IncomingMessage): void {
+    const address = this.places.get(request);
+    if (address === undefined) {
+      return;
+    }
+    this.places.delete(request);
+    this.release(address);
   }
 
   /** The client's address (see clientAddressOf), resolved once per request. */
