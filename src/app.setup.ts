@@ -120,6 +120,7 @@ export function configureApp(app: INestApplication): AppConfig {
           : parseBinaryPose(data, connection.userId);
       },
       relayBinaryPose: (pose: BinaryPose) => gateway.relayBinaryPose(pose),
+      connectWork: (socket: WebSocket) => users.connectionOf(socket)?.connectWork,
       reply: (socket: WebSocket, reply: unknown) => {
         const connection = users.connectionOf(socket);
         if (connection) {

@@ -40,7 +40,9 @@ export class SessionTakeoverService implements OnModuleInit {
       }
     });
     await this.cluster.subscriber.subscribe(channel);
-    this.users.onConnect((connection) => void this.takeOver(connection));
+    // The new socket's first frames wait for the takeover: a `get_state` sent right after
+    // `connected` finds the rooms there, as it does when the old socket was on this instance.
+    this.users.onConnect((connection) => this.takeOver(connection));
   }
 
   /**

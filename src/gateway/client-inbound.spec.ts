@@ -72,6 +72,7 @@ function setup(overrides: Partial<InboundOptions> = {}) {
   );
   const send = (text: string) => inbound.receive(Buffer.from(text), false);
   return {
+    inbound,
     socket,
     replies,
     dispatched,
@@ -278,6 +279,31 @@ describe('ClientInbound', () => {
     // Once the queue drained, the next one goes out at once again.
     send('{"action":"broadcast","n":3}');
     expect(relayed).toEqual([3]);
+  });
+
+  it('handles no frame, a pose included, before the connect work it waits for settles', async () => {
+    const relayed: unknown[] = [];
+    const { inbound, send, dispatched } = setup({
+      relayAtOnce: (_socket, message) => {
+        relayed.push(message.n);
+        return true;
+      },
+    });
+    let finishWork!: () => void;
+    inbound.waitFor(new Promise<void>((resolve) => (finishWork = resolve)));
+    send('{"action":"get_state","requestId":"a"}');
+    send('{"action":"broadcast","n":1}');
+    await flush();
+    expect(dispatched).toEqual([]);
+    expect(relayed).toEqual([]);
+
+    finishWork();
+    await flush();
+    await flush();
+    expect(dispatched.map((frame) => !frame.rejected && frame.message.action)).toEqual([
+      'get_state',
+      'broadcast',
+    ]);
   });
 
   it('hands a throwaway broadcast the relay refused to its handler, to be answered', async () => {

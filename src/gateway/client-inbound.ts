@@ -210,6 +210,11 @@ export class ClientInbound {
     });
   }
 
+  /** Handles no frame before `work` settles (frames still arrive, and count, meanwhile). */
+  waitFor(work: Promise<void>): void {
+    this.enqueue(() => work);
+  }
+
   private enqueue(task: () => Promise<void>): void {
     this.pending++;
     if (this.pending >= this.options.maxPendingMessages && !this.paused) {

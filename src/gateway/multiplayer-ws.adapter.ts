@@ -69,6 +69,8 @@ export interface MultiplayerWsAdapterOptions {
   readBinary(socket: WebSocket, data: Buffer): BinaryPose | ParsedFrame | undefined;
   /** relayAtOnce for a binary pose. */
   relayBinaryPose(pose: BinaryPose): boolean;
+  /** What a new socket's frames wait for before the first is handled (Connection.connectWork). */
+  connectWork(socket: WebSocket): Promise<void> | undefined;
 }
 
 type HandlerCallback = (data: unknown, action: unknown) => unknown;
@@ -228,6 +230,10 @@ export class MultiplayerWsAdapter extends WsAdapter {
         return this.run(client, callback, frame.message, frame.action);
       },
     );
+    const connectWork = adapterOptions.connectWork(client);
+    if (connectWork) {
+      inbound.waitFor(connectWork);
+    }
     client.on('message', inbound.receive);
     // A frame ws refuses closes the connection after the replies to the frames before it.
     closeAfterQueuedOnProtocolError(client, (code, reason) =>

@@ -30,6 +30,11 @@ export class Connection {
   onServerClose?: (code: number) => void;
   /** Came with a valid resume token: a `resume` takes its seats back, not a session takeover. */
   resuming = false;
+  /**
+   * Work started when it connected that its frames wait for (UsersService.onConnect): a takeover
+   * of the rooms its session held on another instance. Undefined when there was none.
+   */
+  connectWork?: Promise<void>;
   /** Who this is, as the upgrade decided; a `refresh_token` replaces it with the new claims. */
   identity: Identity;
   /** Opted in to the binary pose channel (docs/binary-poses.md): poses go to it as binary frames. */

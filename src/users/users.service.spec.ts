@@ -97,6 +97,27 @@ describe('UsersService', () => {
     expect(connection.alive).toBe(true);
   });
 
+  describe('connect listeners', () => {
+    it('leave no connect work when none returns a promise', () => {
+      users.onConnect(() => undefined);
+      expect(connectFresh('alice').connection.connectWork).toBeUndefined();
+    });
+
+    it('give the connection work that settles once every listener has, failed ones too', async () => {
+      let finish!: () => void;
+      users.onConnect(() => new Promise<void>((resolve) => (finish = resolve)));
+      users.onConnect(() => Promise.reject(new Error('Redis is down')));
+      const work = connectFresh('alice').connection.connectWork;
+      expect(work).toBeInstanceOf(Promise);
+      let settled = false;
+      void work!.then(() => (settled = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(settled).toBe(false);
+      finish();
+      await expect(work).resolves.toBeUndefined();
+    });
+  });
+
   describe('session replacement', () => {
     it('closes the older socket with 4000 "Session replaced" and keeps the new one', () => {
       const oldSocket = fakeSocket();

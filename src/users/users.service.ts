@@ -8,6 +8,9 @@ import { LocalMembership } from './local-membership.js';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import { truncate } from '../logging/log-fields.js';
 
+/** See UsersService.onConnect. */
+export type ConnectListener = (connection: Connection) => void | Promise<void>;
+
 export interface ConnectResult {
   connection: Connection;
   /** The earlier connection of the same userId, now closed with 4000. */
@@ -26,15 +29,19 @@ export class UsersService {
   /** Users whose connection dropped and whose seats are held for a resume. */
   private readonly held = new Set<string>();
   readonly membership = new LocalMembership();
-  private readonly connectListeners: Array<(connection: Connection) => void> = [];
+  private readonly connectListeners: Array<ConnectListener> = [];
   private readonly countClose: (code: number) => void;
 
   constructor(@Optional() counters: ServerCounters = new ServerCounters()) {
     this.countClose = (code) => counters.disconnect(code);
   }
 
-  /** Called for every new connection, after any same-instance replacement. */
-  onConnect(listener: (connection: Connection) => void): void {
+  /**
+   * Called for every new connection, after any same-instance replacement. A listener that returns
+   * a promise holds the connection's frames back until it settles (Connection.connectWork), so
+   * that what a client sends first sees what the listener did (its rooms taken over).
+   */
+  onConnect(listener: ConnectListener): void {
     this.connectListeners.push(listener);
   }
 
@@ -70,10 +77,23 @@ export class UsersService {
         userId,
       });
     }
-    for (const listener of this.connectListeners) {
-      listener(connection);
-    }
+    connection.connectWork = this.runConnectListeners(connection);
     return { connection, replaced };
+  }
+
+  private runConnectListeners(connection: Connection): Promise<void> | undefined {
+    const work: Promise<void>[] = [];
+    for (const listener of this.connectListeners) {
+      const started = listener(connection);
+      if (started) {
+        work.push(started);
+      }
+    }
+    if (work.length === 0) {
+      return undefined;
+    }
+    // The frames wait for the work, not for its outcome: a listener's failure is its own to log.
+    return Promise.allSettled(work).then(() => undefined);
   }
 
   /** Forgets a closed client; returns its connection only if it was still the user's current one. */
