@@ -627,20 +627,9 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** Leaves the rooms of held seats, except one the user is in again on a live connection. */
-  private async leaveSeats(userId: string, roomIds: readonly string[]): Promise<void> {
-    for (const roomId of roomIds) {
-      if (this.isLiveIn(userId, roomId)) {
-        continue;
-      }
-      try {
-        const outcome = await this.store.leave(roomId, userId, Date.now());
-        if (outcome) {
-          await this.rooms.announceDeparture(roomId, userId, outcome, 'disconnected');
-        }
-      } catch (error) {
-        this.logger.error(`Could not remove ${userId} from ${roomId}: ${String(error)}`);
-      }
-    }
+  private leaveSeats(userId: string, roomIds: readonly string[]): Promise<void> {
+    const gone = roomIds.filter((roomId) => !this.isLiveIn(userId, roomId));
+    return this.rooms.removeDeparted(userId, gone);
   }
 
   /**

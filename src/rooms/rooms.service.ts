@@ -382,18 +382,33 @@ export class RoomsService {
    * rest when Redis answers again).
    */
   async leaveAll(connection: Connection): Promise<void> {
-    for (const roomId of [...connection.rooms]) {
+    const roomIds = [...connection.rooms];
+    for (const roomId of roomIds) {
       this.users.membership.remove(connection, roomId);
-      try {
-        const outcome = await this.store.leave(roomId, connection.userId, Date.now());
-        if (outcome) {
-          await this.announceDeparture(roomId, connection.userId, outcome, 'disconnected');
-        }
-      } catch (error) {
-        this.logger.error(
-          `Could not remove ${connection.userId} from room ${roomId}: ${String(error)}`,
-        );
+    }
+    await this.removeDeparted(connection.userId, roomIds);
+  }
+
+  /**
+   * Takes a user that is gone (closed, dropped, its held seats expired) out of rooms, and tells
+   * each room. Every leave goes to the store at once, before this returns to the event loop: a
+   * join of the same user that comes after (a reconnect) then reaches the store after them, and
+   * is not taken out by a leave that was still to be sent.
+   */
+  removeDeparted(userId: string, roomIds: readonly string[]): Promise<void> {
+    return Promise.all(roomIds.map((roomId) => this.removeDepartedFrom(roomId, userId))).then(
+      () => undefined,
+    );
+  }
+
+  private async removeDepartedFrom(roomId: string, userId: string): Promise<void> {
+    try {
+      const outcome = await this.store.leave(roomId, userId, Date.now());
+      if (outcome) {
+        await this.announceDeparture(roomId, userId, outcome, 'disconnected');
       }
+    } catch (error) {
+      this.logger.error(`Could not remove ${userId} from room ${roomId}: ${String(error)}`);
     }
   }
 

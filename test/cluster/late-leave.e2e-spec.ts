@@ -78,3 +78,50 @@ describe('cluster: a dropped socket whose leave is announced late', () => {
     expect(room).toMatchObject({ roomId: 'hall', userCount: 2 });
   });
 });
+
+describe('cluster: a dropped socket whose rooms are left one after another', () => {
+  const fixture = useTestCluster({ instances: 2 });
+
+  it('does not take out a seat the same user took again on the same instance meanwhile', async () => {
+    const [a] = fixture.servers;
+    const alice = await fixture.connect(0, 'alice');
+    const bob = await fixture.connect(1, 'bob');
+    await alice.join('first');
+    await alice.join('second');
+    await bob.join('second');
+    // The first room's leave is slow to come back: a loop that sent the second room's leave only
+    // after the first one's came back would send it after alice's new join below.
+    const store = a.app.get(RedisRoomStore);
+    const leave = store.leave.bind(store);
+    store.leave = async (...args: Parameters<RedisRoomStore['leave']>) => {
+      const outcome = await leave(...args);
+      if (args[0] === 'first') {
+        await delay(400);
+      }
+      return outcome;
+    };
+
+    alice.socket.terminate();
+    await delay(150); // instance a saw the drop and is leaving alice's rooms
+    const back = await fixture.connect(0, 'alice');
+    const backJoined = await back.join('second');
+    await delay(800); // every leave of the dropped socket has come back by now
+
+    // bob saw alice leave and come back, in that order, and she is still in the room.
+    const seen = bob.received
+      .filter((message) => message.event === 'user_left' || message.event === 'user_joined')
+      .map((message) => message.event);
+    expect(seen.slice(-1)).toEqual(['user_joined']);
+    expect(
+      membersSeenBy(
+        back,
+        'second',
+        backJoined.users.map((user) => user.id),
+      ),
+    ).toEqual(['alice', 'bob']);
+    const state = back.request('get_state', { roomId: 'second' });
+    expect((await back.reply(state)).event).toBe('state');
+    const rooms = await statsRooms(a.httpUrl);
+    expect(rooms.find((room) => room.roomId === 'second')).toMatchObject({ userCount: 2 });
+  });
+});
