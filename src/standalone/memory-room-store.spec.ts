@@ -29,7 +29,7 @@ class FakePersistence implements RoomPersistence {
   readonly files = new Map<string, PersistedRoom>();
   readonly calls: string[] = [];
   mode: WriteMode = 'instant';
-  private readonly held: Array<() => void> = [];
+  private readonly held: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
   constructor(readonly stored: PersistedRoom[] = []) {}
 
@@ -60,8 +60,15 @@ class FakePersistence implements RoomPersistence {
     if (!write) {
       throw new Error('no write is held');
     }
-    write();
+    write.resolve();
     await settle();
+  }
+
+  /** Fails every held write. */
+  failHeld(): void {
+    for (const write of this.held.splice(0)) {
+      write.reject(new Error('disk full'));
+    }
   }
 
   private write(): Promise<void> {
@@ -69,7 +76,7 @@ class FakePersistence implements RoomPersistence {
       case 'instant':
         return Promise.resolve();
       case 'held':
-        return new Promise((resolve) => this.held.push(resolve));
+        return new Promise((resolve, reject) => this.held.push({ resolve, reject }));
       case 'failing':
         return Promise.reject(new Error('disk full'));
     }
@@ -262,6 +269,37 @@ describe('MemoryRoomStore', () => {
       persistence.mode = 'instant';
       await createPersistent('p');
       expect((await store.list()).map((room) => room.roomId)).toEqual(['p']);
+    });
+
+    describe('a join while the room’s first write is under way', () => {
+      it('waits for the write, then joins the room on disk', async () => {
+        persistence.mode = 'held';
+        const creating = createPersistent('p');
+        let joined = false;
+        const joining = store.join(joinRequest('p', 'alice', { mayCreate: false })).then((o) => {
+          joined = true;
+          return o;
+        });
+        await settle();
+        expect(joined).toBe(false);
+        await persistence.release();
+        await creating;
+        expect(await joining).toMatchObject({ createdRoom: false, roomInfo: { roomId: 'p' } });
+      });
+
+      it('is not let into a room whose write then fails: the room is not found', async () => {
+        persistence.mode = 'held';
+        const creating = createPersistent('p').catch((error: unknown) => error);
+        const joining = rejection(() =>
+          store.join(joinRequest('p', 'alice', { mayCreate: false })),
+        );
+        await settle();
+        // The held write completes as a failure: the room goes, and the join finds none.
+        persistence.failHeld();
+        expect(await creating).toMatchObject({ message: 'disk full' });
+        expect((await joining).code).toBe(ErrorCode.RoomNotFound);
+        expect(await store.list()).toEqual([]);
+      });
     });
 
     it('removes the file of a deleted persistent room before the room is gone', async () => {

@@ -56,6 +56,11 @@ interface StoredRoom {
   bans: Map<string, number>;
   /** Set while the room has no members. */
   emptySince?: number;
+  /**
+   * Set while a persistent room's first write is under way: until it is on disk (or the write
+   * failed and the room is gone) the room is not acknowledged, and joins wait for the outcome.
+   */
+  firstSave?: Promise<void>;
   /** The newest member's join number, whence its slot (see nextJoinNumber). */
   joins: number;
 }
@@ -152,7 +157,7 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     if (!persistence) {
       return;
     }
-    await this.inSequence(stored.roomId, async () => {
+    const saved = this.inSequence(stored.roomId, async () => {
       try {
         await persistence.save(persistedRoom(stored, stored.state));
       } catch (error) {
@@ -161,8 +166,12 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
           this.deleteRoom(stored);
         }
         throw error;
+      } finally {
+        stored.firstSave = undefined;
       }
     });
+    stored.firstSave = saved.catch(() => undefined);
+    await saved;
   }
 
   /**
@@ -190,6 +199,11 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
           request.maxRooms,
         );
         return this.admit(created, request, true, true);
+      }
+      if (room.firstSave) {
+        // Nobody may be in a room that might yet not exist: it is on disk, or gone, first.
+        await room.firstSave;
+        continue;
       }
       if (request.restore && room.members.has(request.userId)) {
         return this.admit(room, request, true, false);
