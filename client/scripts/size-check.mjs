@@ -1,7 +1,7 @@
 // `npm run size` (root: `npm run client:build`): the SDK's built JavaScript must stay under the
 // 15 KB gzipped budget of issue 11. An application's bundler ships the SDK as part of one file, so
-// the check gzips every built file concatenated (comments included, nothing minified: a real
-// bundle comes out smaller). The sum of the files gzipped one by one is printed too, for loading
+// the check gzips every built file concatenated, as built: without comments (tsconfig.build.json),
+// nothing minified, so a real minified bundle comes out smaller. The sum of the files gzipped one by one is printed too, for loading
 // them unbundled as separate ES modules.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
