@@ -260,6 +260,72 @@ describe('messaging: broadcast, send_message and ping', () => {
       await lonely.expectNothing(0);
     });
 
+    describe('through a room named by roomId', () => {
+      it('arrives as that room’s message, whichever room the two joined first', async () => {
+        const { alice, bob } = await roomOfThree();
+        await alice.join('studio');
+        await bob.join('studio');
+        expect((await alice.next('user_joined')).user.id).toBe('bob');
+        const message = { type: 'chat', data: { text: 'in the studio' } };
+        alice.request('send_message', { targetUserId: 'bob', roomId: 'studio', message });
+        expect(await bob.next('message')).toStrictEqual({
+          roomId: 'studio',
+          message,
+          senderId: 'alice',
+        });
+        // Without roomId, a room they share: the first alice joined.
+        alice.request('send_message', { targetUserId: 'bob', message });
+        expect((await bob.next('message')).roomId).toBe('gallery');
+      });
+
+      it('answers NOT_IN_ROOM for a room the sender is not in, USER_NOT_FOUND for the target', async () => {
+        const { alice, bob, dave } = await roomOfThree();
+        const senderOutside = alice.request('send_message', {
+          targetUserId: 'dave',
+          roomId: 'elsewhere',
+          message: { type: 'chat' },
+        });
+        expect(await alice.error(senderOutside)).toMatchObject({
+          code: 'NOT_IN_ROOM',
+          requestId: senderOutside,
+        });
+        await dave.join('gallery');
+        expect((await bob.next('user_joined')).user.id).toBe('dave');
+        expect((await alice.next('user_joined')).user.id).toBe('dave');
+        const targetOutside = bob.request('send_message', {
+          targetUserId: 'alice',
+          roomId: 'elsewhere',
+          message: { type: 'chat' },
+        });
+        expect(await bob.error(targetOutside)).toMatchObject({ code: 'NOT_IN_ROOM' });
+        const notShared = dave.request('send_message', {
+          targetUserId: 'alice',
+          roomId: 'elsewhere',
+          message: { type: 'chat' },
+        });
+        expect(await dave.error(notShared)).toMatchObject({
+          code: 'USER_NOT_FOUND',
+          requestId: notShared,
+        });
+        await alice.expectNothing(100);
+      });
+
+      it.each([null, 'bad room', 7])('refuses roomId %p with VALIDATION_FAILED', async (roomId) => {
+        const { alice, bob } = await roomOfThree();
+        const requestId = alice.request('send_message', {
+          targetUserId: 'bob',
+          roomId,
+          message: { type: 'chat' },
+        });
+        expect(await alice.error(requestId)).toMatchObject({
+          code: 'VALIDATION_FAILED',
+          requestId,
+          field: 'roomId',
+        });
+        await bob.expectNothing(100);
+      });
+    });
+
     it('answers USER_NOT_FOUND for a member who has since disconnected', async () => {
       const { alice, bob } = await roomOfThree();
       bob.close();

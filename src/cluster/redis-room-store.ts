@@ -452,7 +452,15 @@ export class RedisRoomStore implements RoomStore, OnApplicationBootstrap {
     return users;
   }
 
-  async shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
+  async shareRoom(userId: string, otherUserId: string, via?: string): Promise<string | undefined> {
+    if (via !== undefined) {
+      const [mine, theirs] = (await this.transaction((multi) =>
+        multi
+          .zscore(this.keys.userRooms(userId), via)
+          .zscore(this.keys.userRooms(otherUserId), via),
+      )) as [string | null, string | null];
+      return mine !== null && theirs !== null ? via : undefined;
+    }
     const [mine, theirs] = (await this.transaction((multi) =>
       multi
         .zrange(this.keys.userRooms(userId), 0, '-1')

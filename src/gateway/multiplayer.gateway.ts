@@ -282,7 +282,12 @@ export class MultiplayerGateway implements OnGatewayConnection, OnGatewayDisconn
     @ConnectedSocket() socket: WebSocket,
     @MessageBody(validated) body: SendMessageDto,
   ): Promise<void> {
-    await this.relay.sendDirect(this.connectionOf(socket), body.targetUserId, body.message);
+    await this.relay.sendDirect(
+      this.connectionOf(socket),
+      body.targetUserId,
+      body.message,
+      body.roomId,
+    );
   }
 
   @SubscribeMessage(ClientAction.Ping)

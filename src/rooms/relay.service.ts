@@ -74,11 +74,23 @@ export class RelayService {
     this.recordActivity(roomId);
   }
 
-  async sendDirect(sender: Connection, targetUserId: string, message: AppMessage): Promise<void> {
+  /**
+   * @param via the room to send it through, which the sender must be in here; default: a room
+   *   the two share.
+   */
+  async sendDirect(
+    sender: Connection,
+    targetUserId: string,
+    message: AppMessage,
+    via?: string,
+  ): Promise<void> {
     if (message.senderId !== undefined && message.senderId !== sender.userId) {
       throw ProtocolError.forbidden('message.senderId must be your own userId');
     }
-    const roomId = await this.store.shareRoom(sender.userId, targetUserId);
+    if (via !== undefined && !sender.rooms.has(via)) {
+      throw ProtocolError.notInRoom(via);
+    }
+    const roomId = await this.store.shareRoom(sender.userId, targetUserId, via);
     const delivered =
       roomId !== undefined &&
       this.bus.sendToMember(roomId, targetUserId, {

@@ -233,8 +233,11 @@ export interface RoomStore {
   members(roomId: string): Promise<RoomUser[]>;
   /** The rooms the user is a member of, in join order. */
   roomsOf(userId: string): Promise<string[]>;
-  /** Whether two users share a room. */
-  shareRoom(userId: string, otherUserId: string): Promise<string | undefined>;
+  /**
+   * A room two users share (the first the user joined), or `via` when both are in it; undefined
+   * when they share none (or not `via`).
+   */
+  shareRoom(userId: string, otherUserId: string, via?: string): Promise<string | undefined>;
   touch(roomId: string, now: number): Promise<void>;
   list(): Promise<RoomSummary[]>;
   /** Claims and deletes the rooms that expired under the policy. */

@@ -347,11 +347,14 @@ export class MemoryRoomStore implements RoomStore, OnModuleInit, OnApplicationSh
     return Promise.resolve([...room.members.values()].map((user) => ({ ...user })));
   }
 
-  shareRoom(userId: string, otherUserId: string): Promise<string | undefined> {
+  shareRoom(userId: string, otherUserId: string, via?: string): Promise<string | undefined> {
     const mine = this.roomsOfUser.get(userId);
     const theirs = this.roomsOfUser.get(otherUserId);
     if (!mine || !theirs) {
       return Promise.resolve(undefined);
+    }
+    if (via !== undefined) {
+      return Promise.resolve(mine.has(via) && theirs.has(via) ? via : undefined);
     }
     for (const roomId of mine) {
       if (theirs.has(roomId)) {

@@ -741,6 +741,18 @@ export function describeRoomStoreContract(
         expect(await store.shareRoom('nobody', 'bob')).toBeUndefined();
       });
 
+      it('returns the room asked for when both are in it, else undefined', async () => {
+        await store.join(joinRequest('r1', 'alice'));
+        await store.join(joinRequest('r2', 'alice'));
+        await store.join(joinRequest('r1', 'bob'));
+        await store.join(joinRequest('r2', 'bob'));
+        await store.join(joinRequest('r3', 'alice'));
+        expect(await store.shareRoom('alice', 'bob', 'r2')).toBe('r2');
+        expect(await store.shareRoom('alice', 'bob', 'r3')).toBeUndefined();
+        expect(await store.shareRoom('alice', 'bob', 'missing')).toBeUndefined();
+        expect(await store.shareRoom('alice', 'nobody', 'r1')).toBeUndefined();
+      });
+
       it('forgets a shared room once one of them leaves', async () => {
         await store.join(joinRequest('r', 'alice'));
         await store.join(joinRequest('r', 'bob'));
