@@ -72,8 +72,12 @@ export class GalleryClient {
   private readonly rooms = new Map<string, Room>();
   /** Joins in flight, by requestId: their room is made when room_joined arrives. */
   private readonly joining = new Map<string, JoinOptions & { roomId: string }>();
-  /** Rooms left while reconnecting: let go once back. */
+  /** Rooms left while reconnecting, or whose leave_room a drop cut off: let go once back. */
   private readonly leaving = new Set<string>();
+  /** Rooms with a leave_room in flight: a `resumed` naming one meanwhile needs no second. */
+  private readonly leavesInFlight = new Set<string>();
+  /** Joins again waiting out UNAVAILABLE or RATE_LIMITED; a reconnect rejoins anyway. */
+  private readonly rejoinTimers = new Set<unknown>();
   private readonly pending: PendingRequests;
   private readonly poses: PoseLimiter;
   private readonly clock: Clock;
@@ -83,12 +87,17 @@ export class GalleryClient {
   private current: ConnectionState = 'idle';
   private attempt = 0;
   private retryTimer: unknown;
+  /** Counts dials and closes: a dial that is not the latest when its token comes gives up. */
+  private dialGeneration = 0;
+  /** What reconnects offer without getToken: options.token, then the last one refreshed. */
+  private token?: string;
   private waiters: Array<{ resolve(): void; reject(error: GalleryError): void }> = [];
   private resumeToken?: string;
   private assignedUserId?: string;
 
   constructor(private readonly options: GalleryClientOptions) {
     this.clock = options.clock ?? systemClock;
+    this.token = options.token;
     this.pending = new PendingRequests(this.clock, options.requestTimeoutMs ?? 10_000);
     this.poses = new PoseLimiter(this.clock, options.posesPerSecond ?? 60);
     this.link = {
@@ -178,9 +187,13 @@ export class GalleryClient {
     return this.clock.now() - started;
   }
 
-  /** AUTH_MODE=jwt: extends the session with a fresh token; resolves with the new end. */
+  /**
+   * AUTH_MODE=jwt: extends the session with a fresh token; resolves with the new end. Reconnects
+   * offer it from then on (the old one may have expired), unless getToken was given.
+   */
   async refreshToken(token: string): Promise<number> {
     const reply = await this.request(ClientAction.RefreshToken, { token }, 'token_refreshed');
+    this.token = token;
     return reply.expiresAt;
   }
 
@@ -249,7 +262,28 @@ export class GalleryClient {
       this.leaving.add(roomId);
       return Promise.resolve();
     }
-    return this.request(ClientAction.LeaveRoom, { roomId }, 'room_left');
+    return this.sendLeave(roomId);
+  }
+
+  /** leave_room, kept in leavesInFlight until answered. */
+  private sendLeave(roomId: string): Promise<unknown> {
+    const left = this.request(ClientAction.LeaveRoom, { roomId }, 'room_left');
+    this.leavesInFlight.add(roomId);
+    const settled = (): boolean => this.leavesInFlight.delete(roomId);
+    left.then(settled, settled);
+    return left;
+  }
+
+  /**
+   * The server has this user in a room the SDK does not follow (left while the connection
+   * dropped, a join answered after its timeout): let it go, or the user stays there. A NOT_IN_ROOM
+   * answer means it was gone already.
+   */
+  private leaveIfUnfollowed(roomId: string): void {
+    const joining = [...this.joining.values()].some((join) => join.roomId === roomId);
+    if (!this.rooms.has(roomId) && !joining && !this.leavesInFlight.has(roomId)) {
+      this.sendLeave(roomId).catch(() => undefined);
+    }
   }
 
   private forget(room: Room): void {
@@ -277,29 +311,25 @@ export class GalleryClient {
   }
 
   private async dial(): Promise<void> {
-    let protocols: string[] | undefined;
+    // A close() or another dial while the token is fetched makes this one stale: it gives up,
+    // or two sockets would open, the later replacing the earlier (4000, final).
+    const generation = ++this.dialGeneration;
+    let token: string | undefined;
     try {
-      const token = await (this.options.getToken?.() ?? this.options.token);
-      // Always offered: a refused upgrade then closes with a code a browser can read. gallery.v2
-      // after it: a server without the binary channel picks the first it knows.
-      protocols = [APP_SUBPROTOCOL];
-      if (this.options.binaryPoses === true) {
-        protocols.push(BINARY_SUBPROTOCOL);
-      }
-      if (token) {
-        protocols.push(`bearer.${token}`);
-      }
+      token = await (this.options.getToken?.() ?? this.token);
     } catch (error) {
-      this.onClose(undefined, { code: 1006, reason: `getToken failed: ${String(error)}` });
+      if (generation === this.dialGeneration) {
+        this.onClose(undefined, { code: 1006, reason: `getToken failed: ${String(error)}` });
+      }
       return;
     }
-    if (this.current !== 'connecting' && this.current !== 'reconnecting') {
-      return; // closed while the token was fetched
+    if (generation !== this.dialGeneration) {
+      return;
     }
     let socket: SocketLike;
     try {
       const Socket = this.options.WebSocket ?? globalWebSocket();
-      socket = new Socket(this.dialUrl(), protocols);
+      socket = new Socket(this.dialUrl(), this.protocols(token));
       if (this.options.binaryPoses === true) {
         socket.binaryType = 'arraybuffer';
       }
@@ -309,6 +339,21 @@ export class GalleryClient {
       return;
     }
     this.attach(socket);
+  }
+
+  /**
+   * `gallery` always: a refused upgrade then closes with a code a browser can read. gallery.v2
+   * after it: a server without the binary channel picks the first it knows.
+   */
+  private protocols(token: string | undefined): string[] {
+    const protocols = [APP_SUBPROTOCOL];
+    if (this.options.binaryPoses === true) {
+      protocols.push(BINARY_SUBPROTOCOL);
+    }
+    if (token) {
+      protocols.push(`bearer.${token}`);
+    }
+    return protocols;
   }
 
   private dialUrl(): string {
@@ -403,6 +448,8 @@ export class GalleryClient {
         this.onRoomJoined(message.data);
         return;
       case 'room_left':
+        // Settled now, not a microtask later: a drop right after must not send the leave again.
+        this.leavesInFlight.delete(message.data.roomId);
         // Without requestId: the server found this member gone from the room (missed events).
         if (message.data.requestId === undefined) {
           this.rooms.get(message.data.roomId)?.close('lost');
@@ -450,13 +497,18 @@ export class GalleryClient {
     this.current = 'open';
     const leaving = [...this.leaving];
     this.leaving.clear();
+    const leave = (): void => leaving.forEach((roomId) => this.leaveIfUnfollowed(roomId));
     if (data.resumed === true && this.rooms.size + leaving.length > 0) {
       this.resume();
-      for (const roomId of leaving) {
-        this.leaveRoom(roomId).catch(() => undefined);
-      }
+      leave();
     } else {
       this.rejoin([...this.rooms.values()]);
+      // Resume off: had the server not seen the drop, every room moved to this connection (a
+      // session takeover), the left ones too. With resume on and the token not taken, the seats
+      // are gone.
+      if (data.resumeToken === undefined) {
+        leave();
+      }
     }
     this.setState('open', {}, previous);
   }
@@ -472,6 +524,8 @@ export class GalleryClient {
     if (join?.roomId === info.roomId) {
       const { roomId, ...joinOptions } = join;
       this.rooms.set(roomId, new Room(roomId, info, joinOptions, this.link));
+    } else {
+      this.leaveIfUnfollowed(info.roomId);
     }
   }
 
@@ -491,10 +545,12 @@ export class GalleryClient {
     for (const entry of data.rooms) {
       const room = this.rooms.get(entry.roomId);
       answered.add(entry.roomId);
-      if (entry.recovered) {
-        room?.setPosition(entry.epoch, entry.seq);
+      if (!room) {
+        this.leaveIfUnfollowed(entry.roomId); // every held seat came back, listed or not
+      } else if (entry.recovered) {
+        room.setPosition(entry.epoch, entry.seq);
       } else {
-        room?.applySnapshot(entry.roomInfo);
+        room.applySnapshot(entry.roomInfo);
       }
     }
     // The resume took back every held seat: these were kicked, or deleted (a join would recreate).
@@ -503,27 +559,43 @@ export class GalleryClient {
   }
 
   private rejoin(rooms: Room[]): void {
+    const socket = this.socket;
     for (const room of rooms) {
       this.join(room.id, room.joinOptions).catch((error: unknown) => {
-        if (!(error instanceof GalleryError) || error.code === ClientErrorCode.ConnectionClosed) {
-          return;
+        if (!(error instanceof GalleryError) || isConnectionLoss(error)) {
+          return; // the next connection resumes or rejoins it
         }
-        if (error.code !== ErrorCode.Unavailable) {
+        const delay = rejoinDelay(error);
+        if (delay === undefined) {
           room.close('lost', error); // kicked, deleted meanwhile, full
           return;
         }
-        // Redis was slow (a rolling deploy): again while the room is ours.
-        this.clock.setTimeout(() => {
-          if (this.rooms.get(room.id) === room && !room.leaving) {
+        // Again on the same connection while the room is still wanted; a new one rejoins anyway.
+        this.afterRejoinDelay(delay, () => {
+          if (this.socket === socket && this.rooms.get(room.id) === room && !room.leaving) {
             this.rejoin([room]);
           }
-        }, 1000);
+        });
       });
     }
   }
 
+  private afterRejoinDelay(delay: number, retry: () => void): void {
+    const timer = this.clock.setTimeout(() => {
+      this.rejoinTimers.delete(timer);
+      retry();
+    }, delay);
+    this.rejoinTimers.add(timer);
+  }
+
+  private clearRejoinTimers(): void {
+    this.rejoinTimers.forEach((timer) => this.clock.clearTimeout(timer));
+    this.rejoinTimers.clear();
+  }
+
   private onClose(status: number | undefined, close: { code: number; reason: string }): void {
     this.detach();
+    this.clearRejoinTimers();
     this.pending.rejectAll(`Connection closed (${close.code})`);
     this.poses.clear();
     const terminal = isTerminalClose(close.code, status);
@@ -532,6 +604,8 @@ export class GalleryClient {
       this.rooms.forEach((room) => room.close('disconnected'));
       return;
     }
+    // A leave cut by the drop may not have reached the server: sent again once back.
+    this.leavesInFlight.forEach((roomId) => this.leaving.add(roomId));
     this.setState('reconnecting', close);
     const delay = backoffDelay(
       this.attempt,
@@ -546,10 +620,12 @@ export class GalleryClient {
   }
 
   private shutDown(close: { code: number; reason: string }): void {
+    this.dialGeneration += 1; // a dial waiting for its token gives up
     if (this.retryTimer !== undefined) {
       this.clock.clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
     }
+    this.clearRejoinTimers();
     this.leaving.clear();
     const socket = this.detach();
     socket?.close(1000, 'Client closed');
@@ -565,6 +641,28 @@ export class GalleryClient {
     this.socket = undefined;
     return socket;
   }
+}
+
+/** The connection went away under the request: not the room's fault. */
+function isConnectionLoss(error: GalleryError): boolean {
+  return (
+    error.code === ClientErrorCode.ConnectionClosed || error.code === ClientErrorCode.NotConnected
+  );
+}
+
+/**
+ * When a refused join again is worth another try: UNAVAILABLE (Redis was slow, as in a rolling
+ * deploy) a second later; RATE_LIMITED (many rooms rejoining at once, or the room's password
+ * attempts) once the server says it would fit, within bounds. Undefined: the room is lost.
+ */
+function rejoinDelay(error: GalleryError): number | undefined {
+  if (error.code === ErrorCode.Unavailable) {
+    return 1000;
+  }
+  if (error.code === ErrorCode.RateLimited) {
+    return Math.min(Math.max(error.retryAfterMs ?? 1000, 100), 30_000);
+  }
+  return undefined;
 }
 
 function globalWebSocket(): SocketConstructor {

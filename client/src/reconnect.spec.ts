@@ -169,3 +169,80 @@ describe('GalleryClient reconnects', () => {
     expect(FakeSocket.last.sent).toEqual([]);
   });
 });
+
+describe('GalleryClient tokens and dials', () => {
+  it('reconnects with the token given to refreshToken, the first one having expired', async () => {
+    const { client, socket, clock } = await openClient({ token: 'jwt.old', random: () => 0 });
+    const refreshed = client.refreshToken('jwt.new');
+    const { requestId } = socket.lastSent('refresh_token');
+    socket.receive('token_refreshed', { requestId, expiresAt: 2_000_000 });
+    await expect(refreshed).resolves.toBe(2_000_000);
+    socket.drop(1006);
+    clock.advance(0);
+    await settle();
+    expect(FakeSocket.last.protocols).toEqual(['gallery', 'bearer.jwt.new']);
+  });
+
+  it('keeps the first token when the refresh is refused, and getToken over a refreshed one', async () => {
+    const { client, socket, clock } = await openClient({ token: 'jwt.old', random: () => 0 });
+    const refused = client.refreshToken('jwt.bad');
+    const { requestId } = socket.lastSent('refresh_token');
+    socket.receive('error', { code: 'INVALID_TOKEN', message: 'Invalid token', requestId });
+    await expect(refused).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
+    socket.drop(1006);
+    clock.advance(0);
+    await settle();
+    expect(FakeSocket.last.protocols).toEqual(['gallery', 'bearer.jwt.old']);
+
+    const fresh = await openClient({ getToken: () => 'jwt.fetched', random: () => 0 });
+    const refresh = fresh.client.refreshToken('jwt.new');
+    const refreshId = fresh.socket.lastSent('refresh_token').requestId;
+    fresh.socket.receive('token_refreshed', { requestId: refreshId, expiresAt: 1 });
+    await refresh;
+    fresh.socket.drop(1006);
+    fresh.clock.advance(0);
+    await settle();
+    expect(FakeSocket.last.protocols).toEqual(['gallery', 'bearer.jwt.fetched']);
+  });
+
+  it('opens one socket when close() and connect() come while a token is fetched', async () => {
+    const tokens: Array<(token: string) => void> = [];
+    const client = new GalleryClient({
+      url: 'ws://server.test/',
+      WebSocket: FakeSocket,
+      clock: new FakeClock(),
+      getToken: () => new Promise<string>((resolve) => tokens.push(resolve)),
+    });
+    const first = client.connect();
+    await settle();
+    client.close();
+    await expect(first).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    const second = client.connect();
+    await settle();
+    tokens.forEach((resolve) => resolve('jwt'));
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(1);
+    FakeSocket.last.receive('connected', { userId: 'me' });
+    await expect(second).resolves.toBeUndefined();
+  });
+
+  it('does not start reconnecting when a token fetch fails after close()', async () => {
+    let fail: (error: Error) => void = () => undefined;
+    const clock = new FakeClock();
+    const client = new GalleryClient({
+      url: 'ws://server.test/',
+      WebSocket: FakeSocket,
+      clock,
+      getToken: () => new Promise<string>((_, reject) => (fail = reject)),
+    });
+    client.connect().catch(() => undefined);
+    await settle();
+    client.close();
+    fail(new Error('offline'));
+    await settle();
+    expect(client.state).toBe('closed');
+    clock.advance(60_000);
+    await settle();
+    expect(FakeSocket.instances).toHaveLength(0);
+  });
+});

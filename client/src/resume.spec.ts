@@ -1,6 +1,7 @@
 import type { GalleryClient } from './client.js';
 import type { Room } from './room.js';
 import {
+  dropAndRedial,
   FakeSocket,
   joinRoom,
   openClient,
@@ -13,14 +14,6 @@ import {
 beforeEach(() => {
   FakeSocket.instances = [];
 });
-
-/** Drops the connection and lets the client dial again (random 0: at once); returns the socket. */
-async function dropAndRedial(socket: FakeSocket, clock: FakeClock): Promise<FakeSocket> {
-  socket.drop(1006);
-  clock.advance(0);
-  await settle();
-  return FakeSocket.last;
-}
 
 describe('resume positions', () => {
   let client: GalleryClient;
@@ -178,6 +171,69 @@ describe('resume positions', () => {
     const third = await dropAndRedial(next, clock);
     third.receive('connected', { userId: 'me', resumeToken: 'T3', resumed: true });
     expect(third.sent.map((frame) => frame.action)).toEqual(['resume']);
+  });
+
+  it('sends no second leave when the resume names a room whose leave is in flight', async () => {
+    socket.drop(1006);
+    await room.leave();
+    clock.advance(0);
+    await settle();
+    const next = FakeSocket.last;
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    next.receive('resumed', {
+      requestId: next.lastSent('resume').requestId,
+      rooms: [{ roomId: 'gallery', recovered: true, epoch: 'E', seq: 2 }],
+      lost: [],
+    });
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume', 'leave_room']);
+  });
+
+  it('leaves a room the resume gave back that it does not follow (a join cut by the drop)', async () => {
+    const joining = client.joinRoom('cut').catch((error: unknown) => error);
+    const next = await dropAndRedial(socket, clock);
+    await expect(joining).resolves.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    // The server had seated it: every held seat comes back, listed or not.
+    next.receive('resumed', {
+      requestId: next.lastSent('resume').requestId,
+      rooms: [
+        { roomId: 'gallery', recovered: true, epoch: 'E', seq: 2 },
+        { roomId: 'cut', recovered: true, epoch: 'C', seq: 1 },
+      ],
+      lost: [],
+    });
+    expect(next.sent.map((frame) => frame.action)).toEqual(['resume', 'leave_room']);
+    expect(next.lastSent('leave_room')).toMatchObject({ roomId: 'cut' });
+    expect([...client.joinedRooms.keys()]).toEqual(['gallery']);
+  });
+
+  it('leaves a room again once back when its leave was cut by the drop', async () => {
+    const leaving = room.leave().catch((error: unknown) => error);
+    const next = await dropAndRedial(socket, clock);
+    await expect(leaving).resolves.toMatchObject({ code: 'CONNECTION_CLOSED' });
+    expect(room.closed).toBe('left');
+    next.receive('connected', { userId: 'me', resumeToken: 'T2', resumed: true });
+    expect(next.sent).toMatchObject([
+      { action: 'resume', rooms: [] },
+      { action: 'leave_room', roomId: 'gallery' },
+    ]);
+    // The resume names the seat it took back: its leave is on its way already.
+    next.receive('resumed', {
+      requestId: next.lastSent('resume').requestId,
+      rooms: [{ roomId: 'gallery', recovered: true, epoch: 'E', seq: 2 }],
+      lost: [],
+    });
+    expect(next.sent).toHaveLength(2);
+  });
+
+  it('leaves a room whose join timed out once its room_joined comes late', async () => {
+    const joined = client.joinRoom('late').catch((error: unknown) => error);
+    const { requestId } = socket.lastSent('join_room');
+    clock.advance(10_000);
+    await expect(joined).resolves.toMatchObject({ code: 'TIMEOUT' });
+    socket.receive('room_joined', { requestId, roomInfo: roomInfo('late') });
+    expect(client.joinedRooms.has('late')).toBe(false);
+    expect(socket.lastSent('leave_room')).toMatchObject({ roomId: 'late' });
   });
 
   it('resumes only to leave when the one room it had was left while reconnecting', async () => {

@@ -201,6 +201,14 @@ export async function openClient(
   return { client, clock, socket };
 }
 
+/** Drops the connection and lets the client dial again (random 0: at once); returns the socket. */
+export async function dropAndRedial(socket: FakeSocket, clock: FakeClock): Promise<FakeSocket> {
+  socket.drop(1006);
+  clock.advance(0);
+  await settle();
+  return FakeSocket.last;
+}
+
 /** Joins `roomId` through the fake server, which answers with `info`. */
 export async function joinRoom(
   client: GalleryClient,
