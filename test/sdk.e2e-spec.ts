@@ -71,6 +71,22 @@ describe('client SDK against the server', () => {
     });
   });
 
+  it('sends a direct message through the room it was sent from, not another they share', async () => {
+    const { alice, bob, bobRoom } = await pair();
+    // Both in a second room too; sdk-room is the first either joined.
+    const aliceStudio = await alice.joinRoom('studio');
+    const bobStudio = await bob.joinRoom('studio');
+    const direct = next(bobStudio, 'message', 'the direct message in the studio');
+    let inFirstRoom = false;
+    bobRoom.on('message', () => (inFirstRoom = true));
+    aliceStudio.sendMessage('bob', { type: 'chat_message', data: { text: 'here' } });
+    expect(await direct).toEqual({
+      senderId: 'alice',
+      message: { type: 'chat_message', data: { text: 'here' } },
+    });
+    expect(inFirstRoom).toBe(false);
+  });
+
   it('resumes by itself after a drop and gets exactly the events it missed', async () => {
     // Bob's reconnect waits 599 ms: long enough for alice to change things while he is away.
     const { aliceRoom, bob, bobRoom } = await pair({

@@ -154,6 +154,7 @@ describe('Room members and messages', () => {
       {
         action: 'send_message',
         targetUserId: 'bob',
+        roomId: 'gallery',
         message: { type: 'chat', data: { text: 'you' } },
       },
     ]);

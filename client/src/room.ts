@@ -167,9 +167,9 @@ export class Room {
     this.link.sendPose(this.id, { position, rotation, timestamp: Date.now() });
   }
 
-  /** A direct message to one member (the server routes it through a room the two share). */
+  /** A direct message to one member, through this room: it reaches them as this room's. */
   sendMessage(userId: string, message: AppMessage): void {
-    this.link.send(ClientAction.SendMessage, { targetUserId: userId, message });
+    this.link.send(ClientAction.SendMessage, { targetUserId: userId, roomId: this.id, message });
   }
 
   /** Resolves once applied, with `room.state` already showing the change. */
