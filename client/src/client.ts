@@ -76,6 +76,12 @@ export class GalleryClient {
   private readonly leaving = new Set<string>();
   /** Rooms with a leave_room in flight: a `resumed` naming one meanwhile needs no second. */
   private readonly leavesInFlight = new Set<string>();
+  /**
+   * Rooms the SDK let go of (left, or a join it gave up on) and not joined since: a seat the
+   * server gives back there is left. Other rooms it does not follow (joined with `request`, or
+   * moved here from another instance by a session takeover) are the app's, and stay.
+   */
+  private readonly letGo = new Set<string>();
   /** Joins again waiting out UNAVAILABLE or RATE_LIMITED; a reconnect rejoins anyway. */
   private readonly rejoinTimers = new Set<unknown>();
   private readonly pending: PendingRequests;
@@ -242,11 +248,16 @@ export class GalleryClient {
     const requestId = this.pending.nextId();
     const reply = this.pending.wait(requestId, 'room_joined');
     this.joining.set(requestId, { ...joinOptions, roomId });
+    this.letGo.delete(roomId);
     try {
       socket.send(
         JSON.stringify({ action: ClientAction.JoinRoom, requestId, roomId, ...joinOptions }),
       );
       await reply;
+    } catch (error) {
+      // Given up on (a timeout, a drop): the server may seat it all the same.
+      this.letGo.add(roomId);
+      throw error;
     } finally {
       this.joining.delete(requestId);
     }
@@ -258,6 +269,7 @@ export class GalleryClient {
   }
 
   private leaveRoom(roomId: string): Promise<unknown> {
+    this.letGo.add(roomId);
     if (this.current === 'reconnecting') {
       this.leaving.add(roomId);
       return Promise.resolve();
@@ -275,13 +287,14 @@ export class GalleryClient {
   }
 
   /**
-   * The server has this user in a room the SDK does not follow (left while the connection
-   * dropped, a join answered after its timeout): let it go, or the user stays there. A NOT_IN_ROOM
-   * answer means it was gone already.
+   * The server has this user in a room the SDK let go of (left while the connection dropped, a
+   * join answered after its timeout): leave it, or the user stays there. A NOT_IN_ROOM answer
+   * means it was gone already.
    */
   private leaveIfUnfollowed(roomId: string): void {
     const joining = [...this.joining.values()].some((join) => join.roomId === roomId);
-    if (!this.rooms.has(roomId) && !joining && !this.leavesInFlight.has(roomId)) {
+    const followed = this.rooms.has(roomId) || joining;
+    if (this.letGo.has(roomId) && !followed && !this.leavesInFlight.has(roomId)) {
       this.sendLeave(roomId).catch(() => undefined);
     }
   }
@@ -450,6 +463,7 @@ export class GalleryClient {
       case 'room_left':
         // Settled now, not a microtask later: a drop right after must not send the leave again.
         this.leavesInFlight.delete(message.data.roomId);
+        this.letGo.delete(message.data.roomId);
         // Without requestId: the server found this member gone from the room (missed events).
         if (message.data.requestId === undefined) {
           this.rooms.get(message.data.roomId)?.close('lost');
@@ -571,7 +585,9 @@ export class GalleryClient {
           return;
         }
         // Again on the same connection while the room is still wanted; a new one rejoins anyway.
-        this.afterRejoinDelay(delay, () => {
+        // Spread out, so that rooms refused together are not all refused together again.
+        const spread = 1 + 0.5 * (this.options.random ?? Math.random)();
+        this.afterRejoinDelay(delay * spread, () => {
           if (this.socket === socket && this.rooms.get(room.id) === room && !room.leaving) {
             this.rejoin([room]);
           }
@@ -627,6 +643,7 @@ export class GalleryClient {
     }
     this.clearRejoinTimers();
     this.leaving.clear();
+    this.letGo.clear();
     const socket = this.detach();
     socket?.close(1000, 'Client closed');
     this.pending.rejectAll(close.reason);

@@ -236,6 +236,27 @@ describe('resume positions', () => {
     expect(socket.lastSent('leave_room')).toMatchObject({ roomId: 'late' });
   });
 
+  it('keeps a room joined with request(): its room_joined is the app’s', async () => {
+    const joined = client.request('join_room', { roomId: 'raw' }, 'room_joined');
+    const { requestId } = socket.lastSent('join_room');
+    socket.receive('room_joined', { requestId, roomInfo: roomInfo('raw') });
+    await joined;
+    expect(socket.sent.map((frame) => frame.action)).not.toContain('leave_room');
+  });
+
+  it('keeps a room a session takeover moved here (room_joined without requestId)', () => {
+    socket.receive('room_joined', { roomInfo: roomInfo('moved') });
+    expect(socket.sent.map((frame) => frame.action)).not.toContain('leave_room');
+  });
+
+  it('leaves a room whose join it gave up on when a takeover moves it here', async () => {
+    const joined = client.joinRoom('late').catch((error: unknown) => error);
+    clock.advance(10_000);
+    await expect(joined).resolves.toMatchObject({ code: 'TIMEOUT' });
+    socket.receive('room_joined', { roomInfo: roomInfo('late') });
+    expect(socket.lastSent('leave_room')).toMatchObject({ roomId: 'late' });
+  });
+
   it('resumes only to leave when the one room it had was left while reconnecting', async () => {
     socket.drop(1006);
     await room.leave();
