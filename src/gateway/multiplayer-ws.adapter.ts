@@ -105,6 +105,8 @@ export class MultiplayerWsAdapter extends WsAdapter {
    * gateways): one inbound queue per socket dispatches them all in arrival order.
    */
   private readonly actionsOf = new WeakMap<WebSocket, Map<string, HandlerCallback>>();
+  /** Each socket's inbound queue, until it has been given its connect work (waitForConnect). */
+  private readonly awaitingConnect = new WeakMap<WebSocket, ClientInbound>();
   /** Action names a second gateway tried to take; each is logged once. */
   private readonly reportedDuplicates = new Set<string>();
   /** Upgrades refused but completed, to be closed at once with this code and reason. */
@@ -192,6 +194,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
     if (known) {
       // Another gateway on the same socket: its actions join the socket's one queue.
       this.addActions(known, handlers);
+      this.waitForConnect(client);
       return;
     }
     const callbacks = new Map<string, HandlerCallback>();
@@ -230,10 +233,8 @@ export class MultiplayerWsAdapter extends WsAdapter {
         return this.run(client, callback, frame.message, frame.action);
       },
     );
-    const connectWork = adapterOptions.connectWork(client);
-    if (connectWork) {
-      inbound.waitFor(connectWork);
-    }
+    this.awaitingConnect.set(client, inbound);
+    this.waitForConnect(client);
     client.on('message', inbound.receive);
     // A frame ws refuses closes the connection after the replies to the frames before it.
     closeAfterQueuedOnProtocolError(client, (code, reason) =>
@@ -241,6 +242,20 @@ export class MultiplayerWsAdapter extends WsAdapter {
     );
     // The frames clients send most skip ws's Receiver; the rest still come through 'message'.
     readFramesDirectly(client, inbound.receive);
+  }
+
+  /**
+   * Holds the socket's frames back until its connect work settles (Connection.connectWork). Tried
+   * at each gateway's binding: a team's gateway may be bound before the built-in one has made the
+   * connection. Every binding runs in the socket's `connection` event, before any frame is read.
+   */
+  private waitForConnect(client: WebSocket): void {
+    const inbound = this.awaitingConnect.get(client);
+    const work = inbound && this.adapterOptions.connectWork(client);
+    if (work) {
+      this.awaitingConnect.delete(client);
+      inbound.waitFor(work);
+    }
   }
 
   /**
