@@ -9,11 +9,17 @@ const esmTsJest = {
   testEnvironment: 'node',
 };
 
+// The end-to-end projects' default timeout for tests and hooks (20 s, see the file): a test that
+// boots its own server or cluster counts the boot against it. Jest reads `testTimeout` only from
+// the top-level config, never a project's, hence a setup file.
+const e2eTimeout = { setupFilesAfterEnv: ['<rootDir>/test/support/e2e-timeout.ts'] };
+
 export default {
   // Jest's default on a 2-core machine is one worker, in band. The suite mostly waits on sockets
   // and timers, so two workers halve its time (481 s -> 233 s here, 246 s with a third process
   // keeping a core busy) without making the tests race each other.
   maxWorkers: 2,
+  workerGracefulExitTimeout: 60000,
   projects: [
     { ...esmTsJest, displayName: 'unit', rootDir: 'src', testMatch: ['**/*.spec.ts'] },
     {
@@ -30,6 +36,7 @@ export default {
     { ...esmTsJest, displayName: 'bench', rootDir: 'bench', testMatch: ['**/*.spec.ts'] },
     {
       ...esmTsJest,
+      ...e2eTimeout,
       displayName: 'e2e',
       rootDir: '.',
       testMatch: ['<rootDir>/test/*.e2e-spec.ts'],
@@ -47,6 +54,7 @@ export default {
       // default redis://127.0.0.1:6379): useTestServer spreads each test's clients round-robin
       // over them (test/support/cluster.ts). Plus the cluster's own tests in test/cluster/.
       ...esmTsJest,
+      ...e2eTimeout,
       displayName: 'cluster',
       rootDir: '.',
       globals: { TEST_CLUSTER_INSTANCES: '3' },

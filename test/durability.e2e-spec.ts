@@ -288,7 +288,7 @@ describe('durable rooms across restarts (real processes)', () => {
     await expectReply(alice, alice.request('delete_room', { roomId: 'Doomed' }), 'room_deleted');
     expect(existsSync(join(dataDir, 'room-~doomed.json'))).toBe(false);
     expect(readdirSync(dataDir)).toEqual([]);
-  });
+  }, 20_000);
 
   it('boots past a file it cannot read, naming it in the log', async () => {
     writeFileSync(join(dataDir, 'room-broken.json'), '{"format":1,"roomId":"bro');
@@ -296,11 +296,15 @@ describe('durable rooms across restarts (real processes)', () => {
     expect(await stats()).toEqual([]);
     const logged = `${server.stdoutLines.join('\n')}\n${server.stderr}`;
     expect(logged).toContain(join(dataDir, 'room-broken.json'));
-  });
+  }, 20_000);
 
   describe('with a short PERSISTENT_ROOM_IDLE_MS', () => {
-    // Its quarter (1.5 s) is how far behind the file's lastActivity may lag after a crash.
-    const IDLE_ENV = { PERSISTENT_ROOM_IDLE_MS: '6000' };
+    // Its quarter (3 s) is how far behind the file's lastActivity may lag after a crash. Long
+    // enough that the restart fits well inside it: the busy room's last activity (on disk up to
+    // a second behind, a quarter more after a kill -9) plus a SIGTERM, a boot and a sweep must be
+    // under the idle time, and a boot alone takes seconds on a loaded machine. At 6 s it did not.
+    const IDLE_MS = 12_000;
+    const IDLE_ENV = { PERSISTENT_ROOM_IDLE_MS: String(IDLE_MS) };
     const BUSY = 'busy-hall';
 
     const lastActivityOnDisk = () =>
@@ -312,7 +316,7 @@ describe('durable rooms across restarts (real processes)', () => {
       const alice = await clients.connect(wsUrl, { userId: 'alice' });
       await createRoom(alice, BUSY, { persistent: true });
       await alice.join(BUSY);
-      for (let i = 0; i < 14; i += 1) {
+      for (let i = 0; i < IDLE_MS / 500 + 2; i += 1) {
         alice.broadcast(BUSY, { type: 'chat_message', data: { text: `still here ${i}` } });
         await delay(500);
       }
@@ -336,7 +340,7 @@ describe('durable rooms across restarts (real processes)', () => {
 
       expect(await roomsAfterRestart()).toEqual([BUSY]);
       expect(existsSync(join(dataDir, `room-${BUSY}.json`))).toBe(true);
-    }, 30_000);
+    }, 45_000);
 
     it('after a kill -9 keeps a busy room, its activity on disk at most a quarter idle behind', async () => {
       const first = await boot(IDLE_ENV);
@@ -345,10 +349,10 @@ describe('durable rooms across restarts (real processes)', () => {
 
       first.server.child.kill('SIGKILL');
       await first.server.waitForExit(5000);
-      expect(lastActivityOnDisk()).toBeGreaterThan(busy.lastActivity - 1500);
+      expect(lastActivityOnDisk()).toBeGreaterThan(busy.lastActivity - IDLE_MS / 4);
 
       expect(await roomsAfterRestart()).toEqual([BUSY]);
-    }, 30_000);
+    }, 45_000);
 
     it('does not let a lastActivity in the future keep an idle room forever', async () => {
       const first = await boot();
@@ -370,7 +374,7 @@ describe('durable rooms across restarts (real processes)', () => {
       await until(() => !existsSync(file), 6000, 'the skewed room to be deleted as idle');
       expect(await stats()).toEqual([]);
       expect(Date.now() - bootedAt).toBeGreaterThanOrEqual(1000);
-    }, 20_000);
+    }, 30_000);
   });
 
   it('refuses to boot with a DATA_DIR it cannot create, naming DATA_DIR', async () => {
@@ -387,5 +391,5 @@ describe('durable rooms across restarts (real processes)', () => {
       /^Invalid configuration:\n {2}- DATA_DIR=".*a-file\/data": cannot create or write/,
     );
     expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
-  });
+  }, 20_000);
 });

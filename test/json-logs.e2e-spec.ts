@@ -39,6 +39,7 @@ function parseAll(server: ServerProcess): { stdout: LogLine[]; stderr: LogLine[]
   };
 }
 
+// Each test spawns `node dist/main.js`: its boot alone can take seconds on a loaded machine.
 describe('LOG_FORMAT=json', () => {
   let server: ServerProcess | undefined;
 
@@ -132,7 +133,7 @@ describe('LOG_FORMAT=json', () => {
     expect(lines.find((line) => line.message === 'User bob connected')).not.toHaveProperty(
       'logging.googleapis.com/trace',
     );
-  });
+  }, 20_000);
 
   it('writes an unexpected error to stderr as ERROR with its stack_trace, the rest to stdout', async () => {
     server = ServerProcess.start(
@@ -163,7 +164,7 @@ describe('LOG_FORMAT=json', () => {
         instanceId: stdout[0].instanceId,
       }),
     ]);
-  });
+  }, 20_000);
 
   it('writes a failed start as one CRITICAL line that names the variable at fault', async () => {
     server = ServerProcess.start({ PORT: 'abc', LOG_FORMAT: 'json' });
@@ -179,7 +180,7 @@ describe('LOG_FORMAT=json', () => {
       }),
     ]);
     expect(stderr[0].stack_trace).toBeUndefined();
-  });
+  }, 20_000);
 
   it('logs no refused binary pose frame, even at debug, and names an unknown action', async () => {
     server = ServerProcess.start({
@@ -208,5 +209,5 @@ describe('LOG_FORMAT=json', () => {
       code: 'UNKNOWN_ACTION',
     });
     expect(parseAll(server).stdout.filter((entry) => entry.code === 'INVALID_MESSAGE')).toEqual([]);
-  });
+  }, 20_000);
 });

@@ -234,13 +234,20 @@ describe('AUTH_MODE=jwt', () => {
     });
 
     describe('session expiry and refresh_token', () => {
+      // exp is in whole seconds: a token signed `expiresIn: 3` lives 2 to 3 s, time enough for a
+      // loaded machine to connect, join and refresh before it runs out.
+      const SHORT_S = 3;
+
       it('closes the session with 4001 at exp', async () => {
-        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: 2 }));
-        expect(await alice.waitForClose(4000)).toEqual({ code: 4001, reason: 'Token expired' });
+        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: SHORT_S }));
+        expect(await alice.waitForClose(SHORT_S * 1000 + 3000)).toEqual({
+          code: 4001,
+          reason: 'Token expired',
+        });
       });
 
       it('extends the session past the old exp with a fresh token for the same sub', async () => {
-        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: 2 }));
+        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: SHORT_S }));
         await alice.join('gallery');
         const fresh = await sign({ sub: 'alice' }, { expiresIn: 60 });
         const refreshed = await replyOf<{ expiresAt: number }>(
@@ -249,7 +256,8 @@ describe('AUTH_MODE=jwt', () => {
           'token_refreshed',
         );
         expect(refreshed.expiresAt).toBeGreaterThan(Date.now() + 50_000);
-        await delay(2500);
+        // Past the old exp (at most SHORT_S after it was signed, before the refresh).
+        await delay(SHORT_S * 1000 + 500);
         expect(alice.closeCode).toBeUndefined();
         expect(
           await replyOf(alice, alice.request('get_state', { roomId: 'gallery' }), 'state'),
@@ -257,13 +265,13 @@ describe('AUTH_MODE=jwt', () => {
       });
 
       it('refuses a token for another sub or an invalid one with INVALID_TOKEN, session unchanged', async () => {
-        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: 2 }));
+        const alice = await connectAs(await sign({ sub: 'alice' }, { expiresIn: SHORT_S }));
         const other = await sign({ sub: 'mallory' }, { expiresIn: 60 });
         for (const token of [other, 'garbage', await sign({ sub: 'alice' }, { expiresIn: -60 })]) {
           const error = await alice.error(alice.request('refresh_token', { token }));
           expect(error.code).toBe('INVALID_TOKEN');
         }
-        expect(await alice.waitForClose(4000)).toMatchObject({ code: 4001 });
+        expect(await alice.waitForClose(SHORT_S * 1000 + 3000)).toMatchObject({ code: 4001 });
       });
 
       it('validates the refresh_token message', async () => {

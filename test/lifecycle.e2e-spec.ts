@@ -1,3 +1,4 @@
+import { RoomExpiryService } from '../src/rooms/room-expiry.service.js';
 import { useTestServer } from './support/fixtures.js';
 import { delay, type TestClient } from './support/test-client.js';
 
@@ -50,6 +51,15 @@ describe('lifecycle', () => {
       await delay(20);
     }
   };
+  /**
+   * Stops every instance's expiry sweep (every 250 ms with EMPTY_ROOM_TTL_MS=0): then a room
+   * that goes was deleted by a departure, however long the server took to notice it.
+   */
+  const stopExpirySweeps = () => {
+    for (const server of fixture.servers) {
+      server.app.get(RoomExpiryService).onModuleDestroy();
+    }
+  };
   const leave = async (client: TestClient, roomId: string) => {
     const reply = await client.reply(client.request('leave_room', { roomId }));
     expect(reply).toMatchObject({ event: 'room_left', data: { roomId } });
@@ -64,18 +74,24 @@ describe('lifecycle', () => {
   };
 
   describe('heartbeat', () => {
+    // 400 ms, as metrics.e2e-spec.ts does: a live client must answer a ping within an interval,
+    // and at 100 ms a stall of the loaded machine alone killed one.
+    const HEARTBEAT = { HEARTBEAT_INTERVAL_MS: '400' };
+
     it('terminates a client that does not answer pings; its rooms hear user_left', async () => {
-      await start({ HEARTBEAT_INTERVAL_MS: '100' });
+      await start(HEARTBEAT);
       const alice = await connect('alice');
       const dead = await connect('dead', { autoPong: false });
       await alice.join('beat');
       await dead.join('beat');
       await alice.next('user_joined');
 
+      // Terminated by the second tick after it connected (800 ms), with room for a slow machine;
+      // far sooner than the 30 s default interval would.
       const started = Date.now();
-      await dead.waitForClose(1000);
-      expect(Date.now() - started).toBeLessThan(1000);
-      expect(await alice.next('user_left', 1000)).toMatchObject({
+      await dead.waitForClose(3000);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(await alice.next('user_left', 3000)).toMatchObject({
         roomId: 'beat',
         userId: 'dead',
       });
@@ -85,15 +101,15 @@ describe('lifecycle', () => {
     });
 
     it('keeps a client that answers pings connected', async () => {
-      await start({ HEARTBEAT_INTERVAL_MS: '100' });
+      await start(HEARTBEAT);
       const alice = await connect('alice');
       const bob = await connect('bob');
       await alice.join('beat');
       await bob.join('beat');
       await alice.next('user_joined');
 
-      // Ten intervals: a dead client would have been terminated several times over.
-      await delay(1000);
+      // Six intervals: a dead client would have been terminated by the second.
+      await delay(2400);
       expect(alice.closeCode).toBeUndefined();
       expect(bob.closeCode).toBeUndefined();
       expect(alice.received.filter((message) => message.event === 'user_left')).toEqual([]);
@@ -174,6 +190,7 @@ describe('lifecycle', () => {
 
     it('with EMPTY_ROOM_TTL_MS=0 deletes a room at once when its last member leaves', async () => {
       await start({ EMPTY_ROOM_TTL_MS: '0' });
+      stopExpirySweeps();
       const alice = await connect('alice');
       const bob = await connect('bob');
       await alice.join('instant');
@@ -182,19 +199,21 @@ describe('lifecycle', () => {
       expect(await roomIds()).toEqual(['instant']);
       await leave(alice, 'instant');
       // The reply goes out before the store's deletion returns (in cluster mode a Redis round
-      // trip later); well under the 250 ms sweep interval, so the departure itself deleted it.
-      await waitUntilGone('instant', 50);
+      // trip later). With no sweep running, only the departure itself can have deleted it.
+      await waitUntilGone('instant', 1000);
       expect(await roomIds()).toEqual([]);
     });
 
     it('with EMPTY_ROOM_TTL_MS=0 deletes a room at once when its last member disconnects', async () => {
       await start({ EMPTY_ROOM_TTL_MS: '0' });
+      stopExpirySweeps();
       const alice = await connect('alice');
       await alice.join('instant-drop');
       alice.close();
       await alice.waitForClose();
-      // Well under the 250 ms sweep interval: the departure itself deletes the room.
-      await waitUntilGone('instant-drop', 50);
+      // The server sees the close a moment after the client. With no sweep running, only the
+      // departure itself can have deleted the room.
+      await waitUntilGone('instant-drop', 1000);
     });
   });
 
@@ -330,7 +349,9 @@ describe('lifecycle', () => {
       const seen: number[] = [];
       let sent = 0;
       const started = Date.now();
-      while (Date.now() - started < 2300) {
+      // The burst on a timer of its own, so that how fast /stats answers (polled below) does not
+      // decide how many broadcasts go out: about 250 a second however slow the polling.
+      const burst = setInterval(() => {
         for (let i = 0; i < 5; i += 1) {
           alice.broadcast('burst', {
             type: 'pose_update',
@@ -338,11 +359,17 @@ describe('lifecycle', () => {
           });
           sent += 1;
         }
-        const value = await lastActivity();
-        if (value !== undefined && value !== atJoin && value !== seen.at(-1)) {
-          seen.push(value);
+      }, 20);
+      try {
+        while (Date.now() - started < 2300) {
+          const value = await lastActivity();
+          if (value !== undefined && value !== atJoin && value !== seen.at(-1)) {
+            seen.push(value);
+          }
+          await delay(20);
         }
-        await delay(20);
+      } finally {
+        clearInterval(burst);
       }
       const finished = Date.now();
 

@@ -232,6 +232,7 @@ describe('graceful shutdown (in process)', () => {
   });
 });
 
+// Each test spawns `node dist/main.js`: its boot alone can take seconds on a loaded machine.
 describe('the server process', () => {
   const processes: ServerProcess[] = [];
   const clients = new ClientPool();
@@ -267,7 +268,7 @@ describe('the server process', () => {
     const exit = await server.waitForExit(3500);
     expect(exit).toEqual({ code: 0, signal: null });
     expect(Date.now() - signalledAt).toBeLessThan(3000);
-  });
+  }, 20_000);
 
   it('exits 0 within SHUTDOWN_TIMEOUT_MS even when a client never answers the close', async () => {
     const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '1000' });
@@ -277,12 +278,13 @@ describe('the server process', () => {
 
     const signalledAt = Date.now();
     server.child.kill('SIGTERM');
-    const exit = await server.waitForExit(2000);
+    const exit = await server.waitForExit(5000);
     expect(exit).toEqual({ code: 0, signal: null });
-    // SHUTDOWN_TIMEOUT_MS, plus a little for the signal and the exit to travel.
-    expect(Date.now() - signalledAt).toBeLessThan(1000 + 200);
+    // SHUTDOWN_TIMEOUT_MS, plus up to a second for the signal and the exit to travel on a loaded
+    // machine: far from the 30 s that ws would wait for the close answer, or the 8 s default.
+    expect(Date.now() - signalledAt).toBeLessThan(1000 + 1000);
     expect(slow.closeCodes).toEqual([GOING_AWAY]);
-  });
+  }, 20_000);
 
   describe('with HTTP connections open', () => {
     const sockets: RawHttp[] = [];
@@ -317,7 +319,7 @@ describe('the server process', () => {
       await expectCompleteShutdown(server, signalledAt);
       await withTimeout(partial.ended, 1000, 'the half-sent request to be closed');
       await withTimeout(idle.ended, 1000, 'the idle connection to be closed');
-    }, 10_000);
+    }, 20_000);
 
     it('on SIGTERM still answers a request in progress that completes soon', async () => {
       const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '4000' });
@@ -338,7 +340,7 @@ describe('the server process', () => {
       slow.write('}');
       expect(await slow.response()).toMatch(/^HTTP\/1\.1 200/);
       await expectCompleteShutdown(server, signalledAt);
-    }, 10_000);
+    }, 20_000);
 
     it('on SIGTERM closes a half-sent request on METRICS_PORT too', async () => {
       const metricsPort = await freePort();
@@ -356,7 +358,7 @@ describe('the server process', () => {
       server.child.kill('SIGTERM');
       await expectCompleteShutdown(server, signalledAt);
       await withTimeout(partial.ended, 1000, 'the half-sent metrics request to be closed');
-    }, 10_000);
+    }, 20_000);
   });
 
   it('on SIGINT closes clients with 1001 and exits 0', async () => {
@@ -367,7 +369,7 @@ describe('the server process', () => {
     server.child.kill('SIGINT');
     expect((await alice.waitForClose(3000)).code).toBe(GOING_AWAY);
     expect(await server.waitForExit(3500)).toEqual({ code: 0, signal: null });
-  });
+  }, 20_000);
 
   it('with LOG_FORMAT=json writes one JSON object per stdout line, logging events but not messages', async () => {
     const server = start({ ...baseEnv, SHUTDOWN_TIMEOUT_MS: '3000' });
@@ -406,21 +408,25 @@ describe('the server process', () => {
     expect(messages).toContainEqual(expect.stringMatching(/alice.*connected/));
     expect(messages).toContainEqual(expect.stringMatching(/logged-room.*created/));
     expect(messages.filter((message) => message.includes(marker))).toEqual([]);
-  });
+  }, 20_000);
 
   it.each([
     ['PORT', 'abc'],
     ['MAX_ROOMS', '0'],
     ['LOG_LEVEL', 'loud'],
-  ])('refuses to boot with %s=%s, naming the variable', async (name, value) => {
-    const server = start({ ...baseEnv, [name]: value });
-    const exit = await server.waitForExit(5000);
-    expect(exit.code).not.toBe(0);
-    expect(exit.code).not.toBeNull();
-    expect(server.stderr).toContain(name);
-    expect(server.stderr).toContain(value);
-    expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
-  });
+  ])(
+    'refuses to boot with %s=%s, naming the variable',
+    async (name, value) => {
+      const server = start({ ...baseEnv, [name]: value });
+      const exit = await server.waitForExit(5000);
+      expect(exit.code).not.toBe(0);
+      expect(exit.code).not.toBeNull();
+      expect(server.stderr).toContain(name);
+      expect(server.stderr).toContain(value);
+      expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
+    },
+    20_000,
+  );
 
   it('refuses to boot with REQUIRE_API_KEY=true and no API_KEY, naming API_KEY', async () => {
     const server = start({ ...baseEnv, REQUIRE_API_KEY: 'true' });
@@ -430,7 +436,7 @@ describe('the server process', () => {
     expect(server.stderr).toMatch(/\bAPI_KEY\b/);
     expect(server.stderr).toContain('REQUIRE_API_KEY');
     expect(server.stdoutLines.filter((line) => line.includes('Listening on'))).toEqual([]);
-  });
+  }, 20_000);
 
   it('boots with REQUIRE_API_KEY=true and an API_KEY, and enforces it', async () => {
     const server = start({ ...baseEnv, REQUIRE_API_KEY: 'true', API_KEY: 'process-key' });
@@ -439,5 +445,5 @@ describe('the server process', () => {
     expect(await TestClient.refusedStatus(wsUrl, { userId: 'alice' })).toBe(401);
     const alice = await clients.connect(wsUrl, { userId: 'alice', apiKey: 'process-key' });
     expect(alice.userId).toBe('alice');
-  });
+  }, 20_000);
 });

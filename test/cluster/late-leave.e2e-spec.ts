@@ -1,6 +1,6 @@
 import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
 import { statsRooms, useTestCluster, waitFor } from '../support/cluster.js';
-import { delay, type TestClient } from '../support/test-client.js';
+import type { TestClient } from '../support/test-client.js';
 
 /**
  * The members `client` believes are in `roomId`: `known` (its join's snapshot, whose event was
@@ -29,6 +29,23 @@ function membersSeenBy(client: TestClient, roomId: string, known: string[]): str
   return [...members].sort();
 }
 
+/**
+ * A gate a stubbed store call waits at until the test opens it, so that what the test does
+ * meanwhile happens before the call returns however slow the machine. Never for longer than
+ * `maxMs`: a failed test must not leave its cluster's close waiting.
+ */
+function gate(maxMs = 5000): { passed: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const passed = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, maxMs).unref();
+    open = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+  return { passed, open };
+}
+
 describe('cluster: a dropped socket whose leave is announced late', () => {
   const fixture = useTestCluster({ instances: 2 });
 
@@ -39,18 +56,28 @@ describe('cluster: a dropped socket whose leave is announced late', () => {
     await alice.join('hall');
     const bobJoined = await bob.join('hall');
     // Instance a announces departures late: its store answered, its user_left is still to come.
+    // Held until alice is back in the room.
     const store = a.app.get(RedisRoomStore);
     const leave = store.leave.bind(store);
+    const announce = gate();
+    let removed = false;
     store.leave = async (...args: Parameters<RedisRoomStore['leave']>) => {
       const outcome = await leave(...args);
-      await delay(500);
+      removed = true;
+      await announce.passed;
       return outcome;
     };
 
     alice.socket.terminate(); // no close frame: a dropped connection
-    await delay(150); // instance a has removed alice from the store, not yet told anyone
+    await waitFor(
+      () => (removed ? true : undefined),
+      3000,
+      'instance a to remove alice from the store',
+    );
+    // Instance a has removed alice from the store, not yet told anyone.
     const back = await fixture.connect(1, 'alice');
     const backJoined = await back.join('hall');
+    announce.open();
     const known = new Map([
       [bob, bobJoined.users.map((user) => user.id)],
       [back, backJoined.users.map((user) => user.id)],
@@ -89,23 +116,44 @@ describe('cluster: a dropped socket whose rooms are left one after another', () 
     await alice.join('first');
     await alice.join('second');
     await bob.join('second');
-    // The first room's leave is slow to come back: a loop that sent the second room's leave only
-    // after the first one's came back would send it after alice's new join below.
+    // The first room's leave comes back only once alice has joined again: a loop that sent the
+    // second room's leave only after the first one's came back would send it after that join.
     const store = a.app.get(RedisRoomStore);
     const leave = store.leave.bind(store);
+    const firstBack = gate();
+    let firstLeft = false;
+    let returned = 0;
     store.leave = async (...args: Parameters<RedisRoomStore['leave']>) => {
       const outcome = await leave(...args);
       if (args[0] === 'first') {
-        await delay(400);
+        firstLeft = true;
+        await firstBack.passed;
       }
+      returned += 1;
       return outcome;
     };
+    const sawAliceLeave = () =>
+      bob.received.some(
+        (message) =>
+          message.event === 'user_left' && (message.data as { userId?: string }).userId === 'alice',
+      );
 
     alice.socket.terminate();
-    await delay(150); // instance a saw the drop and is leaving alice's rooms
+    // Instance a saw the drop and is leaving alice's rooms: the first one's leave is held, the
+    // second's is done and told (which a loop stuck on the first would not get to).
+    await waitFor(
+      () => (firstLeft && sawAliceLeave() ? true : undefined),
+      3000,
+      'instance a to leave both rooms of the dropped socket, the second without waiting',
+    );
     const back = await fixture.connect(0, 'alice');
     const backJoined = await back.join('second');
-    await delay(800); // every leave of the dropped socket has come back by now
+    firstBack.open();
+    await waitFor(
+      () => (returned >= 2 ? true : undefined),
+      3000,
+      'every leave of the dropped socket to come back',
+    );
 
     // bob saw alice leave and come back, in that order, and she is still in the room.
     const seen = bob.received

@@ -12,7 +12,11 @@ import type { TestServer } from '../support/test-server.js';
  * so that the snapshot falls in between every time.
  */
 
-/** Holds back `instance`'s announcements of `event` by `ms`; answers when all went out. */
+/**
+ * Holds back `instance`'s announcements of `event` by `ms`; answers when all went out, and from
+ * then on lets them through at once (else the departures of the test's teardown would keep their
+ * timers running past the test, and the worker alive past the run).
+ */
 function holdBack(instance: TestServer, event: string, ms: number): () => Promise<unknown> {
   const bus = instance.app.get<RoomBus>(ROOM_BUS);
   const publish = bus.publish.bind(bus);
@@ -24,7 +28,10 @@ function holdBack(instance: TestServer, event: string, ms: number): () => Promis
     }
     sent.push(delay(ms).then(() => publish(roomId, message, exceptUserId)));
   };
-  return () => Promise.all(sent);
+  return async () => {
+    await Promise.all(sent);
+    bus.publish = publish;
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -404,6 +405,19 @@ export function useTestCluster(
   const clients = new ClusterClients();
   let starting: Promise<TestCluster> | undefined;
   let running: TestCluster | undefined;
+  // A test that timed out keeps running: its connects must not reach the next test's cluster, nor
+  // hand it a client afterEach did not close. afterEach moves the generation on; a test's first
+  // connect marks its async context with it (as useTestServer does, see fixtures.ts).
+  let generation = 0;
+  const testContext = new AsyncLocalStorage<number>();
+  const callerGeneration = (): number => {
+    const marked = testContext.getStore();
+    if (marked !== undefined) {
+      return marked;
+    }
+    testContext.enterWith(generation);
+    return generation;
+  };
 
   // Booting three apps takes a second or two, more on a loaded machine: not the test's 5 s.
   beforeEach(async () => {
@@ -417,6 +431,7 @@ export function useTestCluster(
   }, CLUSTER_HOOK_TIMEOUT_MS);
 
   afterEach(async () => {
+    generation += 1;
     clients.closeAll();
     const started = starting;
     starting = undefined;
@@ -437,12 +452,23 @@ export function useTestCluster(
     get servers(): TestServer[] {
       return fixture.cluster.servers;
     },
-    connect: (instance, userId, connectOptions = {}) => {
+    connect: async (instance, userId, connectOptions = {}) => {
+      const mine = callerGeneration();
+      const ended = () =>
+        new Error(`connect(${instance}, ${JSON.stringify(userId)}) after its test ended`);
+      if (mine !== generation) {
+        throw ended();
+      }
       const server = fixture.cluster.servers[instance];
       if (!server) {
         throw new Error(`no instance ${instance}`);
       }
-      return clients.connect(server.wsUrl, userId, connectOptions);
+      const client = await clients.connect(server.wsUrl, userId, connectOptions);
+      if (mine !== generation) {
+        client.close();
+        throw ended();
+      }
+      return client;
     },
   };
   return fixture;

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { CLUSTER_HOOK_TIMEOUT_MS, clusterInstanceCount, startTestCluster } from './cluster.js';
 import { TestClient, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
@@ -94,22 +95,56 @@ export function useTestServer(
     return { servers: cluster.servers, close: () => cluster.close() };
   };
 
+  // A test that timed out keeps running: its body (or its hook) may call start or connect after
+  // afterEach has closed its server, or even during the next test. Each test has a generation
+  // (afterEach moves it on) and `inTest` says whether one is running at all, so that such a
+  // call fails, naming why, rather than booting a stray server that the next test's start would
+  // trip over ("this test already started a server") or connecting to the next test's server.
+  // Which test a call comes from: its first call in a test's code (the test's body, or a hook of
+  // its own) marks that code's async context with the generation, which whatever the code does
+  // next inherits, even once the test has timed out. (Each test and hook runs in a context of its
+  // own: a mark made in one never reaches the next.)
+  let generation = 0;
+  let inTest = false;
+  const testContext = new AsyncLocalStorage<number>();
+  const callerGeneration = (): number => {
+    const marked = testContext.getStore();
+    if (marked !== undefined) {
+      return marked;
+    }
+    testContext.enterWith(generation);
+    return generation;
+  };
+  const assertSameTest = (since: number, what: string): void => {
+    if (!inTest || since !== generation) {
+      throw new Error(
+        `${what} after its test ended (it timed out?): its server is closed, and none is ` +
+          'started for it any more',
+      );
+    }
+  };
+
   const start = async (env: Record<string, string> = defaultEnv): Promise<TestServer> => {
+    const mine = callerGeneration();
+    assertSameTest(mine, 'start()');
     if (starting) {
       throw new Error('this test already started a server');
     }
-    const mine = startServers(env);
-    starting = mine;
-    const { servers } = await mine;
-    // Unless the test ended meanwhile (its hook timed out): then afterEach closes these.
-    if (starting === mine) {
-      running = servers;
-    }
+    const booting = startServers(env);
+    starting = booting;
+    const { servers } = await booting;
+    // Unless the test ended meanwhile (it or its hook timed out): then afterEach closes these.
+    assertSameTest(mine, 'start()');
+    running = servers;
     return servers[0];
   };
 
   // Booting a cluster takes a second or two, more on a loaded machine: not a hook's default 5 s.
   const hookTimeoutMs = instances === 0 ? undefined : CLUSTER_HOOK_TIMEOUT_MS;
+
+  beforeEach(() => {
+    inTest = true;
+  });
 
   if (!options.lazy) {
     beforeEach(async () => {
@@ -118,6 +153,8 @@ export function useTestServer(
   }
 
   afterEach(async () => {
+    inTest = false;
+    generation += 1;
     pool.closeAll();
     const started = starting;
     starting = undefined;
@@ -130,12 +167,22 @@ export function useTestServer(
   }, hookTimeoutMs);
 
   const connect = async (userId?: string, connectOptions: Omit<ConnectOptions, 'userId'> = {}) => {
+    const mine = callerGeneration();
+    const what = `connect(${JSON.stringify(userId)})`;
+    assertSameTest(mine, what);
     // Taken before any await, so that the instance follows the order of the calls.
     const index = connections++;
     const servers = await (starting?.then((started) => started.servers) ??
       start().then(() => running ?? []));
+    assertSameTest(mine, what);
     const server = servers[index % servers.length];
-    return pool.connect(server.wsUrl, { ...connectOptions, userId });
+    const client = await pool.connect(server.wsUrl, { ...connectOptions, userId });
+    if (mine !== generation) {
+      // afterEach closed the pool before this client was in it.
+      client.close();
+      assertSameTest(mine, what);
+    }
+    return client;
   };
 
   return {
