@@ -19,7 +19,6 @@ export default {
   // and timers, so two workers halve its time (481 s -> 233 s here, 246 s with a third process
   // keeping a core busy) without making the tests race each other.
   maxWorkers: 2,
-  workerGracefulExitTimeout: 60000,
   projects: [
     { ...esmTsJest, displayName: 'unit', rootDir: 'src', testMatch: ['**/*.spec.ts'] },
     {

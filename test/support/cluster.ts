@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import { ServerProcess } from './server-process.js';
 import { delay, TestClient, withTimeout, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
+import { TestGeneration } from './test-generation.js';
 
 /**
  * Cluster mode for the end-to-end tests: several instances of the app sharing rooms through a real
@@ -406,18 +406,8 @@ export function useTestCluster(
   let starting: Promise<TestCluster> | undefined;
   let running: TestCluster | undefined;
   // A test that timed out keeps running: its connects must not reach the next test's cluster, nor
-  // hand it a client afterEach did not close. afterEach moves the generation on; a test's first
-  // connect marks its async context with it (as useTestServer does, see fixtures.ts).
-  let generation = 0;
-  const testContext = new AsyncLocalStorage<number>();
-  const callerGeneration = (): number => {
-    const marked = testContext.getStore();
-    if (marked !== undefined) {
-      return marked;
-    }
-    testContext.enterWith(generation);
-    return generation;
-  };
+  // hand it a client afterEach did not close.
+  const generation = new TestGeneration();
 
   // Booting three apps takes a second or two, more on a loaded machine: not the test's 5 s.
   beforeEach(async () => {
@@ -431,7 +421,7 @@ export function useTestCluster(
   }, CLUSTER_HOOK_TIMEOUT_MS);
 
   afterEach(async () => {
-    generation += 1;
+    generation.next();
     clients.closeAll();
     const started = starting;
     starting = undefined;
@@ -453,10 +443,10 @@ export function useTestCluster(
       return fixture.cluster.servers;
     },
     connect: async (instance, userId, connectOptions = {}) => {
-      const mine = callerGeneration();
+      const mine = generation.ofCaller();
       const ended = () =>
         new Error(`connect(${instance}, ${JSON.stringify(userId)}) after its test ended`);
-      if (mine !== generation) {
+      if (mine !== generation.current) {
         throw ended();
       }
       const server = fixture.cluster.servers[instance];
@@ -464,7 +454,7 @@ export function useTestCluster(
         throw new Error(`no instance ${instance}`);
       }
       const client = await clients.connect(server.wsUrl, userId, connectOptions);
-      if (mine !== generation) {
+      if (mine !== generation.current) {
         client.close();
         throw ended();
       }

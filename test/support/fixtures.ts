@@ -1,5 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { CLUSTER_HOOK_TIMEOUT_MS, clusterInstanceCount, startTestCluster } from './cluster.js';
+import { TestGeneration } from './test-generation.js';
 import { TestClient, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
 
@@ -97,26 +97,13 @@ export function useTestServer(
 
   // A test that timed out keeps running: its body (or its hook) may call start or connect after
   // afterEach has closed its server, or even during the next test. Each test has a generation
-  // (afterEach moves it on) and `inTest` says whether one is running at all, so that such a
-  // call fails, naming why, rather than booting a stray server that the next test's start would
-  // trip over ("this test already started a server") or connecting to the next test's server.
-  // Which test a call comes from: its first call in a test's code (the test's body, or a hook of
-  // its own) marks that code's async context with the generation, which whatever the code does
-  // next inherits, even once the test has timed out. (Each test and hook runs in a context of its
-  // own: a mark made in one never reaches the next.)
-  let generation = 0;
+  // (see TestGeneration) and `inTest` says whether one is running at all, so that such a call
+  // fails, naming why, rather than booting a stray server that the next test's start would trip
+  // over ("this test already started a server") or connecting to the next test's server.
+  const generation = new TestGeneration();
   let inTest = false;
-  const testContext = new AsyncLocalStorage<number>();
-  const callerGeneration = (): number => {
-    const marked = testContext.getStore();
-    if (marked !== undefined) {
-      return marked;
-    }
-    testContext.enterWith(generation);
-    return generation;
-  };
   const assertSameTest = (since: number, what: string): void => {
-    if (!inTest || since !== generation) {
+    if (!inTest || since !== generation.current) {
       throw new Error(
         `${what} after its test ended (it timed out?): its server is closed, and none is ` +
           'started for it any more',
@@ -125,7 +112,7 @@ export function useTestServer(
   };
 
   const start = async (env: Record<string, string> = defaultEnv): Promise<TestServer> => {
-    const mine = callerGeneration();
+    const mine = generation.ofCaller();
     assertSameTest(mine, 'start()');
     if (starting) {
       throw new Error('this test already started a server');
@@ -154,7 +141,7 @@ export function useTestServer(
 
   afterEach(async () => {
     inTest = false;
-    generation += 1;
+    generation.next();
     pool.closeAll();
     const started = starting;
     starting = undefined;
@@ -167,7 +154,7 @@ export function useTestServer(
   }, hookTimeoutMs);
 
   const connect = async (userId?: string, connectOptions: Omit<ConnectOptions, 'userId'> = {}) => {
-    const mine = callerGeneration();
+    const mine = generation.ofCaller();
     const what = `connect(${JSON.stringify(userId)})`;
     assertSameTest(mine, what);
     // Taken before any await, so that the instance follows the order of the calls.
@@ -177,7 +164,7 @@ export function useTestServer(
     assertSameTest(mine, what);
     const server = servers[index % servers.length];
     const client = await pool.connect(server.wsUrl, { ...connectOptions, userId });
-    if (mine !== generation) {
+    if (mine !== generation.current) {
       // afterEach closed the pool before this client was in it.
       client.close();
       assertSameTest(mine, what);
