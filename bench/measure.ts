@@ -5,7 +5,8 @@ import { monotonicNowUs, type CpuProfileSummary, type MonotonicWindow } from './
 import { summarizeLatency, type LatencySummary } from './latency.js';
 import { LoadGenerator, type JoinSummary, type WindowSummary } from './load-generator.js';
 import type { BenchOptions, Step } from './options.js';
-import { MembershipStateProbe, type ProbeSummary } from './probe.js';
+import type { ProbeSummary } from './probe.js';
+import { ProbeThread } from './probe-thread.js';
 import { CpuWindow, HostCpuWindow, hostCpuCount, medianRss } from './proc-stats.js';
 import { roomIdOf } from './protocol.js';
 import { accountOf, scrapeServers, type ServerAccount } from './server-account.js';
@@ -212,11 +213,11 @@ export async function measureLoadStep(
     instance.rss.resetMax();
   }
   let generator: LoadGenerator | undefined;
-  let probe: MembershipStateProbe | undefined;
+  let probe: ProbeThread | undefined;
   try {
     generator = await LoadGenerator.start(workers);
     if (withProbe) {
-      probe = await MembershipStateProbe.start(target.url, roomIdOf(0), CLIENT_TIMEOUT_MS);
+      probe = await ProbeThread.start(target.url, roomIdOf(0), CLIENT_TIMEOUT_MS);
     }
     progress(`joining ${figures.clients.wanted} users (${workers} worker(s))`);
     const join = await generator.connect({
@@ -243,13 +244,18 @@ export async function measureLoadStep(
       await gate.wait();
     }
     progress(`${gate ? 'sending' : joined}; warmup ${options.warmupS} s`);
+    if (target.kind !== 'baseline') {
+      // Unmeasured, before the load: the first fetch of the process loads its HTTP client, tens
+      // of ms of CPU that, in the scrape at the window's start, the server would compete with.
+      await scrapeServers(urls);
+    }
     generator.startSending(options.hz, options.tickMs);
     await sleep(options.warmupS * 1000);
     const metricsBefore = target.kind === 'baseline' ? undefined : await scrapeServers(urls);
     const serverCpus = instances.map((instance) => new CpuWindow(instance.process.pid));
     const hostCpu = new HostCpuWindow();
     watch?.windowStarted();
-    probe?.beginMeasuring();
+    probe?.beginMeasuring(options.durationS * 1000);
     progress(`measuring ${options.durationS} s`);
     const startUs = monotonicNowUs();
     const counts = await generator.measure(options.durationS * 1000, options.tickMs);
@@ -274,7 +280,7 @@ export async function measureLoadStep(
   } catch (error) {
     figures.failure = error instanceof Error ? error.message : String(error);
   } finally {
-    probe?.close();
+    await probe?.close();
     if (generator) {
       await generator.closeAll();
       await generator.terminate();

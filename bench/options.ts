@@ -90,8 +90,10 @@ MODES (pick at most one; the default is one step of --rooms x --users-per-room)
                           RSS per connection = (joined RSS - idle RSS) / N.
   --overload              20x50, then 20x100, then 20x20 again (recovery) on ONE server
                           process per server kind. Adds a probe in room bench-0: an actor
-                          makes a third user join/leave and sends update_state once a second;
-                          a reader times user_joined/user_left/state_updated (p95, max).
+                          makes a third user join/leave and sends update_state once a second
+                          in the window (the last a second before its end); a reader times
+                          user_joined/user_left/state_updated (p95, max). The probe runs in a
+                          thread of its own, so the bench's own work does not delay its reader.
                           The baseline does not speak those events: no probe for it.
   --smoke                 CI check: 2 rooms x 3 users, warmup 1 s, duration 2 s. Exits 1 if a
                           server failed to start, a step delivered nothing, or had errors,
