@@ -10,6 +10,7 @@ import { JwtVerifier } from './auth/jwt-verifier.js';
 import { configureApp } from './app.setup.js';
 import { appConfig } from './config/app.config.js';
 import { ConfigValidationError } from './config/environment.js';
+import { listenError } from './lifecycle/listen-error.js';
 import { installProcessGuards } from './lifecycle/process-guards.js';
 import { createLogger } from './logging/create-logger.js';
 import { failedStartLine } from './logging/failed-start.js';
@@ -32,7 +33,9 @@ async function bootstrap(): Promise<void> {
   installProcessGuards(app, config.shutdownTimeoutMs);
   stopExitingOnSignals();
   closeOnSignals(app, config.shutdownTimeoutMs);
-  await app.listen(config.port, config.host);
+  await app.listen(config.port, config.host).catch((error: unknown) => {
+    throw listenError('PORT', config.host, config.port, error);
+  });
   const httpServer = app.getHttpServer() as Server;
   const address = httpServer.address() as AddressInfo | null;
   new Logger('Bootstrap').log(

@@ -427,8 +427,29 @@ describe('loadAppConfig', () => {
     ['JWT_SECRET', 'too-short'],
     ['MAX_ROOMS_PER_USER', '-2'],
     ['PERSISTENT_ROOM_IDLE_MS', 'forever'],
+    ['HOST', 'not a host'],
+    ['HOST', ' '],
+    ['HOST', '-leading-hyphen'],
+    ['HOST', 'http://0.0.0.0'],
   ])('rejects %s=%s, naming it', (name, value) => {
     expect(() => loadAppConfig({ [name]: value })).toThrow(new RegExp(`^[\\s\\S]*${name}=`));
+  });
+
+  it.each(['0.0.0.0', '::', '127.0.0.1', 'localhost', 'gallery-1.internal'])(
+    'takes HOST=%s',
+    (host) => {
+      expect(loadAppConfig({ HOST: host }).host).toBe(host);
+    },
+  );
+
+  it("turns the original's DEBUG=* into LOG_LEVEL=debug, unless LOG_LEVEL says otherwise", () => {
+    expect(loadAppConfig({ DEBUG: '*' }).logLevel).toBe('debug');
+    expect(loadAppConfig({ DEBUG: '*', LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+    expect(loadAppConfig({}).logLevel).toBe('log');
+  });
+
+  it('takes JWT_ROOMS_REQUIRED=false outside jwt mode (the default, said out loud)', () => {
+    expect(loadAppConfig({ JWT_ROOMS_REQUIRED: 'false' }).jwt.roomsRequired).toBe(false);
   });
 
   it('takes a redis:// or rediss:// REDIS_URL and a key prefix', () => {
@@ -546,6 +567,12 @@ describe('AUTH_MODE', () => {
       '(got JWT_SECRET, JWT_JWKS_FILE)',
     ],
     [{ JWT_SECRET: secret }, 'JWT_SECRET: only used with AUTH_MODE=jwt (AUTH_MODE is none)'],
+    [{ JWT_ROOMS_REQUIRED: 'true' }, 'JWT_ROOMS_REQUIRED: only used with AUTH_MODE=jwt'],
+    [{ JWT_ISSUER: 'idp' }, 'JWT_ISSUER: only used with AUTH_MODE=jwt (AUTH_MODE is none)'],
+    [
+      { AUTH_MODE: 'api-key', API_KEY: 'k', JWT_AUDIENCE: 'gallery' },
+      'JWT_AUDIENCE: only used with AUTH_MODE=jwt (AUTH_MODE is api-key)',
+    ],
     [
       { AUTH_MODE: 'jwt', JWT_SECRET: secret, REQUIRE_API_KEY: 'true', API_KEY: 'k' },
       'REQUIRE_API_KEY: true only goes with AUTH_MODE=api-key, not jwt',

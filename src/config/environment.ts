@@ -197,6 +197,8 @@ export class EnvironmentVariables {
   @MaxLength(4096) @IsString() DATA_DIR = './data';
 
   @IsIn(LOG_LEVELS) LOG_LEVEL: LogLevelName = 'log';
+  /** The original server's debug switch (`DEBUG=*`): set, LOG_LEVEL defaults to debug. */
+  @IsOptional() @MaxLength(1024) @IsString() DEBUG?: string;
   @IsIn(LOG_FORMATS) LOG_FORMAT: LogFormat = 'text';
   /** With LOG_FORMAT=json, lines about a traced request name its Cloud Trace in this project. */
   @Matches(/^(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/, {
@@ -223,6 +225,9 @@ export function validateEnvironment(env: Record<string, string | undefined>): En
     if (value !== undefined && value !== '') {
       present[key] = value;
     }
+  }
+  if (present.DEBUG !== undefined && present.LOG_LEVEL === undefined) {
+    present.LOG_LEVEL = 'debug';
   }
   const parsed = plainToInstance(EnvironmentVariables, present);
   const errors = validateSync(parsed, { forbidUnknownValues: false, stopAtFirstError: true });
@@ -268,6 +273,9 @@ function shownValue(name: string, value: string | undefined): string {
  */
 function listProblems(env: EnvironmentVariables, refused: ReadonlySet<string>): string[] {
   const problems: string[] = [];
+  if (!refused.has('HOST') && !isHost(env.HOST)) {
+    problems.push(`${shownValue('HOST', env.HOST)}: must be an IP address or a host name`);
+  }
   const redisUrl = refused.has('REDIS_URL') ? undefined : env.REDIS_URL;
   if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
     problems.push(`${shownValue('REDIS_URL', redisUrl)}: is not a valid URL`);
@@ -291,6 +299,11 @@ function splitList(value: string): string[] {
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0);
+}
+
+/** An IP address, or a host name of letters, digits, dots and hyphens (resolved at listen). */
+function isHost(value: string): boolean {
+  return isIP(value) !== 0 || /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/.test(value);
 }
 
 function isRedisUrl(value: string): boolean {
@@ -338,6 +351,8 @@ export function authModeOf(env: EnvironmentVariables): AuthMode {
 
 const JWT_KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_FILE'] as const;
 
+const JWT_ONLY_SETTINGS = ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_ROOMS_REQUIRED'] as const;
+
 function authProblems(env: EnvironmentVariables): string[] {
   const mode = authModeOf(env);
   const problems: string[] = [];
@@ -356,6 +371,13 @@ function authProblems(env: EnvironmentVariables): string[] {
   }
   if (mode !== 'jwt' && sources.length > 0) {
     problems.push(`${sources[0]}: only used with AUTH_MODE=jwt (AUTH_MODE is ${mode})`);
+  }
+  // Set outside jwt mode these would do nothing, and an operator who set JWT_ROOMS_REQUIRED
+  // would believe the rooms locked down.
+  for (const name of JWT_ONLY_SETTINGS) {
+    if (mode !== 'jwt' && env[name] !== undefined && env[name] !== false) {
+      problems.push(`${name}: only used with AUTH_MODE=jwt (AUTH_MODE is ${mode})`);
+    }
   }
   return problems;
 }

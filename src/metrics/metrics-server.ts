@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { createServer, type Server } from 'node:http';
 import { appConfig, type AppConfig } from '../config/app.config.js';
+import { listenError } from '../lifecycle/listen-error.js';
 import { MetricsService } from './metrics.service.js';
 
 /**
@@ -43,9 +44,11 @@ export class MetricsServer implements OnApplicationBootstrap, OnApplicationShutd
       );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const onError = (error: Error): void =>
+        reject(listenError('METRICS_PORT', this.config.host, port, error));
+      server.once('error', onError);
       server.listen(port, this.config.host, () => {
-        server.off('error', reject);
+        server.off('error', onError);
         resolve();
       });
     });
