@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -9,6 +10,20 @@ const SECRET = 'log-secret-jwt-key-0123456789abcdef';
 const API_KEY = 'log-secret-api-key-42';
 const PASSWORD = 'log-secret-room-password';
 const WRONG_PASSWORD = 'log-secret-wrong-password';
+
+/** The status of a GET sent as written, request target and all (fetch would normalize it). */
+function rawStatus(port: number, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    });
+    let head = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (head += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0)));
+  });
+}
 
 const sign = (sub: string, key = SECRET) =>
   new SignJWT({})
@@ -82,6 +97,15 @@ describe('logs never carry a secret', () => {
       expect(stats.status).toBe(200);
       const statsByToken = await fetch(`http://127.0.0.1:${port}/stats?token=${forgedToken}`);
       expect(statsByToken.status).toBe(200);
+      // Request lines Express routes but URL cannot parse (a bad port): no 500, and so no error
+      // log line quoting the URL with its key.
+      for (const target of [
+        `http://a:99999/stats?apiKey=${API_KEY}`,
+        `http://a:99999/stats/rooms/vault?token=${aliceToken}`,
+        `http://a:99999/demo?apiKey=${API_KEY}`,
+      ]) {
+        expect(await rawStatus(port, target)).not.toBe(500);
+      }
       // Resume tokens: one used on an upgrade, one in the action, one that is not the user's.
       const aliceResume = alice.connected?.resumeToken as string;
       const bobResume = bob.connected?.resumeToken as string;

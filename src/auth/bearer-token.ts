@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { requestUrlOf } from './request-url.js';
 
 /** The Sec-WebSocket-Protocol entry that carries a token: browsers cannot set headers. */
 export const BEARER_PROTOCOL_PREFIX = 'bearer.';
@@ -9,8 +10,7 @@ export const BEARER_PROTOCOL_PREFIX = 'bearer.';
  * none after it. Undefined when there is none.
  */
 export function bearerTokenOf(request: IncomingMessage): string | undefined {
-  const url = new URL(request.url ?? '/', 'ws://localhost');
-  const fromQuery = url.searchParams.get('token');
+  const fromQuery = requestUrlOf(request)?.searchParams.get('token');
   if (fromQuery) {
     return fromQuery;
   }

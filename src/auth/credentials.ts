@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { requestUrlOf } from './request-url.js';
 
 export interface Credentials {
   userId?: string;
@@ -10,12 +11,12 @@ export interface Credentials {
  * empty value counts as absent, so that an empty `?apiKey=` does not hide a key in a header.
  */
 export function credentialsOf(request: IncomingMessage): Credentials {
-  const url = new URL(request.url ?? '/', 'ws://localhost');
-  const userId = url.searchParams.get('userId') || undefined;
+  // An unparseable URL carries no query credentials; the headers may still.
+  const query = requestUrlOf(request)?.searchParams;
+  const userId = query?.get('userId') || undefined;
   const header = request.headers['x-api-key'];
   const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '')?.[1];
   // `||`, not `??`: an empty value is no key, and must not hide one in the next place.
-  const apiKey =
-    url.searchParams.get('apiKey') || (typeof header === 'string' ? header : '') || bearer;
+  const apiKey = query?.get('apiKey') || (typeof header === 'string' ? header : '') || bearer;
   return { userId, apiKey };
 }

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, Logger, NotFoundException, Req, Res } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestUrlOf } from '../auth/request-url.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
 import {
   ADMIN_FILES,
@@ -43,8 +44,8 @@ export class PagesController {
 
   @Get(['demo', 'admin', 'pages/:file', 'sdk/*path'])
   serve(@Req() request: IncomingMessage, @Res() response: ServerResponse): void {
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const file = this.files.get(path);
+    const path = requestUrlOf(request)?.pathname;
+    const file = path === undefined ? undefined : this.files.get(path);
     if (!file) {
       throw new NotFoundException();
     }
