@@ -3,6 +3,7 @@
  * from the files behind it: they may move, this list stays.
  */
 export { AppModule, type AppModuleOptions } from './app.module.js';
+export { configureApp } from './app.setup.js';
 export type { Identity } from './auth/identity.js';
 export { withRequestId } from './delivery/replies.js';
 export { RoomMessenger } from './delivery/room-messenger.service.js';
@@ -30,5 +31,12 @@ export { protocolValidationPipe } from './gateway/protocol-validation.pipe.js';
 export { RequireRoomRole } from './gateway/require-room-role.decorator.js';
 export { Senders } from './gateway/senders.js';
 export { ProtocolError } from './protocol/protocol-error.js';
-export { ErrorCode, type Role, type RoomUser } from './protocol/protocol.js';
+export {
+  ErrorCode,
+  type Avatar,
+  type Role,
+  type RoomUser,
+  type StateOp,
+  type StatePatch,
+} from './protocol/protocol.js';
 export type { Connection } from './users/connection.js';
