@@ -42,6 +42,10 @@ function perSecond(now, before, seconds) {
 }
 
 function renderTotals(stats, seconds) {
+  if (!stats) {
+    $('totals').replaceChildren();
+    return;
+  }
   const rows = [
     ['Rooms', stats.totalRooms],
     ['Users', stats.totalUsers],
@@ -157,6 +161,13 @@ async function poll() {
   try {
     const response = await fetch('/stats', { headers: authHeaders(), cache: 'no-store' });
     if (response.status === 401) {
+      // Nothing the key before (forgotten, or now a wrong one) was shown may stay on screen.
+      previous = undefined;
+      selectedRoom = undefined;
+      renderTotals(undefined, 0);
+      renderRooms([], 0);
+      renderInstances(undefined);
+      renderMembers(undefined);
       setStatus('error', 'key needed');
       showError('The server wants the API key (or an admin token in JWT mode).');
       return;

@@ -23,6 +23,8 @@ let room;
 /** The pose refresh and ping intervals of the room the page is in; none while out of a room. */
 let timers = [];
 let wander;
+/** The last Leave: settled once the server answered and its client is closed. */
+let left = Promise.resolve();
 const me = { x: 0, z: 0, yaw: 0 };
 /** Last pose of each other member: userId -> { x, z, fx, fz }. */
 const poses = new Map();
@@ -133,6 +135,9 @@ function userIdFrom(name) {
 }
 
 async function join() {
+  // One Join at a time: a second one (a double-click) while this one connects would make a second
+  // client of the same user id, which the server takes for this one reconnecting (close 4000).
+  $('join').disabled = true;
   $('error').hidden = true;
   const name = $('name').value.trim();
   const roomId = $('room').value.trim();
@@ -158,8 +163,18 @@ async function join() {
     setConnection(state);
     scheduleRender();
   });
-  await client.connect();
-  const joined = await client.joinRoom(roomId, { name, role: 'editor' });
+  let joined;
+  try {
+    // A Leave still waiting for the server: its client is closed first, else the server would
+    // take this one, of the same user id, for it reconnecting and close it (4000).
+    await left.catch(() => {});
+    await own.connect();
+    joined = await own.joinRoom(roomId, { name, role: 'editor' });
+  } catch (error) {
+    // This Join's client: `client` is a newer one if another Join has started since.
+    own.close();
+    throw error;
+  }
   room = joined;
   room.on('member', (event) => {
     if (event.type === 'left') {
@@ -179,10 +194,14 @@ async function join() {
     }
   });
   room.on('closed', ({ reason }) => {
-    stopTimers();
     // The client was made for this room alone, and the SDK rejoins nothing it closed: a Join
     // makes a new one. Left open, it would stay connected until that Join's replaced it (4000).
     own.close();
+    // A newer Join (pressed while Leave waited for the server) has the page now: leave it be.
+    if (client !== own) {
+      return;
+    }
+    stopTimers();
     // 'left' is our own Leave button; anything else (kicked, deleted, lost) is news.
     if (reason !== 'left') {
       showError(`Out of the room: ${reason}`);
@@ -216,20 +235,25 @@ async function ping() {
 async function leave() {
   stopTimers();
   const leaving = room;
+  // Join is enabled again at once: by the time the server answers, `client` may be a new Join's.
+  const leavingClient = client;
   room = undefined;
   poses.clear();
   setJoined(false);
-  await leaving?.leave();
-  client?.close();
+  left = Promise.resolve(leaving?.leave()).finally(() => leavingClient?.close());
+  await left;
   render();
 }
 
 $('join-form').addEventListener('submit', (event) => {
   event.preventDefault();
+  // Join is disabled while a Join is under way or done; a submit made by script still comes here.
+  if ($('join').disabled) {
+    return;
+  }
   join().catch((error) => {
     showError(error);
     setJoined(false);
-    client?.close();
   });
 });
 $('leave').addEventListener('click', () => void leave().catch(showError));
