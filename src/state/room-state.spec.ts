@@ -258,6 +258,211 @@ describe('applyStateChange', () => {
     });
   });
 
+  describe('several ops in one request', () => {
+    it('adds, updates then removes the same id', () => {
+      const state = populatedState();
+      const next = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'add', collection: 'annotations', id: 'n', item: { v: 1, keep: true } },
+            { op: 'update', collection: 'annotations', id: 'n', item: { v: 2 } },
+            { op: 'remove', collection: 'annotations', id: 'n' },
+          ],
+        },
+        LIMIT,
+      );
+      expect(next.annotations).toStrictEqual(state.annotations);
+      expect(next.annotations).not.toBe(state.annotations);
+      expect(next.version).toBe(4);
+    });
+
+    it('updates the same id twice, the second update merging into the first', () => {
+      const next = applyStateChange(
+        populatedState(),
+        {
+          ops: [
+            { op: 'update', collection: 'annotations', id: 'a1', item: { text: 'one', y: 1 } },
+            { op: 'update', collection: 'annotations', id: 'a1', item: { text: 'two', z: 2 } },
+          ],
+        },
+        LIMIT,
+      );
+      expect(next.annotations).toStrictEqual([{ id: 'a1', text: 'two', x: 1, y: 1, z: 2 }]);
+    });
+
+    it('removes then adds the same id: the new item goes last, without the old fields', () => {
+      const state = {
+        ...initialRoomState(),
+        annotations: [{ id: 'a', old: true }, { id: 'b' }, { id: 'c' }],
+      };
+      const next = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'remove', collection: 'annotations', id: 'a' },
+            { op: 'add', collection: 'annotations', id: 'a', item: { fresh: true } },
+          ],
+        },
+        LIMIT,
+      );
+      expect(next.annotations).toStrictEqual([{ id: 'b' }, { id: 'c' }, { id: 'a', fresh: true }]);
+    });
+
+    it('rejects an update after a remove of the same id with ITEM_NOT_FOUND', () => {
+      const error = failure(populatedState(), {
+        ops: [
+          { op: 'remove', collection: 'annotations', id: 'a1' },
+          { op: 'update', collection: 'annotations', id: 'a1', item: {} },
+        ],
+      });
+      expect(error.code).toBe(ErrorCode.ItemNotFound);
+      expect(error.message).toBe('annotations has no a1');
+    });
+
+    it('rejects a second add of the same id with ITEM_EXISTS', () => {
+      const state = populatedState();
+      const error = failure(state, {
+        ops: [
+          { op: 'add', collection: 'focusPoints', id: 'f2', item: {} },
+          { op: 'add', collection: 'focusPoints', id: 'f2', item: {} },
+        ],
+      });
+      expect(error.code).toBe(ErrorCode.ItemExists);
+      expect(error.message).toBe('focusPoints already has f2');
+      expect(state).toStrictEqual(populatedState());
+    });
+
+    it('applies interleaved ops on two collections, each to its own', () => {
+      const state = populatedState();
+      const next = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'add', collection: 'annotations', id: 'x', item: { n: 1 } },
+            { op: 'add', collection: 'focusPoints', id: 'x', item: { n: 2 } },
+            { op: 'update', collection: 'annotations', id: 'a1', item: { text: 'edited' } },
+            { op: 'remove', collection: 'focusPoints', id: 'f1' },
+            { op: 'update', collection: 'focusPoints', id: 'x', item: { m: 3 } },
+            { op: 'remove', collection: 'annotations', id: 'x' },
+          ],
+        },
+        LIMIT,
+      );
+      expect(next.annotations).toStrictEqual([{ id: 'a1', text: 'edited', x: 1 }]);
+      expect(next.focusPoints).toStrictEqual([{ id: 'x', n: 2, m: 3 }]);
+      expect(state).toStrictEqual(populatedState());
+    });
+
+    it('leaves a collection no op touches as it was, the same array', () => {
+      const state = populatedState();
+      const next = applyStateChange(
+        state,
+        { ops: [{ op: 'update', collection: 'annotations', id: 'a1', item: { x: 2 } }] },
+        LIMIT,
+      );
+      expect(next.focusPoints).toBe(state.focusPoints);
+      expect(next.annotations).not.toBe(state.annotations);
+    });
+
+    it('applies 100 updates of the last of 20,000 items', () => {
+      const annotations = Array.from({ length: 20000 }, (_, i) => ({ id: String(i) }));
+      const state = { ...initialRoomState(), annotations };
+      const ops: StateChange['ops'] = Array.from({ length: 100 }, (_, i) => ({
+        op: 'update' as const,
+        collection: 'annotations' as const,
+        id: '19999',
+        item: i % 2 === 0 ? { n: i } : { [`k${i}`]: true },
+      }));
+      const next = applyStateChange(state, { ops }, 4 * LIMIT);
+      const expected: Record<string, unknown> = { id: '19999', n: 98 };
+      for (let i = 1; i < 100; i += 2) {
+        expected[`k${i}`] = true;
+      }
+      expect(next.annotations).toHaveLength(20000);
+      expect(next.annotations[19999]).toStrictEqual(expected);
+      expect(next.annotations.slice(0, 19999).every((item, i) => item === annotations[i])).toBe(
+        true,
+      );
+      expect(state.annotations[19999]).toStrictEqual({ id: '19999' });
+      expect(next.version).toBe(1);
+    });
+
+    it('removes, updates and adds among 20,000 items, keeping the order', () => {
+      const annotations = Array.from({ length: 20000 }, (_, i) => ({ id: String(i) }));
+      const state = { ...initialRoomState(), annotations };
+      const next = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'remove', collection: 'annotations', id: '0' },
+            { op: 'update', collection: 'annotations', id: '10000', item: { n: 1 } },
+            { op: 'remove', collection: 'annotations', id: '19999' },
+            { op: 'add', collection: 'annotations', id: '0', item: {} },
+            { op: 'remove', collection: 'annotations', id: '5000' },
+          ],
+        },
+        4 * LIMIT,
+      );
+      const ids = next.annotations.map((item) => item.id);
+      expect(ids).toHaveLength(19998);
+      expect(ids.slice(0, 2)).toEqual(['1', '2']);
+      expect(ids.slice(-2)).toEqual(['19998', '0']);
+      expect(ids).not.toContain('5000');
+      expect(next.annotations[ids.indexOf('10000')]).toStrictEqual({ id: '10000', n: 1 });
+      expect(state.annotations).toHaveLength(20000);
+      expect(state.annotations[0]).toStrictEqual({ id: '0' });
+    });
+
+    it('acts on the first of items sharing an id, as a stored state may hold', () => {
+      const state = {
+        ...initialRoomState(),
+        annotations: [{ id: 'd', n: 1 }, { id: 'e' }, { id: 'd', n: 2 }],
+      };
+      const updated = applyStateChange(
+        state,
+        { ops: [{ op: 'update', collection: 'annotations', id: 'd', item: { u: true } }] },
+        LIMIT,
+      );
+      expect(updated.annotations).toStrictEqual([
+        { id: 'd', n: 1, u: true },
+        { id: 'e' },
+        { id: 'd', n: 2 },
+      ]);
+      const next = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'remove', collection: 'annotations', id: 'd' },
+            { op: 'update', collection: 'annotations', id: 'd', item: { u: true } },
+          ],
+        },
+        LIMIT,
+      );
+      expect(next.annotations).toStrictEqual([{ id: 'e' }, { id: 'd', n: 2, u: true }]);
+      expect(
+        failure(state, {
+          ops: [
+            { op: 'remove', collection: 'annotations', id: 'd' },
+            { op: 'add', collection: 'annotations', id: 'd', item: {} },
+          ],
+        }).code,
+      ).toBe(ErrorCode.ItemExists);
+      const gone = applyStateChange(
+        state,
+        {
+          ops: [
+            { op: 'remove', collection: 'annotations', id: 'd' },
+            { op: 'remove', collection: 'annotations', id: 'd' },
+            { op: 'add', collection: 'annotations', id: 'd', item: { n: 3 } },
+          ],
+        },
+        LIMIT,
+      );
+      expect(gone.annotations).toStrictEqual([{ id: 'e' }, { id: 'd', n: 3 }]);
+    });
+  });
+
   describe('all or nothing', () => {
     it('leaves the input state unchanged when a later op fails', () => {
       const state = populatedState();
