@@ -287,7 +287,7 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     if (outcome.alreadyMember) {
       return 'on-record';
     }
-    this.rooms.announceReturn(roomId, outcome.user);
+    this.rooms.announceReturn(roomId, outcome.user, announced);
     return 'returned';
   }
 
@@ -432,15 +432,20 @@ export class RedisRecoveryService implements OnModuleInit, OnModuleDestroy {
     return this.rooms.holdsHere(roomId, userId);
   }
 
-  /** Members on record for this instance whose socket closed while Redis was away. */
+  /**
+   * Members on record for this instance whose socket closed while Redis was away; not a seat held
+   * for a resume (here, or marked not connected less than the grace ago), which keeps its grace.
+   */
   private async removeDeparted(): Promise<number> {
     const { instanceId } = this.cluster;
     let removed = 0;
     for (const { roomId, userId } of await this.store.membersOf(instanceId)) {
-      if (this.users.byUser(userId)?.rooms.has(roomId)) {
+      // A seat held for a resume stays, as in removeStale: its grace decides, not the outage.
+      if (this.holdsHere(roomId, userId)) {
         continue;
       }
-      const outcome = await this.store.removeGhost(roomId, userId, instanceId, Date.now());
+      const graceMs = this.config.resume.graceMs;
+      const outcome = await this.store.removeStale(roomId, userId, Date.now(), graceMs);
       if (outcome) {
         removed++;
         await this.rooms.announceDeparture(roomId, userId, outcome, 'disconnected');

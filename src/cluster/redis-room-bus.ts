@@ -347,19 +347,16 @@ export class RedisRoomBus implements RoomBus, OnModuleInit {
     audience: readonly Connection[],
     target: { except?: string; to?: string; reply?: (message: ServerMessage<E>) => void },
   ): void {
+    // First: data that cannot be serialized (an extension's bigint, a cycle) throws to the caller
+    // here, before anything waits for an echo whose fallback would throw again, in a timer.
+    const json = JSON.stringify(message);
     const awaitId = String(++this.nextAwaitId);
     const event = { roomId, message, audience, reply: target.reply } as unknown as AwaitedEvent;
     event.timer = setTimeout(() => this.deliverUnnumbered(awaitId), COMMIT_ECHO_TIMEOUT_MS);
     event.timer.unref();
     this.awaited.set(awaitId, event);
     this.awaitedPerRoom.set(roomId, (this.awaitedPerRoom.get(roomId) ?? 0) + 1);
-    const payload = envelopeJson(
-      this.cluster.instanceId,
-      target.except,
-      target.to,
-      JSON.stringify(message),
-      awaitId,
-    );
+    const payload = envelopeJson(this.cluster.instanceId, target.except, target.to, json, awaitId);
     this.publishWithNumber(roomId, this.channelOf(roomId), payload, endsRoom(message)).then(
       () => this.publishRecovered(),
       (error: unknown) => {

@@ -622,12 +622,16 @@ export class RoomsService {
   }
 
   /**
-   * A member connected here is on record again after another instance removed it, taking this
-   * one for dead: the room, told it left, is told it joined.
+   * A member connected here is on record again after the store lost it: the room is told it
+   * joined. `leftAnnounced`: another instance removed it, taking this one for dead, and told the
+   * room (and the extensions, `member.left`) it left, so `member.joined` follows. A membership
+   * Redis lost (an outage) changed nothing for the extensions, and fires nothing.
    */
-  announceReturn(roomId: string, user: RoomUser): void {
+  announceReturn(roomId: string, user: RoomUser, leftAnnounced: boolean): void {
     this.deliver({ kind: 'member_returned', roomId, user });
-    this.events.emit('member.joined', { roomId, user });
+    if (leftAnnounced) {
+      this.events.emit('member.joined', { roomId, user });
+    }
   }
 
   /** A room without a host was given one by the store (RedisRecoveryService): the room is told. */

@@ -1,7 +1,17 @@
 import { jest } from '@jest/globals';
 import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
-import { recordEvents, statsRooms, useTestCluster, waitFor } from '../support/cluster.js';
+import {
+  ClusterClients,
+  recordEvents,
+  statsRooms,
+  TEST_REDIS_URL,
+  useTestCluster,
+  waitFor,
+  type TestCluster,
+} from '../support/cluster.js';
+import { replyOf } from '../support/fixtures.js';
 import { delay, type TestClient } from '../support/test-client.js';
+import { startClusterWithExtension } from './extension-fixture.js';
 
 const ROOM = 'shared';
 
@@ -259,4 +269,61 @@ describe('cluster: members on different instances share a room', () => {
       });
     });
   });
+});
+
+describe('cluster: an extension sends data that JSON cannot carry', () => {
+  const clients = new ClusterClients();
+  let cluster: TestCluster | undefined;
+
+  afterEach(async () => {
+    clients.closeAll();
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  it('answers INTERNAL_ERROR, leaves nothing waiting for an echo, and the instance keeps serving', async () => {
+    // Resume on: the room's events wait for their number from Redis, with a 2 s fallback.
+    cluster = await startClusterWithExtension(
+      2,
+      { RECONNECT_GRACE_MS: '30000' },
+      { redisUrl: TEST_REDIS_URL, emitted: [] },
+    );
+    const [a, b] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    const bob = await clients.connect(b.wsUrl, 'bob');
+    await alice.join(ROOM);
+    await bob.join(ROOM);
+    await alice.next('user_joined', 3000);
+
+    // toRoom, toMember of a member here (both wait for their echo) and of one on another instance.
+    for (const target of [{}, { userId: 'alice' }, { userId: 'bob' }]) {
+      const requestId = alice.request('share_row', {
+        roomId: ROOM,
+        unserializable: true,
+        ...target,
+      });
+      expect(await alice.error(requestId, 3000)).toMatchObject({
+        code: 'INTERNAL_ERROR',
+        requestId,
+      });
+    }
+
+    // Past the 2 s fallback of an echo: nothing was left to deliver, and the instance is up.
+    await delay(3000);
+    const ping = alice.request('ping');
+    await replyOf(alice, ping, 'pong');
+    const shared = alice.request('share_row', { roomId: ROOM });
+    await replyOf(alice, shared, 'row_sent');
+    for (const member of [alice, bob]) {
+      const rows = await waitFor(
+        () => {
+          const got = member.received.filter((message) => String(message.event) === 'row_shared');
+          return got.length > 0 ? got : undefined;
+        },
+        3000,
+        `${member.userId} to get the row`,
+      );
+      expect(rows.map((message) => message.data)).toEqual([expect.objectContaining({ id: 1 })]);
+    }
+  }, 20_000);
 });

@@ -1,3 +1,5 @@
+import { CLUSTER, type Cluster } from '../../src/cluster/cluster.js';
+import { RedisRecoveryService } from '../../src/cluster/redis-recovery.service.js';
 import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
 import type { JoinRequest } from '../../src/rooms/room-store.js';
 import {
@@ -11,6 +13,7 @@ import {
   type TestCluster,
 } from '../support/cluster.js';
 import { delay, withTimeout, type TestClient } from '../support/test-client.js';
+import { startClusterWithExtension, type EmittedEvent } from './extension-fixture.js';
 
 /** While Redis is down, a request that needs it fails within this. */
 const FAIL_FAST_MS = 2000;
@@ -444,5 +447,52 @@ describe('cluster: Redis restarted under running instances', () => {
       user: expect.objectContaining({ id: 'bob', role: 'host' }),
     });
     expect(await storedRole('hall', 'bob')).toBe('host');
+  }, 30_000);
+
+  it('fires no member.joined for the members it registers again after Redis lost its data', async () => {
+    redis = await RedisServer.start();
+    const emitted: EmittedEvent[] = [];
+    // Presence beats far apart: the instances notice the loss through their reconnect below,
+    // not through a beat finding them unlisted (which is what being taken for dead looks like).
+    cluster = await startClusterWithExtension(
+      2,
+      { PRESENCE_TTL_MS: '60000' },
+      { redisUrl: redis.url, emitted, keepKeys: true },
+    );
+    const [a, b] = cluster.servers;
+    const alice = await clients.connect(a.wsUrl, 'alice');
+    const bob = await clients.connect(b.wsUrl, 'bob');
+    await alice.join('hall');
+    await bob.join('hall');
+    await alice.next('user_joined', 3000);
+    expect(emitted.map(({ instance, name }) => [instance, name])).toEqual([
+      [0, 'member.joined'],
+      [1, 'member.joined'],
+    ]);
+    emitted.length = 0;
+
+    // Redis loses everything (this test's own redis-server), and each instance's commands
+    // connection reconnects to it, as after a restart without persistence.
+    const client = await connectRedis(redis.url);
+    try {
+      await client.flushall();
+    } finally {
+      client.disconnect();
+    }
+    for (const server of cluster.servers) {
+      server.app.get<Cluster>(CLUSTER).publisher.disconnect(true);
+    }
+    for (const server of cluster.servers) {
+      await waitFor(
+        () => (server.app.get(RedisRecoveryService).recovered.count === 1 ? true : undefined),
+        RECOVERY_MS,
+        'the recovery pass of every instance',
+      );
+    }
+    expect(await storedRole('hall', 'alice')).toBe('host');
+    expect(await storedRole('hall', 'bob')).toBe('editor');
+    await delay(300);
+    // Nothing changed for the extensions: neither a departure nor an arrival.
+    expect(emitted).toEqual([]);
   }, 30_000);
 });
