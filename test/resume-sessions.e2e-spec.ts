@@ -204,6 +204,41 @@ describe('resume sessions: seats, tokens and bounds', () => {
     expect(await bob2.error(tooMany)).toMatchObject({ code: 'TOO_MANY_ROOMS' });
   }, 15_000);
 
+  it('does not give back a held seat the connection joined again itself: nothing twice', async () => {
+    await startWithLongGrace();
+    const alice = await connectTo(0, 'alice');
+    await alice.join('gallery');
+    const bob = await connectTo(1, 'bob');
+    await bob.join('gallery');
+    await drop(bob);
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: false },
+    });
+    // Back without ?resume=, as an older client would: its join_room takes the held seat back.
+    const bob2 = await connectTo(2, 'bob');
+    const joined = await bob2.join('gallery');
+    expect(await alice.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'bob', connected: true },
+    });
+    alice.broadcast('gallery', { type: 'chat', data: { text: 'live' } });
+    const live = await bob2.next('message', 3000);
+    // Its resume was sent before that message reached it: its position is the snapshot's.
+    const resumeId = bob2.request('resume', {
+      token: tokenOf(bob),
+      rooms: [{ roomId: 'gallery', epoch: joined.epoch, lastSeq: joined.seq }],
+    });
+    // Up to date already: not given back, and neither the room nor bob2 hears anything again.
+    expect(await replyOf<Resumed>(bob2, resumeId, 'resumed')).toEqual({
+      requestId: resumeId,
+      rooms: [],
+      lost: [],
+    });
+    await delay(300);
+    expect(bob2.received.filter((message) => message.event === 'message')).toEqual([]);
+    expect(live.seq).toBeGreaterThan(joined.seq as number);
+    expect(alice.received.filter((message) => message.event === 'user_updated')).toEqual([]);
+  }, 15_000);
+
   it('lets a held host go when its grace ends though later connections keep dropping', async () => {
     const bob = await connectTo(1, 'bob');
     const alice = await connectTo(0, 'alice');

@@ -1,15 +1,25 @@
 import type { ResumedRoom, ServerEventMap } from '../src/protocol/protocol.js';
+import { ROOM_STORE, type RoomStore } from '../src/rooms/room-store.js';
+import { UsersService } from '../src/users/users.service.js';
 import { recordEvents } from './support/cluster.js';
 import { replyOf, useTestServer } from './support/fixtures.js';
-import { delay, drop, takeReceived, until } from './support/test-client.js';
+import {
+  delay,
+  drop,
+  takeReceived,
+  until,
+  type Received,
+  type TestClient,
+} from './support/test-client.js';
 
 const GRACE_MS = 1500;
 
 describe('resume after a dropped connection', () => {
-  const { connect, start } = useTestServer({
+  const fixture = useTestServer({
     env: { RECONNECT_GRACE_MS: String(GRACE_MS) },
     lazy: true,
   });
+  const { connect, start } = fixture;
 
   /** alice hosts `gallery`, bob is an editor in it; every join event consumed. */
   const pair = async () => {
@@ -328,6 +338,161 @@ describe('resume after a dropped connection', () => {
     // A verified-looking upgrade for bob cannot take alice's token either.
     const mallory = await connect('bob', { resume: aliceToken });
     expect(mallory.connected).toMatchObject({ userId: 'bob', resumed: false });
+  });
+
+  describe('a connection that ends while its resume is under way', () => {
+    /**
+     * Holds the store's join of `userId` into `roomId` (a resume joining it again) until
+     * `release`, on every instance: the resume is under way, its held seats taken back, meanwhile.
+     */
+    const stallJoin = (roomId: string, userId: string) => {
+      let reached!: () => void;
+      const stalled = new Promise<void>((resolve) => (reached = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      for (const server of fixture.servers) {
+        const store = server.app.get<RoomStore>(ROOM_STORE);
+        const join = store.join.bind(store);
+        store.join = async (request) => {
+          if (request.roomId === roomId && request.userId === userId) {
+            reached();
+            await released;
+          }
+          return join(request);
+        };
+      }
+      return { stalled, release };
+    };
+    /** Until no instance has a connection of `userId` any more: its end was seen. */
+    const gone = (userId: string) =>
+      until(
+        () => fixture.servers.every((server) => !server.app.get(UsersService).byUser(userId)),
+        3000,
+        `the server to see ${userId}'s connection end`,
+      );
+    /** What `client` has been told about `userId` in `roomId`, as `event:connected`. */
+    const toldAbout = (client: TestClient, userId: string, roomId: string) =>
+      client.received
+        .filter(({ data }) => (data as { roomId?: string }).roomId === roomId)
+        .flatMap(({ event, data }: Received) => {
+          const { user, userId: leaver } = data as {
+            user?: { id: string; connected?: boolean };
+            userId?: string;
+          };
+          if (user?.id === userId) {
+            return [`${event}:${String(user.connected)}`];
+          }
+          return leaver === userId ? [event] : [];
+        });
+
+    /**
+     * bob (editor in `gallery`, where alice hosts) dropped, is back with its token, and its
+     * resume of `gallery` and `annex` waits on the join of `annex`: the held seat in `gallery`
+     * is taken back, not yet announced.
+     */
+    const resumeUnderWay = async () => {
+      const { alice, bob } = await pair();
+      await alice.join('annex');
+      await drop(bob);
+      expect(await alice.next('user_updated')).toMatchObject({
+        user: { id: 'bob', connected: false },
+      });
+      alice.received.splice(0);
+      const { stalled, release } = stallJoin('annex', 'bob');
+      const bob2 = await connect('bob', { resume: bob.connected?.resumeToken as string });
+      expect(bob2.connected?.resumed).toBe(true);
+      bob2.request('resume', { rooms: [{ roomId: 'gallery' }, { roomId: 'annex' }] });
+      await stalled;
+      return { alice, bob2, release };
+    };
+
+    it('holds the seats again after a drop, under the token of the connection that dropped', async () => {
+      const { alice, bob2, release } = await resumeUnderWay();
+      await drop(bob2);
+      await gone('bob');
+      release();
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').length > 0,
+        3000,
+        'alice told that bob is held again',
+      );
+      // The seat is held again, for a resume with the client's newest token.
+      const bob3 = await connect('bob', { resume: bob2.connected?.resumeToken as string });
+      expect(bob3.connected?.resumed).toBe(true);
+      const resumeId = bob3.request('resume', { rooms: [{ roomId: 'gallery' }] });
+      const resumed = await replyOf<ServerEventMap['resumed']>(bob3, resumeId, 'resumed');
+      expect(resumed.rooms.map((room) => room.roomId)).toEqual(['gallery']);
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').includes('user_updated:true'),
+        3000,
+        'alice told that bob is back',
+      );
+      expect(toldAbout(alice, 'bob', 'gallery')).toEqual([
+        'user_updated:false',
+        'user_updated:true',
+      ]);
+    });
+
+    it('lets the seats held again go when the grace runs out', async () => {
+      const { alice, bob2, release } = await resumeUnderWay();
+      await drop(bob2);
+      await gone('bob');
+      release();
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').length > 0,
+        3000,
+        'alice told that bob is held again',
+      );
+      const heldAt = Date.now();
+      expect(toldAbout(alice, 'bob', 'gallery')).toEqual(['user_updated:false']);
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').includes('user_left'),
+        GRACE_MS + 2000,
+        'alice told that bob left when the grace ran out',
+      );
+      expect(Date.now() - heldAt).toBeGreaterThan(GRACE_MS - 300);
+      expect(toldAbout(alice, 'bob', 'gallery')).toEqual(['user_updated:false', 'user_left']);
+      const carol = await connect('carol');
+      const seen = await carol.join('gallery');
+      expect(seen.users.map((user) => user.id)).toEqual(['alice', 'carol']);
+    });
+
+    it('takes back, unannounced, a room it joined again: the room never heard of it', async () => {
+      const { alice, bob2, release } = await resumeUnderWay();
+      await drop(bob2);
+      await gone('bob');
+      release();
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').length > 0,
+        3000,
+        'alice told that bob is held again',
+      );
+      await delay(200);
+      expect(toldAbout(alice, 'bob', 'annex')).toEqual([]);
+      const carol = await connect('carol');
+      const seen = await carol.join('annex');
+      expect(seen.users.map((user) => user.id)).toEqual(['alice', 'carol']);
+    });
+
+    it('treats a close frame as a leave, at once: no seat is held', async () => {
+      const { alice, bob2, release } = await resumeUnderWay();
+      bob2.close();
+      await gone('bob');
+      release();
+      // Well inside the grace, so that a seat held until the grace ran out cannot pass for a leave.
+      await until(
+        () => toldAbout(alice, 'bob', 'gallery').includes('user_left'),
+        GRACE_MS / 2,
+        'alice told that bob left',
+      );
+      expect(toldAbout(alice, 'bob', 'gallery')).toEqual(['user_left']);
+      expect(toldAbout(alice, 'bob', 'annex')).toEqual([]);
+      const carol = await connect('carol');
+      for (const roomId of ['gallery', 'annex']) {
+        const seen = await carol.join(roomId);
+        expect(seen.users.map((user) => user.id)).toEqual(['alice', 'carol']);
+      }
+    });
   });
 
   it('with RECONNECT_GRACE_MS=0, a drop is a leave and nothing is numbered', async () => {

@@ -55,6 +55,12 @@ interface Session {
   readonly seats: HeldSeats;
   /** Set for the first grace to end among the seats. */
   graceTimer?: NodeJS.Timeout;
+  /**
+   * Resumes of its connections here still under way. A connection that drops during one leaves
+   * the session to it rather than ending it: the resume holds again what it took back, under
+   * the session's token (the dropped connection's, the newest its client has).
+   */
+  resumes: number;
 }
 
 /** A held session taken by a `resume`, and the token it was held under. */
@@ -203,7 +209,11 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     if (roomIds.length === 0 && session.seats.size === 0) {
-      this.forget(session);
+      // Nothing held, unless a resume under way has seats to hold again (it ends the session if
+      // not, see resume).
+      if (session.resumes === 0) {
+        this.forget(session);
+      }
       return;
     }
     for (const roomId of roomIds) {
@@ -233,10 +243,41 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
    * A room joined again passes `admission` first, the checks of a `join_room` (else it is
    * `lost`); a held seat is the same membership going on, and does not.
    * RESUME_FAILED for another user's token. The seats may have been held on another instance:
-   * HELD_SESSIONS says which, and who won.
+   * HELD_SESSIONS says which, and who won. A connection that ends before the reply: see
+   * settleEnded.
    */
   async resume(
     connection: Connection,
+    token: string | undefined,
+    positions: readonly ResumePosition[],
+    admission: JoinAdmission,
+    requestId?: string,
+  ): Promise<void> {
+    const session = this.byUser.get(connection.userId);
+    if (session) {
+      session.resumes++;
+    }
+    try {
+      await this.takeBack(connection, session, token, positions, admission, requestId);
+    } finally {
+      if (session) {
+        session.resumes--;
+        // Dropped meanwhile, with nothing held again: the session ends, as detach would end it.
+        if (
+          session.resumes === 0 &&
+          session.heldToken === undefined &&
+          this.byUser.get(connection.userId) === session
+        ) {
+          this.forgetIfGone(session);
+        }
+      }
+    }
+  }
+
+  /** The work of `resume`, for `connection` of `session` (its user's session here when it began). */
+  private async takeBack(
+    connection: Connection,
+    session: Session | undefined,
     token: string | undefined,
     positions: readonly ResumePosition[],
     admission: JoinAdmission,
@@ -281,14 +322,7 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
     );
     await this.leaveSeats(connection.userId, dangling);
     if (!this.users.isCurrent(connection)) {
-      // Dropped again while the seats were taken back: they stay held for the next try.
-      for (const { roomId } of taken) {
-        this.users.membership.abortJoin(connection, roomId);
-      }
-      await this.hold(
-        this.sessionOf(connection.userId),
-        taken.map((seat) => seat.roomId),
-      );
+      await this.settleEnded(connection, session, taken);
       return;
     }
     const seats: ResumedSeat[] = taken.map((seat) => ({
@@ -318,6 +352,37 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
       if (seat.joined) {
         this.rooms.noteJoinedByResume(seat.roomId, seat.user);
       }
+    }
+  }
+
+  /**
+   * The connection ended while its resume took the seats back, before the rooms heard of it. A
+   * room it joined anew never heard of it either: that join is taken back quietly, as a
+   * `join_room` whose connection closed is. The held seats it took back are held again after a
+   * drop (or a replacement here), under the session's token, for the grace; after a close
+   * (end), which ended the session, or when the session ended otherwise, they leave now.
+   */
+  private async settleEnded(
+    connection: Connection,
+    session: Session | undefined,
+    taken: ReadonlyArray<Omit<ResumedSeat, 'held'>>,
+  ): Promise<void> {
+    const seats: string[] = [];
+    for (const { roomId, joined } of taken) {
+      this.users.membership.abortJoin(connection, roomId);
+      if (joined) {
+        await this.rooms.undoJoin(roomId, connection.userId, false);
+      } else {
+        seats.push(roomId);
+      }
+    }
+    if (seats.length === 0) {
+      return;
+    }
+    if (session && this.byUser.get(connection.userId) === session) {
+      await this.hold(session, seats);
+    } else {
+      await this.leaveSeats(connection.userId, seats);
     }
   }
 
@@ -351,8 +416,10 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
   /**
    * Which seats the resume takes back, within MAX_ROOMS_PER_CONNECTION: the rooms the connection
    * took over unseen (already counted among its rooms), then the held seats, those the request
-   * lists first. A held seat in a room the connection is in already needs no place of its own.
-   * `inherited`: the rooms taken over unseen; `surplus`: the held seats that do not fit.
+   * lists first. A held seat in a room the connection is in already is not taken again: it joined
+   * that room itself (a `join_room` took the seat back) and is up to date, or took it over unseen
+   * (given back once, as inherited). `inherited`: the rooms taken over unseen; `surplus`: the
+   * held seats that do not fit.
    */
   private fitSeats(
     connection: Connection,
@@ -371,10 +438,10 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
       ...heldRoomIds.filter((roomId) => !from.has(roomId)),
     ];
     for (const roomId of new Set(listedFirst)) {
-      if (take.includes(roomId)) {
+      if (places.has(roomId)) {
         continue;
       }
-      if (places.has(roomId) || places.size < this.config.maxRoomsPerConnection) {
+      if (places.size < this.config.maxRoomsPerConnection) {
         places.add(roomId);
         take.push(roomId);
       } else {
@@ -413,17 +480,13 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
     return rejoined;
   }
 
-  private sessionOf(userId: string): Session {
-    let session = this.byUser.get(userId);
-    if (!session) {
-      session = this.newSession(userId);
-      this.byUser.set(userId, session);
-    }
-    return session;
-  }
-
   private newSession(userId: string): Session {
-    return { userId, token: '', seats: new HeldSeats(this.config.maxRoomsPerConnection) };
+    return {
+      userId,
+      token: '',
+      seats: new HeldSeats(this.config.maxRoomsPerConnection),
+      resumes: 0,
+    };
   }
 
   /** Marks the seats taken back (connected again) while their events are held for the client. */
@@ -583,10 +646,15 @@ export class ResumeService implements OnModuleInit, OnApplicationShutdown {
       return;
     }
     const heldToken = session.heldToken;
-    const claimed = await this.sessions.claim(heldToken).catch((error: unknown) => {
-      this.logger.warn(`Could not claim ${session.userId}'s held seats: ${String(error)}`);
-      return { userId: session.userId, roomIds: [] };
-    });
+    // Held under no token (the user's socket here was replaced elsewhere): never shared, so no
+    // resume can have claimed the seats, and they are this instance's to let go.
+    const claimed =
+      heldToken === ''
+        ? { userId: session.userId }
+        : await this.sessions.claim(heldToken).catch((error: unknown) => {
+            this.logger.warn(`Could not claim ${session.userId}'s held seats: ${String(error)}`);
+            return { userId: session.userId, roomIds: [] };
+          });
     if (this.byUser.get(session.userId) !== session || session.heldToken !== heldToken) {
       // Resumed here, ended, or held anew under a newer token meanwhile: that took over.
       return;

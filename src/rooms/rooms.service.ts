@@ -412,8 +412,11 @@ export class RoomsService {
     }
   }
 
-  /** Takes back a join nobody heard of; a member from before keeps its membership. */
-  private async undoJoin(roomId: string, userId: string, wasMember: boolean): Promise<void> {
+  /**
+   * Takes back a join nobody heard of (its connection closed first: a `join_room` here, a room a
+   * `resume` joined again); a member from before keeps its membership.
+   */
+  async undoJoin(roomId: string, userId: string, wasMember: boolean): Promise<void> {
     if (wasMember) {
       return;
     }

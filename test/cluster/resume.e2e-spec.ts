@@ -1,8 +1,19 @@
-import type { ResumedRoom } from '../../src/protocol/protocol.js';
+import type { ResumedRoom, ServerEventMap } from '../../src/protocol/protocol.js';
+import { CLUSTER, type Cluster } from '../../src/cluster/cluster.js';
 import { decodeMember } from '../../src/cluster/member-record.js';
+import { RedisRecoveryService } from '../../src/cluster/redis-recovery.service.js';
+import { RedisRoomStore } from '../../src/cluster/redis-room-store.js';
+import { UsersService } from '../../src/users/users.service.js';
 import { connectRedis, recordEvents, useTestCluster, waitFor } from '../support/cluster.js';
 import { replyOf } from '../support/fixtures.js';
-import { delay, drop, takeReceived, type Received } from '../support/test-client.js';
+import {
+  delay,
+  drop,
+  takeReceived,
+  until,
+  type Received,
+  type TestClient,
+} from '../support/test-client.js';
 
 const GRACE_MS = 1500;
 const ROOM = 'gallery';
@@ -296,6 +307,90 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     });
   }, 15_000);
 
+  describe('a connection that drops while its resume is under way', () => {
+    /** What `client` has been told about bob in `roomId`, as `event:connected`. */
+    const toldAboutBob = (client: TestClient, roomId: string) =>
+      client.received
+        .filter(({ data }) => (data as { roomId?: string }).roomId === roomId)
+        .flatMap(({ event, data }: Received) => {
+          const { user, userId } = data as {
+            user?: { id: string; connected?: boolean };
+            userId?: string;
+          };
+          if (user?.id === 'bob') {
+            return [`${event}:${String(user.connected)}`];
+          }
+          return userId === 'bob' ? [event] : [];
+        });
+
+    /**
+     * bob dropped from ROOM (instance 1) and came back on instance 2 with its token; its resume
+     * of ROOM and `annex` (where alice is too) waits on the store's join of `annex` there, the
+     * held seat in ROOM taken back. Then bob's connection drops, and the join goes on.
+     */
+    const dropDuringResume = async () => {
+      const { alice, bob } = await pair();
+      await alice.join('annex');
+      await drop(bob);
+      expect(await alice.next('user_updated', 3000)).toMatchObject({
+        user: { id: 'bob', connected: false },
+      });
+      alice.received.splice(0);
+      const store = fixture.servers[2].app.get(RedisRoomStore);
+      const join = store.join.bind(store);
+      let reached!: () => void;
+      const stalled = new Promise<void>((resolve) => (reached = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      store.join = async (request: Parameters<RedisRoomStore['join']>[0]) => {
+        if (request.roomId === 'annex' && request.userId === 'bob') {
+          reached();
+          await released;
+        }
+        return join(request);
+      };
+      const bob2 = await fixture.connect(2, 'bob', { resume: bob.connected?.resumeToken });
+      expect(bob2.connected?.resumed).toBe(true);
+      bob2.request('resume', { rooms: [{ roomId: ROOM }, { roomId: 'annex' }] });
+      await stalled;
+      await drop(bob2);
+      await until(
+        () => !fixture.servers[2].app.get(UsersService).byUser('bob'),
+        3000,
+        'instance 2 to see the drop',
+      );
+      release();
+      await until(
+        () => toldAboutBob(alice, ROOM).length > 0,
+        3000,
+        'alice told that bob is held again',
+      );
+      return { alice, bob2 };
+    };
+
+    it('takes back, unannounced, a room it joined again: the room never heard of it', async () => {
+      const { alice } = await dropDuringResume();
+      expect(toldAboutBob(alice, ROOM)).toEqual(['user_updated:false']);
+      await delay(300);
+      expect(toldAboutBob(alice, 'annex')).toEqual([]);
+      const carol = await fixture.connect(1, 'carol');
+      const seen = await carol.join('annex');
+      expect(seen.users.map((user) => user.id)).toEqual(['alice', 'carol']);
+    }, 15_000);
+
+    it('holds the seat again for the newest token, on any instance', async () => {
+      const { alice, bob2 } = await dropDuringResume();
+      const bob3 = await fixture.connect(0, 'bob', { resume: bob2.connected?.resumeToken });
+      expect(bob3.connected?.resumed).toBe(true);
+      const resumeId = bob3.request('resume', { rooms: [{ roomId: ROOM }] });
+      const resumed = await replyOf<{ rooms: ResumedRoom[] }>(bob3, resumeId, 'resumed');
+      expect(resumed.rooms).toEqual([expect.objectContaining({ roomId: ROOM })]);
+      // Claimed: the instance that held the seat again does not let it go when the grace ends.
+      await delay(GRACE_MS + 500);
+      expect(toldAboutBob(alice, ROOM)).toEqual(['user_updated:false', 'user_updated:true']);
+    }, 15_000);
+  });
+
   it('answers the last member here at once when its request ends the room there', async () => {
     const { alice, bob } = await pair();
     // alice is the only member of the room on instance 0: her request ends its subscription there.
@@ -305,4 +400,62 @@ describe('cluster: resume on any instance after a dropped connection', () => {
     expect(Date.now() - startedAt).toBeLessThan(1000);
     expect(await bob.next('room_deleted', 3000)).toMatchObject({ roomId: ROOM });
   });
+});
+
+describe('cluster: a held seat when the instance holding it reconnects to Redis', () => {
+  // A grace long enough for the drop, the reconnect and its recovery pass to fit in.
+  const fixture = useTestCluster({ instances: 2, env: { RECONNECT_GRACE_MS: '15000' } });
+
+  it('keeps the seat and its role through the recovery pass, for the resume', async () => {
+    const alice = await fixture.connect(0, 'alice');
+    const bob = await fixture.connect(0, 'bob');
+    const joined = await alice.join(ROOM);
+    await bob.join(ROOM);
+    await alice.next('user_joined', 3000);
+    const token = alice.connected?.resumeToken as string;
+    await drop(alice); // the host's seat is held, here
+    expect(await bob.next('user_updated', 3000)).toMatchObject({
+      user: { id: 'alice', role: 'host', connected: false },
+    });
+    bob.received.splice(0);
+
+    // The instance's Redis commands connection blips (Redis keeps its data): once it is ready
+    // again, the instance registers its members and looks for those that left meanwhile.
+    const instance = fixture.servers[0].app;
+    instance.get<Cluster>(CLUSTER).publisher.disconnect(true);
+    await waitFor(
+      () => (instance.get(RedisRecoveryService).recovered.count === 1 ? true : undefined),
+      5000,
+      'the recovery pass after the reconnect',
+    );
+    // Its rooms are resynced after it: bob gets the room as the store has it, alice still host.
+    const snapshot = await bob.next('room_joined', 3000);
+    expect(
+      snapshot.roomInfo.users.map(({ id, role, connected }) => ({ id, role, connected })),
+    ).toEqual([
+      { id: 'alice', role: 'host', connected: false },
+      { id: 'bob', role: 'editor', connected: true },
+    ]);
+    await delay(300);
+    const told = bob.received.map(({ event, data }) => ({ event, data }));
+    expect(told.filter(({ event }) => event === 'user_left' || event === 'user_updated')).toEqual(
+      [],
+    );
+
+    // alice resumes within the grace: her seat, with its role, is hers again.
+    const back = await fixture.connect(1, 'alice', { resume: token });
+    expect(back.connected).toMatchObject({ userId: 'alice', resumed: true });
+    const resumeId = back.request('resume', {
+      rooms: [{ roomId: ROOM, epoch: joined.epoch, lastSeq: joined.seq }],
+    });
+    const resumed = await replyOf<{ rooms: ResumedRoom[]; lost: string[] }>(
+      back,
+      resumeId,
+      'resumed',
+    );
+    expect(resumed.rooms).toEqual([expect.objectContaining({ roomId: ROOM, recovered: true })]);
+    expect(resumed.lost).toEqual([]);
+    const update: ServerEventMap['user_updated'] = await bob.next('user_updated', 3000);
+    expect(update.user).toMatchObject({ id: 'alice', role: 'host', connected: true });
+  }, 20_000);
 });
