@@ -409,6 +409,90 @@ describe('per-connection rate limits', () => {
     });
   });
 
+  describe('arrays past their bound', () => {
+    /** A request whose array `field` holds `count` empty objects. */
+    const withArray = (action: string, requestId: string, field: string, count: number) =>
+      JSON.stringify({
+        action,
+        requestId,
+        roomId: 'not a room id!',
+        [field]: Array.from({ length: count }, () => ({})),
+      });
+
+    it('refuses them on their length, as abusive: 1008 at the RATE_VIOLATIONS_BEFORE_CLOSE-th', async () => {
+      await start({ RATE_VIOLATIONS_BEFORE_CLOSE: '3' });
+      const alice = await connect('alice');
+      // At the bound, the DTO checks every entry, as ever: an honest mistake, not counted.
+      for (const n of range(3)) {
+        alice.sendRaw(withArray('resume', `at-${n}`, 'rooms', 100));
+        expect(await alice.error(`at-${n}`)).toMatchObject({ field: 'rooms.0.roomId' });
+      }
+      alice.sendRaw(withArray('hello', 'caps', 'capabilities', 17));
+      expect(await alice.error('caps')).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: 'capabilities must contain no more than 16 elements',
+        field: 'capabilities',
+        requestId: 'caps',
+      });
+      // The frames of 21,000 entries (about 63 KB) that once took a third of a second each.
+      const resume = withArray('resume', 'rooms', 'rooms', 21_000);
+      const ops = withArray('update_state', 'ops', 'ops', 21_000);
+      expect(Math.max(resume.length, ops.length)).toBeLessThan(65_536);
+      alice.sendRaw(resume);
+      expect(await alice.error('rooms')).toEqual({
+        code: 'VALIDATION_FAILED',
+        message: 'rooms must contain no more than 100 elements',
+        field: 'rooms',
+        requestId: 'rooms',
+      });
+      expect(alice.closeCode).toBeUndefined();
+      alice.sendRaw(ops);
+      expect(await alice.waitForClose()).toEqual({
+        code: 1008,
+        reason: 'Too many refused messages',
+      });
+    });
+  });
+
+  describe('WebSocket pings', () => {
+    it('answers a keepalive ping every second with one pong each, and the connection stays', async () => {
+      await start();
+      const alice = await connect('alice');
+      const pongs: string[] = [];
+      alice.socket.on('pong', (data) => pongs.push(data.toString()));
+      for (const n of range(4)) {
+        alice.socket.ping(`keepalive-${n}`);
+        await delay(1000);
+      }
+      expect(pongs).toEqual(range(4).map((n) => `keepalive-${n}`));
+      expect(alice.closeCode).toBeUndefined();
+      expect((await alice.reply(alice.request('ping'))).event).toBe('pong');
+    }, 10_000);
+
+    it.each([
+      ['', 'false'],
+      [' (permessage-deflate)', 'true'],
+    ])('closes a ping flood with 1008%s; the others carry on', async (_label, deflate) => {
+      await start({ PER_MESSAGE_DEFLATE: deflate });
+      const alice = await connect('alice');
+      const bob = await connect('bob');
+      expect(alice.socket.extensions.includes('permessage-deflate')).toBe(deflate === 'true');
+      let pongs = 0;
+      alice.socket.on('pong', () => pongs++);
+      for (let n = 0; n < 2000; n++) {
+        alice.socket.ping();
+      }
+      expect(await alice.waitForClose(3000)).toEqual({
+        code: 1008,
+        reason: 'Too many refused messages',
+      });
+      // The burst of 10, and a refill that came back while 2,000 pings arrived.
+      expect(pongs).toBeGreaterThanOrEqual(10);
+      expect(pongs).toBeLessThan(20);
+      expect((await bob.reply(bob.request('ping'))).event).toBe('pong');
+    });
+  });
+
   describe('back-pressure', () => {
     it('with MAX_PENDING_MESSAGES=1, pauses and resumes reading without losing or reordering a frame', async () => {
       await start({ ...RATE_LIMITS_OFF, MAX_PENDING_MESSAGES: '1' });

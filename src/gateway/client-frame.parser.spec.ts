@@ -164,6 +164,46 @@ describe('depth limit', () => {
     expect(parseClientFrame(frame).rejected).toBe(false);
   });
 
+  describe('arrays past their bound', () => {
+    const frame = (action: string, field: string, length: number, extra = {}) =>
+      JSON.stringify({ action, requestId: 'r1', ...extra, [field]: Array(length).fill({}) });
+
+    it.each([
+      ['resume', 'rooms', 100],
+      ['update_state', 'ops', 100],
+      ['hello', 'capabilities', 16],
+    ])('refuses %s with more %s than %d, as abusive, naming the field', (action, field, max) => {
+      expect(parseClientFrame(frame(action, field, max + 1))).toEqual({
+        rejected: true,
+        rejection: {
+          code: ErrorCode.ValidationFailed,
+          message: `${field} must contain no more than ${max} elements`,
+          field,
+          requestId: 'r1',
+          abusive: true,
+          action,
+        },
+      });
+      // At the bound the frame goes on to its handler, whose DTO checks every entry.
+      expect(parseClientFrame(frame(action, field, max)).rejected).toBe(false);
+    });
+
+    it('refuses the 64 KB resume of 21,800 entries that stalled the server', () => {
+      const text = frame('resume', 'rooms', 21_800);
+      expect(text.length).toBeLessThan(65_536);
+      expect(rejectionOf(text)).toMatchObject({ field: 'rooms', abusive: true });
+    });
+
+    it('leaves alone arrays of other actions and fields, and fields that are not arrays', () => {
+      const data = { items: Array(500).fill({}) };
+      const broadcast = { roomId: 'r', message: { type: 'chat', data } };
+      expect(parseClientFrame(frame('broadcast', 'rooms', 500, broadcast)).rejected).toBe(false);
+      expect(parseClientFrame(frame('join_room', 'ops', 500)).rejected).toBe(false);
+      const notArray = JSON.stringify({ action: 'resume', rooms: { length: 500 } });
+      expect(parseClientFrame(notArray).rejected).toBe(false);
+    });
+  });
+
   it.each([
     ['a string', '"[[[["', false],
     ['an escaped backslash before a closing quote', '"\\\\"', false],

@@ -1,4 +1,5 @@
 import { ErrorCode } from '../protocol/protocol.js';
+import { ARRAY_LIMITS_OF_ACTION, oversizedArray } from './dto/array-limits.js';
 
 /**
  * The gateway handler that answers frames the parser refused. The adapter calls it only for those:
@@ -11,7 +12,10 @@ export interface RejectedFrame {
   message: string;
   requestId?: unknown;
   field?: string;
-  /** A frame no honest client sends (too deep): it counts towards closing the connection. */
+  /**
+   * A frame no honest client sends (too deep, an array past its bound): it counts towards closing
+   * the connection.
+   */
   abusive?: boolean;
   /** The action the frame named or stood for, for the log (which skips refused broadcasts). */
   action?: string;
@@ -32,7 +36,9 @@ const PROTO_KEY = '__proto__';
  *
  * Nesting deeper than `maxDepth` is refused before anything walks the object: the prototype-key
  * check, DTO transformation, JSON.stringify of a relayed message and the stores all recurse, and a
- * 60 KB frame can nest 30,000 deep. (V8's JSON.parse itself does not recurse.)
+ * 60 KB frame can nest 30,000 deep. (V8's JSON.parse itself does not recurse.) An array longer
+ * than its request allows is refused here too, on its length alone: the DTO checks look at every
+ * entry before they get to the bound (array-limits.ts).
  */
 export function parseClientFrame(raw: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH): ParsedFrame {
   const text = typeof raw === 'string' ? raw : String(raw);
@@ -59,6 +65,17 @@ export function parseClientFrame(raw: unknown, maxDepth = DEFAULT_MAX_JSON_DEPTH
       code: ErrorCode.InvalidMessage,
       message: 'The message needs a string "action"',
       requestId,
+    });
+  }
+  const oversized = oversizedArray(message, ARRAY_LIMITS_OF_ACTION.get(action));
+  if (oversized) {
+    return reject({
+      code: ErrorCode.ValidationFailed,
+      message: oversized.message,
+      field: oversized.field,
+      requestId,
+      abusive: true,
+      action,
     });
   }
   // A substring test first: the object walk runs only for the rare frame that may need it

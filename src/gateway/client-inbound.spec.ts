@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { performance } from 'node:perf_hooks';
 import { StructuredLogger } from '../logging/structured-logger.js';
 import type { WebSocket } from 'ws';
 import { CloseCode, ErrorCode } from '../protocol/protocol.js';
@@ -7,7 +8,13 @@ import { checkClientPose } from '../protocol/binary-poses.js';
 import type { Connection } from '../users/connection.js';
 import type { BinaryPose } from './binary-pose.parser.js';
 import type { ParsedFrame } from './client-frame.parser.js';
-import { ClientInbound, STALLED_INPUT_CLOSE_MS, type InboundOptions } from './client-inbound.js';
+import {
+  ClientInbound,
+  FLOOD_CUT_OFF_MS,
+  STALLED_INPUT_CLOSE_MS,
+  type InboundOptions,
+} from './client-inbound.js';
+import { CLIENT_PINGS_BURST } from '../limits/connection-budget.js';
 
 class FakeSocket {
   readonly OPEN = 1;
@@ -25,6 +32,15 @@ class FakeSocket {
   close(code: number, reason: string): void {
     this.closes.push([code, reason]);
     this.readyState = 2;
+  }
+  pongs: Buffer[] = [];
+  pong(data: Buffer): void {
+    this.pongs.push(data);
+  }
+  terminated = false;
+  terminate(): void {
+    this.terminated = true;
+    this.readyState = 3;
   }
 }
 
@@ -397,6 +413,70 @@ describe('ClientInbound', () => {
     expect(dispatched).toEqual([
       { rejected: true, rejection: expect.objectContaining({ code: ErrorCode.InvalidMessage }) },
     ]);
+  });
+
+  describe('WebSocket pings', () => {
+    it('answers a keepalive ping a second, for as long as it lasts, each with its own pong', () => {
+      let now = performance.now();
+      const clock = jest.spyOn(performance, 'now').mockImplementation(() => now);
+      try {
+        const { inbound, socket } = setup();
+        for (let second = 0; second < 600; second++) {
+          inbound.receivePing(Buffer.from(`${second}`));
+          now += 1000;
+        }
+        expect(socket.pongs.map(String)).toEqual(Array.from({ length: 600 }, (_, i) => `${i}`));
+        expect(socket.closes).toEqual([]);
+      } finally {
+        clock.mockRestore();
+      }
+    });
+
+    it('closes a flood 1008 past CLIENT_PINGS_BURST, reads no more, and cuts it off after FLOOD_CUT_OFF_MS', () => {
+      jest.useFakeTimers();
+      try {
+        const { inbound, socket } = setup();
+        for (let i = 0; i < 1000; i++) {
+          inbound.receivePing(Buffer.alloc(0));
+        }
+        expect(socket.pongs).toHaveLength(CLIENT_PINGS_BURST);
+        expect(socket.closes).toEqual([[CloseCode.PolicyViolation, 'Too many refused messages']]);
+        expect(socket.paused).toBe(true);
+        jest.advanceTimersByTime(FLOOD_CUT_OFF_MS - 1);
+        expect(socket.terminated).toBe(false);
+        jest.advanceTimersByTime(1);
+        expect(socket.terminated).toBe(true);
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+
+    it('does not resume reading a flood that back-pressure had paused', async () => {
+      const { inbound, socket, send, setDispatch } = setup();
+      let finish!: () => void;
+      setDispatch(() => new Promise<void>((resolve) => (finish = resolve)));
+      for (let i = 0; i < 4; i++) {
+        send('{"action":"ping"}');
+      }
+      await flush();
+      expect(socket.paused).toBe(true);
+      for (let i = 0; i <= CLIENT_PINGS_BURST; i++) {
+        inbound.receivePing(Buffer.alloc(0));
+      }
+      setDispatch(() => Promise.resolve());
+      finish();
+      await flush();
+      expect(socket.paused).toBe(true);
+    });
+
+    it('answers no ping once the connection is closing', async () => {
+      const { inbound, socket, sendBinary } = setup();
+      sendBinary(Buffer.from([1]));
+      inbound.receivePing(Buffer.from('late'));
+      await flush();
+      expect(socket.closes).toEqual([[CloseCode.UnsupportedData, expect.any(String)]]);
+      expect(socket.pongs).toEqual([]);
+    });
   });
 
   it('closes 1003 on a binary frame, then ignores what still arrives', async () => {

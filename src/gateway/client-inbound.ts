@@ -20,6 +20,9 @@ import { requestIdOf } from './protocol-exception.filter.js';
  */
 export const STALLED_INPUT_CLOSE_MS = 10_000;
 
+/** How long the close of a client flooding pings has to go out before its socket is cut off. */
+export const FLOOD_CUT_OFF_MS = 1000;
+
 export interface InboundOptions {
   maxJsonDepth: number;
   maxPayload: number;
@@ -74,6 +77,8 @@ export class ClientInbound {
   private stallTimer?: NodeJS.Timeout;
   /** Set once a close waits behind the queue: it goes out by then, answered or not. */
   private closeTimer?: NodeJS.Timeout;
+  /** Set once a ping flood stopped reading for good (cutOff). */
+  private cutOffTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly socket: WebSocket,
@@ -90,6 +95,35 @@ export class ClientInbound {
       this.fail(error);
     }
   };
+
+  /**
+   * A WebSocket ping from the client. ws reads every control frame itself, whatever the path (the
+   * direct reader leaves them to it; they are never compressed), and answers none (autoPong off):
+   * one within CLIENT_PINGS_BURST, refilled at CLIENT_PINGS_PER_SEC, gets its pong here; one past
+   * it is a flood, which ends the connection (cutOff).
+   */
+  readonly receivePing = (data: Buffer): void => {
+    if (this.budget.chargePing(performance.now()) > 0) {
+      this.cutOff();
+    } else if (!this.closing && this.socket.readyState === this.socket.OPEN) {
+      this.socket.pong(data, false, ignoreError);
+    }
+  };
+
+  /**
+   * Closes 1008 at once, reads nothing more (ws would parse every frame a flood sends until the
+   * close handshake ends, 30 s at most) and cuts the socket off once the close has had
+   * FLOOD_CUT_OFF_MS to go out: its client does not read its close reply in the meantime.
+   */
+  private cutOff(): void {
+    if (this.cutOffTimer) {
+      return;
+    }
+    this.close(CloseCode.PolicyViolation, CloseReason.PolicyViolation);
+    this.socket.pause();
+    this.cutOffTimer = setTimeout(() => this.socket.terminate(), FLOOD_CUT_OFF_MS);
+    this.cutOffTimer.unref();
+  }
 
   /** Closes the socket after an error nobody answered; the process keeps serving the others. */
   fail(error: unknown): void {
@@ -251,7 +285,9 @@ export class ClientInbound {
   private resume(): void {
     this.paused = false;
     clearTimeout(this.stallTimer);
-    this.socket.resume();
+    if (!this.cutOffTimer) {
+      this.socket.resume();
+    }
   }
 
   /** Closes once the frames before this decision have been answered; ignores what comes after. */
@@ -305,6 +341,9 @@ function receivedKind(frame: ParsedFrame): MessageKind {
       return MessageKind.Control;
   }
 }
+
+/** A pong that could not be written: the socket is going, and its close says why. */
+function ignoreError(): void {}
 
 function toBuffer(data: RawData): Buffer {
   if (Array.isArray(data)) {

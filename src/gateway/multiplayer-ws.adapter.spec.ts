@@ -5,6 +5,9 @@ import { EMPTY } from 'rxjs';
 import type { WebSocket } from 'ws';
 import { jest } from '@jest/globals';
 import { StructuredLogger } from '../logging/structured-logger.js';
+import type { WebSocketServer } from 'ws';
+import { CLIENT_PINGS_BURST } from '../limits/connection-budget.js';
+import { CloseCode } from '../protocol/protocol.js';
 import { REJECTED_FRAME } from './client-frame.parser.js';
 import {
   MultiplayerWsAdapter,
@@ -20,6 +23,13 @@ class FakeSocket extends EventEmitter {
   close(): void {
     this.readyState = 2;
   }
+  pongs = 0;
+  pong(): void {
+    this.pongs++;
+  }
+  terminate(): void {
+    this.readyState = 3;
+  }
 }
 
 const LIMITS_OFF = {
@@ -31,7 +41,10 @@ const LIMITS_OFF = {
   violationsBeforeClose: 3,
 };
 
-function adapterWith(connectWork: (socket: WebSocket) => Promise<void> | undefined) {
+function adapterWith(
+  connectWork: (socket: WebSocket) => Promise<void> | undefined,
+  overrides: Partial<MultiplayerWsAdapterOptions> = {},
+) {
   const options = {
     maxJsonDepth: 8,
     maxPayload: 65536,
@@ -46,6 +59,7 @@ function adapterWith(connectWork: (socket: WebSocket) => Promise<void> | undefin
     reply: () => undefined,
     closeSocket: () => undefined,
     connectWork,
+    ...overrides,
   } as unknown as MultiplayerWsAdapterOptions;
   return new MultiplayerWsAdapter(undefined as unknown as INestApplicationContext, options);
 }
@@ -108,6 +122,36 @@ describe('MultiplayerWsAdapter', () => {
       socket.emit('message', Buffer.from('{"action":"get_state","roomId":"r"}'), false);
       await flush();
       expect(ran).toEqual(['get_state']);
+    });
+  });
+
+  describe('a client’s WebSocket pings', () => {
+    it('are left to the adapter by ws (autoPong off)', async () => {
+      const adapter = adapterWith(() => undefined);
+      const server = adapter.create(0) as WebSocketServer;
+      try {
+        expect(server.options.autoPong).toBe(false);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('are answered within the allowance, and a flood is closed 1008', () => {
+      const socket = new FakeSocket();
+      const closes: number[] = [];
+      const adapter = adapterWith(() => undefined, {
+        closeSocket: (_socket, code) => closes.push(code),
+      });
+      adapter.bindMessageHandlers(
+        socket as unknown as WebSocket,
+        handlers([], REJECTED_FRAME),
+        () => EMPTY,
+      );
+      for (let i = 0; i < 100; i++) {
+        socket.emit('ping', Buffer.alloc(0));
+      }
+      expect(socket.pongs).toBe(CLIENT_PINGS_BURST);
+      expect(closes).toEqual([CloseCode.PolicyViolation]);
     });
   });
 });

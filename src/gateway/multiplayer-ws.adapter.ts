@@ -124,6 +124,8 @@ export class MultiplayerWsAdapter extends WsAdapter {
       ...options,
       maxPayload: this.adapterOptions.maxPayload,
       perMessageDeflate: this.adapterOptions.perMessageDeflate,
+      // A client's pings are answered within its budget (ClientInbound.receivePing), not each.
+      autoPong: false,
       verifyClient: (info, done) => {
         this.verify(info.req).then(
           (decision) => {
@@ -236,6 +238,7 @@ export class MultiplayerWsAdapter extends WsAdapter {
     this.awaitingConnect.set(client, inbound);
     this.waitForConnect(client);
     client.on('message', inbound.receive);
+    client.on('ping', inbound.receivePing);
     // A frame ws refuses closes the connection after the replies to the frames before it.
     closeAfterQueuedOnProtocolError(client, (code, reason) =>
       inbound.closeAfterQueued(code, reason),
@@ -406,7 +409,7 @@ function selectProtocol(protocols: Set<string>): string | false {
 }
 
 /**
- * ws answers every ping with a pong, queued like any other frame, and the output limits only
+ * A pong is queued like any other frame (ClientInbound.receivePing), and the output limits only
  * look at a socket when a room event is queued for it: a client in no room that pings without
  * reading would grow the server's memory without bound. Past the limit of unread output it is
  * cut off, as a slow consumer is; it reads nothing, so a close frame would never reach it.

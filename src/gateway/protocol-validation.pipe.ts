@@ -2,6 +2,7 @@ import type { ArgumentMetadata, PipeTransform } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate, type ValidationError } from 'class-validator';
 import { ProtocolError } from '../protocol/protocol-error.js';
+import { oversizedArray, type ArrayLimits } from './dto/array-limits.js';
 
 type DtoClass = new () => object;
 
@@ -15,6 +16,14 @@ interface Refinable {
 }
 
 /**
+ * A DTO class with arrays bounds them in a static `arrayLimits` too (the same constants as their
+ * @ArrayMaxSize): a longer array is refused on its length, before anything walks its entries.
+ */
+interface Bounded {
+  arrayLimits?: ArrayLimits;
+}
+
+/**
  * Validates a handler's message body against its DTO and passes on the body exactly as
  * received: Nest's ValidationPipe would hand back a re-serialized copy, with `undefined` for
  * every absent field and keys such as `constructor` stripped, and relayed data must stay
@@ -25,7 +34,13 @@ export class ProtocolValidationPipe implements PipeTransform<unknown, Promise<un
     if (!isDtoClass(metatype)) {
       return value;
     }
-    const instance = plainToInstance(metatype, withoutConstructorKeys(value ?? {}));
+    const body = value ?? {};
+    const oversized =
+      typeof body === 'object' && oversizedArray(body, (metatype as Bounded).arrayLimits);
+    if (oversized) {
+      throw ProtocolError.validation(oversized.field, oversized.message);
+    }
+    const instance = plainToInstance(metatype, withoutConstructorKeys(body));
     const errors = await validate(instance, {
       forbidUnknownValues: true,
       stopAtFirstError: true,

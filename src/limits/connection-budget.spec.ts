@@ -1,4 +1,10 @@
-import { ConnectionBudget, VIOLATION_WINDOW_MS, type RateLimits } from './connection-budget.js';
+import {
+  CLIENT_PINGS_BURST,
+  CLIENT_PINGS_PER_SEC,
+  ConnectionBudget,
+  VIOLATION_WINDOW_MS,
+  type RateLimits,
+} from './connection-budget.js';
 
 const LIMITS: RateLimits = {
   posesPerSec: 60,
@@ -78,5 +84,20 @@ describe('ConnectionBudget', () => {
   it('never asks to close when violationsBeforeClose is 0', () => {
     const budget = new ConnectionBudget({ ...LIMITS, violationsBeforeClose: 0 }, 65536, 0);
     expect(Array.from({ length: 100 }, () => budget.violated(0)).some(Boolean)).toBe(false);
+  });
+
+  it('bounds WebSocket pings even with every rate off: the burst, then the refill', () => {
+    const off = { ...LIMITS, posesPerSec: 0, actionsPerSec: 0, bytesPerSec: 0 };
+    const budget = new ConnectionBudget(off, 65536, 0);
+    const pings = Array.from({ length: CLIENT_PINGS_BURST }, () => budget.chargePing(0));
+    expect(pings.every((wait) => wait === 0)).toBe(true);
+    const interval = 1000 / CLIENT_PINGS_PER_SEC;
+    expect(budget.chargePing(0)).toBe(interval);
+    expect(budget.chargePing(interval)).toBe(0);
+    // A keepalive a second, for an hour, is never refused.
+    const keepalive = Array.from({ length: 3600 }, (_, second) =>
+      budget.chargePing(1000 * (second + 1)),
+    );
+    expect(keepalive.every((wait) => wait === 0)).toBe(true);
   });
 });

@@ -9,4 +9,7 @@ export class HelloDto {
   @ArrayMaxSize(MAX_CAPABILITIES)
   @IsArray()
   capabilities: string[];
+
+  /** Checked on the body as received, before any entry is looked at (array-limits.ts). */
+  static readonly arrayLimits = { capabilities: MAX_CAPABILITIES };
 }

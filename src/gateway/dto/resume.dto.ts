@@ -15,6 +15,9 @@ import {
 } from 'class-validator';
 import { IsProtocolId, OptionalRequestId } from './validators.js';
 
+/** The most rooms one `resume` may list. */
+export const MAX_RESUME_ROOMS = 100;
+
 /** What the client has of one room: the epoch and last `seq` of its room_joined or events. */
 export class ResumePositionDto {
   @IsProtocolId() roomId: string;
@@ -31,13 +34,16 @@ export class ResumeDto {
   token?: string;
   @IsOptional()
   @IsArray()
-  @ArrayMaxSize(100)
+  @ArrayMaxSize(MAX_RESUME_ROOMS)
   // A room listed twice would be taken back twice, and its members told twice.
   @ArrayUnique(roomIdOf, { message: 'rooms must not list a room twice' })
   @ValidateNested({ each: true })
   @IsObject({ each: true, message: 'each of rooms must be an object' })
   @Type(() => ResumePositionDto)
   rooms?: ResumePositionDto[];
+
+  /** Checked on the body as received, before any entry is looked at (array-limits.ts). */
+  static readonly arrayLimits = { rooms: MAX_RESUME_ROOMS };
 }
 
 /** An entry's roomId; the entry itself when it has none, for the nested checks to refuse. */

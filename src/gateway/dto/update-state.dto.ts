@@ -39,6 +39,9 @@ export class StateOpDto {
   @ValidateIf((op: StateOpDto) => op.op !== 'remove') @IsObject() item?: Record<string, unknown>;
 }
 
+/** The most ops one `update_state` may carry. */
+export const MAX_STATE_OPS = 100;
+
 /** The fields of an op; `item` is for `add` and `update` only. */
 const OP_FIELDS: readonly string[] = ['op', 'collection', 'id', 'item'];
 
@@ -59,11 +62,14 @@ export class UpdateStateDto {
   @IsOptional()
   @IsArray()
   @ArrayMinSize(1)
-  @ArrayMaxSize(100)
+  @ArrayMaxSize(MAX_STATE_OPS)
   @ValidateNested({ each: true })
   @IsObject({ each: true, message: 'each of ops must be an object' })
   @Type(() => StateOpDto)
   ops?: StateOpDto[];
+
+  /** Checked on the body as received, before any op is looked at (array-limits.ts). */
+  static readonly arrayLimits = { ops: MAX_STATE_OPS };
 
   /**
    * Every member gets the ops as sent (`state_updated`), and a client applies them as
