@@ -241,6 +241,47 @@ describe('resume after a dropped connection', () => {
     await bob2.expectNothing(150, 'state_updated');
   });
 
+  it('sends a snapshot, not the events from before its join, to a resume that reaches back', async () => {
+    const alice = await connect('alice');
+    await alice.join('gallery');
+    alice.broadcast('gallery', { type: 'chat', data: { text: 'before carol joined' } });
+    const carol = await connect('carol');
+    const carolJoined = await carol.join('gallery');
+    expect(carolJoined.seq).toBeGreaterThan(1);
+    await alice.next('user_joined');
+    const token = carol.connected?.resumeToken as string;
+    await drop(carol);
+    await alice.next('user_updated');
+    alice.broadcast('gallery', { type: 'chat', data: { text: 'while carol was away' } });
+
+    // From before its join, on the right epoch: a snapshot, and none of the earlier events.
+    const carol2 = await connect('carol', { resume: token });
+    const resumeId = carol2.request('resume', {
+      rooms: [{ roomId: 'gallery', epoch: carolJoined.epoch, lastSeq: 0 }],
+    });
+    const resumed = await replyOf(carol2, resumeId, 'resumed');
+    expect(resumed.rooms).toEqual([
+      expect.objectContaining({ roomId: 'gallery', recovered: false }),
+    ]);
+    await delay(200);
+    const texts = carol2.received
+      .filter((message) => message.event === 'message')
+      .map((message) => JSON.stringify(message.data));
+    expect(texts.filter((text) => text.includes('before carol joined'))).toEqual([]);
+
+    // From its own join's snapshot, as an honest client resumes: the events it missed, replayed.
+    const token2 = carol2.connected?.resumeToken as string;
+    await drop(carol2);
+    const carol3 = await connect('carol', { resume: token2 });
+    const again = carol3.request('resume', {
+      rooms: [{ roomId: 'gallery', epoch: carolJoined.epoch, lastSeq: carolJoined.seq }],
+    });
+    const recovered = await replyOf(carol3, again, 'resumed');
+    expect(recovered.rooms).toEqual([
+      expect.objectContaining({ roomId: 'gallery', recovered: true }),
+    ]);
+  });
+
   it('sends a snapshot for a room whose epoch changed (its history was lost)', async () => {
     const { alice, bob } = await pair();
     const token = bob.connected?.resumeToken as string;

@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { toOutgoingFrame } from '../bus/outgoing-frame.js';
 import { appConfig, type AppConfig } from '../config/app.config.js';
-import type { HistoryEntry, RoomHistory } from '../history/room-history.js';
+import type { HistoryEntry, HistoryPosition, RoomHistory } from '../history/room-history.js';
 import { CLUSTER, historyCapOf, type Cluster } from './cluster.js';
 import {
   decodeEnvelope,
   envelopeSeqKey,
   historyEpochKey,
+  historyJoinedKey,
   historyKey,
   withSeq,
 } from './room-envelope.js';
@@ -48,18 +49,39 @@ export class RedisRoomHistory implements RoomHistory {
       .get(historyEpochKey(keyPrefix, roomId))
       .get(envelopeSeqKey(keyPrefix, roomId))
       .xrange(historyKey(keyPrefix, roomId), `(0-${lastSeq}`, '+', 'COUNT', this.cap + 1)
+      .get(historyJoinedKey(keyPrefix, roomId, userId))
       .exec();
-    const [current, seq, entries] = (replies ?? []).map(([error, value]) => {
+    const [current, seq, entries, joined] = (replies ?? []).map(([error, value]) => {
       if (error) {
         throw error;
       }
       return value;
-    }) as [string | null, string | null, Array<[string, string[]]>];
+    }) as [string | null, string | null, Array<[string, string[]]>, string | null];
     const newest = Number(seq ?? 0);
     if (current !== epoch || lastSeq > newest || newest - lastSeq > this.cap) {
       return undefined;
     }
+    if (joinedAfter(joined, epoch, lastSeq)) {
+      return undefined;
+    }
     return this.missedOf(entries, lastSeq, newest, userId);
+  }
+
+  /**
+   * Kept for as long as the history may hold events from before the join (RESUME_HISTORY_MS,
+   * plus a minute for clocks and stragglers); a lost write only leaves a resume as it was.
+   */
+  markJoined(roomId: string, userId: string, position: HistoryPosition): void {
+    const { publisher, keyPrefix } = this.cluster;
+    const ttlMs = this.config.resume.historyMs + JOINED_MARK_MARGIN_MS;
+    publisher
+      .set(
+        historyJoinedKey(keyPrefix, roomId, userId),
+        `${position.epoch} ${position.seq}`,
+        'PX',
+        ttlMs,
+      )
+      .catch(() => undefined);
   }
 
   /**
@@ -92,6 +114,17 @@ export class RedisRoomHistory implements RoomHistory {
     }
     return expected - 1 === newest ? missed : undefined;
   }
+}
+
+const JOINED_MARK_MARGIN_MS = 60_000;
+
+/** Whether a member's join mark ("<epoch> <seq>") is in this epoch and after `lastSeq`. */
+function joinedAfter(mark: string | null, epoch: string, lastSeq: number): boolean {
+  if (mark === null) {
+    return false;
+  }
+  const [markEpoch, markSeq] = mark.split(' ');
+  return markEpoch === epoch && lastSeq < Number(markSeq);
 }
 
 function fieldOf(fields: readonly string[], name: string): string {

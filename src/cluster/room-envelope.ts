@@ -61,6 +61,14 @@ export function historyEpochKey(keyPrefix: string, roomId: string): string {
   return `${keyPrefix}{${roomId}}:epoch`;
 }
 
+/**
+ * `<prefix>{<roomId>}:joined:<userId>`: "<epoch> <seq>" of the member's latest join's snapshot,
+ * expiring with the history's reach (a resume from before it gets a snapshot).
+ */
+export function historyJoinedKey(keyPrefix: string, roomId: string, userId: string): string {
+  return `${keyPrefix}{${roomId}}:joined:${userId}`;
+}
+
 /** `<prefix>{<roomId>}:history`: the room's recent numbered envelopes, a stream. */
 export function historyKey(keyPrefix: string, roomId: string): string {
   return `${keyPrefix}{${roomId}}:history`;

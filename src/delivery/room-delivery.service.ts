@@ -101,6 +101,10 @@ export class RoomDelivery implements RoomChangeDelivery {
     // Every event of the room so far is in the snapshot or among those held back, sent next.
     const position = this.positionOf(roomId, change.roomInfo);
     const roomInfo = position ? { ...change.roomInfo, ...position } : change.roomInfo;
+    if (position) {
+      // A resume must not reach back past the join: the member was not there for those events.
+      this.history.markJoined(roomId, connection.userId, position);
+    }
     this.replies.send(
       connection,
       { event: ServerEvent.RoomJoined, data: { roomInfo } },
@@ -144,6 +148,10 @@ export class RoomDelivery implements RoomChangeDelivery {
     const frames: QueuedFrame[] = [];
     for (const seat of change.seats) {
       const position = this.positionOf(seat.roomId, seat.roomInfo);
+      if (position && seat.joined) {
+        // Joined anew (its seat was gone): a later resume must not reach back past this.
+        this.history.markJoined(seat.roomId, connection.userId, position);
+      }
       if (position && seat.missed) {
         // What was held back follows the history's part, each event once (by its seq).
         let seq = seat.from?.lastSeq ?? position.seq;

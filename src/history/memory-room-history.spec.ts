@@ -33,6 +33,41 @@ describe('MemoryRoomHistory', () => {
     expect(b?.epoch).not.toBe(a?.epoch);
   });
 
+  it("gives no events from before a member's join: a resume from there gets a snapshot", () => {
+    const rooms = history();
+    fill(rooms, 'a', 3);
+    const joined = rooms.position('a')!;
+    rooms.markJoined('a', 'carol', joined);
+    fill(rooms, 'a', 2);
+    expect(rooms.since('a', joined.epoch, 0, 'carol')).toBeUndefined();
+    expect(rooms.since('a', joined.epoch, 2, 'carol')).toBeUndefined();
+    expect(rooms.since('a', joined.epoch, 3, 'carol')?.map((entry) => entry.frame.json)).toEqual([
+      'e4',
+      'e5',
+    ]);
+    // Another member's join bounds only that member's resumes; another epoch's mark, nothing.
+    expect(rooms.since('a', joined.epoch, 0, 'bob')).toHaveLength(5);
+    rooms.markJoined('a', 'bob', { epoch: 'another-epoch', seq: 5 });
+    expect(rooms.since('a', joined.epoch, 0, 'bob')).toHaveLength(5);
+  });
+
+  it('lets go of the joins the history has dropped every event before', () => {
+    const rooms = history(4);
+    for (let user = 0; user < 600; user++) {
+      fill(rooms, 'a', 1);
+      rooms.markJoined('a', `u${user}`, rooms.position('a')!);
+    }
+    const { epoch } = rooms.position('a')!;
+    // The earliest marks went; a resume from before them is refused for the dropped events.
+    expect(rooms.since('a', epoch, 0, 'u0')).toBeUndefined();
+    const kept = (
+      rooms as unknown as { rooms: Map<string, { joinedAt: Map<string, number> }> }
+    ).rooms.get('a')!.joinedAt;
+    expect(kept.size).toBeLessThanOrEqual(257);
+    expect(kept.has('u599')).toBe(true);
+    expect(kept.has('u0')).toBe(false);
+  });
+
   it('gives the events after lastSeq in order, and none for an up-to-date client', () => {
     const rooms = history();
     fill(rooms, 'a', 5);

@@ -19,7 +19,16 @@ interface RoomLog {
   readonly entries: TimedEntry[];
   /** The seq of the newest event dropped from `entries`: a resume from before it cannot recover. */
   droppedUpTo: number;
+  /** Per member, the seq of its join's snapshot: a resume from before it cannot recover. */
+  readonly joinedAt: Map<string, number>;
 }
+
+/**
+ * Past this many joins remembered in a room, those the history has dropped every event before are
+ * let go: a resume from before one of them is refused for that already (droppedUpTo). So a room
+ * remembers at most about as many joins as it keeps events, plus its members.
+ */
+const JOINS_BEFORE_PRUNING = 256;
 
 /**
  * The history of this process's rooms, in memory. The epoch is random per room and process, so
@@ -76,7 +85,7 @@ export class MemoryRoomHistory implements RecordingRoomHistory {
       return undefined;
     }
     this.pruneExpired(log);
-    if (lastSeq < log.droppedUpTo) {
+    if (lastSeq < log.droppedUpTo || lastSeq < (log.joinedAt.get(userId) ?? 0)) {
       return undefined;
     }
     const missed: HistoryEntry[] = [];
@@ -92,6 +101,22 @@ export class MemoryRoomHistory implements RecordingRoomHistory {
     return missed;
   }
 
+  markJoined(roomId: string, userId: string, position: HistoryPosition): void {
+    const log = this.rooms.get(roomId);
+    if (!log || log.epoch !== position.epoch) {
+      return;
+    }
+    log.joinedAt.set(userId, position.seq);
+    if (log.joinedAt.size > JOINS_BEFORE_PRUNING) {
+      this.pruneExpired(log);
+      for (const [member, seq] of log.joinedAt) {
+        if (seq <= log.droppedUpTo) {
+          log.joinedAt.delete(member);
+        }
+      }
+    }
+  }
+
   forget(roomId: string): void {
     this.rooms.delete(roomId);
   }
@@ -99,7 +124,13 @@ export class MemoryRoomHistory implements RecordingRoomHistory {
   private logOf(roomId: string): RoomLog {
     let log = this.rooms.get(roomId);
     if (!log) {
-      log = { epoch: randomBytes(8).toString('hex'), seq: 0, entries: [], droppedUpTo: 0 };
+      log = {
+        epoch: randomBytes(8).toString('hex'),
+        seq: 0,
+        entries: [],
+        droppedUpTo: 0,
+        joinedAt: new Map(),
+      };
       this.rooms.set(roomId, log);
     }
     return log;

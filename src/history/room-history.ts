@@ -41,6 +41,11 @@ export interface RoomHistory {
     lastSeq: number,
     userId: string,
   ): Promise<readonly HistoryEntry[] | undefined> | readonly HistoryEntry[] | undefined;
+  /**
+   * `userId` joined the room with a snapshot at `position`: a resume from before it gets a
+   * snapshot, never the events the member was not there for (`since` answers undefined).
+   */
+  markJoined(roomId: string, userId: string, position: HistoryPosition): void;
   /** The room is gone: its history too (a room created again gets a new epoch). */
   forget(roomId: string): void;
 }
