@@ -49,7 +49,7 @@ export class RedisRoomHistory implements RoomHistory {
       .get(historyEpochKey(keyPrefix, roomId))
       .get(envelopeSeqKey(keyPrefix, roomId))
       .xrange(historyKey(keyPrefix, roomId), `(0-${lastSeq}`, '+', 'COUNT', this.cap + 1)
-      .get(historyJoinedKey(keyPrefix, roomId, userId))
+      .hget(historyJoinedKey(keyPrefix, roomId), userId)
       .exec();
     const [current, seq, entries, joined] = (replies ?? []).map(([error, value]) => {
       if (error) {
@@ -68,20 +68,39 @@ export class RedisRoomHistory implements RoomHistory {
   }
 
   /**
-   * Kept for as long as the history may hold events from before the join (RESUME_HISTORY_MS,
-   * plus a minute for clocks and stragglers); a lost write only leaves a resume as it was.
+   * A lost write only leaves a resume as it was before marks existed. The marks of a room with no
+   * join for RESUME_HISTORY_MS (plus a minute) go: its history holds no event from before them.
+   * Past JOINS_BEFORE_PRUNING marks, those older than the history's oldest event go too, since a
+   * resume from before one of them finds a gap and gets a snapshot anyway.
    */
   markJoined(roomId: string, userId: string, position: HistoryPosition): void {
     const { publisher, keyPrefix } = this.cluster;
-    const ttlMs = this.config.resume.historyMs + JOINED_MARK_MARGIN_MS;
+    const key = historyJoinedKey(keyPrefix, roomId);
     publisher
-      .set(
-        historyJoinedKey(keyPrefix, roomId, userId),
-        `${position.epoch} ${position.seq}`,
-        'PX',
-        ttlMs,
-      )
+      .multi()
+      .hset(key, userId, `${position.epoch} ${position.seq}`)
+      .pexpire(key, this.config.resume.historyMs + JOINED_MARK_MARGIN_MS)
+      .hlen(key)
+      .exec()
+      .then((replies) => {
+        const count = Number(replies?.[2]?.[1] ?? 0);
+        return count > JOINS_BEFORE_PRUNING ? this.pruneJoined(roomId) : undefined;
+      })
       .catch(() => undefined);
+  }
+
+  /** Drops the join marks from before the oldest event the room's history still holds. */
+  private async pruneJoined(roomId: string): Promise<void> {
+    const { publisher, keyPrefix } = this.cluster;
+    const [oldest] = await publisher.xrange(historyKey(keyPrefix, roomId), '-', '+', 'COUNT', 1);
+    const oldestSeq = oldest ? Number(oldest[0].slice('0-'.length)) : Infinity;
+    const marks = await publisher.hgetall(historyJoinedKey(keyPrefix, roomId));
+    const stale = Object.entries(marks)
+      .filter(([, mark]) => Number(mark.split(' ')[1]) < oldestSeq)
+      .map(([member]) => member);
+    if (stale.length > 0) {
+      await publisher.hdel(historyJoinedKey(keyPrefix, roomId), ...stale);
+    }
   }
 
   /**
@@ -117,6 +136,7 @@ export class RedisRoomHistory implements RoomHistory {
 }
 
 const JOINED_MARK_MARGIN_MS = 60_000;
+const JOINS_BEFORE_PRUNING = 256;
 
 /** Whether a member's join mark ("<epoch> <seq>") is in this epoch and after `lastSeq`. */
 function joinedAfter(mark: string | null, epoch: string, lastSeq: number): boolean {

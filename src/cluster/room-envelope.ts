@@ -62,11 +62,11 @@ export function historyEpochKey(keyPrefix: string, roomId: string): string {
 }
 
 /**
- * `<prefix>{<roomId>}:joined:<userId>`: "<epoch> <seq>" of the member's latest join's snapshot,
- * expiring with the history's reach (a resume from before it gets a snapshot).
+ * `<prefix>{<roomId>}:joined`: member id -> "<epoch> <seq>" of its latest join's snapshot, so
+ * that a resume from before it gets a snapshot. Goes with the room (lua/delete-room.ts).
  */
-export function historyJoinedKey(keyPrefix: string, roomId: string, userId: string): string {
-  return `${keyPrefix}{${roomId}}:joined:${userId}`;
+export function historyJoinedKey(keyPrefix: string, roomId: string): string {
+  return `${keyPrefix}{${roomId}}:joined`;
 }
 
 /** `<prefix>{<roomId>}:history`: the room's recent numbered envelopes, a stream. */

@@ -9,7 +9,8 @@ import { PRELUDE_LUA } from './prelude.js';
  * lastActivity resolution (ms) the idle rules allow for, [8] persistentRoomIdleMs (0: persistent
  * rooms never expire).
  *
- * The room's numbering keys (lua/numbering.ts) go with it: the history and its epoch now, the
+ * The room's numbering keys (lua/numbering.ts) go with it: the history, its epoch and its
+ * members' join marks (redis-room-history.ts) now, the
  * event counter once the room_deleted that follows is numbered (at the latest
  * ENDED_ROOM_COUNTER_TTL_MS after the room's last event), or now when no member is left to tell.
  *
@@ -74,7 +75,7 @@ redis.call('UNLINK', meta_key, state_key, order_key, members_key, bans_key, caps
 -- (room-envelope.ts): a counter starting over would make the instances that hear it resync a
 -- room they are leaving. Should that publish never come, the counter goes soon anyway.
 local tag = prefix .. '{' .. room_id .. '}'
-redis.call('UNLINK', tag .. ':history', tag .. ':epoch')
+redis.call('UNLINK', tag .. ':history', tag .. ':epoch', tag .. ':joined')
 if #reply > 3 then
   redis.call('PEXPIRE', tag .. ':envseq', ENDED_ROOM_COUNTER_TTL_MS)
 else
