@@ -10,9 +10,9 @@ import { PRELUDE_LUA } from './prelude.js';
  * rooms never expire).
  *
  * The room's numbering keys (lua/numbering.ts) go with it: the history, its epoch and its
- * members' join marks (redis-room-history.ts) now, the
- * event counter once the room_deleted that follows is numbered (at the latest
- * ENDED_ROOM_COUNTER_TTL_MS after the room's last event), or now when no member is left to tell.
+ * members' join marks (redis-room-history.ts) now, the event counter once the room_deleted that
+ * follows is numbered (at the latest ENDED_ROOM_COUNTER_TTL_MS after the room's last event), or
+ * now when no member is left to tell.
  *
  * Answers {'OK', reason (`deleted` | `empty` | `idle_timeout`), epoch, member ids in join
  * order...} | {'ROOM_NOT_FOUND'} | {'ACTOR', actor role or ''} (delete) | {'KEEP'} (expire: not
