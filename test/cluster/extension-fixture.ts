@@ -9,8 +9,7 @@ import {
   withRequestId,
   type RoomEventMap,
 } from '../../src/extension-api.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
-import { deleteKeysWithPrefix, uniqueKeyPrefix, type TestCluster } from '../support/cluster.js';
+import { startTestCluster, type TestCluster } from '../support/cluster.js';
 
 /** A lifecycle event as an instance emitted it: which instance (0-based), its name, its payload. */
 export interface EmittedEvent {
@@ -70,32 +69,14 @@ export function extensionFor(instance: number, emitted: EmittedEvent[]): Type<un
  * As startTestCluster, but every instance loads the extension above; `emitted` gets the
  * lifecycle events of them all.
  */
-export async function startClusterWithExtension(
+export function startClusterWithExtension(
   count: number,
   env: Record<string, string>,
   options: { redisUrl: string; emitted: EmittedEvent[]; keepKeys?: boolean },
 ): Promise<TestCluster> {
-  const keyPrefix = uniqueKeyPrefix();
-  const { redisUrl } = options;
-  const servers: TestServer[] = [];
-  const close = async () => {
-    await Promise.allSettled(servers.splice(0).map((server) => server.close()));
-    if (!options.keepKeys) {
-      await deleteKeysWithPrefix(redisUrl, keyPrefix);
-    }
-  };
-  try {
-    for (let instance = 0; instance < count; instance++) {
-      servers.push(
-        await startTestServer(
-          { ...env, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: keyPrefix },
-          { imports: [extensionFor(instance, options.emitted)] },
-        ),
-      );
-    }
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  return { servers, redisUrl, keyPrefix, close };
+  return startTestCluster(count, env, {
+    redisUrl: options.redisUrl,
+    keepKeys: options.keepKeys,
+    importsOf: (instance) => [extensionFor(instance, options.emitted)],
+  });
 }

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AppModuleOptions } from '../../src/app.module.js';
 import { ServerProcess } from './server-process.js';
 import { delay, TestClient, withTimeout, type ConnectOptions } from './test-client.js';
 import { startTestServer, type TestServer } from './test-server.js';
@@ -120,6 +121,8 @@ export interface ClusterOptions {
   keyPrefix?: string;
   /** Leave the keys in Redis on close (a test that restarts the cluster on the same data). */
   keepKeys?: boolean;
+  /** Modules of a test's own (extensions) that instance `index` loads besides the server's. */
+  importsOf?: (index: number) => NonNullable<AppModuleOptions['imports']>;
 }
 
 /**
@@ -136,7 +139,9 @@ export async function startTestCluster(
   await assertRedisAnswers(redisUrl);
   const clusterEnv = { ...env, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: keyPrefix };
   const started = await Promise.allSettled(
-    Array.from({ length: count }, () => startTestServer(clusterEnv)),
+    Array.from({ length: count }, (_, index) =>
+      startTestServer(clusterEnv, { imports: options.importsOf?.(index) ?? [] }),
+    ),
   );
   const servers = started.flatMap((result) =>
     result.status === 'fulfilled' ? [result.value] : [],
